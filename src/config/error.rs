@@ -1,0 +1,76 @@
+use std::fmt;
+
+/// A config problem located in the file: `file:line:column: yaml.path: message`, plus the offending
+/// line with a caret under the column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: Option<u64>,
+    pub column: Option<u64>,
+    /// The YAML path of the key, e.g. `providers.openai.api_key` or `tiers.budget.models[0]`.
+    pub path: String,
+    pub message: String,
+    pub snippet: Option<String>,
+}
+
+impl ConfigError {
+    pub(crate) fn from_yaml(e: &serde_saphyr::Error, path: &str, file: &str, text: &str) -> Self {
+        let loc = e.location();
+        let line = loc.map(|l| l.line()).filter(|&l| l > 0);
+        let column = loc.map(|l| l.column()).filter(|&c| c > 0);
+        let mut message = e.without_snippet().to_string();
+        // The library appends the position; we print it up front instead.
+        if let Some(idx) = message.rfind(" at line ") {
+            message.truncate(idx);
+        }
+        let path = if path == "." { String::new() } else { path.to_string() };
+        Self::at(file, text, line, column, &path, message)
+    }
+
+    pub(crate) fn at(
+        file: &str,
+        text: &str,
+        line: Option<u64>,
+        column: Option<u64>,
+        path: &str,
+        message: String,
+    ) -> Self {
+        let snippet = line.and_then(|l| {
+            let src = text.lines().nth(usize::try_from(l).ok()?.checked_sub(1)?)?;
+            let col = column.unwrap_or(1).max(1);
+            let pad = " ".repeat(usize::try_from(col - 1).unwrap_or(0));
+            Some(format!("{l:>5} | {src}\n      | {pad}^"))
+        });
+        ConfigError {
+            file: file.to_string(),
+            line,
+            column,
+            path: path.to_string(),
+            message,
+            snippet,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.file)?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+            if let Some(c) = self.column {
+                write!(f, ":{c}")?;
+            }
+        }
+        f.write_str(": ")?;
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(s) = &self.snippet {
+            write!(f, "\n{s}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}

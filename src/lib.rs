@@ -1,0 +1,6 @@
+//! switchyard: an OpenAI-compatible gateway that sends each chat request to the cheapest model tier
+//! that clears the team's quality bar. See `README.md` for the tour and `config/` for examples.
+
+pub mod config;
+pub mod openai;
+pub mod providers;

@@ -1,0 +1,186 @@
+//! OpenAI chat-completions wire types.
+//!
+//! Only the fields switchyard acts on are typed; everything else is kept in `extra` and forwarded
+//! unchanged, so a provider feature released tomorrow passes through without a gateway upgrade.
+
+mod error;
+
+pub use error::ErrorBody;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatRequest {
+    pub model: String,
+    pub messages: Vec<Message>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Message {
+    pub role: String,
+    /// A string, an array of content parts, or absent (assistant turns that only call tools).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Value>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Roles OpenAI accepts; anything else is rejected before a provider is called.
+pub const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
+
+impl Message {
+    /// The message's text: the string content, or its text parts joined by newlines.
+    pub fn text(&self) -> String {
+        match &self.content {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(parts)) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            _ => String::new(),
+        }
+    }
+}
+
+impl ChatRequest {
+    pub fn is_stream(&self) -> bool {
+        self.stream == Some(true)
+    }
+
+    /// Whether the client asked for a final usage chunk in its stream.
+    pub fn wants_stream_usage(&self) -> bool {
+        self.extra
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    pub fn last_user_message(&self) -> Option<&Message> {
+        self.messages.iter().rev().find(|m| m.role == "user")
+    }
+
+    /// `metadata.<key>` as a string, if the client sent one.
+    pub fn metadata_str(&self, key: &str) -> Option<&str> {
+        self.extra.get("metadata")?.get(key)?.as_str()
+    }
+
+    /// Checks what serde's types cannot: known roles, content shapes, a non-empty conversation.
+    /// Returns the offending parameter path and a message.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if self.model.trim().is_empty() {
+            return Err(("model".into(), "you must provide a model parameter".into()));
+        }
+        if self.messages.is_empty() {
+            return Err(("messages".into(), "messages must contain at least one message".into()));
+        }
+        for (i, m) in self.messages.iter().enumerate() {
+            if !ROLES.contains(&m.role.as_str()) {
+                return Err((
+                    format!("messages[{i}].role"),
+                    format!("invalid role {:?}: expected one of {}", m.role, ROLES.join(", ")),
+                ));
+            }
+            match &m.content {
+                None | Some(Value::String(_)) => {}
+                Some(Value::Array(parts)) => {
+                    for (j, p) in parts.iter().enumerate() {
+                        if p.get("type").and_then(Value::as_str).is_none() {
+                            return Err((
+                                format!("messages[{i}].content[{j}].type"),
+                                "each content part needs a string `type`".into(),
+                            ));
+                        }
+                    }
+                }
+                Some(other) => {
+                    return Err((
+                        format!("messages[{i}].content"),
+                        format!(
+                            "invalid type: {}, expected a string or an array of content parts",
+                            json_type(other)
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(so) = self.extra.get("stream_options") {
+            if !so.is_object() && !so.is_null() {
+                return Err(("stream_options".into(), "stream_options must be an object".into()));
+            }
+        }
+        if let Some(md) = self.extra.get("metadata") {
+            if !md.is_object() && !md.is_null() {
+                return Err(("metadata".into(), "metadata must be an object".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Token counts of one completion, as providers report them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Prompt tokens served from the provider's cache (a subset of `prompt_tokens`).
+    pub cached_tokens: u64,
+}
+
+impl Usage {
+    /// Reads an OpenAI `usage` object; `None` when absent or null.
+    pub fn from_openai(v: &Value) -> Option<Usage> {
+        let u = v.as_object()?;
+        let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
+        Some(Usage {
+            prompt_tokens: n("prompt_tokens"),
+            completion_tokens: n("completion_tokens"),
+            cached_tokens: u
+                .get("prompt_tokens_details")
+                .and_then(|d| d.get("cached_tokens"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+        })
+    }
+
+    pub fn total(&self) -> u64 {
+        self.prompt_tokens + self.completion_tokens
+    }
+
+    pub fn to_openai(self) -> Value {
+        let mut v = serde_json::json!({
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total(),
+        });
+        if self.cached_tokens > 0 {
+            v["prompt_tokens_details"] = serde_json::json!({ "cached_tokens": self.cached_tokens });
+        }
+        v
+    }
+}
+
+/// Seconds since the Unix epoch, for `created` fields.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,217 @@
+//! What went wrong upstream, classified once so that retry, fallback and the client's status code
+//! all read the same answer.
+
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// 429 or a provider's overload signal.
+    RateLimit,
+    /// No answer (or no first byte) in time.
+    Timeout,
+    /// 5xx from the provider.
+    Server,
+    /// The connection failed or was reset.
+    Connect,
+    /// The provider answered with something that is not what its API promises.
+    InvalidResponse,
+    /// The prompt does not fit the model's context window.
+    ContextWindow,
+    /// The provider refused on safety / content-policy grounds.
+    ContentPolicy,
+    /// 401 / 403: our credentials for the provider are wrong.
+    Auth,
+    /// 400 and other client errors no other deployment will answer differently.
+    BadRequest,
+    /// 404: the provider does not know the model or route.
+    NotFound,
+}
+
+impl ErrorKind {
+    /// Whether another deployment (or tier) could plausibly succeed where this one failed.
+    /// Bad requests and content-policy refusals never qualify: no bigger model fixes them, and
+    /// escalating them would only make the failure more expensive.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::RateLimit
+                | ErrorKind::Timeout
+                | ErrorKind::Server
+                | ErrorKind::Connect
+                | ErrorKind::InvalidResponse
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::RateLimit => "rate_limit",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Server => "server_error",
+            ErrorKind::Connect => "connection",
+            ErrorKind::InvalidResponse => "invalid_response",
+            ErrorKind::ContextWindow => "context_window",
+            ErrorKind::ContentPolicy => "content_policy",
+            ErrorKind::Auth => "authentication",
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::NotFound => "not_found",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderError {
+    pub kind: ErrorKind,
+    /// The upstream HTTP status, when there was one.
+    pub status: Option<u16>,
+    pub message: String,
+    /// The provider's own error code or type (`context_length_exceeded`, `overloaded_error`…).
+    pub code: Option<String>,
+    pub param: Option<String>,
+    /// How long the provider asked us to wait (Retry-After, retry-after-ms).
+    pub retry_after: Option<Duration>,
+}
+
+impl std::fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.kind.as_str())?;
+        if let Some(s) = self.status {
+            write!(f, " ({s})")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ProviderError {}
+
+impl ProviderError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ProviderError { kind, status: None, message: message.into(), code: None, param: None, retry_after: None }
+    }
+
+    pub fn invalid_response(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidResponse, message)
+    }
+
+    /// Classifies a transport failure from reqwest (never includes the URL, which may carry secrets).
+    pub fn from_reqwest(e: &reqwest::Error) -> Self {
+        if e.is_timeout() {
+            Self::new(ErrorKind::Timeout, "the provider did not answer in time")
+        } else if e.is_connect() {
+            Self::new(ErrorKind::Connect, "could not connect to the provider")
+        } else if e.is_decode() || e.is_body() {
+            Self::new(ErrorKind::Connect, "the provider's connection failed while reading the answer")
+        } else {
+            Self::new(ErrorKind::Connect, "the request to the provider failed")
+        }
+    }
+
+    /// Classifies a non-2xx answer. Understands both OpenAI's `{"error":{message,type,code,param}}`
+    /// and Anthropic's `{"type":"error","error":{type,message}}` bodies.
+    pub fn from_http(status: u16, headers: &HeaderMap, body: &[u8]) -> Self {
+        let parsed: Option<Value> = serde_json::from_slice(body).ok();
+        let err = parsed.as_ref().and_then(|v| v.get("error"));
+        let field = |k: &str| err.and_then(|e| e.get(k)).and_then(Value::as_str).map(str::to_string);
+        let message = field("message")
+            .or_else(|| err.and_then(Value::as_str).map(str::to_string))
+            .unwrap_or_else(|| {
+                let text = String::from_utf8_lossy(body);
+                let text = text.trim();
+                if text.is_empty() {
+                    format!("the provider answered HTTP {status} with no body")
+                } else {
+                    format!("the provider answered HTTP {status}: {}", truncate(text, 300))
+                }
+            });
+        let code = field("code").or_else(|| field("type"));
+        let param = field("param");
+        let lower = message.to_ascii_lowercase();
+        let code_is = |c: &str| code.as_deref() == Some(c);
+
+        let kind = if status == 429 || code_is("overloaded_error") || status == 529 {
+            ErrorKind::RateLimit
+        } else if code_is("context_length_exceeded")
+            || lower.contains("context length")
+            || lower.contains("context window")
+            || lower.contains("prompt is too long")
+            || lower.contains("maximum context")
+            || lower.contains("too many tokens")
+        {
+            ErrorKind::ContextWindow
+        } else if code_is("content_filter")
+            || code_is("content_policy_violation")
+            || lower.contains("content management policy")
+            || lower.contains("content policy")
+            || lower.contains("safety system")
+        {
+            ErrorKind::ContentPolicy
+        } else if status == 401 || status == 403 {
+            ErrorKind::Auth
+        } else if status == 404 {
+            ErrorKind::NotFound
+        } else if status == 408 {
+            ErrorKind::Timeout
+        } else if status >= 500 {
+            ErrorKind::Server
+        } else {
+            ErrorKind::BadRequest
+        };
+        ProviderError { kind, status: Some(status), message, code, param, retry_after: retry_after(headers) }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// `retry-after-ms` (OpenAI) wins over `retry-after` (seconds, or an HTTP date we do not parse).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        if ms.is_finite() && ms >= 0.0 {
+            return Some(Duration::from_secs_f64(ms / 1000.0));
+        }
+    }
+    let secs = get("retry-after").and_then(|v| v.parse::<f64>().ok())?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classify(status: u16, body: &str) -> ProviderError {
+        ProviderError::from_http(status, &HeaderMap::new(), body.as_bytes())
+    }
+
+    #[test]
+    fn classifies_openai_and_anthropic_bodies() {
+        let e = classify(400, r#"{"error":{"message":"This model's maximum context length is 8192 tokens","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#);
+        assert_eq!(e.kind, ErrorKind::ContextWindow);
+        assert_eq!(e.param.as_deref(), Some("messages"));
+        let e = classify(400, r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210000 tokens > 200000 maximum"}}"#);
+        assert_eq!(e.kind, ErrorKind::ContextWindow);
+        let e = classify(529, r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#);
+        assert_eq!(e.kind, ErrorKind::RateLimit);
+        let e = classify(400, r#"{"error":{"message":"blocked","code":"content_filter"}}"#);
+        assert_eq!(e.kind, ErrorKind::ContentPolicy);
+        assert!(!e.kind.is_retryable());
+        assert_eq!(classify(401, "{}").kind, ErrorKind::Auth);
+        assert_eq!(classify(503, "oops").kind, ErrorKind::Server);
+        assert!(classify(503, "oops").message.contains("oops"));
+        assert_eq!(classify(422, "{}").kind, ErrorKind::BadRequest);
+    }
+
+    #[test]
+    fn reads_retry_after_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert("retry-after-ms", "1500".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
+    }
+}

@@ -1,0 +1,129 @@
+//! OpenAI-compatible chat completions (OpenAI, Azure OpenAI, vLLM, Ollama, Groq, Together,
+//! OpenRouter, Mistral…). The client's body is forwarded as is, with only `model` replaced, so
+//! fields switchyard does not know still reach the provider.
+
+use super::{Call, ChatResponse, ChunkStream, DEFAULT_TIMEOUT, ProviderError, read_json, send, sse};
+use crate::config::{ProviderConfig, ProviderKind};
+use crate::openai::Usage;
+use futures_util::StreamExt;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
+use std::time::Duration;
+
+pub struct OpenAiProvider {
+    http: reqwest::Client,
+    url: reqwest::Url,
+    headers: HeaderMap,
+    timeout: Duration,
+    stream_usage: bool,
+}
+
+const OPENAI_BASE: &str = "https://api.openai.com/v1";
+
+/// Fields switchyard consumes itself and does not forward: OpenAI rejects `metadata` unless
+/// `store` is set, and it carries routing hints meant for the gateway.
+const GATEWAY_FIELDS: &[&str] = &["metadata"];
+
+impl OpenAiProvider {
+    pub fn new(name: &str, cfg: &ProviderConfig, http: reqwest::Client) -> Result<Self, String> {
+        let base = cfg.base_url.as_ref().map_or(OPENAI_BASE, |u| u.as_str()).trim_end_matches('/');
+        let mut url = reqwest::Url::parse(&format!("{base}/chat/completions"))
+            .map_err(|e| format!("provider {name}: invalid base_url: {e}"))?;
+        let mut headers = HeaderMap::new();
+        if cfg.kind == ProviderKind::Azure {
+            if let Some(v) = &cfg.api_version {
+                url.query_pairs_mut().append_pair("api-version", v.as_str());
+            }
+            if let Some(k) = &cfg.api_key {
+                headers.insert("api-key", secret_header(name, k.as_str())?);
+            }
+        } else if let Some(k) = cfg.api_key.as_ref().filter(|k| !k.as_str().is_empty()) {
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                secret_header(name, &format!("Bearer {}", k.as_str()))?,
+            );
+        }
+        for (k, v) in &cfg.headers {
+            let hn = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("provider {name}: invalid header name {k:?}"))?;
+            headers.insert(hn, secret_header(name, v.as_str())?);
+        }
+        Ok(OpenAiProvider {
+            http,
+            url,
+            headers,
+            timeout: cfg.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0),
+            stream_usage: cfg.stream_usage,
+        })
+    }
+
+    fn body(&self, call: &Call<'_>, stream: bool) -> Value {
+        let mut map = call.request.extra.clone();
+        for f in GATEWAY_FIELDS {
+            map.shift_remove(*f);
+        }
+        let mut body = serde_json::Map::with_capacity(map.len() + 3);
+        body.insert("model".into(), Value::String(call.model.to_string()));
+        body.insert("messages".into(), serde_json::to_value(&call.request.messages).unwrap_or(Value::Array(vec![])));
+        body.extend(map);
+        if stream {
+            body.insert("stream".into(), Value::Bool(true));
+            if call.stream_usage && self.stream_usage {
+                let opts = body.entry("stream_options").or_insert_with(|| serde_json::json!({}));
+                if let Some(o) = opts.as_object_mut() {
+                    o.insert("include_usage".into(), Value::Bool(true));
+                }
+            }
+        } else if call.request.stream.is_some() {
+            body.insert("stream".into(), Value::Bool(false));
+        }
+        Value::Object(body)
+    }
+
+    pub async fn chat(&self, call: &Call<'_>) -> Result<ChatResponse, ProviderError> {
+        let req = self.http.post(self.url.clone()).headers(self.headers.clone()).timeout(self.timeout).json(&self.body(call, false));
+        let body = read_json(send(req).await?).await?;
+        if !body.get("choices").is_some_and(Value::is_array) {
+            return Err(ProviderError::invalid_response("the provider's answer has no `choices` array"));
+        }
+        let usage = body.get("usage").and_then(Usage::from_openai);
+        Ok(ChatResponse { body, usage })
+    }
+
+    pub async fn chat_stream(&self, call: &Call<'_>) -> Result<ChunkStream, ProviderError> {
+        let req = self.http.post(self.url.clone()).headers(self.headers.clone()).json(&self.body(call, true));
+        let resp = tokio::time::timeout(self.timeout, send(req))
+            .await
+            .map_err(|_| ProviderError::new(super::ErrorKind::Timeout, "the provider did not start its stream in time"))??;
+        let events = sse::events(resp);
+        let chunks = events
+            .take_while(|ev| std::future::ready(!matches!(ev, Ok(e) if e.data.trim() == "[DONE]")))
+            .filter_map(|ev| async move {
+                let ev = match ev {
+                    Ok(ev) => ev,
+                    Err(e) => return Some(Err(e)),
+                };
+                if ev.data.trim().is_empty() {
+                    return None;
+                }
+                let v: Value = match serde_json::from_str(&ev.data) {
+                    Ok(v) => v,
+                    Err(e) => return Some(Err(ProviderError::invalid_response(format!("the provider sent a stream chunk that is not JSON: {e}")))),
+                };
+                if let Some(err) = v.get("error") {
+                    let msg = err.get("message").and_then(Value::as_str).unwrap_or("the provider reported an error mid-stream");
+                    let mut pe = ProviderError::new(super::ErrorKind::Server, msg);
+                    pe.code = err.get("code").or_else(|| err.get("type")).and_then(Value::as_str).map(str::to_string);
+                    return Some(Err(pe));
+                }
+                Some(Ok(v))
+            });
+        Ok(Box::pin(chunks))
+    }
+}
+
+fn secret_header(provider: &str, value: &str) -> Result<HeaderValue, String> {
+    let mut v = HeaderValue::from_str(value)
+        .map_err(|_| format!("provider {provider}: a header value contains characters not allowed in HTTP headers"))?;
+    v.set_sensitive(true);
+    Ok(v)
+}
