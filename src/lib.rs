@@ -1,6 +1,14 @@
 //! switchyard: an OpenAI-compatible gateway that sends each chat request to the cheapest model tier
 //! that clears the team's quality bar. See `README.md` for the tour and `config/` for examples.
 
+pub mod api;
+pub mod cli;
 pub mod config;
+pub mod dispatch;
+pub mod gateway;
 pub mod openai;
 pub mod providers;
+pub mod redact;
+pub mod routing;
+pub mod server;
+pub mod telemetry;

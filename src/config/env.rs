@@ -98,11 +98,20 @@ mod tests {
 
     #[test]
     fn substitutes_set_variables_and_defaults() {
-        assert_eq!(interpolate("Bearer ${KEY}", env).as_deref(), Ok("Bearer sk-123"));
-        assert_eq!(interpolate("${NOPE:-fallback}", env).as_deref(), Ok("fallback"));
+        assert_eq!(
+            interpolate("Bearer ${KEY}", env).as_deref(),
+            Ok("Bearer sk-123")
+        );
+        assert_eq!(
+            interpolate("${NOPE:-fallback}", env).as_deref(),
+            Ok("fallback")
+        );
         assert_eq!(interpolate("${EMPTY:-d}", env).as_deref(), Ok("d"));
         assert_eq!(interpolate("${EMPTY}", env).as_deref(), Ok(""));
-        assert_eq!(interpolate("cost $5 $${KEY}", env).as_deref(), Ok("cost $5 ${KEY}"));
+        assert_eq!(
+            interpolate("cost $5 $${KEY}", env).as_deref(),
+            Ok("cost $5 ${KEY}")
+        );
     }
 
     #[test]

@@ -23,7 +23,11 @@ impl ConfigError {
         if let Some(idx) = message.rfind(" at line ") {
             message.truncate(idx);
         }
-        let path = if path == "." { String::new() } else { path.to_string() };
+        let path = if path == "." {
+            String::new()
+        } else {
+            path.to_string()
+        };
         Self::at(file, text, line, column, &path, message)
     }
 

@@ -27,7 +27,14 @@ impl Checker<'_> {
     /// For map keys, which carry no span: the first line that defines `key:` under a section.
     fn key(&self, section: &str, key: &str, path: String, message: String) -> ConfigError {
         let line = find_key_line(self.text, section, key);
-        ConfigError::at(self.file, self.text, line.map(|(l, _)| l), line.map(|(_, c)| c), &path, message)
+        ConfigError::at(
+            self.file,
+            self.text,
+            line.map(|(l, _)| l),
+            line.map(|(_, c)| c),
+            &path,
+            message,
+        )
     }
 }
 
@@ -47,7 +54,12 @@ fn find_key_line(text: &str, section: &str, key: &str) -> Option<(u64, u64)> {
             continue;
         }
         let bare = trimmed.trim_start_matches(['"', '\'']);
-        if in_section && bare.starts_with(key) && bare[key.len()..].trim_start_matches(['"', '\'']).starts_with(':') {
+        if in_section
+            && bare.starts_with(key)
+            && bare[key.len()..]
+                .trim_start_matches(['"', '\''])
+                .starts_with(':')
+        {
             return Some((i as u64 + 1, indent as u64 + 1));
         }
     }
@@ -56,22 +68,39 @@ fn find_key_line(text: &str, section: &str, key: &str) -> Option<(u64, u64)> {
 
 fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
     let v: Vec<&str> = names.map(String::as_str).collect();
-    if v.is_empty() { "none".into() } else { v.join(", ") }
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
 }
 
 pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigError> {
     let ck = Checker { file, text };
 
-    if c.server.listen.as_str().parse::<std::net::SocketAddr>().is_err() {
+    if c.server
+        .listen
+        .as_str()
+        .parse::<std::net::SocketAddr>()
+        .is_err()
+    {
         return Err(ck.key(
             "server",
             "listen",
             "server.listen".into(),
-            format!("{:?} is not a socket address (write e.g. 127.0.0.1:4000)", c.server.listen.as_str()),
+            format!(
+                "{:?} is not a socket address (write e.g. 127.0.0.1:4000)",
+                c.server.listen.as_str()
+            ),
         ));
     }
     if c.server.max_body_bytes == 0 {
-        return Err(ck.key("server", "max_body_bytes", "server.max_body_bytes".into(), "must be greater than 0".into()));
+        return Err(ck.key(
+            "server",
+            "max_body_bytes",
+            "server.max_body_bytes".into(),
+            "must be greater than 0".into(),
+        ));
     }
 
     for (name, p) in &c.providers {
@@ -80,8 +109,12 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
             match reqwest::Url::parse(url.as_str()) {
                 Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
                 _ => {
-                    return Err(ck.key("providers", name, format!("{path}.base_url"),
-                        format!("{:?} is not an http(s) URL", url.as_str())));
+                    return Err(ck.key(
+                        "providers",
+                        name,
+                        format!("{path}.base_url"),
+                        format!("{:?} is not an http(s) URL", url.as_str()),
+                    ));
                 }
             }
         }
@@ -90,17 +123,30 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
                 "an azure provider needs base_url (https://RESOURCE.openai.azure.com/openai/deployments/DEPLOYMENT)".into()));
         }
         if p.kind == ProviderKind::Azure && p.api_version.is_none() {
-            return Err(ck.key("providers", name, format!("{path}.api_version"),
-                "an azure provider needs api_version (e.g. 2024-10-21)".into()));
+            return Err(ck.key(
+                "providers",
+                name,
+                format!("{path}.api_version"),
+                "an azure provider needs api_version (e.g. 2024-10-21)".into(),
+            ));
         }
         let rate = p.simulate.failure_rate;
         if !(0.0..=1.0).contains(&rate) {
-            return Err(ck.key("providers", name, format!("{path}.simulate.failure_rate"),
-                format!("{rate} is outside 0.0–1.0")));
+            return Err(ck.key(
+                "providers",
+                name,
+                format!("{path}.simulate.failure_rate"),
+                format!("{rate} is outside 0.0–1.0"),
+            ));
         }
         for h in p.headers.keys() {
             if reqwest::header::HeaderName::from_bytes(h.as_bytes()).is_err() {
-                return Err(ck.key("providers", name, format!("{path}.headers"), format!("{h:?} is not a valid header name")));
+                return Err(ck.key(
+                    "providers",
+                    name,
+                    format!("{path}.headers"),
+                    format!("{h:?} is not a valid header name"),
+                ));
             }
         }
     }
@@ -111,49 +157,102 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
         let path = format!("models[{i}]");
         let loc = m.provider.referenced;
         if m.name.is_empty() {
-            return Err(ck.at(loc, format!("{path}.name"), "a model needs a non-empty name".into()));
+            return Err(ck.at(
+                loc,
+                format!("{path}.name"),
+                "a model needs a non-empty name".into(),
+            ));
         }
         if !model_names.insert(m.name.as_str()) {
-            return Err(ck.at(loc, format!("{path}.name"), format!("model `{}` is defined twice", m.name)));
+            return Err(ck.at(
+                loc,
+                format!("{path}.name"),
+                format!("model `{}` is defined twice", m.name),
+            ));
         }
         if m.name == AUTO_MODEL || tier_names.contains(&m.name) {
             return Err(ck.at(loc, format!("{path}.name"),
                 format!("model name `{}` is also a tier name or `auto`; a request's `model` must mean one thing", m.name)));
         }
         if !c.providers.contains_key(&m.provider.value) {
-            return Err(ck.spanned(&m.provider, format!("{path}.provider"),
-                format!("unknown provider `{}` (defined: {})", m.provider.value, list(c.providers.keys()))));
+            return Err(ck.spanned(
+                &m.provider,
+                format!("{path}.provider"),
+                format!(
+                    "unknown provider `{}` (defined: {})",
+                    m.provider.value,
+                    list(c.providers.keys())
+                ),
+            ));
         }
-        for (what, v) in [("input", m.price.input), ("output", m.price.output), ("cached_input", m.price.cached_input.unwrap_or(0.0))] {
+        for (what, v) in [
+            ("input", m.price.input),
+            ("output", m.price.output),
+            ("cached_input", m.price.cached_input.unwrap_or(0.0)),
+        ] {
             if !v.is_finite() || v < 0.0 {
-                return Err(ck.at(loc, format!("{path}.price.{what}"), format!("price {v} must be a non-negative number")));
+                return Err(ck.at(
+                    loc,
+                    format!("{path}.price.{what}"),
+                    format!("price {v} must be a non-negative number"),
+                ));
             }
         }
     }
 
     if c.tiers.contains_key(AUTO_MODEL) {
-        return Err(ck.key("tiers", AUTO_MODEL, "tiers.auto".into(), "`auto` is reserved for the router".into()));
+        return Err(ck.key(
+            "tiers",
+            AUTO_MODEL,
+            "tiers.auto".into(),
+            "`auto` is reserved for the router".into(),
+        ));
     }
     for (name, t) in &c.tiers {
         if t.models.is_empty() {
-            return Err(ck.key("tiers", name, format!("tiers.{name}.models"), "a tier needs at least one model".into()));
+            return Err(ck.key(
+                "tiers",
+                name,
+                format!("tiers.{name}.models"),
+                "a tier needs at least one model".into(),
+            ));
         }
         for (i, m) in t.models.iter().enumerate() {
             if !model_names.contains(m.value.as_str()) {
-                return Err(ck.spanned(m, format!("tiers.{name}.models[{i}]"),
-                    format!("unknown model `{}` (defined: {})", m.value, list(c.models.iter().map(|m| &m.name)))));
+                return Err(ck.spanned(
+                    m,
+                    format!("tiers.{name}.models[{i}]"),
+                    format!(
+                        "unknown model `{}` (defined: {})",
+                        m.value,
+                        list(c.models.iter().map(|m| &m.name))
+                    ),
+                ));
             }
         }
     }
     if c.tiers.is_empty() {
-        return Err(ck.key("tiers", "", "tiers".into(), "define at least one tier".into()));
+        return Err(ck.key(
+            "tiers",
+            "",
+            "tiers".into(),
+            "define at least one tier".into(),
+        ));
     }
 
     let tier_check = |s: &Spanned<String>, path: String| -> Result<(), ConfigError> {
         if c.tiers.contains_key(&s.value) {
             Ok(())
         } else {
-            Err(ck.spanned(s, path, format!("unknown tier `{}` (defined: {})", s.value, list(c.tiers.keys()))))
+            Err(ck.spanned(
+                s,
+                path,
+                format!(
+                    "unknown tier `{}` (defined: {})",
+                    s.value,
+                    list(c.tiers.keys())
+                ),
+            ))
         }
     };
     tier_check(&c.routing.default, "routing.default".into())?;
@@ -165,38 +264,69 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
     for (i, r) in c.routing.rules.iter().enumerate() {
         let path = format!("routing.rules[{i}]");
         if !rule_names.insert(r.name.as_str()) {
-            return Err(ck.spanned(&r.when, format!("{path}.name"), format!("rule `{}` is defined twice", r.name)));
+            return Err(ck.spanned(
+                &r.when,
+                format!("{path}.name"),
+                format!("rule `{}` is defined twice", r.name),
+            ));
         }
         tier_check(&r.tier, format!("{path}.tier"))?;
         let w = &r.when.value;
-        if w.keywords.is_empty() && w.regex.is_none() && w.header.is_none() && w.task_type.is_empty() {
-            return Err(ck.spanned(&r.when, format!("{path}.when"),
-                "a rule needs at least one condition (keywords, regex, header, task_type)".into()));
+        if w.keywords.is_empty()
+            && w.regex.is_none()
+            && w.header.is_none()
+            && w.task_type.is_empty()
+        {
+            return Err(ck.spanned(
+                &r.when,
+                format!("{path}.when"),
+                "a rule needs at least one condition (keywords, regex, header, task_type)".into(),
+            ));
         }
         if w.keywords.iter().any(|k| k.trim().is_empty()) {
-            return Err(ck.spanned(&r.when, format!("{path}.when.keywords"), "keywords must not be empty strings".into()));
+            return Err(ck.spanned(
+                &r.when,
+                format!("{path}.when.keywords"),
+                "keywords must not be empty strings".into(),
+            ));
         }
         if let Some(re) = &w.regex {
             if let Err(e) = regex::Regex::new(re) {
-                return Err(ck.spanned(&r.when, format!("{path}.when.regex"), format!("invalid regex: {e}")));
+                return Err(ck.spanned(
+                    &r.when,
+                    format!("{path}.when.regex"),
+                    format!("invalid regex: {e}"),
+                ));
             }
         }
         if let Some(h) = &w.header {
             if reqwest::header::HeaderName::from_bytes(h.name.as_bytes()).is_err() {
-                return Err(ck.spanned(&r.when, format!("{path}.when.header.name"), format!("{:?} is not a valid header name", h.name)));
+                return Err(ck.spanned(
+                    &r.when,
+                    format!("{path}.when.header.name"),
+                    format!("{:?} is not a valid header name", h.name),
+                ));
             }
         }
     }
 
     for (from, chain) in &c.fallbacks {
         if !c.tiers.contains_key(from) {
-            return Err(ck.key("fallbacks", from, format!("fallbacks.{from}"),
-                format!("unknown tier `{from}` (defined: {})", list(c.tiers.keys()))));
+            return Err(ck.key(
+                "fallbacks",
+                from,
+                format!("fallbacks.{from}"),
+                format!("unknown tier `{from}` (defined: {})", list(c.tiers.keys())),
+            ));
         }
         for (i, to) in chain.iter().enumerate() {
             tier_check(to, format!("fallbacks.{from}[{i}]"))?;
             if &to.value == from {
-                return Err(ck.spanned(to, format!("fallbacks.{from}[{i}]"), format!("tier `{from}` cannot fall back to itself")));
+                return Err(ck.spanned(
+                    to,
+                    format!("fallbacks.{from}[{i}]"),
+                    format!("tier `{from}` cannot fall back to itself"),
+                ));
             }
         }
     }

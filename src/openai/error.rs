@@ -17,7 +17,12 @@ pub struct ErrorDetail {
 }
 
 impl ErrorBody {
-    pub fn new(message: impl Into<String>, kind: &str, param: Option<String>, code: Option<&str>) -> Self {
+    pub fn new(
+        message: impl Into<String>,
+        kind: &str,
+        param: Option<String>,
+        code: Option<&str>,
+    ) -> Self {
         ErrorBody {
             error: ErrorDetail {
                 message: message.into(),

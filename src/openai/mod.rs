@@ -31,7 +31,14 @@ pub struct Message {
 }
 
 /// Roles OpenAI accepts; anything else is rejected before a provider is called.
-pub const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
+pub const ROLES: &[&str] = &[
+    "system",
+    "developer",
+    "user",
+    "assistant",
+    "tool",
+    "function",
+];
 
 impl Message {
     /// The message's text: the string content, or its text parts joined by newlines.
@@ -78,13 +85,20 @@ impl ChatRequest {
             return Err(("model".into(), "you must provide a model parameter".into()));
         }
         if self.messages.is_empty() {
-            return Err(("messages".into(), "messages must contain at least one message".into()));
+            return Err((
+                "messages".into(),
+                "messages must contain at least one message".into(),
+            ));
         }
         for (i, m) in self.messages.iter().enumerate() {
             if !ROLES.contains(&m.role.as_str()) {
                 return Err((
                     format!("messages[{i}].role"),
-                    format!("invalid role {:?}: expected one of {}", m.role, ROLES.join(", ")),
+                    format!(
+                        "invalid role {:?}: expected one of {}",
+                        m.role,
+                        ROLES.join(", ")
+                    ),
                 ));
             }
             match &m.content {
@@ -112,7 +126,10 @@ impl ChatRequest {
         }
         if let Some(so) = self.extra.get("stream_options") {
             if !so.is_object() && !so.is_null() {
-                return Err(("stream_options".into(), "stream_options must be an object".into()));
+                return Err((
+                    "stream_options".into(),
+                    "stream_options must be an object".into(),
+                ));
             }
         }
         if let Some(md) = self.extra.get("metadata") {

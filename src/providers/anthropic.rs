@@ -13,10 +13,16 @@ impl AnthropicProvider {
     }
 
     pub async fn chat(&self, _call: &Call<'_>) -> Result<ChatResponse, ProviderError> {
-        Err(ProviderError::new(ErrorKind::Server, "anthropic adapter not implemented"))
+        Err(ProviderError::new(
+            ErrorKind::Server,
+            "anthropic adapter not implemented",
+        ))
     }
 
     pub async fn chat_stream(&self, _call: &Call<'_>) -> Result<ChunkStream, ProviderError> {
-        Err(ProviderError::new(ErrorKind::Server, "anthropic adapter not implemented"))
+        Err(ProviderError::new(
+            ErrorKind::Server,
+            "anthropic adapter not implemented",
+        ))
     }
 }

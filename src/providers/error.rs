@@ -87,7 +87,14 @@ impl std::error::Error for ProviderError {}
 
 impl ProviderError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ProviderError { kind, status: None, message: message.into(), code: None, param: None, retry_after: None }
+        ProviderError {
+            kind,
+            status: None,
+            message: message.into(),
+            code: None,
+            param: None,
+            retry_after: None,
+        }
     }
 
     pub fn invalid_response(message: impl Into<String>) -> Self {
@@ -101,7 +108,10 @@ impl ProviderError {
         } else if e.is_connect() {
             Self::new(ErrorKind::Connect, "could not connect to the provider")
         } else if e.is_decode() || e.is_body() {
-            Self::new(ErrorKind::Connect, "the provider's connection failed while reading the answer")
+            Self::new(
+                ErrorKind::Connect,
+                "the provider's connection failed while reading the answer",
+            )
         } else {
             Self::new(ErrorKind::Connect, "the request to the provider failed")
         }
@@ -112,7 +122,11 @@ impl ProviderError {
     pub fn from_http(status: u16, headers: &HeaderMap, body: &[u8]) -> Self {
         let parsed: Option<Value> = serde_json::from_slice(body).ok();
         let err = parsed.as_ref().and_then(|v| v.get("error"));
-        let field = |k: &str| err.and_then(|e| e.get(k)).and_then(Value::as_str).map(str::to_string);
+        let field = |k: &str| {
+            err.and_then(|e| e.get(k))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
         let message = field("message")
             .or_else(|| err.and_then(Value::as_str).map(str::to_string))
             .unwrap_or_else(|| {
@@ -121,7 +135,10 @@ impl ProviderError {
                 if text.is_empty() {
                     format!("the provider answered HTTP {status} with no body")
                 } else {
-                    format!("the provider answered HTTP {status}: {}", truncate(text, 300))
+                    format!(
+                        "the provider answered HTTP {status}: {}",
+                        truncate(text, 300)
+                    )
                 }
             });
         let code = field("code").or_else(|| field("type"));
@@ -157,7 +174,14 @@ impl ProviderError {
         } else {
             ErrorKind::BadRequest
         };
-        ProviderError { kind, status: Some(status), message, code, param, retry_after: retry_after(headers) }
+        ProviderError {
+            kind,
+            status: Some(status),
+            message,
+            code,
+            param,
+            retry_after: retry_after(headers),
+        }
     }
 }
 
@@ -190,14 +214,26 @@ mod tests {
 
     #[test]
     fn classifies_openai_and_anthropic_bodies() {
-        let e = classify(400, r#"{"error":{"message":"This model's maximum context length is 8192 tokens","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#);
+        let e = classify(
+            400,
+            r#"{"error":{"message":"This model's maximum context length is 8192 tokens","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#,
+        );
         assert_eq!(e.kind, ErrorKind::ContextWindow);
         assert_eq!(e.param.as_deref(), Some("messages"));
-        let e = classify(400, r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210000 tokens > 200000 maximum"}}"#);
+        let e = classify(
+            400,
+            r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210000 tokens > 200000 maximum"}}"#,
+        );
         assert_eq!(e.kind, ErrorKind::ContextWindow);
-        let e = classify(529, r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#);
+        let e = classify(
+            529,
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        );
         assert_eq!(e.kind, ErrorKind::RateLimit);
-        let e = classify(400, r#"{"error":{"message":"blocked","code":"content_filter"}}"#);
+        let e = classify(
+            400,
+            r#"{"error":{"message":"blocked","code":"content_filter"}}"#,
+        );
         assert_eq!(e.kind, ErrorKind::ContentPolicy);
         assert!(!e.kind.is_retryable());
         assert_eq!(classify(401, "{}").kind, ErrorKind::Auth);

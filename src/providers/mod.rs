@@ -82,10 +82,11 @@ impl Provider {
 }
 
 /// Sends a request and turns transport failures and non-2xx answers into `ProviderError`s.
-pub(crate) async fn send(
-    req: reqwest::RequestBuilder,
-) -> Result<reqwest::Response, ProviderError> {
-    let resp = req.send().await.map_err(|e| ProviderError::from_reqwest(&e))?;
+pub(crate) async fn send(req: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| ProviderError::from_reqwest(&e))?;
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
@@ -97,7 +98,10 @@ pub(crate) async fn send(
 
 /// Reads a 2xx body as JSON; anything else is an invalid response, not a crash.
 pub(crate) async fn read_json(resp: reqwest::Response) -> Result<Value, ProviderError> {
-    let bytes = resp.bytes().await.map_err(|e| ProviderError::from_reqwest(&e))?;
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| ProviderError::from_reqwest(&e))?;
     serde_json::from_slice(&bytes).map_err(|e| {
         ProviderError::invalid_response(format!("the provider's answer is not valid JSON: {e}"))
     })

@@ -2,7 +2,9 @@
 //! OpenRouter, Mistral…). The client's body is forwarded as is, with only `model` replaced, so
 //! fields switchyard does not know still reach the provider.
 
-use super::{Call, ChatResponse, ChunkStream, DEFAULT_TIMEOUT, ProviderError, read_json, send, sse};
+use super::{
+    Call, ChatResponse, ChunkStream, DEFAULT_TIMEOUT, ProviderError, read_json, send, sse,
+};
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::openai::Usage;
 use futures_util::StreamExt;
@@ -26,7 +28,11 @@ const GATEWAY_FIELDS: &[&str] = &["metadata"];
 
 impl OpenAiProvider {
     pub fn new(name: &str, cfg: &ProviderConfig, http: reqwest::Client) -> Result<Self, String> {
-        let base = cfg.base_url.as_ref().map_or(OPENAI_BASE, |u| u.as_str()).trim_end_matches('/');
+        let base = cfg
+            .base_url
+            .as_ref()
+            .map_or(OPENAI_BASE, |u| u.as_str())
+            .trim_end_matches('/');
         let mut url = reqwest::Url::parse(&format!("{base}/chat/completions"))
             .map_err(|e| format!("provider {name}: invalid base_url: {e}"))?;
         let mut headers = HeaderMap::new();
@@ -44,7 +50,8 @@ impl OpenAiProvider {
             );
         }
         for (k, v) in &cfg.headers {
-            let hn = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("provider {name}: invalid header name {k:?}"))?;
+            let hn = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| format!("provider {name}: invalid header name {k:?}"))?;
             headers.insert(hn, secret_header(name, v.as_str())?);
         }
         Ok(OpenAiProvider {
@@ -63,12 +70,17 @@ impl OpenAiProvider {
         }
         let mut body = serde_json::Map::with_capacity(map.len() + 3);
         body.insert("model".into(), Value::String(call.model.to_string()));
-        body.insert("messages".into(), serde_json::to_value(&call.request.messages).unwrap_or(Value::Array(vec![])));
+        body.insert(
+            "messages".into(),
+            serde_json::to_value(&call.request.messages).unwrap_or(Value::Array(vec![])),
+        );
         body.extend(map);
         if stream {
             body.insert("stream".into(), Value::Bool(true));
             if call.stream_usage && self.stream_usage {
-                let opts = body.entry("stream_options").or_insert_with(|| serde_json::json!({}));
+                let opts = body
+                    .entry("stream_options")
+                    .or_insert_with(|| serde_json::json!({}));
                 if let Some(o) = opts.as_object_mut() {
                     o.insert("include_usage".into(), Value::Bool(true));
                 }
@@ -80,20 +92,36 @@ impl OpenAiProvider {
     }
 
     pub async fn chat(&self, call: &Call<'_>) -> Result<ChatResponse, ProviderError> {
-        let req = self.http.post(self.url.clone()).headers(self.headers.clone()).timeout(self.timeout).json(&self.body(call, false));
+        let req = self
+            .http
+            .post(self.url.clone())
+            .headers(self.headers.clone())
+            .timeout(self.timeout)
+            .json(&self.body(call, false));
         let body = read_json(send(req).await?).await?;
         if !body.get("choices").is_some_and(Value::is_array) {
-            return Err(ProviderError::invalid_response("the provider's answer has no `choices` array"));
+            return Err(ProviderError::invalid_response(
+                "the provider's answer has no `choices` array",
+            ));
         }
         let usage = body.get("usage").and_then(Usage::from_openai);
         Ok(ChatResponse { body, usage })
     }
 
     pub async fn chat_stream(&self, call: &Call<'_>) -> Result<ChunkStream, ProviderError> {
-        let req = self.http.post(self.url.clone()).headers(self.headers.clone()).json(&self.body(call, true));
+        let req = self
+            .http
+            .post(self.url.clone())
+            .headers(self.headers.clone())
+            .json(&self.body(call, true));
         let resp = tokio::time::timeout(self.timeout, send(req))
             .await
-            .map_err(|_| ProviderError::new(super::ErrorKind::Timeout, "the provider did not start its stream in time"))??;
+            .map_err(|_| {
+                ProviderError::new(
+                    super::ErrorKind::Timeout,
+                    "the provider did not start its stream in time",
+                )
+            })??;
         let events = sse::events(resp);
         let chunks = events
             .take_while(|ev| std::future::ready(!matches!(ev, Ok(e) if e.data.trim() == "[DONE]")))
@@ -107,12 +135,23 @@ impl OpenAiProvider {
                 }
                 let v: Value = match serde_json::from_str(&ev.data) {
                     Ok(v) => v,
-                    Err(e) => return Some(Err(ProviderError::invalid_response(format!("the provider sent a stream chunk that is not JSON: {e}")))),
+                    Err(e) => {
+                        return Some(Err(ProviderError::invalid_response(format!(
+                            "the provider sent a stream chunk that is not JSON: {e}"
+                        ))));
+                    }
                 };
                 if let Some(err) = v.get("error") {
-                    let msg = err.get("message").and_then(Value::as_str).unwrap_or("the provider reported an error mid-stream");
+                    let msg = err
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("the provider reported an error mid-stream");
                     let mut pe = ProviderError::new(super::ErrorKind::Server, msg);
-                    pe.code = err.get("code").or_else(|| err.get("type")).and_then(Value::as_str).map(str::to_string);
+                    pe.code = err
+                        .get("code")
+                        .or_else(|| err.get("type"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
                     return Some(Err(pe));
                 }
                 Some(Ok(v))
@@ -122,8 +161,11 @@ impl OpenAiProvider {
 }
 
 fn secret_header(provider: &str, value: &str) -> Result<HeaderValue, String> {
-    let mut v = HeaderValue::from_str(value)
-        .map_err(|_| format!("provider {provider}: a header value contains characters not allowed in HTTP headers"))?;
+    let mut v = HeaderValue::from_str(value).map_err(|_| {
+        format!(
+            "provider {provider}: a header value contains characters not allowed in HTTP headers"
+        )
+    })?;
     v.set_sensitive(true);
     Ok(v)
 }

@@ -12,18 +12,37 @@ pub struct SimulatedProvider {
 }
 
 const WORDS: &[&str] = &[
-    "this", "is", "a", "simulated", "answer", "from", "switchyard", "no", "model", "was", "called",
-    "and", "no", "tokens", "were", "billed",
+    "this",
+    "is",
+    "a",
+    "simulated",
+    "answer",
+    "from",
+    "switchyard",
+    "no",
+    "model",
+    "was",
+    "called",
+    "and",
+    "no",
+    "tokens",
+    "were",
+    "billed",
 ];
 
 impl SimulatedProvider {
     pub fn new(cfg: &ProviderConfig) -> Self {
-        SimulatedProvider { cfg: cfg.simulate.clone() }
+        SimulatedProvider {
+            cfg: cfg.simulate.clone(),
+        }
     }
 
     fn maybe_fail(&self) -> Result<(), ProviderError> {
         if self.cfg.failure_rate > 0.0 && fastrand::f64() < self.cfg.failure_rate {
-            let mut e = ProviderError::new(ErrorKind::Server, "simulated provider failure (failure_rate)");
+            let mut e = ProviderError::new(
+                ErrorKind::Server,
+                "simulated provider failure (failure_rate)",
+            );
             e.status = Some(503);
             return Err(e);
         }
@@ -41,11 +60,20 @@ impl SimulatedProvider {
     fn usage(call: &Call<'_>, completion: u64) -> Usage {
         // About four characters per token, the usual rule of thumb for English text.
         let chars: usize = call.request.messages.iter().map(|m| m.text().len()).sum();
-        Usage { prompt_tokens: (chars as u64).div_ceil(4).max(1), completion_tokens: completion, cached_tokens: 0 }
+        Usage {
+            prompt_tokens: (chars as u64).div_ceil(4).max(1),
+            completion_tokens: completion,
+            cached_tokens: 0,
+        }
     }
 
     fn finish_reason(&self, call: &Call<'_>) -> &'static str {
-        let limit = call.request.extra.get("max_tokens").or_else(|| call.request.extra.get("max_completion_tokens")).and_then(Value::as_u64);
+        let limit = call
+            .request
+            .extra
+            .get("max_tokens")
+            .or_else(|| call.request.extra.get("max_completion_tokens"))
+            .and_then(Value::as_u64);
         match limit {
             Some(l) if l < u64::from(self.cfg.output_tokens) => "length",
             _ => "stop",
@@ -70,7 +98,10 @@ impl SimulatedProvider {
             }],
             "usage": usage.to_openai(),
         });
-        Ok(ChatResponse { body, usage: Some(usage) })
+        Ok(ChatResponse {
+            body,
+            usage: Some(usage),
+        })
     }
 
     pub async fn chat_stream(&self, call: &Call<'_>) -> Result<ChunkStream, ProviderError> {
@@ -88,7 +119,10 @@ impl SimulatedProvider {
             json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
                    "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
         };
-        chunks.push(chunk(json!({"role": "assistant", "content": ""}), Value::Null));
+        chunks.push(chunk(
+            json!({"role": "assistant", "content": ""}),
+            Value::Null,
+        ));
         for (i, w) in words.iter().enumerate() {
             let text = if i == 0 { w.clone() } else { format!(" {w}") };
             chunks.push(chunk(json!({"content": text}), Value::Null));
@@ -98,12 +132,14 @@ impl SimulatedProvider {
             chunks.push(json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
                                "choices": [], "usage": usage.to_openai()}));
         }
-        let stream = futures_util::stream::iter(chunks.into_iter().enumerate()).then(move |(i, c)| async move {
-            if i > 0 && interval > Duration::ZERO {
-                tokio::time::sleep(interval).await;
-            }
-            Ok(c)
-        });
+        let stream = futures_util::stream::iter(chunks.into_iter().enumerate()).then(
+            move |(i, c)| async move {
+                if i > 0 && interval > Duration::ZERO {
+                    tokio::time::sleep(interval).await;
+                }
+                Ok(c)
+            },
+        );
         Ok(Box::pin(stream))
     }
 }

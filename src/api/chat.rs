@@ -1,0 +1,143 @@
+//! `POST /v1/chat/completions`: parse, route, dispatch, answer.
+
+use super::error::ApiError;
+use super::headers;
+use super::record::{Record, format_ms};
+use super::request_id::RequestId;
+use super::{AppState, request, stream};
+use crate::dispatch;
+use crate::routing::Decision;
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue};
+use std::time::Instant;
+
+pub async fn completions(
+    State(state): State<AppState>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let start = Instant::now();
+    let gw = state.gateway();
+    let mut rec = Record::start(state, request_id, start);
+
+    let req = match request::read(&headers, body, gw.config.server.max_body_bytes).await {
+        Ok(r) => r,
+        Err(e) => return fail(&mut rec, e),
+    };
+    let Some(decision) = gw.router.decide(&req, &headers) else {
+        let available: Vec<&str> = gw.router.model_names().collect();
+        let mut e = ApiError::not_found(format!(
+            "The model `{}` does not exist on this gateway. Available: {}.",
+            req.model,
+            available.join(", ")
+        ))
+        .with_code("model_not_found");
+        e.body.error.param = Some("model".into());
+        return fail(&mut rec, e);
+    };
+    rec.decided(&decision);
+    rec.stream = req.is_stream();
+    let candidates = dispatch::plan(&gw, &decision);
+
+    if req.is_stream() {
+        let (result, outcome) = dispatch::chat_stream(&req, &candidates).await;
+        rec.dispatched(&outcome);
+        return match result {
+            Ok((first, rest)) => {
+                let overhead = rec.overhead();
+                let mut resp = stream::respond(first, rest, req.wants_stream_usage(), rec);
+                decorate(
+                    resp.headers_mut(),
+                    &decision,
+                    outcome.served.as_ref(),
+                    overhead,
+                );
+                resp
+            }
+            Err(e) => {
+                let model = rec.model.clone().unwrap_or_else(|| decision.tier.clone());
+                let err = ApiError::from_provider(&e, &model, &gw.redactor);
+                let overhead = rec.overhead();
+                let mut resp = fail(&mut rec, err);
+                decorate(
+                    resp.headers_mut(),
+                    &decision,
+                    outcome.served.as_ref(),
+                    overhead,
+                );
+                resp
+            }
+        };
+    }
+
+    let (result, outcome) = dispatch::chat(&req, &candidates).await;
+    rec.dispatched(&outcome);
+    let mut resp = match result {
+        Ok(answer) => {
+            rec.usage = answer.usage;
+            let body = match serde_json::to_vec(&answer.body) {
+                Ok(b) => b,
+                Err(_) => {
+                    return fail(
+                        &mut rec,
+                        ApiError::new(
+                            http::StatusCode::BAD_GATEWAY,
+                            "api_error",
+                            "the provider's answer could not be encoded",
+                        ),
+                    );
+                }
+            };
+            let mut resp = Response::new(Body::from(body));
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            rec.finish(200, None);
+            resp
+        }
+        Err(e) => {
+            let model = rec.model.clone().unwrap_or_else(|| decision.tier.clone());
+            fail(&mut rec, ApiError::from_provider(&e, &model, &gw.redactor))
+        }
+    };
+    let overhead = rec.overhead();
+    decorate(
+        resp.headers_mut(),
+        &decision,
+        outcome.served.as_ref(),
+        overhead,
+    );
+    resp
+}
+
+fn fail(rec: &mut Record, e: ApiError) -> Response {
+    rec.finish(e.status.as_u16(), Some(&e.body.error.message));
+    e.into_response()
+}
+
+fn decorate(
+    h: &mut HeaderMap,
+    d: &Decision,
+    served: Option<&dispatch::Candidate>,
+    overhead: std::time::Duration,
+) {
+    let mut set = |name, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
+    };
+    set(headers::ROUTE, &d.to_string());
+    match served {
+        Some(c) => {
+            set(headers::TIER, &c.tier);
+            set(headers::MODEL, &c.model.name);
+        }
+        None => set(headers::TIER, &d.tier),
+    }
+    set(headers::OVERHEAD_MS, &format_ms(overhead));
+}

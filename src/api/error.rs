@@ -1,0 +1,134 @@
+//! Every error a client sees, in OpenAI's shape, so SDKs raise their own exception types for them.
+
+use crate::openai::ErrorBody;
+use crate::providers::{ErrorKind, ProviderError};
+use crate::redact::Redactor;
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode};
+use std::time::Duration;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+    pub retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            body: ErrorBody::new(message, kind, None, None),
+            retry_after: None,
+        }
+    }
+
+    pub fn invalid_request(message: impl Into<String>, param: Option<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            body: ErrorBody::new(message, "invalid_request_error", param, None),
+            retry_after: None,
+        }
+    }
+
+    pub fn with_code(mut self, code: &str) -> Self {
+        self.body.error.code = Some(code.to_string());
+        self
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", message)
+    }
+
+    /// Maps a provider failure to the status an OpenAI client expects for it. The message names the
+    /// model that failed and is scrubbed of configured secrets.
+    pub fn from_provider(e: &ProviderError, model: &str, redactor: &Redactor) -> Self {
+        let upstream = e.status.and_then(|s| StatusCode::from_u16(s).ok());
+        let (status, kind, code) = match e.kind {
+            ErrorKind::RateLimit => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "rate_limit_exceeded",
+            ),
+            ErrorKind::Timeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout_error",
+                "upstream_timeout",
+            ),
+            ErrorKind::Server => (
+                upstream
+                    .filter(StatusCode::is_server_error)
+                    .unwrap_or(StatusCode::BAD_GATEWAY),
+                "api_error",
+                "upstream_error",
+            ),
+            ErrorKind::Connect => (
+                StatusCode::BAD_GATEWAY,
+                "api_error",
+                "upstream_connection_error",
+            ),
+            ErrorKind::InvalidResponse => (
+                StatusCode::BAD_GATEWAY,
+                "api_error",
+                "upstream_invalid_response",
+            ),
+            ErrorKind::ContextWindow => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "context_length_exceeded",
+            ),
+            ErrorKind::ContentPolicy => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "content_policy_violation",
+            ),
+            ErrorKind::Auth if e.status == Some(403) => (
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "upstream_permission_denied",
+            ),
+            ErrorKind::Auth => (
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "upstream_authentication_failed",
+            ),
+            ErrorKind::BadRequest => (
+                upstream
+                    .filter(StatusCode::is_client_error)
+                    .unwrap_or(StatusCode::BAD_REQUEST),
+                "invalid_request_error",
+                "upstream_bad_request",
+            ),
+            ErrorKind::NotFound => (
+                StatusCode::NOT_FOUND,
+                "not_found_error",
+                "upstream_not_found",
+            ),
+        };
+        let message = redactor.redact(&format!("{model}: {}", e.message));
+        let code = e
+            .code
+            .as_deref()
+            .filter(|_| matches!(e.kind, ErrorKind::BadRequest | ErrorKind::ContextWindow))
+            .unwrap_or(code);
+        ApiError {
+            status,
+            body: ErrorBody::new(message, kind, e.param.clone(), Some(code)),
+            retry_after: e.retry_after,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, Json(self.body)).into_response();
+        if let Some(d) = self.retry_after {
+            let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}

@@ -1,0 +1,34 @@
+use super::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode};
+use serde_json::json;
+
+/// The process is up.
+pub async fn live() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// The process accepts new traffic: a config is loaded and shutdown has not begun.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    if state.is_draining() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "draining"})),
+        )
+            .into_response();
+    }
+    let gw = state.gateway();
+    Json(json!({"status": "ready", "tiers": gw.tiers.len(), "models": gw.models.len()}))
+        .into_response()
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut resp = state.metrics().render().into_response();
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
+}

@@ -1,0 +1,123 @@
+//! The compiled form of one config: providers built, rules compiled, names indexed. A request takes
+//! an `Arc` of it at arrival and keeps it to the end, so a reload never changes a request midway.
+
+use crate::config::{Config, ConfigError, Price};
+use crate::providers::Provider;
+use crate::redact::Redactor;
+use crate::routing::Router;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+pub struct Model {
+    pub name: Arc<str>,
+    /// The id the provider knows the model by.
+    pub upstream: String,
+    pub provider: Arc<Provider>,
+    pub provider_name: String,
+    pub price: Price,
+    pub context_window: Option<u64>,
+    pub max_output_tokens: Option<u32>,
+    pub stream_usage: bool,
+}
+
+pub struct Gateway {
+    pub config: Config,
+    pub router: Router,
+    pub models: HashMap<Arc<str>, Arc<Model>>,
+    /// Tier → its models, in the order they are tried.
+    pub tiers: BTreeMap<Arc<str>, Vec<Arc<Model>>>,
+    pub fallbacks: HashMap<String, Vec<Arc<str>>>,
+    pub redactor: Redactor,
+    api_keys: HashSet<String>,
+}
+
+impl Gateway {
+    pub fn build(config: Config, http: &reqwest::Client) -> Result<Gateway, String> {
+        let mut providers = HashMap::new();
+        for (name, p) in &config.providers {
+            providers.insert(
+                name.clone(),
+                (
+                    Arc::new(Provider::build(name, p, http.clone())?),
+                    p.stream_usage,
+                ),
+            );
+        }
+        let mut models = HashMap::new();
+        for m in &config.models {
+            let (provider, stream_usage) = providers.get(&m.provider.value).ok_or_else(|| {
+                format!("model {}: unknown provider {}", m.name, m.provider.value)
+            })?;
+            let model = Model {
+                name: m.name.as_str().into(),
+                upstream: m
+                    .model
+                    .as_ref()
+                    .map_or_else(|| m.name.clone(), |u| u.0.clone()),
+                provider: provider.clone(),
+                provider_name: m.provider.value.clone(),
+                price: m.price,
+                context_window: m.context_window,
+                max_output_tokens: m.max_output_tokens,
+                stream_usage: *stream_usage,
+            };
+            models.insert(model.name.clone(), Arc::new(model));
+        }
+        let mut tiers = BTreeMap::new();
+        for (name, t) in &config.tiers {
+            let list = t
+                .models
+                .iter()
+                .map(|m| {
+                    models
+                        .get(m.value.as_str())
+                        .cloned()
+                        .ok_or_else(|| format!("tier {name}: unknown model {}", m.value))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            tiers.insert(Arc::from(name.as_str()), list);
+        }
+        let fallbacks = config
+            .fallbacks
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.iter().map(|t| Arc::from(t.value.as_str())).collect(),
+                )
+            })
+            .collect();
+        Ok(Gateway {
+            router: Router::compile(&config)?,
+            redactor: Redactor::new(&config.secrets()),
+            api_keys: config.server.api_keys.iter().map(|k| k.0.clone()).collect(),
+            models,
+            tiers,
+            fallbacks,
+            config,
+        })
+    }
+
+    /// Loads, validates and compiles a config file: the one path `check`, `serve` and reload share,
+    /// so all three accept and reject exactly the same files with the same messages.
+    pub fn load(path: &Path, http: &reqwest::Client) -> Result<Gateway, ConfigError> {
+        let config = Config::load(path)?;
+        Gateway::build(config, http).map_err(|message| ConfigError {
+            file: path.display().to_string(),
+            line: None,
+            column: None,
+            path: String::new(),
+            message,
+            snippet: None,
+        })
+    }
+
+    pub fn auth_required(&self) -> bool {
+        !self.api_keys.is_empty()
+    }
+
+    pub fn key_is_valid(&self, key: &str) -> bool {
+        self.api_keys.contains(key)
+    }
+}

@@ -1,0 +1,51 @@
+//! Scrubs configured secrets (provider keys, gateway keys) from any text that leaves the process:
+//! error bodies, log lines. Providers sometimes echo the key they were sent in their error messages.
+
+use aho_corasick::AhoCorasick;
+
+pub const MASK: &str = "[redacted]";
+
+#[derive(Default)]
+pub struct Redactor {
+    secrets: Option<AhoCorasick>,
+}
+
+impl Redactor {
+    pub fn new(secrets: &[String]) -> Self {
+        let secrets = if secrets.is_empty() {
+            None
+        } else {
+            AhoCorasick::new(secrets).ok()
+        };
+        Redactor { secrets }
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        match &self.secrets {
+            Some(ac) if ac.is_match(text) => {
+                let masks = vec![MASK; ac.patterns_len()];
+                ac.replace_all(text, &masks)
+            }
+            _ => text.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_every_configured_secret() {
+        let r = Redactor::new(&["sk-live-123456".into(), "other-secret".into()]);
+        assert_eq!(
+            r.redact("Incorrect API key provided: sk-live-123456 (other-secret)"),
+            "Incorrect API key provided: [redacted] ([redacted])"
+        );
+        assert_eq!(r.redact("nothing here"), "nothing here");
+        assert_eq!(
+            Redactor::new(&[]).redact("sk-live-123456"),
+            "sk-live-123456"
+        );
+    }
+}

@@ -1,0 +1,207 @@
+//! Running the gateway: bind, serve, reload the config in place, drain on shutdown.
+
+use crate::api::{self, AppState};
+use crate::config::ConfigError;
+use crate::gateway::Gateway;
+use crate::telemetry::Metrics;
+use axum::serve::ListenerExt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// One HTTP client for every provider, so connections to the same host are pooled and kept alive
+/// across requests and config reloads.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .build()
+        .unwrap_or_default()
+}
+
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Binds the config's `server.listen` address (port 0 picks a free port; see `local_addr`).
+    pub async fn bind(gateway: Gateway) -> io::Result<Server> {
+        let listen: SocketAddr = gateway.config.server.listen.as_str().parse().map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("server.listen: {e}"))
+        })?;
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let metrics = Metrics::new().map_err(io::Error::other)?;
+        Ok(Server {
+            listener,
+            state: AppState::new(gateway, metrics),
+            addr,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests and streams
+    /// finish, and returns once they have or once `server.drain_timeout` has passed.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+        let state = self.state.clone();
+        let app = api::router(self.state);
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<Duration>();
+        let graceful = async move {
+            shutdown.await;
+            state.set_draining();
+            let drain = state.gateway().config.server.drain_timeout.0;
+            tracing::info!(
+                drain_timeout_s = drain.as_secs_f64(),
+                "shutting down: no new connections, draining in-flight requests"
+            );
+            let _ = started_tx.send(drain);
+        };
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let serve = axum::serve(listener, app)
+            .with_graceful_shutdown(graceful)
+            .into_future();
+        tokio::pin!(serve);
+        let deadline = async {
+            match started_rx.await {
+                Ok(drain) => tokio::time::sleep(drain).await,
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            r = &mut serve => {
+                tracing::info!("all requests finished; stopped");
+                r
+            }
+            () = deadline => {
+                tracing::warn!("drain timeout reached; closing the remaining connections");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Loads the file and, if it is valid, makes it the config for new requests. An invalid file is
+/// rejected with the message `switchyard check` would print, and the running config stays.
+pub fn reload(state: &AppState, path: &Path, http: &reqwest::Client) -> Result<(), ConfigError> {
+    let metrics = state.metrics();
+    match Gateway::load(path, http) {
+        Ok(gw) => {
+            let old = state.gateway();
+            if old.config.server.listen != gw.config.server.listen {
+                tracing::warn!(
+                    "server.listen changed; the new address takes effect only after a restart"
+                );
+            }
+            state.swap_gateway(gw);
+            metrics.config_reloads.with_label_values(&["success"]).inc();
+            tracing::info!(config = %path.display(), "config reloaded");
+            Ok(())
+        }
+        Err(e) => {
+            metrics.config_reloads.with_label_values(&["failure"]).inc();
+            tracing::error!(config = %path.display(), "config reload rejected, the previous config keeps serving: {e}");
+            Err(e)
+        }
+    }
+}
+
+/// Reloads on SIGHUP, and on changes to the file when `watch` is set.
+pub fn spawn_reloader(state: AppState, path: PathBuf, http: reqwest::Client, watch: bool) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<&'static str>(8);
+    #[cfg(unix)]
+    {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                tracing::warn!("cannot listen for SIGHUP; reload on signal is off");
+                return;
+            };
+            while hup.recv().await.is_some() {
+                if tx.send("SIGHUP").await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let watcher = if watch { watch_file(&path, tx) } else { None };
+    tokio::spawn(async move {
+        let _watcher = watcher;
+        while let Some(why) = rx.recv().await {
+            // Editors write a file in several steps; let them finish and coalesce the events.
+            if why == "change" {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                while rx.try_recv().is_ok() {}
+            }
+            tracing::info!(trigger = why, "reloading config");
+            let _ = reload(&state, &path, &http);
+        }
+    });
+}
+
+fn watch_file(
+    path: &Path,
+    tx: tokio::sync::mpsc::Sender<&'static str>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::{RecursiveMode, Watcher};
+    let file = std::fs::canonicalize(path).ok()?;
+    let dir = file.parent()?.to_path_buf();
+    let target = file.clone();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(ev) = res {
+            let ours = ev
+                .paths
+                .iter()
+                .any(|p| p == &target || p.file_name() == target.file_name());
+            if ours && (ev.kind.is_modify() || ev.kind.is_create()) {
+                let _ = tx.try_send("change");
+            }
+        }
+    })
+    .map_err(|e| tracing::warn!("cannot watch the config file: {e}"))
+    .ok()?;
+    // The directory, not the file: editors replace the file by renaming a new one over it.
+    watcher
+        .watch(&dir, RecursiveMode::NonRecursive)
+        .map_err(|e| tracing::warn!("cannot watch {}: {e}", dir.display()))
+        .ok()?;
+    tracing::info!(config = %file.display(), "watching the config file for changes");
+    Some(watcher)
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = term => tracing::info!("SIGTERM received"),
+    }
+}
