@@ -1,0 +1,379 @@
+//! Test harness: a scriptable OpenAI-compatible upstream on loopback, the gateway started
+//! in-process or as the real binary, and polling helpers (never fixed sleeps).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+pub const PROVIDER_KEY: &str = "sk-provider-secret-0123456789";
+
+/// One request as the upstream received it.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: http::HeaderMap,
+    pub body: Value,
+}
+
+/// What the mock answers.
+#[derive(Clone)]
+pub enum Reply {
+    /// A normal completion whose text names the upstream model.
+    Ok,
+    Json { status: u16, body: Value, headers: Vec<(&'static str, String)> },
+    /// A non-JSON body with status 200.
+    Garbage(&'static str),
+    /// SSE `data:` events. If `gate` is set, the mock waits for it before sending event `gate_at`.
+    Stream { events: Vec<String>, gate: Option<(usize, Arc<Notify>)> },
+}
+
+#[derive(Default)]
+pub struct MockState {
+    pub requests: Mutex<Vec<Recorded>>,
+    /// Upstream model id (or "*") → replies to give, in order; then `Reply::Ok`.
+    script: Mutex<HashMap<String, VecDeque<Reply>>>,
+    /// Set when a streamed body was dropped before it finished (the client went away).
+    pub stream_cancelled: Arc<AtomicBool>,
+    pub stream_started: Arc<Notify>,
+}
+
+pub struct Mock {
+    pub addr: SocketAddr,
+    pub state: Arc<MockState>,
+}
+
+impl Mock {
+    pub async fn start() -> Mock {
+        let state = Arc::new(MockState::default());
+        let app = axum::Router::new().fallback(handle).with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Mock { addr, state }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn on(&self, model: &str, reply: Reply) {
+        self.state.script.lock().unwrap().entry(model.to_string()).or_default().push_back(reply);
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    pub fn calls_for(&self, model: &str) -> usize {
+        self.requests().iter().filter(|r| r.body["model"] == model).count()
+    }
+}
+
+pub fn completion(model: &str, text: &str) -> Value {
+    json!({
+        "id": "chatcmpl-mock",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": model,
+        "system_fingerprint": "fp_mock",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18,
+                  "prompt_tokens_details": {"cached_tokens": 3}}
+    })
+}
+
+pub fn chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
+    json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1700000000, "model": model,
+           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    .to_string()
+}
+
+/// A typical stream: role, three words, finish, usage (when asked), [DONE].
+pub fn stream_events(model: &str, with_usage: bool) -> Vec<String> {
+    let mut ev = vec![
+        chunk(model, json!({"role": "assistant", "content": ""}), None),
+        chunk(model, json!({"content": "Hello"}), None),
+        chunk(model, json!({"content": " from"}), None),
+        chunk(model, json!({"content": " mock"}), None),
+        chunk(model, json!({}), Some("stop")),
+    ];
+    if with_usage {
+        ev.push(
+            json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1700000000, "model": model,
+                   "choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}})
+            .to_string(),
+        );
+    }
+    ev.push("[DONE]".into());
+    ev
+}
+
+struct CancelFlag(Arc<AtomicBool>, bool);
+impl Drop for CancelFlag {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().map(str::to_string);
+    let headers = req.headers().clone();
+    let bytes = axum::body::to_bytes(req.into_body(), usize::MAX).await.unwrap_or_default();
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let model = body["model"].as_str().unwrap_or("").to_string();
+    let stream = body["stream"] == true;
+    let with_usage = body["stream_options"]["include_usage"] == true;
+    state.requests.lock().unwrap().push(Recorded { path, query, headers, body });
+
+    let reply = {
+        let mut script = state.script.lock().unwrap();
+        script
+            .get_mut(&model)
+            .and_then(VecDeque::pop_front)
+            .or_else(|| script.get_mut("*").and_then(VecDeque::pop_front))
+            .unwrap_or(Reply::Ok)
+    };
+    let reply = match reply {
+        Reply::Ok if stream => Reply::Stream { events: stream_events(&model, with_usage), gate: None },
+        r => r,
+    };
+    match reply {
+        Reply::Ok => axum::Json(completion(&model, &format!("answer from {model}"))).into_response(),
+        Reply::Json { status, body, headers } => {
+            let mut resp = (http::StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response();
+            for (k, v) in headers {
+                resp.headers_mut().insert(k, v.parse().unwrap());
+            }
+            resp
+        }
+        Reply::Garbage(text) => (http::StatusCode::OK, text).into_response(),
+        Reply::Stream { events, gate } => {
+            let started = state.stream_started.clone();
+            let flag = CancelFlag(state.stream_cancelled.clone(), false);
+            let total = events.len();
+            let s = futures_util::stream::iter(events.into_iter().enumerate()).then(move |(i, ev)| {
+                let gate = gate.clone();
+                let started = started.clone();
+                async move {
+                    if let Some((at, n)) = &gate {
+                        if i == *at {
+                            started.notify_one();
+                            n.notified().await;
+                        }
+                    }
+                    Ok::<Bytes, std::convert::Infallible>(Bytes::from(format!("data: {ev}\n\n")))
+                }
+            });
+            let mut flag = Some(flag);
+            let s = s.enumerate().map(move |(i, item)| {
+                if i + 1 == total {
+                    if let Some(mut f) = flag.take() {
+                        f.1 = true;
+                    }
+                }
+                item
+            });
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(s))
+                .unwrap()
+        }
+    }
+}
+
+/// A routing table against the mock: budget (cheap) falls back to premium (strong).
+pub fn config_yaml(upstream: &str, extra_server: &str) -> String {
+    format!(
+        r#"
+server:
+  listen: "127.0.0.1:0"
+  drain_timeout: 5s
+{extra_server}
+providers:
+  up:
+    kind: openai
+    base_url: "{upstream}"
+    api_key: "{PROVIDER_KEY}"
+    headers: {{ OpenAI-Organization: org-test }}
+models:
+  - {{ name: cheap, provider: up, model: cheap-up, price: {{ input: 0.15, output: 0.6 }} }}
+  - {{ name: strong, provider: up, model: strong-up, price: {{ input: 5, output: 15 }} }}
+tiers:
+  budget: {{ models: [cheap] }}
+  premium: {{ models: [strong] }}
+routing:
+  default: budget
+  counterfactual: premium
+  rules:
+    - {{ name: reasoning, when: {{ regex: '(?i)\bprove\b' }}, tier: premium }}
+    - {{ name: summarize, when: {{ keywords: [summarize, tldr] }}, tier: budget }}
+    - {{ name: hinted, when: {{ header: {{ name: x-tier-hint, value: premium }} }}, tier: premium }}
+    - {{ name: extraction, when: {{ task_type: [extraction] }}, tier: premium }}
+fallbacks:
+  budget: [premium]
+"#
+    )
+}
+
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub state: switchyard::api::AppState,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Gateway {
+    pub async fn start(yaml: &str) -> Gateway {
+        let config = switchyard::config::Config::from_yaml(yaml, "test.yaml").unwrap_or_else(|e| panic!("{e}"));
+        let gw = switchyard::gateway::Gateway::build(config, &switchyard::server::http_client()).unwrap();
+        let server = switchyard::server::Server::bind(gw).await.unwrap();
+        let addr = server.local_addr();
+        let state = server.state();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(server.run(async move {
+            let _ = rx.await;
+        }));
+        Gateway { addr, state, shutdown: Some(tx), handle }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics")).await.unwrap().text().await.unwrap()
+    }
+}
+
+/// Value of one sample line in the Prometheus text, e.g. `switchyard_requests_total{model="cheap",status="200",tier="budget"}`.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+pub fn chat_body(model: &str, prompt: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": prompt}]})
+}
+
+pub async fn post(gw: &Gateway, body: &Value) -> reqwest::Response {
+    reqwest::Client::new().post(gw.url("/v1/chat/completions")).json(body).send().await.unwrap()
+}
+
+/// Polls `f` until it returns true or the deadline passes.
+pub async fn eventually(what: &str, deadline: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The real binary, started with `serve`; stdout lines are collected in the background.
+pub struct Binary {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Binary {
+    pub fn serve(config: &std::path::Path, extra: &[&str]) -> Binary {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                let mut sent = false;
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if !sent {
+                        if let Some(addr) = listening_addr(&line) {
+                            let _ = tx.send(addr);
+                            sent = true;
+                        }
+                    }
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        let addr = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("the gateway did not report its address; stderr: {err}; stdout: {:?}", lines.lock().unwrap())
+        });
+        Binary { child, addr, lines }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(ok.success());
+    }
+
+    pub fn log_contains(&self, needle: &str) -> bool {
+        self.lines.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let rest = line.split("listening on ").nth(1)?;
+    rest.split_whitespace().next()?.trim_matches('"').parse().ok()
+}
