@@ -6,7 +6,7 @@ use crate::openai::ChatRequest;
 use crate::server::{self, Server};
 use crate::telemetry::{self, LogFormat};
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -119,7 +119,7 @@ fn serve(path: PathBuf, listen: Option<String>, log_format: LogFormat, watch: bo
         let gateway = match Gateway::build(config, &http) {
             Ok(g) => g,
             Err(message) => {
-                return refuse(&ConfigError { file: path.display().to_string(), line: None, column: None, path: String::new(), message, snippet: None });
+                return refuse(&ConfigError::whole_file(&path.display().to_string(), message));
             }
         };
         let server = match Server::bind(gateway).await {
@@ -147,7 +147,7 @@ fn refuse(e: &ConfigError) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn check(path: &PathBuf) -> ExitCode {
+fn check(path: &Path) -> ExitCode {
     let http = reqwest::Client::new();
     let gw = match Gateway::load(path, &http) {
         Ok(g) => g,
@@ -220,7 +220,7 @@ fn check(path: &PathBuf) -> ExitCode {
 }
 
 fn route(
-    path: &PathBuf,
+    path: &Path,
     messages: Option<PathBuf>,
     model: String,
     headers: Vec<String>,

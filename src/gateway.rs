@@ -36,6 +36,11 @@ impl Gateway {
     pub fn build(config: Config, http: &reqwest::Client) -> Result<Gateway, String> {
         let mut providers = HashMap::new();
         for (name, p) in &config.providers {
+            // reqwest sets the connect timeout per client, so a provider that overrides it gets its own pool.
+            let http = match p.connect_timeout {
+                Some(t) => &crate::server::http_client_with(t.0),
+                None => http,
+            };
             providers.insert(
                 name.clone(),
                 (
@@ -103,14 +108,8 @@ impl Gateway {
     /// so all three accept and reject exactly the same files with the same messages.
     pub fn load(path: &Path, http: &reqwest::Client) -> Result<Gateway, ConfigError> {
         let config = Config::load(path)?;
-        Gateway::build(config, http).map_err(|message| ConfigError {
-            file: path.display().to_string(),
-            line: None,
-            column: None,
-            path: String::new(),
-            message,
-            snippet: None,
-        })
+        Gateway::build(config, http)
+            .map_err(|message| ConfigError::whole_file(&path.display().to_string(), message))
     }
 
     pub fn auth_required(&self) -> bool {

@@ -15,8 +15,12 @@ use tokio::net::TcpListener;
 /// One HTTP client for every provider, so connections to the same host are pooled and kept alive
 /// across requests and config reloads.
 pub fn http_client() -> reqwest::Client {
+    http_client_with(Duration::from_secs(10))
+}
+
+pub fn http_client_with(connect_timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
+        .connect_timeout(connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
         .build()

@@ -17,21 +17,50 @@ async fn setup() -> (Mock, Gateway) {
 async fn routes_answer_with_and_without_v1_prefix() {
     let (mock, gw) = setup().await;
     for path in ["/v1/chat/completions", "/chat/completions"] {
-        let resp = reqwest::Client::new().post(gw.url(path)).json(&chat_body("auto", "hello")).send().await.unwrap();
+        let resp = reqwest::Client::new()
+            .post(gw.url(path))
+            .json(&chat_body("auto", "hello"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200, "{path}");
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["object"], "chat.completion");
-        assert_eq!(body["choices"][0]["message"]["content"], "answer from cheap-up");
+        assert_eq!(
+            body["choices"][0]["message"]["content"],
+            "answer from cheap-up"
+        );
     }
     assert_eq!(mock.requests().len(), 2);
     for path in ["/v1/models", "/models"] {
-        let body: Value = reqwest::get(gw.url(path)).await.unwrap().json().await.unwrap();
+        let body: Value = reqwest::get(gw.url(path))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(body["object"], "list");
-        let ids: Vec<&str> = body["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+        let ids: Vec<&str> = body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
         assert_eq!(ids, ["auto", "budget", "premium", "cheap", "strong"]);
-        assert!(body["data"].as_array().unwrap().iter().all(|m| m["object"] == "model"));
+        assert!(
+            body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|m| m["object"] == "model")
+        );
     }
-    let one: Value = reqwest::get(gw.url("/v1/models/strong")).await.unwrap().json().await.unwrap();
+    let one: Value = reqwest::get(gw.url("/v1/models/strong"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(one["id"], "strong");
     assert_eq!(one["owned_by"], "up");
     let missing = reqwest::get(gw.url("/v1/models/nope")).await.unwrap();
@@ -43,14 +72,30 @@ async fn routes_answer_with_and_without_v1_prefix() {
     assert_eq!(ready.status(), 200);
     let metrics = reqwest::get(gw.url("/metrics")).await.unwrap();
     assert_eq!(metrics.status(), 200);
-    assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     let text = metrics.text().await.unwrap();
-    assert_eq!(metric(&text, r#"switchyard_requests_total{model="cheap",status="200",tier="budget"}"#), 2.0);
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_requests_total{model="cheap",status="200",tier="budget"}"#
+        ),
+        2.0
+    );
 
     let unknown = reqwest::get(gw.url("/v2/whatever")).await.unwrap();
     assert_eq!(unknown.status(), 404);
     let err: Value = unknown.json().await.unwrap();
-    assert!(err["error"]["message"].as_str().unwrap().contains("/v2/whatever"));
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/v2/whatever")
+    );
     let wrong_method = reqwest::get(gw.url("/v1/chat/completions")).await.unwrap();
     assert_eq!(wrong_method.status(), 405);
     assert!(wrong_method.json::<Value>().await.unwrap()["error"]["message"].is_string());
@@ -60,10 +105,38 @@ async fn routes_answer_with_and_without_v1_prefix() {
 async fn model_names_select_router_tier_or_model_and_unknown_is_404() {
     let (mock, gw) = setup().await;
     let cases = [
-        ("auto", "please prove this lemma", "premium", "strong", "rules:reasoning", "strong-up"),
-        ("auto", "hello there", "budget", "cheap", "default", "cheap-up"),
-        ("premium", "hello", "premium", "strong", "tier:premium", "strong-up"),
-        ("cheap", "prove it", "budget", "cheap", "model:cheap", "cheap-up"),
+        (
+            "auto",
+            "please prove this lemma",
+            "premium",
+            "strong",
+            "rules:reasoning",
+            "strong-up",
+        ),
+        (
+            "auto",
+            "hello there",
+            "budget",
+            "cheap",
+            "default",
+            "cheap-up",
+        ),
+        (
+            "premium",
+            "hello",
+            "premium",
+            "strong",
+            "tier:premium",
+            "strong-up",
+        ),
+        (
+            "cheap",
+            "prove it",
+            "budget",
+            "cheap",
+            "model:cheap",
+            "cheap-up",
+        ),
     ];
     for (model, prompt, tier, served, route, upstream) in cases {
         let resp = post(&gw, &chat_body(model, prompt)).await;
@@ -81,8 +154,15 @@ async fn model_names_select_router_tier_or_model_and_unknown_is_404() {
     assert_eq!(err["error"]["param"], "model");
     assert_eq!(err["error"]["type"], "invalid_request_error");
     let msg = err["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("gpt-5-ultra") && msg.contains("auto, budget, premium, cheap, strong"), "{msg}");
-    assert_eq!(mock.requests().len(), 4, "an unknown model must not reach the upstream");
+    assert!(
+        msg.contains("gpt-5-ultra") && msg.contains("auto, budget, premium, cheap, strong"),
+        "{msg}"
+    );
+    assert_eq!(
+        mock.requests().len(),
+        4,
+        "an unknown model must not reach the upstream"
+    );
 }
 
 #[tokio::test]
@@ -103,16 +183,38 @@ async fn rules_on_header_and_task_type_metadata() {
     assert_eq!(resp.headers()["x-switchyard-route"], "rules:extraction");
     assert_eq!(resp.headers()["x-switchyard-tier"], "premium");
     // metadata steers the gateway; OpenAI rejects it without `store`, so it is not forwarded.
-    assert!(mock.requests().last().unwrap().body.get("metadata").is_none());
+    assert!(
+        mock.requests()
+            .last()
+            .unwrap()
+            .body
+            .get("metadata")
+            .is_none()
+    );
 
     // Rules read the last user message, not earlier turns.
     let body = json!({"model": "auto", "messages": [
         {"role": "user", "content": "prove it"}, {"role": "assistant", "content": "ok"},
         {"role": "user", "content": "thanks"}]});
-    assert_eq!(post(&gw, &body).await.headers()["x-switchyard-route"], "default");
+    assert_eq!(
+        post(&gw, &body).await.headers()["x-switchyard-route"],
+        "default"
+    );
     let text = gw.metrics().await;
-    assert_eq!(metric(&text, r#"switchyard_route_decisions_total{layer="rules",tier="premium"}"#), 2.0);
-    assert_eq!(metric(&text, r#"switchyard_route_decisions_total{layer="default",tier="budget"}"#), 1.0);
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_route_decisions_total{layer="rules",tier="premium"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_route_decisions_total{layer="default",tier="budget"}"#
+        ),
+        1.0
+    );
 }
 
 #[tokio::test]
@@ -140,15 +242,25 @@ async fn upstream_receives_the_request_unchanged_but_for_model_and_auth() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-request-id"], "trace-abc-123");
-    let overhead: f64 = resp.headers()["x-switchyard-overhead-ms"].to_str().unwrap().parse().unwrap();
+    let overhead: f64 = resp.headers()["x-switchyard-overhead-ms"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(overhead >= 0.0);
     let answer: Value = resp.json().await.unwrap();
-    assert_eq!(answer["system_fingerprint"], "fp_mock", "unknown response fields pass through");
+    assert_eq!(
+        answer["system_fingerprint"], "fp_mock",
+        "unknown response fields pass through"
+    );
     assert_eq!(answer["usage"]["prompt_tokens_details"]["cached_tokens"], 3);
 
     let got = mock.requests().pop().unwrap();
     assert_eq!(got.path, "/v1/chat/completions");
-    assert_eq!(got.headers["authorization"], format!("Bearer {PROVIDER_KEY}"));
+    assert_eq!(
+        got.headers["authorization"],
+        format!("Bearer {PROVIDER_KEY}")
+    );
     assert_eq!(got.headers["openai-organization"], "org-test");
     let mut expected = body.clone();
     expected["model"] = json!("cheap-up");
@@ -156,7 +268,12 @@ async fn upstream_receives_the_request_unchanged_but_for_model_and_auth() {
 
     // Without a client id, one is generated.
     let resp = post(&gw, &chat_body("auto", "hi")).await;
-    assert!(resp.headers()["x-request-id"].to_str().unwrap().starts_with("req_"));
+    assert!(
+        resp.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("req_")
+    );
 }
 
 #[tokio::test]
@@ -168,18 +285,83 @@ async fn bad_input_gets_openai_shaped_4xx() {
     let send = |body: String, ct: &'static str| {
         let client = client.clone();
         let url = url.clone();
-        async move { client.post(url).header("content-type", ct).body(body).send().await.unwrap() }
+        async move {
+            client
+                .post(url)
+                .header("content-type", ct)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
     };
     let cases: Vec<(String, &str, u16, Option<&str>, &str)> = vec![
-        ("{not json".into(), "application/json", 400, None, "parse the JSON"),
-        (r#"{"model":"auto"}"#.into(), "application/json", 400, Some("messages"), "missing field"),
-        (r#"{"model":"auto","messages":"hi"}"#.into(), "application/json", 400, Some("messages"), "invalid type"),
-        (r#"{"model":7,"messages":[]}"#.into(), "application/json", 400, Some("model"), "invalid type"),
-        (r#"{"model":"auto","messages":[{"role":"user","content":{"x":1}}]}"#.into(), "application/json", 400, Some("messages[0].content"), "expected a string"),
-        (r#"{"model":"auto","messages":[{"content":"hi"}]}"#.into(), "application/json", 400, Some("messages[0].role"), "missing field"),
-        (r#"{"model":"auto","messages":[]}"#.into(), "application/json", 400, Some("messages"), "at least one"),
-        (r#"{"model":"auto","messages":[{"role":"user","content":"hi"}]}"#.into(), "text/plain", 415, None, "application/json"),
-        (format!(r#"{{"model":"auto","messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(5000)), "application/json", 413, None, "2048 bytes"),
+        (
+            "{not json".into(),
+            "application/json",
+            400,
+            None,
+            "parse the JSON",
+        ),
+        (
+            r#"{"model":"auto"}"#.into(),
+            "application/json",
+            400,
+            Some("messages"),
+            "missing field",
+        ),
+        (
+            r#"{"model":"auto","messages":"hi"}"#.into(),
+            "application/json",
+            400,
+            Some("messages"),
+            "invalid type",
+        ),
+        (
+            r#"{"model":7,"messages":[]}"#.into(),
+            "application/json",
+            400,
+            Some("model"),
+            "invalid type",
+        ),
+        (
+            r#"{"model":"auto","messages":[{"role":"user","content":{"x":1}}]}"#.into(),
+            "application/json",
+            400,
+            Some("messages[0].content"),
+            "expected a string",
+        ),
+        (
+            r#"{"model":"auto","messages":[{"content":"hi"}]}"#.into(),
+            "application/json",
+            400,
+            Some("messages[0].role"),
+            "missing field",
+        ),
+        (
+            r#"{"model":"auto","messages":[]}"#.into(),
+            "application/json",
+            400,
+            Some("messages"),
+            "at least one",
+        ),
+        (
+            r#"{"model":"auto","messages":[{"role":"user","content":"hi"}]}"#.into(),
+            "text/plain",
+            415,
+            None,
+            "application/json",
+        ),
+        (
+            format!(
+                r#"{{"model":"auto","messages":[{{"role":"user","content":"{}"}}]}}"#,
+                "x".repeat(5000)
+            ),
+            "application/json",
+            413,
+            None,
+            "2048 bytes",
+        ),
     ];
     for (body, ct, status, param, needle) in cases {
         let resp = send(body.clone(), ct).await;
@@ -187,19 +369,44 @@ async fn bad_input_gets_openai_shaped_4xx() {
         assert!(resp.headers().contains_key("x-request-id"));
         let err: Value = resp.json().await.unwrap();
         let e = &err["error"];
-        assert!(e["type"].is_string() && e.get("code").is_some() && e.get("param").is_some(), "{err}");
+        assert!(
+            e["type"].is_string() && e.get("code").is_some() && e.get("param").is_some(),
+            "{err}"
+        );
         assert_eq!(e["param"].as_str(), param, "{err}");
         assert!(e["message"].as_str().unwrap().contains(needle), "{err}");
     }
     // A chunked body over the limit (no content-length) is cut off as well.
-    let big = format!(r#"{{"model":"auto","messages":[{{"role":"user","content":"{}"}}]}}"#, "y".repeat(8000));
-    let stream = futures_util::stream::iter(big.into_bytes().chunks(1000).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>());
-    let resp = client.post(gw.url("/v1/chat/completions")).header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(stream)).send().await.unwrap();
+    let big = format!(
+        r#"{{"model":"auto","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "y".repeat(8000)
+    );
+    let stream = futures_util::stream::iter(
+        big.into_bytes()
+            .chunks(1000)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let resp = client
+        .post(gw.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 413);
-    assert!(mock.requests().is_empty(), "no bad request may reach the upstream");
+    assert!(
+        mock.requests().is_empty(),
+        "no bad request may reach the upstream"
+    );
     let text = gw.metrics().await;
-    assert_eq!(metric(&text, r#"switchyard_requests_total{model="none",status="400",tier="none"}"#), 7.0);
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_requests_total{model="none",status="400",tier="none"}"#
+        ),
+        7.0
+    );
 }
 
 #[tokio::test]
@@ -207,15 +414,61 @@ async fn provider_errors_map_to_matching_status_and_never_leak_the_key() {
     let (mock, gw) = setup().await;
     let err_body = |msg: String, code: &str| json!({"error": {"message": msg, "type": "invalid_request_error", "param": null, "code": code}});
     let cases = [
-        (401, err_body(format!("Incorrect API key provided: {PROVIDER_KEY}."), "invalid_api_key"), 401, "authentication_error"),
-        (403, err_body("not allowed".into(), "forbidden"), 403, "permission_error"),
-        (400, err_body("This model's maximum context length is 8192 tokens".into(), "context_length_exceeded"), 400, "invalid_request_error"),
-        (400, err_body("Invalid value for 'temperature'".into(), "invalid_value"), 400, "invalid_request_error"),
-        (404, err_body("The model `strong-up` does not exist".into(), "model_not_found"), 404, "not_found_error"),
-        (422, err_body("unprocessable".into(), "bad"), 422, "invalid_request_error"),
+        (
+            401,
+            err_body(
+                format!("Incorrect API key provided: {PROVIDER_KEY}."),
+                "invalid_api_key",
+            ),
+            401,
+            "authentication_error",
+        ),
+        (
+            403,
+            err_body("not allowed".into(), "forbidden"),
+            403,
+            "permission_error",
+        ),
+        (
+            400,
+            err_body(
+                "This model's maximum context length is 8192 tokens".into(),
+                "context_length_exceeded",
+            ),
+            400,
+            "invalid_request_error",
+        ),
+        (
+            400,
+            err_body("Invalid value for 'temperature'".into(), "invalid_value"),
+            400,
+            "invalid_request_error",
+        ),
+        (
+            404,
+            err_body(
+                "The model `strong-up` does not exist".into(),
+                "model_not_found",
+            ),
+            404,
+            "not_found_error",
+        ),
+        (
+            422,
+            err_body("unprocessable".into(), "bad"),
+            422,
+            "invalid_request_error",
+        ),
     ];
     for (status, body, want, kind) in cases {
-        mock.on("strong-up", Reply::Json { status, body, headers: vec![] });
+        mock.on(
+            "strong-up",
+            Reply::Json {
+                status,
+                body,
+                headers: vec![],
+            },
+        );
         let before = mock.calls_for("strong-up");
         let resp = post(&gw, &chat_body("premium", "hi")).await;
         assert_eq!(resp.status(), want);
@@ -224,13 +477,31 @@ async fn provider_errors_map_to_matching_status_and_never_leak_the_key() {
         assert_eq!(err["error"]["type"], kind, "{err}");
         let text = err.to_string();
         assert!(!text.contains(PROVIDER_KEY), "provider key leaked: {text}");
-        assert_eq!(mock.calls_for("strong-up"), before + 1, "client errors are not retried: {status}");
+        assert_eq!(
+            mock.calls_for("strong-up"),
+            before + 1,
+            "client errors are not retried: {status}"
+        );
     }
     // Upstream 5xx and 429 are passed on with their status when no fallback is left.
-    mock.on("strong-up", Reply::Json { status: 503, body: json!({"error": {"message": "overloaded"}}), headers: vec![] });
+    mock.on(
+        "strong-up",
+        Reply::Json {
+            status: 503,
+            body: json!({"error": {"message": "overloaded"}}),
+            headers: vec![],
+        },
+    );
     let resp = post(&gw, &chat_body("premium", "hi")).await;
     assert_eq!(resp.status(), 503);
-    mock.on("strong-up", Reply::Json { status: 429, body: json!({"error": {"message": "slow down"}}), headers: vec![("retry-after", "7".into())] });
+    mock.on(
+        "strong-up",
+        Reply::Json {
+            status: 429,
+            body: json!({"error": {"message": "slow down"}}),
+            headers: vec![("retry-after", "7".into())],
+        },
+    );
     let resp = post(&gw, &chat_body("premium", "hi")).await;
     assert_eq!(resp.status(), 429);
     assert_eq!(resp.headers()["retry-after"], "7");
@@ -242,61 +513,131 @@ async fn provider_errors_map_to_matching_status_and_never_leak_the_key() {
     assert_eq!(resp.status(), 502);
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["error"]["code"], "upstream_invalid_response");
-    mock.on("strong-up", Reply::Json { status: 200, body: json!({"unexpected": true}), headers: vec![] });
+    mock.on(
+        "strong-up",
+        Reply::Json {
+            status: 200,
+            body: json!({"unexpected": true}),
+            headers: vec![],
+        },
+    );
     assert_eq!(post(&gw, &chat_body("premium", "hi")).await.status(), 502);
     let text = gw.metrics().await;
     assert!(!text.contains(PROVIDER_KEY));
-    assert_eq!(metric(&text, r#"switchyard_provider_errors_total{class="authentication",model="strong"}"#), 2.0);
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_provider_errors_total{class="authentication",model="strong"}"#
+        ),
+        2.0
+    );
 }
 
 #[tokio::test]
 async fn retryable_failures_fall_back_to_the_next_tier_and_client_errors_do_not() {
     let (mock, gw) = setup().await;
-    mock.on("cheap-up", Reply::Json { status: 500, body: json!({"error": {"message": "boom"}}), headers: vec![] });
+    mock.on(
+        "cheap-up",
+        Reply::Json {
+            status: 500,
+            body: json!({"error": {"message": "boom"}}),
+            headers: vec![],
+        },
+    );
     let resp = post(&gw, &chat_body("auto", "hello")).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-switchyard-tier"], "premium");
     assert_eq!(resp.headers()["x-switchyard-model"], "strong");
     assert_eq!(resp.headers()["x-switchyard-route"], "default");
-    assert_eq!((mock.calls_for("cheap-up"), mock.calls_for("strong-up")), (1, 1));
+    assert_eq!(
+        (mock.calls_for("cheap-up"), mock.calls_for("strong-up")),
+        (1, 1)
+    );
 
     // A content-policy refusal is the same on every model: no escalation to a pricier tier.
-    mock.on("cheap-up", Reply::Json { status: 400, body: json!({"error": {"message": "blocked", "code": "content_filter"}}), headers: vec![] });
+    mock.on(
+        "cheap-up",
+        Reply::Json {
+            status: 400,
+            body: json!({"error": {"message": "blocked", "code": "content_filter"}}),
+            headers: vec![],
+        },
+    );
     let resp = post(&gw, &chat_body("auto", "hello")).await;
     assert_eq!(resp.status(), 400);
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["error"]["code"], "content_policy_violation");
-    assert_eq!((mock.calls_for("cheap-up"), mock.calls_for("strong-up")), (2, 1));
+    assert_eq!(
+        (mock.calls_for("cheap-up"), mock.calls_for("strong-up")),
+        (2, 1)
+    );
 
     // A client that names a model gets that model or its error, never a substitute.
-    mock.on("cheap-up", Reply::Json { status: 500, body: json!({"error": {"message": "boom"}}), headers: vec![] });
+    mock.on(
+        "cheap-up",
+        Reply::Json {
+            status: 500,
+            body: json!({"error": {"message": "boom"}}),
+            headers: vec![],
+        },
+    );
     assert_eq!(post(&gw, &chat_body("cheap", "hello")).await.status(), 500);
-    assert_eq!((mock.calls_for("cheap-up"), mock.calls_for("strong-up")), (3, 1));
+    assert_eq!(
+        (mock.calls_for("cheap-up"), mock.calls_for("strong-up")),
+        (3, 1)
+    );
 
     let text = gw.metrics().await;
-    assert_eq!(metric(&text, r#"switchyard_fallbacks_total{from_tier="budget",reason="server_error",to_tier="premium"}"#), 1.0);
-    assert_eq!(metric(&text, r#"switchyard_requests_total{model="strong",status="200",tier="premium"}"#), 1.0);
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_fallbacks_total{from_tier="budget",reason="server_error",to_tier="premium"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_requests_total{model="strong",status="200",tier="premium"}"#
+        ),
+        1.0
+    );
 }
 
 #[tokio::test]
 async fn unreachable_provider_is_a_502_naming_the_model() {
     // Bind then drop a listener: nothing answers on that port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let gw = Gateway::start(&config_yaml(&format!("http://127.0.0.1:{port}/v1"), "")).await;
     let resp = post(&gw, &chat_body("cheap", "hi")).await;
     assert_eq!(resp.status(), 502);
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["error"]["code"], "upstream_connection_error");
-    assert!(err["error"]["message"].as_str().unwrap().starts_with("cheap:"));
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("cheap:")
+    );
 }
 
 #[tokio::test]
 async fn gateway_keys_are_required_when_configured() {
     let mock = Mock::start().await;
-    let gw = Gateway::start(&config_yaml(&mock.url(), "  api_keys: [\"sy-team-key-1\", \"sy-team-key-2\"]")).await;
+    let gw = Gateway::start(&config_yaml(
+        &mock.url(),
+        "  api_keys: [\"sy-team-key-1\", \"sy-team-key-2\"]",
+    ))
+    .await;
     let client = reqwest::Client::new();
     let call = |key: Option<&'static str>| {
-        let mut rb = client.post(gw.url("/v1/chat/completions")).json(&chat_body("auto", "hi"));
+        let mut rb = client
+            .post(gw.url("/v1/chat/completions"))
+            .json(&chat_body("auto", "hi"));
         if let Some(k) = key {
             rb = rb.bearer_auth(k);
         }
@@ -304,21 +645,51 @@ async fn gateway_keys_are_required_when_configured() {
     };
     let none = call(None).await.unwrap();
     assert_eq!(none.status(), 401);
-    assert_eq!(none.json::<Value>().await.unwrap()["error"]["code"], "missing_api_key");
+    assert_eq!(
+        none.json::<Value>().await.unwrap()["error"]["code"],
+        "missing_api_key"
+    );
     let wrong = call(Some("sy-wrong")).await.unwrap();
     assert_eq!(wrong.status(), 401);
-    assert_eq!(wrong.json::<Value>().await.unwrap()["error"]["code"], "invalid_api_key");
+    assert_eq!(
+        wrong.json::<Value>().await.unwrap()["error"]["code"],
+        "invalid_api_key"
+    );
     assert_eq!(call(Some("sy-team-key-2")).await.unwrap().status(), 200);
     let models = client.get(gw.url("/v1/models")).send().await.unwrap();
     assert_eq!(models.status(), 401);
-    let via_header = client.get(gw.url("/v1/models")).header("x-api-key", "sy-team-key-1").send().await.unwrap();
+    let via_header = client
+        .get(gw.url("/v1/models"))
+        .header("x-api-key", "sy-team-key-1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(via_header.status(), 200);
     // Health and metrics stay open for probes and scrapers.
-    assert_eq!(client.get(gw.url("/health/ready")).send().await.unwrap().status(), 200);
-    assert_eq!(client.get(gw.url("/metrics")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client
+            .get(gw.url("/health/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(gw.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     assert_eq!(mock.requests().len(), 1);
     // The client's key is never forwarded upstream.
-    assert_eq!(mock.requests()[0].headers["authorization"], format!("Bearer {PROVIDER_KEY}"));
+    assert_eq!(
+        mock.requests()[0].headers["authorization"],
+        format!("Bearer {PROVIDER_KEY}")
+    );
 }
 
 #[tokio::test]
@@ -369,7 +740,12 @@ routing: { default: t }
     let resp = post(&gw, &json!({"model": "auto", "max_tokens": 3, "messages": [{"role": "user", "content": "hello there"}]})).await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
-    assert!(body["choices"][0]["message"]["content"].as_str().unwrap().starts_with("[simulated sim-1]"));
+    assert!(
+        body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("[simulated sim-1]")
+    );
     assert_eq!(body["usage"]["completion_tokens"], 5);
     assert_eq!(body["choices"][0]["finish_reason"], "length");
     let resp = post(&gw, &chat_body("bad", "x")).await;

@@ -5,8 +5,8 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub file: String,
-    pub line: Option<u64>,
-    pub column: Option<u64>,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
     /// The YAML path of the key, e.g. `providers.openai.api_key` or `tiers.budget.models[0]`.
     pub path: String,
     pub message: String,
@@ -16,8 +16,12 @@ pub struct ConfigError {
 impl ConfigError {
     pub(crate) fn from_yaml(e: &serde_saphyr::Error, path: &str, file: &str, text: &str) -> Self {
         let loc = e.location();
-        let line = loc.map(|l| l.line()).filter(|&l| l > 0);
-        let column = loc.map(|l| l.column()).filter(|&c| c > 0);
+        let line = loc
+            .and_then(|l| u32::try_from(l.line()).ok())
+            .filter(|&l| l > 0);
+        let column = loc
+            .and_then(|l| u32::try_from(l.column()).ok())
+            .filter(|&c| c > 0);
         let mut message = e.without_snippet().to_string();
         // The library appends the position; we print it up front instead.
         if let Some(idx) = message.rfind(" at line ") {
@@ -31,11 +35,23 @@ impl ConfigError {
         Self::at(file, text, line, column, &path, message)
     }
 
+    /// An error about the file as a whole (unreadable, or a problem found after parsing).
+    pub fn whole_file(file: &str, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.to_string(),
+            line: None,
+            column: None,
+            path: String::new(),
+            message: message.into(),
+            snippet: None,
+        }
+    }
+
     pub(crate) fn at(
         file: &str,
         text: &str,
-        line: Option<u64>,
-        column: Option<u64>,
+        line: Option<u32>,
+        column: Option<u32>,
         path: &str,
         message: String,
     ) -> Self {

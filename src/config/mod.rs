@@ -21,13 +21,11 @@ use std::path::Path;
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.display().to_string(),
-            line: None,
-            column: None,
-            path: String::new(),
-            message: format!("cannot read the config file: {e}"),
-            snippet: None,
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::whole_file(
+                &path.display().to_string(),
+                format!("cannot read the config file: {e}"),
+            )
         })?;
         Self::from_yaml(&text, &path.display().to_string())
     }

@@ -15,8 +15,8 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn at(&self, loc: Location, path: String, message: String) -> ConfigError {
-        let line = Some(loc.line()).filter(|&l| l > 0);
-        let col = Some(loc.column()).filter(|&c| c > 0);
+        let line = u32::try_from(loc.line()).ok().filter(|&l| l > 0);
+        let col = u32::try_from(loc.column()).ok().filter(|&c| c > 0);
         ConfigError::at(self.file, self.text, line, col, &path, message)
     }
 
@@ -38,7 +38,7 @@ impl Checker<'_> {
     }
 }
 
-fn find_key_line(text: &str, section: &str, key: &str) -> Option<(u64, u64)> {
+fn find_key_line(text: &str, section: &str, key: &str) -> Option<(u32, u32)> {
     let mut in_section = false;
     for (i, line) in text.lines().enumerate() {
         let trimmed = line.trim_start();
@@ -48,7 +48,7 @@ fn find_key_line(text: &str, section: &str, key: &str) -> Option<(u64, u64)> {
             if in_section {
                 // Flow style on the section line itself: `fallbacks: { budget: [mid] }`.
                 if let Some(pos) = line.find(&format!("{key}:")) {
-                    return Some((i as u64 + 1, pos as u64 + 1));
+                    return Some((u32::try_from(i + 1).ok()?, u32::try_from(pos + 1).ok()?));
                 }
             }
             continue;
@@ -60,7 +60,7 @@ fn find_key_line(text: &str, section: &str, key: &str) -> Option<(u64, u64)> {
                 .trim_start_matches(['"', '\''])
                 .starts_with(':')
         {
-            return Some((i as u64 + 1, indent as u64 + 1));
+            return Some((u32::try_from(i + 1).ok()?, u32::try_from(indent + 1).ok()?));
         }
     }
     None

@@ -81,6 +81,20 @@ impl Provider {
     }
 }
 
+/// Marked sensitive so the value never shows up in debug output or logs of the request.
+pub(crate) fn secret_header(
+    provider: &str,
+    value: &str,
+) -> Result<reqwest::header::HeaderValue, String> {
+    let mut v = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+        format!(
+            "provider {provider}: a header value contains characters not allowed in HTTP headers"
+        )
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
 /// Sends a request and turns transport failures and non-2xx answers into `ProviderError`s.
 pub(crate) async fn send(req: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
     let resp = req

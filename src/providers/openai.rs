@@ -3,12 +3,13 @@
 //! fields switchyard does not know still reach the provider.
 
 use super::{
-    Call, ChatResponse, ChunkStream, DEFAULT_TIMEOUT, ProviderError, read_json, send, sse,
+    Call, ChatResponse, ChunkStream, DEFAULT_TIMEOUT, ProviderError, read_json, secret_header,
+    send, sse,
 };
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::openai::Usage;
 use futures_util::StreamExt;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderName};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -158,14 +159,4 @@ impl OpenAiProvider {
             });
         Ok(Box::pin(chunks))
     }
-}
-
-fn secret_header(provider: &str, value: &str) -> Result<HeaderValue, String> {
-    let mut v = HeaderValue::from_str(value).map_err(|_| {
-        format!(
-            "provider {provider}: a header value contains characters not allowed in HTTP headers"
-        )
-    })?;
-    v.set_sensitive(true);
-    Ok(v)
 }

@@ -32,11 +32,18 @@ pub struct Recorded {
 pub enum Reply {
     /// A normal completion whose text names the upstream model.
     Ok,
-    Json { status: u16, body: Value, headers: Vec<(&'static str, String)> },
+    Json {
+        status: u16,
+        body: Value,
+        headers: Vec<(&'static str, String)>,
+    },
     /// A non-JSON body with status 200.
     Garbage(&'static str),
     /// SSE `data:` events. If `gate` is set, the mock waits for it before sending event `gate_at`.
-    Stream { events: Vec<String>, gate: Option<(usize, Arc<Notify>)> },
+    Stream {
+        events: Vec<String>,
+        gate: Option<(usize, Arc<Notify>)>,
+    },
 }
 
 #[derive(Default)]
@@ -57,7 +64,9 @@ pub struct Mock {
 impl Mock {
     pub async fn start() -> Mock {
         let state = Arc::new(MockState::default());
-        let app = axum::Router::new().fallback(handle).with_state(state.clone());
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -71,7 +80,13 @@ impl Mock {
     }
 
     pub fn on(&self, model: &str, reply: Reply) {
-        self.state.script.lock().unwrap().entry(model.to_string()).or_default().push_back(reply);
+        self.state
+            .script
+            .lock()
+            .unwrap()
+            .entry(model.to_string())
+            .or_default()
+            .push_back(reply);
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -79,7 +94,10 @@ impl Mock {
     }
 
     pub fn calls_for(&self, model: &str) -> usize {
-        self.requests().iter().filter(|r| r.body["model"] == model).count()
+        self.requests()
+            .iter()
+            .filter(|r| r.body["model"] == model)
+            .count()
     }
 }
 
@@ -135,12 +153,19 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let query = req.uri().query().map(str::to_string);
     let headers = req.headers().clone();
-    let bytes = axum::body::to_bytes(req.into_body(), usize::MAX).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(req.into_body(), usize::MAX)
+        .await
+        .unwrap_or_default();
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let model = body["model"].as_str().unwrap_or("").to_string();
     let stream = body["stream"] == true;
     let with_usage = body["stream_options"]["include_usage"] == true;
-    state.requests.lock().unwrap().push(Recorded { path, query, headers, body });
+    state.requests.lock().unwrap().push(Recorded {
+        path,
+        query,
+        headers,
+        body,
+    });
 
     let reply = {
         let mut script = state.script.lock().unwrap();
@@ -151,13 +176,26 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
             .unwrap_or(Reply::Ok)
     };
     let reply = match reply {
-        Reply::Ok if stream => Reply::Stream { events: stream_events(&model, with_usage), gate: None },
+        Reply::Ok if stream => Reply::Stream {
+            events: stream_events(&model, with_usage),
+            gate: None,
+        },
         r => r,
     };
     match reply {
-        Reply::Ok => axum::Json(completion(&model, &format!("answer from {model}"))).into_response(),
-        Reply::Json { status, body, headers } => {
-            let mut resp = (http::StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response();
+        Reply::Ok => {
+            axum::Json(completion(&model, &format!("answer from {model}"))).into_response()
+        }
+        Reply::Json {
+            status,
+            body,
+            headers,
+        } => {
+            let mut resp = (
+                http::StatusCode::from_u16(status).unwrap(),
+                axum::Json(body),
+            )
+                .into_response();
             for (k, v) in headers {
                 resp.headers_mut().insert(k, v.parse().unwrap());
             }
@@ -168,19 +206,22 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
             let started = state.stream_started.clone();
             let flag = CancelFlag(state.stream_cancelled.clone(), false);
             let total = events.len();
-            let s = futures_util::stream::iter(events.into_iter().enumerate()).then(move |(i, ev)| {
-                let gate = gate.clone();
-                let started = started.clone();
-                async move {
-                    if let Some((at, n)) = &gate {
-                        if i == *at {
-                            started.notify_one();
-                            n.notified().await;
+            let s =
+                futures_util::stream::iter(events.into_iter().enumerate()).then(move |(i, ev)| {
+                    let gate = gate.clone();
+                    let started = started.clone();
+                    async move {
+                        if let Some((at, n)) = &gate {
+                            if i == *at {
+                                started.notify_one();
+                                n.notified().await;
+                            }
                         }
+                        Ok::<Bytes, std::convert::Infallible>(Bytes::from(format!(
+                            "data: {ev}\n\n"
+                        )))
                     }
-                    Ok::<Bytes, std::convert::Infallible>(Bytes::from(format!("data: {ev}\n\n")))
-                }
-            });
+                });
             let mut flag = Some(flag);
             let s = s.enumerate().map(move |(i, item)| {
                 if i + 1 == total {
@@ -241,8 +282,10 @@ pub struct Gateway {
 
 impl Gateway {
     pub async fn start(yaml: &str) -> Gateway {
-        let config = switchyard::config::Config::from_yaml(yaml, "test.yaml").unwrap_or_else(|e| panic!("{e}"));
-        let gw = switchyard::gateway::Gateway::build(config, &switchyard::server::http_client()).unwrap();
+        let config = switchyard::config::Config::from_yaml(yaml, "test.yaml")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let gw = switchyard::gateway::Gateway::build(config, &switchyard::server::http_client())
+            .unwrap();
         let server = switchyard::server::Server::bind(gw).await.unwrap();
         let addr = server.local_addr();
         let state = server.state();
@@ -250,7 +293,12 @@ impl Gateway {
         let handle = tokio::spawn(server.run(async move {
             let _ = rx.await;
         }));
-        Gateway { addr, state, shutdown: Some(tx), handle }
+        Gateway {
+            addr,
+            state,
+            shutdown: Some(tx),
+            handle,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -264,14 +312,22 @@ impl Gateway {
     }
 
     pub async fn metrics(&self) -> String {
-        reqwest::get(self.url("/metrics")).await.unwrap().text().await.unwrap()
+        reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 }
 
 /// Value of one sample line in the Prometheus text, e.g. `switchyard_requests_total{model="cheap",status="200",tier="budget"}`.
 pub fn metric(text: &str, series: &str) -> f64 {
     text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
         .map_or(0.0, |v| v.trim().parse().unwrap())
 }
 
@@ -280,7 +336,12 @@ pub fn chat_body(model: &str, prompt: &str) -> Value {
 }
 
 pub async fn post(gw: &Gateway, body: &Value) -> reqwest::Response {
-    reqwest::Client::new().post(gw.url("/v1/chat/completions")).json(body).send().await.unwrap()
+    reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// Polls `f` until it returns true or the deadline passes.
@@ -330,14 +391,19 @@ impl Binary {
                 }
             });
         }
-        let addr = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-            let _ = child.kill();
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut e, &mut err);
-            }
-            panic!("the gateway did not report its address; stderr: {err}; stdout: {:?}", lines.lock().unwrap())
-        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                panic!(
+                    "the gateway did not report its address; stderr: {err}; stdout: {:?}",
+                    lines.lock().unwrap()
+                )
+            });
         Binary { child, addr, lines }
     }
 
@@ -346,12 +412,20 @@ impl Binary {
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 
     pub fn log_contains(&self, needle: &str) -> bool {
-        self.lines.lock().unwrap().iter().any(|l| l.contains(needle))
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(needle))
     }
 
     pub fn wait_exit(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
@@ -375,5 +449,9 @@ impl Drop for Binary {
 
 fn listening_addr(line: &str) -> Option<SocketAddr> {
     let rest = line.split("listening on ").nth(1)?;
-    rest.split_whitespace().next()?.trim_matches('"').parse().ok()
+    rest.split_whitespace()
+        .next()?
+        .trim_matches('"')
+        .parse()
+        .ok()
 }

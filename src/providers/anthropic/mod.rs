@@ -10,7 +10,8 @@ mod response;
 mod stream;
 
 use super::{
-    Call, ChatResponse, ChunkStream, DEFAULT_TIMEOUT, ErrorKind, ProviderError, read_json, send,
+    Call, ChatResponse, ChunkStream, DEFAULT_TIMEOUT, ErrorKind, ProviderError, read_json,
+    secret_header, send,
 };
 use crate::config::ProviderConfig;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -34,6 +35,8 @@ impl AnthropicProvider {
             .as_ref()
             .map_or(ANTHROPIC_BASE, |u| u.as_str())
             .trim_end_matches('/');
+        // Accept the base written either way (`…/v1` is how OpenAI-style configs spell it).
+        let base = base.strip_suffix("/v1").unwrap_or(base);
         let url = reqwest::Url::parse(&format!("{base}/v1/messages"))
             .map_err(|e| format!("provider {name}: invalid base_url: {e}"))?;
 
@@ -101,17 +104,6 @@ impl AnthropicProvider {
             call.stream_usage,
         ))
     }
-}
-
-/// Marked sensitive so the value never shows up in debug output or logs of the request.
-fn secret_header(provider: &str, value: &str) -> Result<HeaderValue, String> {
-    let mut v = HeaderValue::from_str(value).map_err(|_| {
-        format!(
-            "provider {provider}: a header value contains characters not allowed in HTTP headers"
-        )
-    })?;
-    v.set_sensitive(true);
-    Ok(v)
 }
 
 /// Anthropic's `stop_reason` as an OpenAI `finish_reason`. Unknown future reasons become "stop"
