@@ -45,6 +45,9 @@ fn find_key_line(text: &str, section: &str, key: &str) -> Option<(u32, u32)> {
         let indent = line.len() - trimmed.len();
         if indent == 0 && !trimmed.is_empty() && !trimmed.starts_with('#') {
             in_section = trimmed.starts_with(&format!("{section}:"));
+            if in_section && key.is_empty() {
+                return Some((u32::try_from(i + 1).ok()?, 1));
+            }
             if in_section {
                 // Flow style on the section line itself: `fallbacks: { budget: [mid] }`.
                 if let Some(pos) = line.find(&format!("{key}:")) {

@@ -1,0 +1,275 @@
+//! The real binary: `check`, `serve` refusing a bad file, reload on SIGHUP and on file change,
+//! graceful shutdown on SIGTERM, JSON logs without secrets.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_switchyard"))
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+async fn wait_exit(b: &mut Binary, deadline: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < deadline {
+        if let Ok(Some(s)) = b.child.try_wait() {
+            return Some(s);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+async fn route_of(b: &Binary, prompt: &str) -> String {
+    let resp = reqwest::Client::new().post(b.url("/v1/chat/completions")).json(&chat_body("auto", prompt)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.headers()["x-switchyard-tier"].to_str().unwrap().to_string()
+}
+
+const BAD_KEY: &str = r#"
+providers:
+  sim: { kind: simulated, simulat: { latency: 1ms } }
+models: [{ name: s, provider: sim }]
+tiers: { t: { models: [s] } }
+routing: { default: t }
+"#;
+
+#[test]
+fn check_prints_a_summary_or_the_located_error() {
+    let out = bin().args(["check", "--config", "config/demo.yaml"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("config/demo.yaml: OK") && text.contains("budget") && text.contains("summarize"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(&dir, "bad.yaml", BAD_KEY);
+    let out = bin().arg("check").arg("--config").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:3:27: providers.sim.simulat: unknown field `simulat`", bad.display())), "{err}");
+
+    let unset = write(&dir, "env.yaml", "providers:\n  p: { kind: openai, api_key: \"${SWITCHYARD_TEST_SURELY_UNSET}\" }\nmodels: []\ntiers: {}\nrouting: { default: x }\n");
+    let out = bin().arg("check").arg("--config").arg(&unset).env_remove("SWITCHYARD_TEST_SURELY_UNSET").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(":2:31: providers.p.api_key: environment variable SWITCHYARD_TEST_SURELY_UNSET is not set"), "{err}");
+    let out = bin().arg("check").arg("--config").arg(&unset).env("SWITCHYARD_TEST_SURELY_UNSET", "sk-x").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(":4:1: tiers: define at least one tier"), "the variable is set now, so the next error shows: {err}");
+
+    let out = bin().args(["check", "--config", "/nonexistent/switchyard.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the config file"));
+}
+
+#[test]
+fn route_prints_the_decision() {
+    let out = bin().args(["route", "--config", "config/demo.yaml", "Summarize this report in bullet points"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("tier   budget") && text.contains("route  rules:summarize"), "{text}");
+}
+
+#[test]
+fn serve_refuses_an_invalid_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(&dir, "bad.yaml", BAD_KEY);
+    let out = bin().arg("serve").arg("--config").arg(&bad).args(["--listen", "127.0.0.1:0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("providers.sim.simulat: unknown field"));
+}
+
+fn sim_config(tier_for_summaries: &str) -> String {
+    format!(
+        r#"
+providers:
+  sim: {{ kind: simulated, simulate: {{ latency: 1ms, output_tokens: 3 }} }}
+models:
+  - {{ name: small, provider: sim }}
+  - {{ name: big, provider: sim }}
+tiers:
+  budget: {{ models: [small] }}
+  premium: {{ models: [big] }}
+routing:
+  default: premium
+  rules:
+    - {{ name: summarize, when: {{ keywords: [summarize] }}, tier: {tier_for_summaries} }}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_a_valid_file_and_keeps_serving_on_an_invalid_one() {
+    let mock = Mock::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "gw.yaml", &config_yaml(&mock.url(), ""));
+    let b = Binary::serve(&path, &[]);
+    assert_eq!(route_of(&b, "please summarize").await, "budget");
+
+    // A stream in flight across the reload keeps going on the config it started with.
+    let gate = Arc::new(Notify::new());
+    mock.on("cheap-up", Reply::Stream { events: stream_events("cheap-up", true), gate: Some((2, gate.clone())) });
+    let stream_url = b.url("/v1/chat/completions");
+    let in_flight = tokio::spawn(async move {
+        let resp = reqwest::Client::new()
+            .post(stream_url)
+            .json(&json!({"model": "auto", "stream": true, "messages": [{"role": "user", "content": "summarize"}]}))
+            .send()
+            .await
+            .unwrap();
+        resp.text().await.unwrap()
+    });
+    mock.state.stream_started.notified().await;
+
+    std::fs::write(&path, config_yaml(&mock.url(), "").replace("tier: budget }", "tier: premium }")).unwrap();
+    b.signal("HUP");
+    let start = Instant::now();
+    while route_of(&b, "please summarize").await != "premium" {
+        assert!(start.elapsed() < Duration::from_secs(10), "reload did not take effect");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gate.notify_one();
+    let streamed = in_flight.await.unwrap();
+    assert!(streamed.ends_with("data: [DONE]\n\n") && streamed.contains(r#""content":" mock""#), "{streamed}");
+
+    // An invalid file is rejected with the message `check` prints, and the old config keeps serving.
+    std::fs::write(&path, BAD_KEY).unwrap();
+    let expected = String::from_utf8_lossy(&bin().arg("check").arg("--config").arg(&path).output().unwrap().stderr).to_string();
+    let first_line = expected.trim_start_matches("error: ").lines().next().unwrap().to_string();
+    assert!(first_line.contains("unknown field `simulat`"), "{first_line}");
+    b.signal("HUP");
+    let start = Instant::now();
+    while !b.log_contains(&first_line) {
+        assert!(start.elapsed() < Duration::from_secs(10), "no rejection logged; expected {first_line}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(b.log_contains("config reload rejected"));
+    assert_eq!(route_of(&b, "please summarize").await, "premium");
+    let metrics = reqwest::get(b.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert_eq!(metric(&metrics, r#"switchyard_config_reloads_total{result="success"}"#), 1.0);
+    assert_eq!(metric(&metrics, r#"switchyard_config_reloads_total{result="failure"}"#), 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_reloads_when_the_file_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "gw.yaml", &sim_config("budget"));
+    let b = Binary::serve(&path, &["--watch"]);
+    assert_eq!(route_of(&b, "summarize it").await, "budget");
+    // Write a new file and rename it over the old one, as editors do.
+    let tmp = write(&dir, "gw.yaml.tmp", &sim_config("premium"));
+    std::fs::rename(&tmp, &path).unwrap();
+    let start = Instant::now();
+    while route_of(&b, "summarize it").await != "premium" {
+        assert!(start.elapsed() < Duration::from_secs(10), "file change did not reload");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_streams_then_exits() {
+    let mock = Mock::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "gw.yaml", &config_yaml(&mock.url(), ""));
+    let mut b = Binary::serve(&path, &[]);
+    let gate = Arc::new(Notify::new());
+    mock.on("cheap-up", Reply::Stream { events: stream_events("cheap-up", true), gate: Some((2, gate.clone())) });
+    let url = b.url("/v1/chat/completions");
+    let in_flight = tokio::spawn(async move {
+        let resp = reqwest::Client::new()
+            .post(url)
+            .json(&json!({"model": "auto", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        resp.text().await.unwrap()
+    });
+    mock.state.stream_started.notified().await;
+    b.signal("TERM");
+    let start = Instant::now();
+    while !b.log_contains("draining") {
+        assert!(start.elapsed() < Duration::from_secs(10), "shutdown did not begin");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Still running: the stream holds it open. New connections are no longer accepted.
+    assert!(b.child.try_wait().unwrap().is_none());
+    let fresh = reqwest::Client::new().get(b.url("/health/live")).timeout(Duration::from_secs(2)).send().await;
+    assert!(fresh.is_err(), "a new connection was accepted during drain");
+    gate.notify_one();
+    let text = in_flight.await.unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"), "the in-flight stream was cut: {text}");
+    let status = wait_exit(&mut b, Duration::from_secs(10)).await.expect("did not exit after draining");
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_timeout_bounds_shutdown() {
+    let mock = Mock::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "gw.yaml", &config_yaml(&mock.url(), "").replace("drain_timeout: 5s", "drain_timeout: 300ms"));
+    let mut b = Binary::serve(&path, &[]);
+    let gate = Arc::new(Notify::new());
+    mock.on("cheap-up", Reply::Stream { events: stream_events("cheap-up", true), gate: Some((2, gate.clone())) });
+    let url = b.url("/v1/chat/completions");
+    let _stuck = tokio::spawn(async move {
+        let resp = reqwest::Client::new()
+            .post(url)
+            .json(&json!({"model": "auto", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await;
+        if let Ok(r) = resp {
+            let _ = r.text().await;
+        }
+    });
+    mock.state.stream_started.notified().await;
+    b.signal("TERM");
+    let status = wait_exit(&mut b, Duration::from_secs(10)).await.expect("a stuck stream kept the process alive past the drain timeout");
+    assert!(status.success());
+    assert!(b.log_contains("drain timeout reached"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_request_and_never_the_provider_key() {
+    let mock = Mock::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "gw.yaml", &config_yaml(&mock.url(), ""));
+    let b = Binary::serve(&path, &["--log-format", "json"]);
+    mock.on("strong-up", Reply::Json { status: 401, body: json!({"error": {"message": format!("Incorrect API key provided: {PROVIDER_KEY}")}}), headers: vec![] });
+    let resp = reqwest::Client::new()
+        .post(b.url("/v1/chat/completions"))
+        .header("x-request-id", "log-test-1")
+        .json(&chat_body("premium", "hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(!resp.text().await.unwrap().contains(PROVIDER_KEY));
+    let start = Instant::now();
+    let line = loop {
+        let found = b.lines.lock().unwrap().iter().find(|l| l.contains("log-test-1")).cloned();
+        if let Some(l) = found {
+            break l;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no log line for the request");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    assert_eq!(v["request_id"], "log-test-1");
+    assert_eq!(v["status"], 401);
+    assert_eq!(v["tier"], "premium");
+    assert_eq!(v["model"], "strong");
+    assert_eq!(v["level"], "INFO");
+    assert!(v["error"].as_str().unwrap().contains("[redacted]"));
+    assert!(b.lines.lock().unwrap().iter().all(|l| !l.contains(PROVIDER_KEY)), "the provider key reached a log line");
+}
