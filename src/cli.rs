@@ -169,13 +169,14 @@ fn check(path: &Path) -> ExitCode {
     );
     println!("  models     {}", c.models.len());
     for m in &c.models {
-        println!(
-            "    {:<20} {} / {:<32} ${}/M in, ${}/M out",
-            m.name,
+        let target = format!(
+            "{}/{}",
             m.provider.value,
-            m.model.as_ref().map_or(m.name.as_str(), |x| x.as_str()),
-            m.price.input,
-            m.price.output
+            m.model.as_ref().map_or(m.name.as_str(), |x| x.as_str())
+        );
+        println!(
+            "    {:<20} {:<40} ${}/M in, ${}/M out",
+            m.name, target, m.price.input, m.price.output
         );
     }
     println!("  tiers");

@@ -33,9 +33,17 @@ async fn wait_exit(b: &mut Binary, deadline: Duration) -> Option<std::process::E
 }
 
 async fn route_of(b: &Binary, prompt: &str) -> String {
-    let resp = reqwest::Client::new().post(b.url("/v1/chat/completions")).json(&chat_body("auto", prompt)).send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .post(b.url("/v1/chat/completions"))
+        .json(&chat_body("auto", prompt))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    resp.headers()["x-switchyard-tier"].to_str().unwrap().to_string()
+    resp.headers()["x-switchyard-tier"]
+        .to_str()
+        .unwrap()
+        .to_string()
 }
 
 const BAD_KEY: &str = r#"
@@ -48,44 +56,106 @@ routing: { default: t }
 
 #[test]
 fn check_prints_a_summary_or_the_located_error() {
-    let out = bin().args(["check", "--config", "config/demo.yaml"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bin()
+        .args(["check", "--config", "config/demo.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("config/demo.yaml: OK") && text.contains("budget") && text.contains("summarize"), "{text}");
+    assert!(
+        text.contains("config/demo.yaml: OK")
+            && text.contains("budget")
+            && text.contains("summarize"),
+        "{text}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let bad = write(&dir, "bad.yaml", BAD_KEY);
-    let out = bin().arg("check").arg("--config").arg(&bad).output().unwrap();
+    let out = bin()
+        .arg("check")
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{}:3:27: providers.sim.simulat: unknown field `simulat`", bad.display())), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:3:27: providers.sim.simulat: unknown field `simulat`",
+            bad.display()
+        )),
+        "{err}"
+    );
 
-    let unset = write(&dir, "env.yaml", "providers:\n  p: { kind: openai, api_key: \"${SWITCHYARD_TEST_SURELY_UNSET}\" }\nmodels: []\ntiers: {}\nrouting: { default: x }\n");
-    let out = bin().arg("check").arg("--config").arg(&unset).env_remove("SWITCHYARD_TEST_SURELY_UNSET").output().unwrap();
+    let unset = write(
+        &dir,
+        "env.yaml",
+        "providers:\n  p: { kind: openai, api_key: \"${SWITCHYARD_TEST_SURELY_UNSET}\" }\nmodels: []\ntiers: {}\nrouting: { default: x }\n",
+    );
+    let out = bin()
+        .arg("check")
+        .arg("--config")
+        .arg(&unset)
+        .env_remove("SWITCHYARD_TEST_SURELY_UNSET")
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(":2:31: providers.p.api_key: environment variable SWITCHYARD_TEST_SURELY_UNSET is not set"), "{err}");
-    let out = bin().arg("check").arg("--config").arg(&unset).env("SWITCHYARD_TEST_SURELY_UNSET", "sk-x").output().unwrap();
+    let out = bin()
+        .arg("check")
+        .arg("--config")
+        .arg(&unset)
+        .env("SWITCHYARD_TEST_SURELY_UNSET", "sk-x")
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(":4:1: tiers: define at least one tier"), "the variable is set now, so the next error shows: {err}");
+    assert!(
+        err.contains(":4:1: tiers: define at least one tier"),
+        "the variable is set now, so the next error shows: {err}"
+    );
 
-    let out = bin().args(["check", "--config", "/nonexistent/switchyard.yaml"]).output().unwrap();
+    let out = bin()
+        .args(["check", "--config", "/nonexistent/switchyard.yaml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the config file"));
 }
 
 #[test]
 fn route_prints_the_decision() {
-    let out = bin().args(["route", "--config", "config/demo.yaml", "Summarize this report in bullet points"]).output().unwrap();
+    let out = bin()
+        .args([
+            "route",
+            "--config",
+            "config/demo.yaml",
+            "Summarize this report in bullet points",
+        ])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("tier   budget") && text.contains("route  rules:summarize"), "{text}");
+    assert!(
+        text.contains("tier   budget") && text.contains("route  rules:summarize"),
+        "{text}"
+    );
 }
 
 #[test]
 fn serve_refuses_an_invalid_config() {
     let dir = tempfile::tempdir().unwrap();
     let bad = write(&dir, "bad.yaml", BAD_KEY);
-    let out = bin().arg("serve").arg("--config").arg(&bad).args(["--listen", "127.0.0.1:0"]).output().unwrap();
+    let out = bin()
+        .arg("serve")
+        .arg("--config")
+        .arg(&bad)
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("providers.sim.simulat: unknown field"));
 }
@@ -119,7 +189,13 @@ async fn sighup_reloads_a_valid_file_and_keeps_serving_on_an_invalid_one() {
 
     // A stream in flight across the reload keeps going on the config it started with.
     let gate = Arc::new(Notify::new());
-    mock.on("cheap-up", Reply::Stream { events: stream_events("cheap-up", true), gate: Some((2, gate.clone())) });
+    mock.on(
+        "cheap-up",
+        Reply::Stream {
+            events: stream_events("cheap-up", true),
+            gate: Some((2, gate.clone())),
+        },
+    );
     let stream_url = b.url("/v1/chat/completions");
     let in_flight = tokio::spawn(async move {
         let resp = reqwest::Client::new()
@@ -132,33 +208,80 @@ async fn sighup_reloads_a_valid_file_and_keeps_serving_on_an_invalid_one() {
     });
     mock.state.stream_started.notified().await;
 
-    std::fs::write(&path, config_yaml(&mock.url(), "").replace("tier: budget }", "tier: premium }")).unwrap();
+    std::fs::write(
+        &path,
+        config_yaml(&mock.url(), "").replace("tier: budget }", "tier: premium }"),
+    )
+    .unwrap();
     b.signal("HUP");
     let start = Instant::now();
     while route_of(&b, "please summarize").await != "premium" {
-        assert!(start.elapsed() < Duration::from_secs(10), "reload did not take effect");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "reload did not take effect"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     gate.notify_one();
     let streamed = in_flight.await.unwrap();
-    assert!(streamed.ends_with("data: [DONE]\n\n") && streamed.contains(r#""content":" mock""#), "{streamed}");
+    assert!(
+        streamed.ends_with("data: [DONE]\n\n") && streamed.contains(r#""content":" mock""#),
+        "{streamed}"
+    );
 
     // An invalid file is rejected with the message `check` prints, and the old config keeps serving.
     std::fs::write(&path, BAD_KEY).unwrap();
-    let expected = String::from_utf8_lossy(&bin().arg("check").arg("--config").arg(&path).output().unwrap().stderr).to_string();
-    let first_line = expected.trim_start_matches("error: ").lines().next().unwrap().to_string();
-    assert!(first_line.contains("unknown field `simulat`"), "{first_line}");
+    let expected = String::from_utf8_lossy(
+        &bin()
+            .arg("check")
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap()
+            .stderr,
+    )
+    .to_string();
+    let first_line = expected
+        .trim_start_matches("error: ")
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        first_line.contains("unknown field `simulat`"),
+        "{first_line}"
+    );
     b.signal("HUP");
     let start = Instant::now();
     while !b.log_contains(&first_line) {
-        assert!(start.elapsed() < Duration::from_secs(10), "no rejection logged; expected {first_line}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no rejection logged; expected {first_line}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(b.log_contains("config reload rejected"));
     assert_eq!(route_of(&b, "please summarize").await, "premium");
-    let metrics = reqwest::get(b.url("/metrics")).await.unwrap().text().await.unwrap();
-    assert_eq!(metric(&metrics, r#"switchyard_config_reloads_total{result="success"}"#), 1.0);
-    assert_eq!(metric(&metrics, r#"switchyard_config_reloads_total{result="failure"}"#), 1.0);
+    let metrics = reqwest::get(b.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(
+            &metrics,
+            r#"switchyard_config_reloads_total{result="success"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            r#"switchyard_config_reloads_total{result="failure"}"#
+        ),
+        1.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,7 +295,10 @@ async fn watch_reloads_when_the_file_changes() {
     std::fs::rename(&tmp, &path).unwrap();
     let start = Instant::now();
     while route_of(&b, "summarize it").await != "premium" {
-        assert!(start.elapsed() < Duration::from_secs(10), "file change did not reload");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "file change did not reload"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -184,7 +310,13 @@ async fn sigterm_drains_in_flight_streams_then_exits() {
     let path = write(&dir, "gw.yaml", &config_yaml(&mock.url(), ""));
     let mut b = Binary::serve(&path, &[]);
     let gate = Arc::new(Notify::new());
-    mock.on("cheap-up", Reply::Stream { events: stream_events("cheap-up", true), gate: Some((2, gate.clone())) });
+    mock.on(
+        "cheap-up",
+        Reply::Stream {
+            events: stream_events("cheap-up", true),
+            gate: Some((2, gate.clone())),
+        },
+    );
     let url = b.url("/v1/chat/completions");
     let in_flight = tokio::spawn(async move {
         let resp = reqwest::Client::new()
@@ -199,17 +331,29 @@ async fn sigterm_drains_in_flight_streams_then_exits() {
     b.signal("TERM");
     let start = Instant::now();
     while !b.log_contains("draining") {
-        assert!(start.elapsed() < Duration::from_secs(10), "shutdown did not begin");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "shutdown did not begin"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // Still running: the stream holds it open. New connections are no longer accepted.
     assert!(b.child.try_wait().unwrap().is_none());
-    let fresh = reqwest::Client::new().get(b.url("/health/live")).timeout(Duration::from_secs(2)).send().await;
+    let fresh = reqwest::Client::new()
+        .get(b.url("/health/live"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
     assert!(fresh.is_err(), "a new connection was accepted during drain");
     gate.notify_one();
     let text = in_flight.await.unwrap();
-    assert!(text.ends_with("data: [DONE]\n\n"), "the in-flight stream was cut: {text}");
-    let status = wait_exit(&mut b, Duration::from_secs(10)).await.expect("did not exit after draining");
+    assert!(
+        text.ends_with("data: [DONE]\n\n"),
+        "the in-flight stream was cut: {text}"
+    );
+    let status = wait_exit(&mut b, Duration::from_secs(10))
+        .await
+        .expect("did not exit after draining");
     assert!(status.success());
 }
 
@@ -217,10 +361,20 @@ async fn sigterm_drains_in_flight_streams_then_exits() {
 async fn drain_timeout_bounds_shutdown() {
     let mock = Mock::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let path = write(&dir, "gw.yaml", &config_yaml(&mock.url(), "").replace("drain_timeout: 5s", "drain_timeout: 300ms"));
+    let path = write(
+        &dir,
+        "gw.yaml",
+        &config_yaml(&mock.url(), "").replace("drain_timeout: 5s", "drain_timeout: 300ms"),
+    );
     let mut b = Binary::serve(&path, &[]);
     let gate = Arc::new(Notify::new());
-    mock.on("cheap-up", Reply::Stream { events: stream_events("cheap-up", true), gate: Some((2, gate.clone())) });
+    mock.on(
+        "cheap-up",
+        Reply::Stream {
+            events: stream_events("cheap-up", true),
+            gate: Some((2, gate.clone())),
+        },
+    );
     let url = b.url("/v1/chat/completions");
     let _stuck = tokio::spawn(async move {
         let resp = reqwest::Client::new()
@@ -234,7 +388,9 @@ async fn drain_timeout_bounds_shutdown() {
     });
     mock.state.stream_started.notified().await;
     b.signal("TERM");
-    let status = wait_exit(&mut b, Duration::from_secs(10)).await.expect("a stuck stream kept the process alive past the drain timeout");
+    let status = wait_exit(&mut b, Duration::from_secs(10))
+        .await
+        .expect("a stuck stream kept the process alive past the drain timeout");
     assert!(status.success());
     assert!(b.log_contains("drain timeout reached"));
 }
@@ -257,11 +413,20 @@ async fn json_logs_carry_the_request_and_never_the_provider_key() {
     assert!(!resp.text().await.unwrap().contains(PROVIDER_KEY));
     let start = Instant::now();
     let line = loop {
-        let found = b.lines.lock().unwrap().iter().find(|l| l.contains("log-test-1")).cloned();
+        let found = b
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains("log-test-1"))
+            .cloned();
         if let Some(l) = found {
             break l;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "no log line for the request");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no log line for the request"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
@@ -271,5 +436,12 @@ async fn json_logs_carry_the_request_and_never_the_provider_key() {
     assert_eq!(v["model"], "strong");
     assert_eq!(v["level"], "INFO");
     assert!(v["error"].as_str().unwrap().contains("[redacted]"));
-    assert!(b.lines.lock().unwrap().iter().all(|l| !l.contains(PROVIDER_KEY)), "the provider key reached a log line");
+    assert!(
+        b.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|l| !l.contains(PROVIDER_KEY)),
+        "the provider key reached a log line"
+    );
 }

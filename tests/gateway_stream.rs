@@ -14,7 +14,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 fn stream_body(model: &str, include_usage: Option<bool>) -> Value {
-    let mut b = json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let mut b =
+        json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
     if let Some(u) = include_usage {
         b["stream_options"] = json!({"include_usage": u});
     }
@@ -24,7 +25,10 @@ fn stream_body(model: &str, include_usage: Option<bool>) -> Value {
 /// Reads SSE `data:` payloads until the stream ends.
 async fn read_events(resp: reqwest::Response) -> Vec<String> {
     let text = resp.text().await.unwrap();
-    text.split("\n\n").filter_map(|e| e.strip_prefix("data: ")).map(str::to_string).collect()
+    text.split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .map(str::to_string)
+        .collect()
 }
 
 fn content(events: &[String]) -> String {
@@ -32,7 +36,11 @@ fn content(events: &[String]) -> String {
         .iter()
         .filter(|e| *e != "[DONE]")
         .map(|e| serde_json::from_str::<Value>(e).unwrap())
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
         .collect()
 }
 
@@ -52,15 +60,36 @@ async fn streams_chunks_with_headers_and_done() {
     assert_eq!(events.last().unwrap(), "[DONE]");
     assert_eq!(content(&events), "Hello from mock");
     // The client did not ask for usage: no chunk carries it...
-    assert!(events.iter().all(|e| !e.contains("\"usage\"")), "{events:?}");
+    assert!(
+        events.iter().all(|e| !e.contains("\"usage\"")),
+        "{events:?}"
+    );
     // ...but the gateway asked upstream for it and counted it.
     let got = mock.requests().pop().unwrap();
     assert_eq!(got.body["stream"], true);
     assert_eq!(got.body["stream_options"]["include_usage"], true);
     let text = gw.metrics().await;
-    assert_eq!(metric(&text, r#"switchyard_tokens_total{direction="output",model="cheap",tier="budget"}"#), 3.0);
-    assert_eq!(metric(&text, r#"switchyard_tokens_total{direction="input",model="cheap",tier="budget"}"#), 11.0);
-    assert_eq!(metric(&text, r#"switchyard_requests_total{model="cheap",status="200",tier="budget"}"#), 1.0);
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_tokens_total{direction="output",model="cheap",tier="budget"}"#
+        ),
+        3.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_tokens_total{direction="input",model="cheap",tier="budget"}"#
+        ),
+        11.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_requests_total{model="cheap",status="200",tier="budget"}"#
+        ),
+        1.0
+    );
 }
 
 #[tokio::test]
@@ -85,16 +114,28 @@ async fn chunks_reach_the_client_before_the_upstream_finishes() {
     let gw = Gateway::start(&config_yaml(&mock.url(), "")).await;
     let gate = Arc::new(Notify::new());
     // The upstream sends role + "Hello", then holds the rest until the test releases it.
-    mock.on("cheap-up", Reply::Stream { events: stream_events("cheap-up", true), gate: Some((2, gate.clone())) });
+    mock.on(
+        "cheap-up",
+        Reply::Stream {
+            events: stream_events("cheap-up", true),
+            gate: Some((2, gate.clone())),
+        },
+    );
     let resp = post(&gw, &stream_body("auto", None)).await;
     let mut body = resp.bytes_stream();
     let mut seen = String::new();
     while !seen.contains("Hello") {
         let next = tokio::time::timeout(Duration::from_secs(10), body.next()).await;
-        let chunk = next.expect("the first chunks must arrive while the upstream is still generating").unwrap().unwrap();
+        let chunk = next
+            .expect("the first chunks must arrive while the upstream is still generating")
+            .unwrap()
+            .unwrap();
         seen.push_str(std::str::from_utf8(&chunk).unwrap());
     }
-    assert!(!seen.contains(r#""content":" from""#), "later chunks cannot have arrived yet: {seen}");
+    assert!(
+        !seen.contains(r#""content":" from""#),
+        "later chunks cannot have arrived yet: {seen}"
+    );
     gate.notify_one();
     while let Some(c) = body.next().await {
         seen.push_str(std::str::from_utf8(&c.unwrap()).unwrap());
@@ -107,33 +148,72 @@ async fn a_client_that_disconnects_cancels_the_upstream_stream() {
     let mock = Mock::start().await;
     let gw = Gateway::start(&config_yaml(&mock.url(), "")).await;
     let gate = Arc::new(Notify::new());
-    mock.on("cheap-up", Reply::Stream { events: stream_events("cheap-up", true), gate: Some((2, gate.clone())) });
+    mock.on(
+        "cheap-up",
+        Reply::Stream {
+            events: stream_events("cheap-up", true),
+            gate: Some((2, gate.clone())),
+        },
+    );
     let resp = post(&gw, &stream_body("auto", None)).await;
     let mut body = resp.bytes_stream();
     let first = body.next().await.unwrap().unwrap();
     assert!(std::str::from_utf8(&first).unwrap().starts_with("data: "));
     drop(body);
     let state = mock.state.clone();
-    eventually("the upstream stream is dropped", Duration::from_secs(10), || state.stream_cancelled.load(Ordering::SeqCst)).await;
+    eventually(
+        "the upstream stream is dropped",
+        Duration::from_secs(10),
+        || state.stream_cancelled.load(Ordering::SeqCst),
+    )
+    .await;
     let gw_state = gw.state.clone();
-    eventually("the in-flight gauge returns to zero", Duration::from_secs(10), || gw_state.metrics().in_flight.get() == 0).await;
+    eventually(
+        "the in-flight gauge returns to zero",
+        Duration::from_secs(10),
+        || gw_state.metrics().in_flight.get() == 0,
+    )
+    .await;
     let text = gw.metrics().await;
-    assert_eq!(metric(&text, r#"switchyard_requests_total{model="cheap",status="499",tier="budget"}"#), 1.0);
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_requests_total{model="cheap",status="499",tier="budget"}"#
+        ),
+        1.0
+    );
 }
 
 #[tokio::test]
 async fn failure_before_the_first_byte_falls_back_like_any_request() {
     let mock = Mock::start().await;
     let gw = Gateway::start(&config_yaml(&mock.url(), "")).await;
-    mock.on("cheap-up", Reply::Json { status: 503, body: json!({"error": {"message": "busy"}}), headers: vec![] });
+    mock.on(
+        "cheap-up",
+        Reply::Json {
+            status: 503,
+            body: json!({"error": {"message": "busy"}}),
+            headers: vec![],
+        },
+    );
     let resp = post(&gw, &stream_body("auto", None)).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-switchyard-tier"], "premium");
     assert_eq!(content(&read_events(resp).await), "Hello from mock");
-    assert_eq!((mock.calls_for("cheap-up"), mock.calls_for("strong-up")), (1, 1));
+    assert_eq!(
+        (mock.calls_for("cheap-up"), mock.calls_for("strong-up")),
+        (1, 1)
+    );
 
     // No fallback left: the error is an ordinary JSON error response, status included.
-    mock.on("strong-up", Reply::Json { status: 400, body: json!({"error": {"message": "bad temperature", "param": "temperature"}}), headers: vec![] });
+    mock.on(
+        "strong-up",
+        Reply::Json {
+            status: 400,
+            body: json!({"error": {"message": "bad temperature", "param": "temperature"}}),
+            headers: vec![],
+        },
+    );
     let resp = post(&gw, &stream_body("premium", None)).await;
     assert_eq!(resp.status(), 400);
     let err: Value = resp.json().await.unwrap();
@@ -145,7 +225,11 @@ async fn failure_after_bytes_were_sent_ends_with_an_error_event() {
     let mock = Mock::start().await;
     let gw = Gateway::start(&config_yaml(&mock.url(), "")).await;
     let events = vec![
-        chunk("strong-up", json!({"role": "assistant", "content": "Partial"}), None),
+        chunk(
+            "strong-up",
+            json!({"role": "assistant", "content": "Partial"}),
+            None,
+        ),
         "this is not json".to_string(),
     ];
     mock.on("strong-up", Reply::Stream { events, gate: None });
@@ -155,10 +239,31 @@ async fn failure_after_bytes_were_sent_ends_with_an_error_event() {
     assert_eq!(content(&events[..1]), "Partial");
     let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
     assert_eq!(last["error"]["type"], "api_error");
-    assert!(last["error"]["message"].as_str().unwrap().contains("interrupted"));
-    assert!(!events.contains(&"[DONE]".to_string()), "a broken stream must not look complete");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted")
+    );
+    assert!(
+        !events.contains(&"[DONE]".to_string()),
+        "a broken stream must not look complete"
+    );
     let text = gw.metrics().await;
-    assert_eq!(metric(&text, r#"switchyard_requests_total{model="strong",status="502",tier="premium"}"#), 1.0);
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_requests_total{model="strong",status="502",tier="premium"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_stream_errors_total{class="invalid_response",model="strong"}"#
+        ),
+        1.0
+    );
 }
 
 /// An Anthropic upstream behind the gateway: an OpenAI client streams and calls tools through it.
@@ -229,7 +334,15 @@ routing: {{ default: mid }}
     let msg = &body["choices"][0]["message"];
     assert_eq!(msg["content"], "Let me check.");
     assert_eq!(msg["tool_calls"][0]["function"]["name"], "weather");
-    assert_eq!(serde_json::from_str::<Value>(msg["tool_calls"][0]["function"]["arguments"].as_str().unwrap()).unwrap(), json!({"city": "Oslo"}));
+    assert_eq!(
+        serde_json::from_str::<Value>(
+            msg["tool_calls"][0]["function"]["arguments"]
+                .as_str()
+                .unwrap()
+        )
+        .unwrap(),
+        json!({"city": "Oslo"})
+    );
     assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
     assert_eq!(body["usage"]["prompt_tokens"], 20);
     {
@@ -238,8 +351,14 @@ routing: {{ default: mid }}
         assert_eq!(headers["x-api-key"], "sk-ant-test-key-999");
         assert_eq!(sent["system"], "Be terse.");
         assert_eq!(sent["max_tokens"], 1000);
-        assert_eq!(sent["messages"], json!([{"role": "user", "content": "Weather in Oslo?"}]));
-        assert_eq!(sent["tools"][0]["input_schema"]["properties"]["city"]["type"], "string");
+        assert_eq!(
+            sent["messages"],
+            json!([{"role": "user", "content": "Weather in Oslo?"}])
+        );
+        assert_eq!(
+            sent["tools"][0]["input_schema"]["properties"]["city"]["type"],
+            "string"
+        );
         assert_eq!(sent["tool_choice"], json!({"type": "auto"}));
     }
     let resp = post(&gw, &json!({"model": "sonnet", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}]})).await;
@@ -247,9 +366,21 @@ routing: {{ default: mid }}
     let events = read_events(resp).await;
     assert_eq!(content(&events), "Hi there");
     assert_eq!(events.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = events.iter().filter(|e| *e != "[DONE]").map(|e| serde_json::from_str(e).unwrap()).collect();
-    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
-    assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "stop"));
+    let chunks: Vec<Value> = events
+        .iter()
+        .filter(|e| *e != "[DONE]")
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk")
+    );
+    assert!(
+        chunks
+            .iter()
+            .any(|c| c["choices"][0]["finish_reason"] == "stop")
+    );
     assert_eq!(chunks.last().unwrap()["usage"]["prompt_tokens"], 12);
     assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], 2);
 }

@@ -97,6 +97,16 @@ impl Record {
         o
     }
 
+    /// A stream broke after its first byte: the status was already sent, so this is where it shows.
+    pub fn stream_failed(&self, class: &str) {
+        let model = self.model.as_deref().unwrap_or("none");
+        self.state
+            .metrics()
+            .stream_errors
+            .with_label_values(&[model, class])
+            .inc();
+    }
+
     pub fn finish(&mut self, status: u16, error: Option<&str>) {
         if self.finished {
             return;

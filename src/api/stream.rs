@@ -128,6 +128,7 @@ impl State {
             ErrorKind::RateLimit => 429,
             _ => 502,
         };
+        self.rec.stream_failed(e.kind.as_str());
         self.rec.finish(status, Some(&body.error.message));
         let mut buf = b"data: ".to_vec();
         if serde_json::to_writer(&mut buf, &body).is_err() {
