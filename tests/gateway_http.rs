@@ -63,6 +63,12 @@ async fn routes_answer_with_and_without_v1_prefix() {
         .unwrap();
     assert_eq!(one["id"], "strong");
     assert_eq!(one["owned_by"], "up");
+    let missing = reqwest::get(gw.url("/v1/models/org/nope")).await.unwrap();
+    assert_eq!(
+        missing.json::<Value>().await.unwrap()["error"]["code"],
+        "model_not_found",
+        "ids may contain slashes"
+    );
     let missing = reqwest::get(gw.url("/v1/models/nope")).await.unwrap();
     assert_eq!(missing.status(), 404);
 

@@ -74,7 +74,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/chat/completions", post(chat::completions))
         .route("/models", get(models::list))
-        .route("/models/{id}", get(models::get))
+        .route("/models/{*id}", get(models::get))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::layer,
