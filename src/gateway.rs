@@ -8,6 +8,7 @@ use crate::routing::Router;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub struct Model {
     pub name: Arc<str>,
@@ -19,7 +20,15 @@ pub struct Model {
     pub context_window: Option<u64>,
     pub max_output_tokens: Option<u32>,
     pub stream_usage: bool,
+    /// Limit to the full answer, or to the first chunk of a stream.
+    pub timeout: Duration,
+    /// Limit on the silence between two chunks of a stream.
+    pub idle_timeout: Duration,
 }
+
+/// Between chunks a healthy stream is rarely silent for long; two minutes leaves room for slow
+/// reasoning models while still freeing a connection to a provider that hung.
+pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct Gateway {
     pub config: Config,
@@ -43,15 +52,12 @@ impl Gateway {
             };
             providers.insert(
                 name.clone(),
-                (
-                    Arc::new(Provider::build(name, p, http.clone())?),
-                    p.stream_usage,
-                ),
+                (Arc::new(Provider::build(name, p, http.clone())?), p),
             );
         }
         let mut models = HashMap::new();
         for m in &config.models {
-            let (provider, stream_usage) = providers.get(&m.provider.value).ok_or_else(|| {
+            let (provider, pc) = providers.get(&m.provider.value).ok_or_else(|| {
                 format!("model {}: unknown provider {}", m.name, m.provider.value)
             })?;
             let model = Model {
@@ -65,7 +71,13 @@ impl Gateway {
                 price: m.price,
                 context_window: m.context_window,
                 max_output_tokens: m.max_output_tokens,
-                stream_usage: *stream_usage,
+                stream_usage: pc.stream_usage,
+                timeout: pc
+                    .timeout
+                    .map_or(crate::providers::DEFAULT_TIMEOUT, |d| d.0),
+                idle_timeout: pc
+                    .stream_idle_timeout
+                    .map_or(DEFAULT_STREAM_IDLE_TIMEOUT, |d| d.0),
             };
             models.insert(model.name.clone(), Arc::new(model));
         }

@@ -197,6 +197,14 @@ async fn rules_on_header_and_task_type_metadata() {
             .get("metadata")
             .is_none()
     );
+    // With `store: true` it labels the stored completion, which is what OpenAI uses it for.
+    let stored = json!({"model": "auto", "store": true, "metadata": {"task_type": "extraction"},
+                        "messages": [{"role": "user", "content": "get the dates"}]});
+    post(&gw, &stored).await;
+    assert_eq!(
+        mock.requests().last().unwrap().body["metadata"],
+        json!({"task_type": "extraction"})
+    );
 
     // Rules read the last user message, not earlier turns.
     let body = json!({"model": "auto", "messages": [
@@ -212,7 +220,7 @@ async fn rules_on_header_and_task_type_metadata() {
             &text,
             r#"switchyard_route_decisions_total{layer="rules",tier="premium"}"#
         ),
-        2.0
+        3.0
     );
     assert_eq!(
         metric(
@@ -662,6 +670,14 @@ async fn gateway_keys_are_required_when_configured() {
         "invalid_api_key"
     );
     assert_eq!(call(Some("sy-team-key-2")).await.unwrap().status(), 200);
+    let upper = client
+        .post(gw.url("/v1/chat/completions"))
+        .header("authorization", "BEARER sy-team-key-1")
+        .json(&chat_body("auto", "hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upper.status(), 200, "the auth scheme is case-insensitive");
     let models = client.get(gw.url("/v1/models")).send().await.unwrap();
     assert_eq!(models.status(), 401);
     let via_header = client
@@ -690,7 +706,7 @@ async fn gateway_keys_are_required_when_configured() {
             .status(),
         200
     );
-    assert_eq!(mock.requests().len(), 1);
+    assert_eq!(mock.requests().len(), 2);
     // The client's key is never forwarded upstream.
     assert_eq!(
         mock.requests()[0].headers["authorization"],

@@ -384,3 +384,88 @@ routing: {{ default: mid }}
     assert_eq!(chunks.last().unwrap()["usage"]["prompt_tokens"], 12);
     assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], 2);
 }
+
+fn with_stream_timeouts(mock: &Mock) -> String {
+    config_yaml(&mock.url(), "").replace(
+        "headers: { OpenAI-Organization: org-test }",
+        "headers: { OpenAI-Organization: org-test }\n    timeout: 400ms\n    stream_idle_timeout: 300ms",
+    )
+}
+
+#[tokio::test]
+async fn a_stream_that_never_starts_times_out_and_falls_back() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&with_stream_timeouts(&mock)).await;
+    let never = Arc::new(Notify::new());
+    // Headers are sent, then nothing: the first chunk never comes.
+    mock.on(
+        "cheap-up",
+        Reply::Stream {
+            events: stream_events("cheap-up", true),
+            gate: Some((0, never.clone())),
+        },
+    );
+    let resp = post(&gw, &stream_body("auto", None)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-switchyard-tier"], "premium");
+    assert_eq!(content(&read_events(resp).await), "Hello from mock");
+    let text = gw.metrics().await;
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_fallbacks_total{from_tier="budget",reason="timeout",to_tier="premium"}"#
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_stream_that_stalls_midway_ends_with_a_timeout_event() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&with_stream_timeouts(&mock)).await;
+    let never = Arc::new(Notify::new());
+    mock.on(
+        "strong-up",
+        Reply::Stream {
+            events: stream_events("strong-up", true),
+            gate: Some((2, never.clone())),
+        },
+    );
+    let resp = post(&gw, &stream_body("premium", None)).await;
+    assert_eq!(resp.status(), 200);
+    let events = tokio::time::timeout(Duration::from_secs(10), read_events(resp))
+        .await
+        .expect("the stall was not cut off");
+    assert_eq!(content(&events[..2]), "Hello");
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "timeout");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sent nothing for 0.3s"),
+        "{last}"
+    );
+    let state = mock.state.clone();
+    eventually(
+        "the stalled upstream is released",
+        Duration::from_secs(10),
+        || state.stream_cancelled.load(Ordering::SeqCst),
+    )
+    .await;
+    let text = gw.metrics().await;
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_requests_total{model="strong",status="504",tier="premium"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_stream_errors_total{class="timeout",model="strong"}"#
+        ),
+        1.0
+    );
+}

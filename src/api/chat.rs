@@ -6,6 +6,7 @@ use super::record::{Record, format_ms};
 use super::request_id::RequestId;
 use super::{AppState, request, stream};
 use crate::dispatch;
+use crate::gateway::DEFAULT_STREAM_IDLE_TIMEOUT;
 use crate::routing::Decision;
 use axum::Extension;
 use axum::body::Body;
@@ -49,7 +50,13 @@ pub async fn completions(
         return match result {
             Ok((first, rest)) => {
                 let overhead = rec.overhead();
-                let mut resp = stream::respond(first, rest, req.wants_stream_usage(), rec);
+                let mut resp = {
+                    let idle = outcome
+                        .served
+                        .as_ref()
+                        .map_or(DEFAULT_STREAM_IDLE_TIMEOUT, |c| c.model.idle_timeout);
+                    stream::respond(first, rest, req.wants_stream_usage(), idle, gw.clone(), rec)
+                };
                 decorate(
                     resp.headers_mut(),
                     &decision,

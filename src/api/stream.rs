@@ -4,6 +4,7 @@
 //! upstream connection and so cancels the generation.
 
 use super::record::Record;
+use crate::gateway::Gateway;
 use crate::openai::{ErrorBody, Usage};
 use crate::providers::{ChunkStream, ErrorKind, ProviderError};
 use axum::body::Body;
@@ -13,22 +14,36 @@ use futures_util::StreamExt;
 use http::HeaderValue;
 use serde_json::Value;
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
 
 struct State {
     first: Option<Value>,
     rest: ChunkStream,
     wants_usage: bool,
+    idle_timeout: Duration,
+    /// Kept for the stream's lifetime: it is the config this request started on.
+    gw: Arc<Gateway>,
     done: bool,
     rec: Record,
 }
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
 
-pub fn respond(first: Value, rest: ChunkStream, wants_usage: bool, rec: Record) -> Response {
+pub fn respond(
+    first: Value,
+    rest: ChunkStream,
+    wants_usage: bool,
+    idle_timeout: Duration,
+    gw: Arc<Gateway>,
+    rec: Record,
+) -> Response {
     let state = State {
         first: Some(first),
         rest,
         wants_usage,
+        idle_timeout,
+        gw,
         done: false,
         rec,
     };
@@ -39,7 +54,16 @@ pub fn respond(first: Value, rest: ChunkStream, wants_usage: bool, rec: Record) 
             }
             let item = match st.first.take() {
                 Some(v) => Some(Ok(v)),
-                None => st.rest.next().await,
+                None => match tokio::time::timeout(st.idle_timeout, st.rest.next()).await {
+                    Ok(item) => item,
+                    Err(_) => Some(Err(ProviderError::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "the provider sent nothing for {}s",
+                            st.idle_timeout.as_secs_f64()
+                        ),
+                    ))),
+                },
             };
             match item {
                 Some(Ok(chunk)) => {
@@ -117,12 +141,13 @@ impl State {
             | ErrorKind::Timeout => "api_error",
             _ => "invalid_request_error",
         };
-        let body = ErrorBody::new(
-            format!("{model}: {} (the stream was interrupted)", e.message),
-            kind,
-            None,
-            Some(e.kind.as_str()),
-        );
+        let message = self.gw.redactor.redact(&format!(
+            "{model}: {} (the stream was interrupted)",
+            e.message
+        ));
+        // The provider's own code says more than our class when it sent one.
+        let code = e.code.as_deref().unwrap_or(e.kind.as_str());
+        let body = ErrorBody::new(message, kind, None, Some(code));
         let status = match e.kind {
             ErrorKind::Timeout => 504,
             ErrorKind::RateLimit => 429,

@@ -98,6 +98,9 @@ pub struct ProviderConfig {
     pub timeout: Option<Dur>,
     #[serde(default)]
     pub connect_timeout: Option<Dur>,
+    /// Longest silence between two chunks of a stream before it is treated as broken.
+    #[serde(default)]
+    pub stream_idle_timeout: Option<Dur>,
     /// Ask OpenAI-compatible servers for usage in streams (`stream_options.include_usage`). Turn off for
     /// servers that reject the field.
     #[serde(default = "yes")]

@@ -150,16 +150,26 @@ pub async fn chat_stream(
     for c in candidates {
         out.start(c);
         let t = Instant::now();
-        let r = match c.model.provider.chat_stream(&call(req, c)).await {
-            Ok(mut stream) => match stream.next().await {
+        let first = async {
+            let mut stream = c.model.provider.chat_stream(&call(req, c)).await?;
+            match stream.next().await {
                 Some(Ok(first)) => Ok((first, stream)),
                 Some(Err(e)) => Err(e),
                 None => Err(ProviderError::invalid_response(
                     "the provider ended the stream without sending anything",
                 )),
-            },
-            Err(e) => Err(e),
+            }
         };
+        // Until the first chunk nothing was sent to the client, so a slow start is still a
+        // failure that may fall back.
+        let r = tokio::time::timeout(c.model.timeout, first)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ProviderError::new(
+                    ErrorKind::Timeout,
+                    "the provider sent no chunk in time",
+                ))
+            });
         out.upstream += t.elapsed();
         match r {
             Ok(ok) => return (Ok(ok), out),

@@ -23,9 +23,14 @@ pub struct OpenAiProvider {
 
 const OPENAI_BASE: &str = "https://api.openai.com/v1";
 
-/// Fields switchyard consumes itself and does not forward: OpenAI rejects `metadata` unless
-/// `store` is set, and it carries routing hints meant for the gateway.
-const GATEWAY_FIELDS: &[&str] = &["metadata"];
+/// `metadata` carries routing hints for the gateway, and OpenAI rejects it unless `store` is set;
+/// so it is forwarded only together with `store: true`, where it labels the stored completion.
+fn forwards_metadata(req: &crate::openai::ChatRequest) -> bool {
+    req.extra
+        .get("store")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
 
 impl OpenAiProvider {
     pub fn new(name: &str, cfg: &ProviderConfig, http: reqwest::Client) -> Result<Self, String> {
@@ -66,8 +71,8 @@ impl OpenAiProvider {
 
     fn body(&self, call: &Call<'_>, stream: bool) -> Value {
         let mut map = call.request.extra.clone();
-        for f in GATEWAY_FIELDS {
-            map.shift_remove(*f);
+        if !forwards_metadata(call.request) {
+            map.shift_remove("metadata");
         }
         let mut body = serde_json::Map::with_capacity(map.len() + 3);
         body.insert("model".into(), Value::String(call.model.to_string()));
