@@ -5,6 +5,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+pub mod embed;
 pub mod gateway;
 pub mod openai;
 pub mod providers;

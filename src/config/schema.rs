@@ -195,8 +195,16 @@ pub struct RoutingConfig {
     /// The tier whose prices answer "what would this have cost on premium?".
     #[serde(default)]
     pub counterfactual: Option<Spanned<String>>,
+    /// Extra `model` names that run the router like `auto` (e.g. `gpt-4o`, so an app that hard-codes
+    /// a model name is routed without a code change). Rules can test which one was sent.
+    #[serde(default)]
+    pub aliases: Vec<String>,
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    #[serde(default)]
+    pub semantic: Option<SemanticConfig>,
+    #[serde(default)]
+    pub cascade: Option<CascadeConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -205,24 +213,70 @@ pub struct RuleConfig {
     pub name: String,
     pub when: Spanned<Condition>,
     pub tier: Spanned<String>,
+    /// Higher runs first; rules of equal priority run in the order written.
+    #[serde(default)]
+    pub priority: i32,
+    /// Which text `keywords` and `regex` look at.
+    #[serde(default)]
+    pub match_on: MatchScope,
 }
 
-/// Every condition given must hold for the rule to match.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchScope {
+    /// The last user message (what the user is asking now).
+    #[default]
+    LastUser,
+    /// Every message's text, system prompt included.
+    Conversation,
+    /// The system and developer messages only.
+    System,
+}
+
+/// Every condition given must hold for the rule to match; `any`, `all` and `not` nest.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Condition {
-    /// Matches when any keyword occurs in the last user message (case-insensitive).
+    /// Any of these keywords occurs (case-insensitive).
     #[serde(default)]
     pub keywords: Vec<String>,
-    /// A regular expression matched against the last user message.
+    /// All of these keywords occur (case-insensitive).
     #[serde(default)]
-    pub regex: Option<String>,
-    /// A request header that must be present (and equal `value`, when given, case-insensitively).
+    pub keywords_all: Vec<String>,
+    /// Any of these regular expressions matches.
+    #[serde(default)]
+    pub regex: OneOrMany,
+    /// A request header is present (and equals `value` / matches `regex`, when given).
     #[serde(default)]
     pub header: Option<HeaderCondition>,
-    /// `metadata.task_type` of the request must be one of these.
+    /// `metadata.task_type` is one of these.
     #[serde(default)]
     pub task_type: Vec<String>,
+    /// `metadata.<key>` is one of the listed values, for every key given.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, OneOrMany>,
+    /// Any of these tags is set (`metadata.tags`, or the `x-switchyard-tags` header, comma-separated).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Estimated prompt tokens of the whole conversation (o200k tokenizer), inclusive bounds.
+    #[serde(default)]
+    pub prompt_tokens: Option<TokenRange>,
+    #[serde(default)]
+    pub has_tools: Option<bool>,
+    #[serde(default)]
+    pub has_images: Option<bool>,
+    /// `response_format` asks for JSON (`json_object` or `json_schema`).
+    #[serde(default)]
+    pub json_response: Option<bool>,
+    /// The `model` the client sent is one of these (`auto` or an alias).
+    #[serde(default)]
+    pub model: Vec<String>,
+    #[serde(default)]
+    pub all: Vec<Condition>,
+    #[serde(default)]
+    pub any: Vec<Condition>,
+    #[serde(default)]
+    pub not: Option<Box<Condition>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -231,4 +285,175 @@ pub struct HeaderCondition {
     pub name: String,
     #[serde(default)]
     pub value: Option<String>,
+    #[serde(default)]
+    pub regex: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRange {
+    #[serde(default)]
+    pub min: Option<u64>,
+    #[serde(default)]
+    pub max: Option<u64>,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OneOrMany(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![v.to_string()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<OneOrMany, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(s);
+                }
+                Ok(OneOrMany(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Layer 2: a request goes to the tier whose example utterances it most resembles, when the
+/// resemblance is clear enough.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SemanticConfig {
+    #[serde(default)]
+    pub embedder: EmbedderConfig,
+    /// Minimum cosine similarity to the best utterance.
+    #[serde(default = "default_threshold")]
+    pub threshold: f32,
+    /// Per-tier overrides of `threshold`.
+    #[serde(default)]
+    pub thresholds: BTreeMap<String, f32>,
+    /// How far the best tier's similarity must beat the runner-up tier's.
+    #[serde(default)]
+    pub margin: f32,
+    /// Tier → example prompts.
+    pub utterances: BTreeMap<String, Vec<String>>,
+}
+
+fn default_threshold() -> f32 {
+    0.5
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EmbedderKind {
+    /// Character n-grams hashed into a fixed-size vector: no weights, no download.
+    #[default]
+    HashedNgrams,
+    /// A model2vec-format static embedding model from a local folder.
+    Static,
+    /// Any OpenAI-compatible `/v1/embeddings` endpoint.
+    Openai,
+    /// A BERT-family sentence encoder run in-process (cargo feature `bert`).
+    Bert,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedderConfig {
+    #[serde(default)]
+    pub kind: EmbedderKind,
+    /// hashed-ngrams: vector size.
+    #[serde(default)]
+    pub dims: Option<usize>,
+    /// static / bert: the model folder (relative paths are relative to the config file).
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+    /// openai: a provider from `providers` whose base_url and key to use.
+    #[serde(default)]
+    pub provider: Option<Spanned<String>>,
+    /// openai: the embedding model id.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// openai: how many prompt embeddings to keep in memory.
+    #[serde(default)]
+    pub cache_size: Option<usize>,
+    /// openai: limit per embedding call; on timeout the semantic layer abstains.
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+}
+
+/// Layer 3: answer with the cheap tier first, judge the answer, escalate once when it falls short.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CascadeConfig {
+    /// Requests routed to this tier are cascadable.
+    pub from: Spanned<String>,
+    /// The tier to escalate to.
+    pub to: Spanned<String>,
+    /// Only requests decided by these rules (by name) cascade; empty: every request routed to `from`.
+    #[serde(default)]
+    pub rules: Vec<String>,
+    #[serde(default = "default_escalate_on")]
+    pub escalate_on: Vec<EscalateOn>,
+    /// Escalate when the mean token log-probability is below this (providers that return log-probs).
+    #[serde(default)]
+    pub min_mean_logprob: Option<f64>,
+    /// A model from `models` that scores the answer 1–10.
+    #[serde(default)]
+    pub judge: Option<JudgeConfig>,
+    /// Above this share of escalations in `window`, the cascade stops escalating.
+    #[serde(default = "default_max_escalation_rate")]
+    pub max_escalation_rate: f64,
+    #[serde(default = "default_window")]
+    pub window: Dur,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalateOn {
+    Error,
+    Empty,
+    Truncated,
+    Refusal,
+    InvalidJson,
+    LowConfidence,
+    Judge,
+}
+
+fn default_escalate_on() -> Vec<EscalateOn> {
+    vec![
+        EscalateOn::Error,
+        EscalateOn::Empty,
+        EscalateOn::Truncated,
+        EscalateOn::Refusal,
+        EscalateOn::InvalidJson,
+    ]
+}
+fn default_max_escalation_rate() -> f64 {
+    0.2
+}
+fn default_window() -> Dur {
+    Dur::from_secs(300)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JudgeConfig {
+    pub model: Spanned<String>,
+    /// Escalate when the judge's score is below this (1–10).
+    #[serde(default = "default_min_score")]
+    pub min_score: f64,
+}
+
+fn default_min_score() -> f64 {
+    7.0
 }

@@ -276,7 +276,7 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
         tier_check(&r.tier, format!("{path}.tier"))?;
         let w = &r.when.value;
         if w.keywords.is_empty()
-            && w.regex.is_none()
+            && w.regex.0.is_empty()
             && w.header.is_none()
             && w.task_type.is_empty()
         {
@@ -293,7 +293,7 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
                 "keywords must not be empty strings".into(),
             ));
         }
-        if let Some(re) = &w.regex {
+        for re in &w.regex.0 {
             if let Err(e) = regex::Regex::new(re) {
                 return Err(ck.spanned(
                     &r.when,

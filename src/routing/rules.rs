@@ -39,7 +39,7 @@ impl Rules {
                 patterns.push(k.to_lowercase());
                 keyword_rule.push(i);
             }
-            let regex = w.regex.as_ref().map(|re| {
+            let regex = w.regex.0.first().map(|re| {
                 regexes.push(re.clone());
                 regexes.len() - 1
             });
