@@ -3,6 +3,7 @@
 use crate::config::{Config, ConfigError, EnvString};
 use crate::gateway::Gateway;
 use crate::openai::ChatRequest;
+use crate::routing::{Layer, tokens};
 use crate::server::{self, Server};
 use crate::telemetry::{self, LogFormat};
 use clap::{Parser, Subcommand};
@@ -76,26 +77,6 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Serve {
-            config,
-            listen,
-            log_format,
-            watch,
-        } => serve(config.config, listen, log_format, watch),
-        Command::Check { config } => check(&config.config),
-        Command::Route {
-            config,
-            messages,
-            model,
-            headers,
-            prompt,
-        } => route(&config.config, messages, model, headers, prompt),
-    }
-}
-
-fn serve(path: PathBuf, listen: Option<String>, log_format: LogFormat, watch: bool) -> ExitCode {
-    telemetry::init_logging(log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -107,38 +88,67 @@ fn serve(path: PathBuf, listen: Option<String>, log_format: LogFormat, watch: bo
         }
     };
     runtime.block_on(async move {
-        let http = server::http_client();
-        let mut config = match Config::load(&path) {
-            Ok(c) => c,
-            Err(e) => return refuse(&e),
-        };
-        if let Some(l) = listen {
-            config.server.listen = EnvString(l);
-        }
-        let watch = watch || config.server.watch_config;
-        let gateway = match Gateway::build(config, &http) {
-            Ok(g) => g,
-            Err(message) => {
-                return refuse(&ConfigError::whole_file(&path.display().to_string(), message));
-            }
-        };
-        let server = match Server::bind(gateway).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!("cannot listen: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        tracing::info!(addr = %server.local_addr(), config = %path.display(), "switchyard listening on {}", server.local_addr());
-        server::spawn_reloader(server.state(), path, http, watch);
-        match server.run(server::shutdown_signal()).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!("server error: {e}");
-                ExitCode::FAILURE
-            }
+        match cli.command {
+            Command::Serve {
+                config,
+                listen,
+                log_format,
+                watch,
+            } => serve(config.config, listen, log_format, watch).await,
+            Command::Check { config } => check(&config.config).await,
+            Command::Route {
+                config,
+                messages,
+                model,
+                headers,
+                prompt,
+            } => route(&config.config, messages, model, headers, prompt).await,
         }
     })
+}
+
+async fn serve(
+    path: PathBuf,
+    listen: Option<String>,
+    log_format: LogFormat,
+    watch: bool,
+) -> ExitCode {
+    telemetry::init_logging(log_format);
+    let http = server::http_client();
+    let mut config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => return refuse(&e),
+    };
+    if let Some(l) = listen {
+        config.server.listen = EnvString(l);
+    }
+    let watch = watch || config.server.watch_config;
+    let base_dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let gateway = match Gateway::build(config, &http, base_dir).await {
+        Ok(g) => g,
+        Err(message) => {
+            return refuse(&ConfigError::whole_file(
+                &path.display().to_string(),
+                message,
+            ));
+        }
+    };
+    let server = match Server::bind(gateway).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot listen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(addr = %server.local_addr(), config = %path.display(), "switchyard listening on {}", server.local_addr());
+    server::spawn_reloader(server.state(), path, http, watch);
+    match server.run(server::shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("server error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn refuse(e: &ConfigError) -> ExitCode {
@@ -147,9 +157,9 @@ fn refuse(e: &ConfigError) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn check(path: &Path) -> ExitCode {
+async fn check(path: &Path) -> ExitCode {
     let http = reqwest::Client::new();
-    let gw = match Gateway::load(path, &http) {
+    let gw = match Gateway::load(path, &http).await {
         Ok(g) => g,
         Err(e) => {
             eprintln!("error: {e}");
@@ -220,29 +230,111 @@ fn check(path: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn route(
+async fn route(
     path: &Path,
     messages: Option<PathBuf>,
     model: String,
     headers: Vec<String>,
     prompt: Option<String>,
 ) -> ExitCode {
-    let gw = match Gateway::load(path, &reqwest::Client::new()) {
+    let gw = match Gateway::load(path, &reqwest::Client::new()).await {
         Ok(g) => g,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
+    let req = match route_request(messages, model, prompt) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut hm = http::HeaderMap::new();
+    for h in headers {
+        let parsed = h.split_once(':').and_then(|(k, v)| {
+            Some((
+                http::HeaderName::from_bytes(k.trim().as_bytes()).ok()?,
+                http::HeaderValue::from_str(v.trim()).ok()?,
+            ))
+        });
+        match parsed {
+            Some((k, v)) => {
+                hm.append(k, v);
+            }
+            None => {
+                eprintln!("error: --header wants `name: value`, got {h:?}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let Some(d) = gw.router.decide(&req, &hm).await else {
+        eprintln!(
+            "error: model `{}` is not `auto`, an alias, a tier or a model of this config",
+            req.model
+        );
+        return ExitCode::from(2);
+    };
+    println!("tier      {}", d.tier);
+    println!("layer     {}", d.layer.as_str());
+    println!("route     {d}");
+    match &d.model {
+        Some(m) => println!("model     {m}"),
+        None => {
+            if let Some(models) = gw.tiers.get(&d.tier) {
+                println!(
+                    "models    {}",
+                    models
+                        .iter()
+                        .map(|m| &*m.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+    }
+    if let Some(to) = &d.cascade_to {
+        println!(
+            "cascade   answer on {}, escalate to {to} if the answer falls short",
+            d.tier
+        );
+    }
+    if let Some(sem) = gw.router.semantic() {
+        println!(
+            "semantic  {} embedder, {} utterances",
+            sem.embedder_name(),
+            sem.utterances()
+        );
+        if d.scores.is_empty() {
+            println!("          (not consulted: an earlier layer decided)");
+        }
+        for (tier, score) in &d.scores {
+            let mark = if d.layer == Layer::Semantic && *tier == d.tier {
+                "  <- chosen"
+            } else {
+                ""
+            };
+            println!("          {tier:<12} {score:.3}{mark}");
+        }
+    }
+    println!(
+        "tokens    {} (o200k estimate of the prompt)",
+        tokens::estimate_prompt(&req)
+    );
+    println!("took      {:.1} µs", d.elapsed.as_secs_f64() * 1e6);
+    ExitCode::SUCCESS
+}
+
+fn route_request(
+    messages: Option<PathBuf>,
+    model: String,
+    prompt: Option<String>,
+) -> Result<ChatRequest, String> {
     let body = match (messages, prompt) {
         (Some(file), _) => {
-            let text = match std::fs::read_to_string(&file) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("error: {}: {e}", file.display());
-                    return ExitCode::from(2);
-                }
-            };
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
             match serde_json::from_str::<serde_json::Value>(&text) {
                 Ok(serde_json::Value::Array(msgs)) => {
                     serde_json::json!({"model": model, "messages": msgs})
@@ -254,76 +346,17 @@ fn route(
                     v
                 }
                 _ => {
-                    eprintln!(
-                        "error: {}: expected a JSON array of messages or a chat request object",
+                    return Err(format!(
+                        "{}: expected a JSON array of messages or a chat request object",
                         file.display()
-                    );
-                    return ExitCode::from(2);
+                    ));
                 }
             }
         }
         (None, Some(p)) => {
             serde_json::json!({"model": model, "messages": [{"role": "user", "content": p}]})
         }
-        (None, None) => {
-            eprintln!("error: give a PROMPT or --messages FILE");
-            return ExitCode::from(2);
-        }
+        (None, None) => return Err("give a PROMPT or --messages FILE".into()),
     };
-    let req: ChatRequest = match serde_json::from_value(body) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: not a chat request: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let mut hm = http::HeaderMap::new();
-    for h in headers {
-        let Some((k, v)) = h.split_once(':') else {
-            eprintln!("error: --header wants `name: value`, got {h:?}");
-            return ExitCode::from(2);
-        };
-        match (
-            http::HeaderName::from_bytes(k.trim().as_bytes()),
-            http::HeaderValue::from_str(v.trim()),
-        ) {
-            (Ok(k), Ok(v)) => {
-                hm.append(k, v);
-            }
-            _ => {
-                eprintln!("error: invalid header {h:?}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let t = std::time::Instant::now();
-    let decision = gw.router.decide(&req, &hm);
-    let took = t.elapsed();
-    match decision {
-        Some(d) => {
-            println!("tier   {}", d.tier);
-            println!("route  {d}");
-            if let Some(m) = &d.model {
-                println!("model  {m}");
-            } else if let Some(models) = gw.tiers.get(&d.tier) {
-                println!(
-                    "models {}",
-                    models
-                        .iter()
-                        .map(|m| &*m.name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
-            println!("took   {:.1} µs", took.as_secs_f64() * 1e6);
-            ExitCode::SUCCESS
-        }
-        None => {
-            eprintln!(
-                "error: model `{}` is not `auto`, a tier or a model of this config",
-                req.model
-            );
-            ExitCode::from(2)
-        }
-    }
+    serde_json::from_value(body).map_err(|e| format!("not a chat request: {e}"))
 }

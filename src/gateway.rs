@@ -2,9 +2,10 @@
 //! an `Arc` of it at arrival and keeps it to the end, so a reload never changes a request midway.
 
 use crate::config::{Config, ConfigError, Price};
+use crate::embed::Embedder;
 use crate::providers::Provider;
 use crate::redact::Redactor;
-use crate::routing::Router;
+use crate::routing::{Router, Semantic};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -42,7 +43,13 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn build(config: Config, http: &reqwest::Client) -> Result<Gateway, String> {
+    /// `base_dir` is where relative paths in the config (embedding models) resolve: the config
+    /// file's folder.
+    pub async fn build(
+        config: Config,
+        http: &reqwest::Client,
+        base_dir: &Path,
+    ) -> Result<Gateway, String> {
         let mut providers = HashMap::new();
         for (name, p) in &config.providers {
             // reqwest sets the connect timeout per client, so a provider that overrides it gets its own pool.
@@ -105,8 +112,16 @@ impl Gateway {
                 )
             })
             .collect();
+        let semantic = match &config.routing.semantic {
+            Some(sc) => {
+                let embedder = Embedder::build(&sc.embedder, &config.providers, http, base_dir)
+                    .map_err(|e| format!("routing.semantic.embedder: {e}"))?;
+                Some(Semantic::compile(sc, embedder).await?)
+            }
+            None => None,
+        };
         Ok(Gateway {
-            router: Router::compile(&config)?,
+            router: Router::compile(&config, semantic)?,
             redactor: Redactor::new(&config.secrets()),
             api_keys: config.server.api_keys.iter().map(|k| k.0.clone()).collect(),
             models,
@@ -118,9 +133,11 @@ impl Gateway {
 
     /// Loads, validates and compiles a config file: the one path `check`, `serve` and reload share,
     /// so all three accept and reject exactly the same files with the same messages.
-    pub fn load(path: &Path, http: &reqwest::Client) -> Result<Gateway, ConfigError> {
+    pub async fn load(path: &Path, http: &reqwest::Client) -> Result<Gateway, ConfigError> {
         let config = Config::load(path)?;
-        Gateway::build(config, http)
+        let base_dir = path.parent().unwrap_or_else(|| Path::new("."));
+        Gateway::build(config, http, base_dir)
+            .await
             .map_err(|message| ConfigError::whole_file(&path.display().to_string(), message))
     }
 

@@ -101,9 +101,13 @@ impl Server {
 
 /// Loads the file and, if it is valid, makes it the config for new requests. An invalid file is
 /// rejected with the message `switchyard check` would print, and the running config stays.
-pub fn reload(state: &AppState, path: &Path, http: &reqwest::Client) -> Result<(), ConfigError> {
+pub async fn reload(
+    state: &AppState,
+    path: &Path,
+    http: &reqwest::Client,
+) -> Result<(), ConfigError> {
     let metrics = state.metrics();
-    match Gateway::load(path, http) {
+    match Gateway::load(path, http).await {
         Ok(gw) => {
             let old = state.gateway();
             if old.config.server.listen != gw.config.server.listen {
@@ -153,7 +157,7 @@ pub fn spawn_reloader(state: AppState, path: PathBuf, http: reqwest::Client, wat
                 while rx.try_recv().is_ok() {}
             }
             tracing::info!(trigger = why, "reloading config");
-            let _ = reload(&state, &path, &http);
+            let _ = reload(&state, &path, &http).await;
         }
     });
 }

@@ -140,7 +140,9 @@ fn route_prints_the_decision() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("tier   budget") && text.contains("route  rules:summarize"),
+        text.contains("tier      budget")
+            && text.contains("route     rules:summarize")
+            && text.contains("layer     rules"),
         "{text}"
     );
 }

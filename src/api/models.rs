@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 fn entry(gw: &Gateway, id: &str) -> Option<Value> {
     let (owner, description) = match gw.router.resolve(id) {
-        Requested::Auto => (
+        Requested::Routed => (
             "switchyard".to_string(),
             "routed: the routing table picks the cheapest tier that will do".to_string(),
         ),

@@ -279,6 +279,28 @@ pub struct Condition {
     pub not: Option<Box<Condition>>,
 }
 
+impl Condition {
+    /// True when no test is given: such a condition would match everything, which is never what
+    /// a rule's author meant.
+    pub fn is_empty(&self) -> bool {
+        self.keywords.is_empty()
+            && self.keywords_all.is_empty()
+            && self.regex.0.is_empty()
+            && self.header.is_none()
+            && self.task_type.is_empty()
+            && self.metadata.is_empty()
+            && self.tags.is_empty()
+            && self.prompt_tokens.is_none()
+            && self.has_tools.is_none()
+            && self.has_images.is_none()
+            && self.json_response.is_none()
+            && self.model.is_empty()
+            && self.all.is_empty()
+            && self.any.is_empty()
+            && self.not.is_none()
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderCondition {

@@ -1,7 +1,7 @@
 //! Cross-reference checks that serde cannot express.
 
 use super::error::ConfigError;
-use super::schema::{Config, ProviderKind};
+use super::schema::{Condition, Config, EmbedderKind, EscalateOn, ProviderKind};
 use serde_saphyr::{Location, Spanned};
 use std::collections::HashSet;
 
@@ -263,6 +263,20 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
         tier_check(cf, "routing.counterfactual".into())?;
     }
 
+    for (i, a) in c.routing.aliases.iter().enumerate() {
+        if a == AUTO_MODEL || c.tiers.contains_key(a) || model_names.contains(a.as_str()) {
+            return Err(ck.key(
+                "routing",
+                "aliases",
+                format!("routing.aliases[{i}]"),
+                format!("alias `{a}` is already `auto`, a tier or a model name"),
+            ));
+        }
+    }
+    let routed_names: Vec<&str> = std::iter::once(AUTO_MODEL)
+        .chain(c.routing.aliases.iter().map(String::as_str))
+        .collect();
+
     let mut rule_names = HashSet::new();
     for (i, r) in c.routing.rules.iter().enumerate() {
         let path = format!("routing.rules[{i}]");
@@ -274,42 +288,195 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
             ));
         }
         tier_check(&r.tier, format!("{path}.tier"))?;
-        let w = &r.when.value;
-        if w.keywords.is_empty()
-            && w.regex.0.is_empty()
-            && w.header.is_none()
-            && w.task_type.is_empty()
-        {
-            return Err(ck.spanned(
-                &r.when,
-                format!("{path}.when"),
-                "a rule needs at least one condition (keywords, regex, header, task_type)".into(),
+        check_condition(&r.when.value, &format!("{path}.when"), &routed_names)
+            .map_err(|(p, m)| ck.spanned(&r.when, p, m))?;
+    }
+
+    if let Some(sem) = &c.routing.semantic {
+        let loc = |p: &str| format!("routing.semantic.{p}");
+        if sem.utterances.is_empty() {
+            return Err(ck.key(
+                "routing",
+                "semantic",
+                loc("utterances"),
+                "give at least one tier's utterances".into(),
             ));
         }
-        if w.keywords.iter().any(|k| k.trim().is_empty()) {
-            return Err(ck.spanned(
-                &r.when,
-                format!("{path}.when.keywords"),
-                "keywords must not be empty strings".into(),
-            ));
-        }
-        for re in &w.regex.0 {
-            if let Err(e) = regex::Regex::new(re) {
-                return Err(ck.spanned(
-                    &r.when,
-                    format!("{path}.when.regex"),
-                    format!("invalid regex: {e}"),
+        for (tier, list) in &sem.utterances {
+            if !c.tiers.contains_key(tier) {
+                return Err(ck.key(
+                    "routing",
+                    "semantic",
+                    loc(&format!("utterances.{tier}")),
+                    format!(
+                        "unknown tier `{tier}` (defined: {})",
+                        list_names(c.tiers.keys())
+                    ),
+                ));
+            }
+            if list.is_empty() || list.iter().any(|u| u.trim().is_empty()) {
+                return Err(ck.key(
+                    "routing",
+                    "semantic",
+                    loc(&format!("utterances.{tier}")),
+                    "utterances must be non-empty strings".into(),
                 ));
             }
         }
-        if let Some(h) = &w.header {
-            if reqwest::header::HeaderName::from_bytes(h.name.as_bytes()).is_err() {
-                return Err(ck.spanned(
-                    &r.when,
-                    format!("{path}.when.header.name"),
-                    format!("{:?} is not a valid header name", h.name),
+        for (tier, t) in &sem.thresholds {
+            if !sem.utterances.contains_key(tier) {
+                return Err(ck.key(
+                    "routing",
+                    "semantic",
+                    loc(&format!("thresholds.{tier}")),
+                    format!("tier `{tier}` has no utterances"),
                 ));
             }
+            if !(-1.0..=1.0).contains(t) {
+                return Err(ck.key(
+                    "routing",
+                    "semantic",
+                    loc(&format!("thresholds.{tier}")),
+                    format!("{t} is outside -1.0–1.0"),
+                ));
+            }
+        }
+        if !(-1.0..=1.0).contains(&sem.threshold) || !(0.0..=2.0).contains(&sem.margin) {
+            return Err(ck.key(
+                "routing",
+                "semantic",
+                loc("threshold"),
+                "threshold must be within -1.0–1.0 and margin within 0.0–2.0".into(),
+            ));
+        }
+        let e = &sem.embedder;
+        match e.kind {
+            EmbedderKind::Static | EmbedderKind::Bert => {
+                let Some(p) = &e.path else {
+                    return Err(ck.key(
+                        "routing",
+                        "semantic",
+                        loc("embedder.path"),
+                        "this embedder loads a model folder: set `path`".into(),
+                    ));
+                };
+                let full = base_dir(file).join(&p.value);
+                if !full.is_dir() {
+                    return Err(ck.spanned(
+                        p,
+                        loc("embedder.path"),
+                        format!("model folder {} does not exist", full.display()),
+                    ));
+                }
+                if e.kind == EmbedderKind::Bert && !cfg!(feature = "bert") {
+                    return Err(ck.key("routing", "semantic", loc("embedder.kind"),
+                        "this switchyard was built without the `bert` feature (cargo build --features bert)".into()));
+                }
+            }
+            EmbedderKind::Openai => {
+                let Some(p) = &e.provider else {
+                    return Err(ck.key(
+                        "routing",
+                        "semantic",
+                        loc("embedder.provider"),
+                        "the openai embedder needs `provider` (a key of providers)".into(),
+                    ));
+                };
+                match c.providers.get(&p.value) {
+                    Some(pc) if matches!(pc.kind, ProviderKind::Openai | ProviderKind::Azure) => {}
+                    Some(_) => {
+                        return Err(ck.spanned(
+                            p,
+                            loc("embedder.provider"),
+                            format!(
+                                "provider `{}` does not speak the OpenAI embeddings API",
+                                p.value
+                            ),
+                        ));
+                    }
+                    None => {
+                        return Err(ck.spanned(
+                            p,
+                            loc("embedder.provider"),
+                            format!(
+                                "unknown provider `{}` (defined: {})",
+                                p.value,
+                                list_names(c.providers.keys())
+                            ),
+                        ));
+                    }
+                }
+                if e.model.as_deref().is_none_or(|m| m.trim().is_empty()) {
+                    return Err(ck.key(
+                        "routing",
+                        "semantic",
+                        loc("embedder.model"),
+                        "the openai embedder needs `model` (e.g. text-embedding-3-small)".into(),
+                    ));
+                }
+            }
+            EmbedderKind::HashedNgrams => {
+                if e.dims.is_some_and(|d| !(16..=65536).contains(&d)) {
+                    return Err(ck.key(
+                        "routing",
+                        "semantic",
+                        loc("embedder.dims"),
+                        "dims must be within 16–65536".into(),
+                    ));
+                }
+            }
+        }
+    }
+
+    if let Some(cc) = &c.routing.cascade {
+        tier_check(&cc.from, "routing.cascade.from".into())?;
+        tier_check(&cc.to, "routing.cascade.to".into())?;
+        if cc.from.value == cc.to.value {
+            return Err(ck.spanned(
+                &cc.to,
+                "routing.cascade.to".into(),
+                "a cascade must escalate to a different tier".into(),
+            ));
+        }
+        for (i, r) in cc.rules.iter().enumerate() {
+            if !rule_names.contains(r.as_str()) {
+                return Err(ck.spanned(
+                    &cc.from,
+                    format!("routing.cascade.rules[{i}]"),
+                    format!("unknown rule `{r}`"),
+                ));
+            }
+        }
+        if !(0.0..=1.0).contains(&cc.max_escalation_rate) {
+            return Err(ck.spanned(
+                &cc.from,
+                "routing.cascade.max_escalation_rate".into(),
+                "must be within 0.0–1.0".into(),
+            ));
+        }
+        if cc.escalate_on.contains(&EscalateOn::LowConfidence) && cc.min_mean_logprob.is_none() {
+            return Err(ck.spanned(
+                &cc.from,
+                "routing.cascade.min_mean_logprob".into(),
+                "escalate_on has low_confidence: set min_mean_logprob (e.g. -1.0)".into(),
+            ));
+        }
+        match (&cc.judge, cc.escalate_on.contains(&EscalateOn::Judge)) {
+            (None, true) => {
+                return Err(ck.spanned(
+                    &cc.from,
+                    "routing.cascade.judge".into(),
+                    "escalate_on has judge: set judge.model".into(),
+                ));
+            }
+            (Some(j), _) if !model_names.contains(j.model.value.as_str()) => {
+                return Err(ck.spanned(
+                    &j.model,
+                    "routing.cascade.judge.model".into(),
+                    format!("unknown model `{}`", j.model.value),
+                ));
+            }
+            _ => {}
         }
     }
 
@@ -332,6 +499,95 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+fn base_dir(file: &str) -> std::path::PathBuf {
+    std::path::Path::new(file)
+        .parent()
+        .map_or_else(|| ".".into(), std::path::Path::to_path_buf)
+}
+
+fn list_names<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    list(names)
+}
+
+/// Checks one condition and everything nested in it; errors carry the condition's YAML path.
+fn check_condition(
+    w: &Condition,
+    path: &str,
+    routed_names: &[&str],
+) -> Result<(), (String, String)> {
+    if w.is_empty() {
+        return Err((path.to_string(), "a condition needs at least one test (keywords, regex, header, task_type, metadata, tags, prompt_tokens, has_tools, has_images, json_response, model, all, any, not)".into()));
+    }
+    for (field, list) in [("keywords", &w.keywords), ("keywords_all", &w.keywords_all)] {
+        if list
+            .iter()
+            .any(|k| k.trim().trim_end_matches('*').is_empty())
+        {
+            return Err((
+                format!("{path}.{field}"),
+                "keywords must not be empty strings".into(),
+            ));
+        }
+    }
+    for (i, re) in w.regex.0.iter().enumerate() {
+        if let Err(e) = regex::Regex::new(re) {
+            return Err((format!("{path}.regex[{i}]"), format!("invalid regex: {e}")));
+        }
+    }
+    if let Some(h) = &w.header {
+        if reqwest::header::HeaderName::from_bytes(h.name.as_bytes()).is_err() {
+            return Err((
+                format!("{path}.header.name"),
+                format!("{:?} is not a valid header name", h.name),
+            ));
+        }
+        if let Some(re) = &h.regex {
+            if let Err(e) = regex::Regex::new(re) {
+                return Err((
+                    format!("{path}.header.regex"),
+                    format!("invalid regex: {e}"),
+                ));
+            }
+        }
+    }
+    if let Some(t) = w.prompt_tokens {
+        if t.min.is_none() && t.max.is_none() {
+            return Err((
+                format!("{path}.prompt_tokens"),
+                "give min, max or both".into(),
+            ));
+        }
+        if let (Some(a), Some(b)) = (t.min, t.max) {
+            if a > b {
+                return Err((
+                    format!("{path}.prompt_tokens"),
+                    format!("min {a} is greater than max {b}"),
+                ));
+            }
+        }
+    }
+    for m in &w.model {
+        if !routed_names.contains(&m.as_str()) {
+            return Err((
+                format!("{path}.model"),
+                format!(
+                    "`{m}` is not `auto` or one of routing.aliases, so no routed request can carry it"
+                ),
+            ));
+        }
+    }
+    for (i, sub) in w.all.iter().enumerate() {
+        check_condition(sub, &format!("{path}.all[{i}]"), routed_names)?;
+    }
+    for (i, sub) in w.any.iter().enumerate() {
+        check_condition(sub, &format!("{path}.any[{i}]"), routed_names)?;
+    }
+    if let Some(n) = &w.not {
+        check_condition(n, &format!("{path}.not"), routed_names)?;
     }
     Ok(())
 }

@@ -1,15 +1,24 @@
-//! The routing decision: which tier serves a request, and why. Pure: no I/O, no clocks, so the
-//! same decision can be printed by `switchyard route`, logged, counted and tested.
+//! The routing decision: which tier serves a request, and why. No I/O but the embedder, so the same
+//! decision can be printed by `switchyard route`, logged, counted and tested.
+//!
+//! Layers, in order: rules (first match wins) → semantic similarity → the table's default. Cascade
+//! (answer cheap, judge, escalate) is decided here too but carried out by `dispatch`.
 
+mod facts;
 mod rules;
+pub mod semantic;
+pub mod tokens;
 
+pub use facts::Facts;
 pub use rules::Rules;
+pub use semantic::{Scores, Semantic};
 
 use crate::config::Config;
 use crate::openai::ChatRequest;
 use http::HeaderMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The `model` value that asks switchyard to choose.
 pub const AUTO: &str = "auto";
@@ -18,7 +27,9 @@ pub const AUTO: &str = "auto";
 pub enum Layer {
     /// A rule of the routing table matched.
     Rules,
-    /// Nothing matched; the table's default tier.
+    /// The prompt resembled one tier's utterances clearly enough.
+    Semantic,
+    /// Nothing decided; the table's default tier.
     Default,
     /// The client named a tier.
     Tier,
@@ -30,6 +41,7 @@ impl Layer {
     pub fn as_str(self) -> &'static str {
         match self {
             Layer::Rules => "rules",
+            Layer::Semantic => "semantic",
             Layer::Default => "default",
             Layer::Tier => "tier",
             Layer::Model => "model",
@@ -37,7 +49,7 @@ impl Layer {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     pub tier: Arc<str>,
     /// Set when the client named a concrete model: only that model is called.
@@ -45,37 +57,57 @@ pub struct Decision {
     pub layer: Layer,
     /// The rule (or the tier / model named by the client) that decided.
     pub rule: Option<Arc<str>>,
+    /// The semantic layer's similarity for the chosen tier.
+    pub score: Option<f32>,
+    /// Every tier's semantic similarity, when the semantic layer ran (for `switchyard route`).
+    pub scores: Vec<(Arc<str>, f32)>,
+    /// The tier to escalate to if the answer falls short, when this request is cascadable.
+    pub cascade_to: Option<Arc<str>>,
+    /// How long the decision took.
+    pub elapsed: Duration,
 }
 
 impl fmt::Display for Decision {
-    /// The `x-switchyard-route` header value: `rules:summarize`, `default`, `tier:budget`, `model:haiku`.
+    /// The `x-switchyard-route` value: `rules:summarize`, `semantic:budget@0.91`, `default`,
+    /// `tier:budget`, `model:haiku`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.layer.as_str())?;
-        if let Some(r) = &self.rule {
-            write!(f, ":{r}")?;
+        match (self.layer, &self.rule, self.score) {
+            (Layer::Semantic, _, Some(s)) => write!(f, ":{}@{s:.2}", self.tier),
+            (_, Some(r), _) => write!(f, ":{r}"),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
 /// What a request's `model` field names.
 pub enum Requested<'a> {
-    Auto,
+    /// `auto` or an alias: the router decides.
+    Routed,
     Tier(&'a str),
     Model(&'a str),
     Unknown,
 }
 
+struct CascadePlan {
+    from: Arc<str>,
+    to: Arc<str>,
+    rules: Vec<String>,
+}
+
 pub struct Router {
     default_tier: Arc<str>,
+    aliases: Vec<String>,
     rules: Rules,
+    semantic: Option<Semantic>,
+    cascade: Option<CascadePlan>,
     tiers: Vec<Arc<str>>,
     /// Concrete model name → the tier it is reported under (its first tier, else the default).
     model_tiers: Vec<(Arc<str>, Arc<str>)>,
 }
 
 impl Router {
-    pub fn compile(config: &Config) -> Result<Router, String> {
+    pub fn compile(config: &Config, semantic: Option<Semantic>) -> Result<Router, String> {
         let default_tier: Arc<str> = config.routing.default.value.as_str().into();
         let tiers: Vec<Arc<str>> = config.tiers.keys().map(|t| Arc::from(t.as_str())).collect();
         let model_tiers = config
@@ -93,8 +125,16 @@ impl Router {
                 (Arc::from(m.name.as_str()), tier)
             })
             .collect();
+        let cascade = config.routing.cascade.as_ref().map(|c| CascadePlan {
+            from: c.from.value.as_str().into(),
+            to: c.to.value.as_str().into(),
+            rules: c.rules.clone(),
+        });
         Ok(Router {
             rules: Rules::compile(&config.routing.rules)?,
+            aliases: config.routing.aliases.clone(),
+            semantic,
+            cascade,
             default_tier,
             tiers,
             model_tiers,
@@ -102,8 +142,8 @@ impl Router {
     }
 
     pub fn resolve<'a>(&self, model: &'a str) -> Requested<'a> {
-        if model == AUTO {
-            Requested::Auto
+        if model == AUTO || self.aliases.iter().any(|a| a == model) {
+            Requested::Routed
         } else if self.tiers.iter().any(|t| &**t == model) {
             Requested::Tier(model)
         } else if self.model_tiers.iter().any(|(m, _)| &**m == model) {
@@ -113,48 +153,111 @@ impl Router {
         }
     }
 
+    pub fn semantic(&self) -> Option<&Semantic> {
+        self.semantic.as_ref()
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
     /// Decides the tier for a request, or `None` when its `model` names nothing configured.
-    pub fn decide(&self, req: &ChatRequest, headers: &HeaderMap) -> Option<Decision> {
-        Some(match self.resolve(&req.model) {
-            Requested::Auto => match self.rules.first_match(req, headers) {
-                Some(rule) => Decision {
-                    tier: rule.tier.clone(),
-                    model: None,
-                    layer: Layer::Rules,
-                    rule: Some(rule.name.clone()),
-                },
-                None => Decision {
-                    tier: self.default_tier.clone(),
-                    model: None,
-                    layer: Layer::Default,
-                    rule: None,
-                },
-            },
+    pub async fn decide(&self, req: &ChatRequest, headers: &HeaderMap) -> Option<Decision> {
+        let start = Instant::now();
+        let decision = |tier: Arc<str>, layer, rule, model| Decision {
+            tier,
+            model,
+            layer,
+            rule,
+            score: None,
+            scores: Vec::new(),
+            cascade_to: None,
+            elapsed: Duration::ZERO,
+        };
+        let mut d = match self.resolve(&req.model) {
+            Requested::Routed => {
+                // Rules run synchronously and their memo is dropped before any await.
+                let matched = {
+                    let facts = Facts::new(req, headers);
+                    self.rules
+                        .first_match(&facts)
+                        .map(|r| (r.tier.clone(), r.name.clone()))
+                };
+                match matched {
+                    Some((tier, name)) => decision(tier, Layer::Rules, Some(name), None),
+                    None => self.semantic_or_default(req).await,
+                }
+            }
             Requested::Tier(t) => {
                 let tier = self.tiers.iter().find(|x| &***x == t)?.clone();
-                Decision {
-                    tier: tier.clone(),
-                    model: None,
-                    layer: Layer::Tier,
-                    rule: Some(tier),
-                }
+                decision(tier.clone(), Layer::Tier, Some(tier), None)
             }
             Requested::Model(m) => {
                 let (model, tier) = self.model_tiers.iter().find(|(x, _)| &**x == m)?;
-                Decision {
-                    tier: tier.clone(),
-                    model: Some(model.clone()),
-                    layer: Layer::Model,
-                    rule: Some(model.clone()),
-                }
+                decision(
+                    tier.clone(),
+                    Layer::Model,
+                    Some(model.clone()),
+                    Some(model.clone()),
+                )
             }
             Requested::Unknown => return None,
-        })
+        };
+        d.cascade_to = self.cascade_target(&d);
+        d.elapsed = start.elapsed();
+        Some(d)
     }
 
-    /// Every name a client may send as `model`: `auto`, the tiers, then the models.
+    async fn semantic_or_default(&self, req: &ChatRequest) -> Decision {
+        let mut d = Decision {
+            tier: self.default_tier.clone(),
+            model: None,
+            layer: Layer::Default,
+            rule: None,
+            score: None,
+            scores: Vec::new(),
+            cascade_to: None,
+            elapsed: Duration::ZERO,
+        };
+        let Some(sem) = &self.semantic else { return d };
+        let text = req
+            .last_user_message()
+            .map(|m| m.text())
+            .unwrap_or_default();
+        if text.trim().is_empty() {
+            return d;
+        }
+        match sem.score(&text).await {
+            Ok(scores) => {
+                if let Some((tier, s)) = &scores.chosen {
+                    d.tier = tier.clone();
+                    d.layer = Layer::Semantic;
+                    d.score = Some(*s);
+                }
+                d.scores = scores.tiers;
+            }
+            // An embedder that fails (a remote one timing out) must not fail the request: the
+            // layer abstains and the default decides.
+            Err(e) => tracing::warn!("semantic layer abstained: {e}"),
+        }
+        d
+    }
+
+    /// Only routed requests cascade: a client that named a tier or model asked for exactly that.
+    fn cascade_target(&self, d: &Decision) -> Option<Arc<str>> {
+        let c = self.cascade.as_ref()?;
+        let routed = matches!(d.layer, Layer::Rules | Layer::Semantic | Layer::Default);
+        let rule_ok = c.rules.is_empty()
+            || d.rule
+                .as_deref()
+                .is_some_and(|r| c.rules.iter().any(|x| x == r));
+        (routed && d.tier == c.from && rule_ok).then(|| c.to.clone())
+    }
+
+    /// Every name a client may send as `model`: `auto`, the aliases, the tiers, then the models.
     pub fn model_names(&self) -> impl Iterator<Item = &str> {
         std::iter::once(AUTO)
+            .chain(self.aliases.iter().map(String::as_str))
             .chain(self.tiers.iter().map(|t| &**t))
             .chain(self.model_tiers.iter().map(|(m, _)| &**m))
     }

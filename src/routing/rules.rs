@@ -1,83 +1,210 @@
-//! Layer 1: ordered rules; the first whose conditions all hold decides.
+//! Layer 1: rules. The first rule (by priority, then by order) whose condition holds decides.
 //!
-//! All keywords of all rules live in one Aho-Corasick automaton and all regexes in one RegexSet, so
-//! a request is scanned once per kind of condition however many rules the table has.
+//! Conditions compile to a small tree. All keywords of all rules that read the same text live in one
+//! Aho-Corasick automaton and all their regexes in one RegexSet, and each is run at most once per
+//! request, on first need, however many rules ask.
 
-use crate::config::RuleConfig;
-use crate::openai::ChatRequest;
+use super::facts::{Facts, SCOPES, scope_index};
+use crate::config::{Condition, RuleConfig};
 use aho_corasick::{AhoCorasick, MatchKind};
-use http::{HeaderMap, HeaderName};
-use regex::RegexSet;
+use http::HeaderName;
+use regex::{Regex, RegexSet};
+use std::cell::OnceCell;
 use std::sync::Arc;
 
 pub struct Rule {
     pub name: Arc<str>,
     pub tier: Arc<str>,
-    has_keywords: bool,
-    regex: Option<usize>,
-    header: Option<(HeaderName, Option<String>)>,
-    task_types: Vec<String>,
+    node: Node,
+}
+
+enum Node {
+    All(Vec<Node>),
+    Any(Vec<Node>),
+    Not(Box<Node>),
+    KeywordsAny {
+        scope: usize,
+        ids: Vec<usize>,
+    },
+    KeywordsAll {
+        scope: usize,
+        ids: Vec<usize>,
+    },
+    Regex {
+        scope: usize,
+        ids: Vec<usize>,
+    },
+    Header {
+        name: HeaderName,
+        value: Option<String>,
+        regex: Option<Regex>,
+    },
+    Metadata {
+        key: String,
+        values: Vec<String>,
+    },
+    Tags(Vec<String>),
+    Tokens {
+        min: Option<u64>,
+        max: Option<u64>,
+    },
+    HasTools(bool),
+    HasImages(bool),
+    JsonResponse(bool),
+    Model(Vec<String>),
+}
+
+/// A keyword as matched: whole words unless it ends in `*` (then any word starting with it).
+struct Keyword {
+    /// Checked against neighbouring characters only for keywords that start / end with a
+    /// letter or digit, so punctuation keywords and scripts without spaces still match inside text.
+    word_start: bool,
+    word_end: bool,
+}
+
+#[derive(Default)]
+struct ScopeIndex {
+    patterns: Vec<String>,
+    keywords: Vec<Keyword>,
+    automaton: Option<AhoCorasick>,
+    regex_src: Vec<String>,
+    regexes: Option<RegexSet>,
 }
 
 pub struct Rules {
     rules: Vec<Rule>,
-    keywords: Option<AhoCorasick>,
-    /// Keyword pattern id → index of the rule it belongs to.
-    keyword_rule: Vec<usize>,
-    regexes: RegexSet,
+    scopes: [ScopeIndex; 3],
+    uses_tokens: bool,
+}
+
+impl ScopeIndex {
+    fn add_keyword(&mut self, k: &str) -> usize {
+        let lower = k.trim().to_lowercase();
+        let (text, wildcard) = match lower.strip_suffix('*') {
+            Some(t) => (t.to_string(), true),
+            None => (lower, false),
+        };
+        let word_start = text.chars().next().is_some_and(char::is_alphanumeric);
+        let word_end = !wildcard && text.chars().last().is_some_and(char::is_alphanumeric);
+        self.patterns.push(text);
+        self.keywords.push(Keyword {
+            word_start,
+            word_end,
+        });
+        self.patterns.len() - 1
+    }
+
+    fn add_regex(&mut self, re: &str) -> usize {
+        self.regex_src.push(re.to_string());
+        self.regex_src.len() - 1
+    }
+
+    fn build(&mut self) -> Result<(), String> {
+        if !self.patterns.is_empty() {
+            self.automaton = Some(
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .build(&self.patterns)
+                    .map_err(|e| format!("keywords: {e}"))?,
+            );
+        }
+        if !self.regex_src.is_empty() {
+            self.regexes = Some(RegexSet::new(&self.regex_src).map_err(|e| format!("regex: {e}"))?);
+        }
+        Ok(())
+    }
+
+    /// Which keywords occur in `text` as words.
+    fn keyword_hits(&self, text: &str) -> Vec<bool> {
+        let mut hits = vec![false; self.patterns.len()];
+        let Some(ac) = &self.automaton else {
+            return hits;
+        };
+        // Patterns are lowercase; ASCII text is matched case-insensitively by the automaton, other
+        // text is lowercased first so that "RÉSUMÉ" finds "résumé".
+        let lowered;
+        let hay = if text.is_ascii() {
+            text
+        } else {
+            lowered = text.to_lowercase();
+            lowered.as_str()
+        };
+        for m in ac.find_overlapping_iter(hay) {
+            let id = m.pattern().as_usize();
+            let Some(k) = self.keywords.get(id) else {
+                continue;
+            };
+            let before_ok = !k.word_start
+                || !hay[..m.start()]
+                    .chars()
+                    .next_back()
+                    .is_some_and(char::is_alphanumeric);
+            let after_ok = !k.word_end
+                || !hay[m.end()..]
+                    .chars()
+                    .next()
+                    .is_some_and(char::is_alphanumeric);
+            if before_ok && after_ok {
+                if let Some(h) = hits.get_mut(id) {
+                    *h = true;
+                }
+            }
+        }
+        hits
+    }
+
+    fn regex_hits(&self, text: &str) -> Vec<bool> {
+        match &self.regexes {
+            Some(set) => {
+                let m = set.matches(text);
+                (0..set.len()).map(|i| m.matched(i)).collect()
+            }
+            None => Vec::new(),
+        }
+    }
+}
+
+/// Per-request memo of automaton and RegexSet results, one slot per text scope.
+#[derive(Default)]
+struct Hits {
+    keywords: [OnceCell<Vec<bool>>; 3],
+    regexes: [OnceCell<Vec<bool>>; 3],
 }
 
 impl Rules {
     pub fn compile(cfg: &[RuleConfig]) -> Result<Rules, String> {
+        let mut scopes: [ScopeIndex; 3] = Default::default();
+        let mut order: Vec<(i32, usize)> = cfg
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (-r.priority, i))
+            .collect();
+        order.sort();
         let mut rules = Vec::with_capacity(cfg.len());
-        let mut patterns = Vec::new();
-        let mut keyword_rule = Vec::new();
-        let mut regexes = Vec::new();
-        for (i, r) in cfg.iter().enumerate() {
-            let w = &r.when.value;
-            for k in &w.keywords {
-                patterns.push(k.to_lowercase());
-                keyword_rule.push(i);
-            }
-            let regex = w.regex.0.first().map(|re| {
-                regexes.push(re.clone());
-                regexes.len() - 1
-            });
-            let header = match &w.header {
-                Some(h) => Some((
-                    HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| {
-                        format!("rule {}: invalid header name {:?}", r.name, h.name)
-                    })?,
-                    h.value.clone(),
-                )),
-                None => None,
-            };
+        let mut uses_tokens = false;
+        for (_, i) in order {
+            let Some(r) = cfg.get(i) else { continue };
+            let scope = scope_index(r.match_on);
+            let node =
+                compile_condition(&r.when.value, &mut scopes[scope], scope, &mut uses_tokens)
+                    .map_err(|e| format!("rule {}: {e}", r.name))?;
             rules.push(Rule {
                 name: r.name.as_str().into(),
                 tier: r.tier.value.as_str().into(),
-                has_keywords: !w.keywords.is_empty(),
-                regex,
-                header,
-                task_types: w.task_type.clone(),
+                node,
             });
         }
-        let keywords = if patterns.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    .build(&patterns)
-                    .map_err(|e| format!("keywords: {e}"))?,
-            )
-        };
-        let regexes = RegexSet::new(&regexes).map_err(|e| format!("regex: {e}"))?;
+        for s in &mut scopes {
+            s.build()?;
+        }
+        if uses_tokens {
+            super::tokens::prewarm();
+        }
         Ok(Rules {
             rules,
-            keywords,
-            keyword_rule,
-            regexes,
+            scopes,
+            uses_tokens,
         })
     }
 
@@ -89,55 +216,158 @@ impl Rules {
         self.rules.is_empty()
     }
 
-    pub fn first_match(&self, req: &ChatRequest, headers: &HeaderMap) -> Option<&Rule> {
-        if self.rules.is_empty() {
-            return None;
-        }
-        let text = req
-            .last_user_message()
-            .map(|m| m.text())
-            .unwrap_or_default();
-        let mut keyword_hit = vec![false; self.rules.len()];
-        if let Some(ac) = &self.keywords {
-            // Patterns are lowercased; ASCII text is matched case-insensitively by the automaton, other
-            // text is lowercased first so that "RÉSUMÉ" finds "résumé".
-            let lowered;
-            let hay = if text.is_ascii() {
-                text.as_str()
-            } else {
-                lowered = text.to_lowercase();
-                lowered.as_str()
-            };
-            for m in ac.find_overlapping_iter(hay) {
-                if let Some(&r) = self.keyword_rule.get(m.pattern().as_usize()) {
-                    if let Some(hit) = keyword_hit.get_mut(r) {
-                        *hit = true;
-                    }
-                }
-            }
-        }
-        let regex_hits = if self.regexes.is_empty() {
-            None
-        } else {
-            Some(self.regexes.matches(&text))
+    pub fn uses_tokens(&self) -> bool {
+        self.uses_tokens
+    }
+
+    pub fn first_match(&self, facts: &Facts<'_>) -> Option<&Rule> {
+        let hits = Hits::default();
+        self.rules.iter().find(|r| self.eval(&r.node, facts, &hits))
+    }
+
+    fn eval(&self, node: &Node, f: &Facts<'_>, hits: &Hits) -> bool {
+        let kw = |scope: usize| -> &Vec<bool> {
+            hits.keywords[scope]
+                .get_or_init(|| self.scopes[scope].keyword_hits(f.text(SCOPES[scope])))
         };
-        let task_type = req.metadata_str("task_type");
-        self.rules.iter().enumerate().find_map(|(i, rule)| {
-            let ok = (!rule.has_keywords || keyword_hit.get(i).copied().unwrap_or(false))
-                && rule
-                    .regex
-                    .is_none_or(|ri| regex_hits.as_ref().is_some_and(|h| h.matched(ri)))
-                && rule.header.as_ref().is_none_or(|(name, want)| {
-                    headers.get(name).is_some_and(|v| match want {
-                        None => true,
-                        Some(w) => v.to_str().is_ok_and(|s| s.trim().eq_ignore_ascii_case(w)),
-                    })
-                })
-                && (rule.task_types.is_empty()
-                    || task_type.is_some_and(|t| {
-                        rule.task_types.iter().any(|x| x.eq_ignore_ascii_case(t))
-                    }));
-            ok.then_some(rule)
-        })
+        let re = |scope: usize| -> &Vec<bool> {
+            hits.regexes[scope].get_or_init(|| self.scopes[scope].regex_hits(f.text(SCOPES[scope])))
+        };
+        match node {
+            Node::All(ns) => ns.iter().all(|n| self.eval(n, f, hits)),
+            Node::Any(ns) => ns.iter().any(|n| self.eval(n, f, hits)),
+            Node::Not(n) => !self.eval(n, f, hits),
+            Node::KeywordsAny { scope, ids } => ids
+                .iter()
+                .any(|&i| kw(*scope).get(i).copied().unwrap_or(false)),
+            Node::KeywordsAll { scope, ids } => ids
+                .iter()
+                .all(|&i| kw(*scope).get(i).copied().unwrap_or(false)),
+            Node::Regex { scope, ids } => ids
+                .iter()
+                .any(|&i| re(*scope).get(i).copied().unwrap_or(false)),
+            Node::Header { name, value, regex } => f.headers.get_all(name).iter().any(|v| {
+                let Ok(s) = v.to_str() else { return false };
+                let s = s.trim();
+                value
+                    .as_ref()
+                    .is_none_or(|want| s.eq_ignore_ascii_case(want))
+                    && regex.as_ref().is_none_or(|r| r.is_match(s))
+            }),
+            Node::Metadata { key, values } => f
+                .metadata(key)
+                .is_some_and(|v| values.iter().any(|w| w.eq_ignore_ascii_case(&v))),
+            Node::Tags(want) => f.tags().iter().any(|t| want.iter().any(|w| w == t)),
+            Node::Tokens { min, max } => {
+                let n = f.prompt_tokens();
+                min.is_none_or(|m| n >= m) && max.is_none_or(|m| n <= m)
+            }
+            Node::HasTools(b) => f.has_tools() == *b,
+            Node::HasImages(b) => f.has_images() == *b,
+            Node::JsonResponse(b) => f.json_response() == *b,
+            Node::Model(names) => names.iter().any(|n| n == &f.req.model),
+        }
+    }
+}
+
+fn compile_condition(
+    c: &Condition,
+    idx: &mut ScopeIndex,
+    scope: usize,
+    uses_tokens: &mut bool,
+) -> Result<Node, String> {
+    let mut all = Vec::new();
+    if !c.keywords.is_empty() {
+        all.push(Node::KeywordsAny {
+            scope,
+            ids: c.keywords.iter().map(|k| idx.add_keyword(k)).collect(),
+        });
+    }
+    if !c.keywords_all.is_empty() {
+        all.push(Node::KeywordsAll {
+            scope,
+            ids: c.keywords_all.iter().map(|k| idx.add_keyword(k)).collect(),
+        });
+    }
+    if !c.regex.0.is_empty() {
+        all.push(Node::Regex {
+            scope,
+            ids: c.regex.0.iter().map(|r| idx.add_regex(r)).collect(),
+        });
+    }
+    if let Some(h) = &c.header {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| format!("invalid header name {:?}", h.name))?;
+        let regex = h
+            .regex
+            .as_deref()
+            .map(Regex::new)
+            .transpose()
+            .map_err(|e| format!("header regex: {e}"))?;
+        all.push(Node::Header {
+            name,
+            value: h.value.clone(),
+            regex,
+        });
+    }
+    if !c.task_type.is_empty() {
+        all.push(Node::Metadata {
+            key: "task_type".into(),
+            values: c.task_type.clone(),
+        });
+    }
+    for (key, values) in &c.metadata {
+        all.push(Node::Metadata {
+            key: key.clone(),
+            values: values.0.clone(),
+        });
+    }
+    if !c.tags.is_empty() {
+        all.push(Node::Tags(
+            c.tags.iter().map(|t| t.trim().to_lowercase()).collect(),
+        ));
+    }
+    if let Some(t) = c.prompt_tokens {
+        *uses_tokens = true;
+        all.push(Node::Tokens {
+            min: t.min,
+            max: t.max,
+        });
+    }
+    if let Some(b) = c.has_tools {
+        all.push(Node::HasTools(b));
+    }
+    if let Some(b) = c.has_images {
+        all.push(Node::HasImages(b));
+    }
+    if let Some(b) = c.json_response {
+        all.push(Node::JsonResponse(b));
+    }
+    if !c.model.is_empty() {
+        all.push(Node::Model(c.model.clone()));
+    }
+    for sub in &c.all {
+        all.push(compile_condition(sub, idx, scope, uses_tokens)?);
+    }
+    if !c.any.is_empty() {
+        let any = c
+            .any
+            .iter()
+            .map(|sub| compile_condition(sub, idx, scope, uses_tokens))
+            .collect::<Result<_, _>>()?;
+        all.push(Node::Any(any));
+    }
+    if let Some(n) = &c.not {
+        all.push(Node::Not(Box::new(compile_condition(
+            n,
+            idx,
+            scope,
+            uses_tokens,
+        )?)));
+    }
+    match all.len() {
+        0 => Err("a condition needs at least one test".into()),
+        1 => Ok(all.remove(0)),
+        _ => Ok(Node::All(all)),
     }
 }

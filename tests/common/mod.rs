@@ -284,8 +284,13 @@ impl Gateway {
     pub async fn start(yaml: &str) -> Gateway {
         let config = switchyard::config::Config::from_yaml(yaml, "test.yaml")
             .unwrap_or_else(|e| panic!("{e}"));
-        let gw = switchyard::gateway::Gateway::build(config, &switchyard::server::http_client())
-            .unwrap();
+        let gw = switchyard::gateway::Gateway::build(
+            config,
+            &switchyard::server::http_client(),
+            std::path::Path::new("."),
+        )
+        .await
+        .unwrap();
         let server = switchyard::server::Server::bind(gw).await.unwrap();
         let addr = server.local_addr();
         let state = server.state();
