@@ -2,6 +2,7 @@
 //! an `Arc` of it at arrival and keeps it to the end, so a reload never changes a request midway.
 
 use crate::config::{Config, ConfigError, Price};
+use crate::dispatch::cascade::Cascade;
 use crate::embed::Embedder;
 use crate::providers::Provider;
 use crate::redact::Redactor;
@@ -39,6 +40,8 @@ pub struct Gateway {
     pub tiers: BTreeMap<Arc<str>, Vec<Arc<Model>>>,
     pub fallbacks: HashMap<String, Vec<Arc<str>>>,
     pub redactor: Redactor,
+    /// Layer 3, when the table has a `routing.cascade`.
+    pub cascade: Option<Cascade>,
     api_keys: HashSet<String>,
 }
 
@@ -120,7 +123,12 @@ impl Gateway {
             }
             None => None,
         };
+        let cascade = match &config.routing.cascade {
+            Some(c) => Some(Cascade::build(c, &models)?),
+            None => None,
+        };
         Ok(Gateway {
+            cascade,
             router: Router::compile(&config, semantic)?,
             redactor: Redactor::new(&config.secrets()),
             api_keys: config.server.api_keys.iter().map(|k| k.0.clone()).collect(),

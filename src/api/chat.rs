@@ -57,12 +57,7 @@ pub async fn completions(
                         .map_or(DEFAULT_STREAM_IDLE_TIMEOUT, |c| c.model.idle_timeout);
                     stream::respond(first, rest, req.wants_stream_usage(), idle, gw.clone(), rec)
                 };
-                decorate(
-                    resp.headers_mut(),
-                    &decision,
-                    outcome.served.as_ref(),
-                    overhead,
-                );
+                decorate(resp.headers_mut(), &decision, Some(&outcome), overhead);
                 resp
             }
             Err(e) => {
@@ -70,18 +65,16 @@ pub async fn completions(
                 let err = ApiError::from_provider(&e, &model, &gw.redactor);
                 let overhead = rec.overhead();
                 let mut resp = fail(&mut rec, err);
-                decorate(
-                    resp.headers_mut(),
-                    &decision,
-                    outcome.served.as_ref(),
-                    overhead,
-                );
+                decorate(resp.headers_mut(), &decision, Some(&outcome), overhead);
                 resp
             }
         };
     }
 
-    let (result, outcome) = dispatch::chat(&req, &candidates).await;
+    let (result, outcome) = match (&gw.cascade, &decision.cascade_to) {
+        (Some(c), Some(_)) => c.chat(&gw, &req).await,
+        _ => dispatch::chat(&req, &candidates).await,
+    };
     rec.dispatched(&outcome);
     let mut resp = match result {
         Ok(answer) => {
@@ -113,12 +106,7 @@ pub async fn completions(
         }
     };
     let overhead = rec.overhead();
-    decorate(
-        resp.headers_mut(),
-        &decision,
-        outcome.served.as_ref(),
-        overhead,
-    );
+    decorate(resp.headers_mut(), &decision, Some(&outcome), overhead);
     resp
 }
 
@@ -130,7 +118,7 @@ fn fail(rec: &mut Record, e: ApiError) -> Response {
 fn decorate(
     h: &mut HeaderMap,
     d: &Decision,
-    served: Option<&dispatch::Candidate>,
+    outcome: Option<&dispatch::Outcome>,
     overhead: std::time::Duration,
 ) {
     let mut set = |name, value: &str| {
@@ -138,13 +126,28 @@ fn decorate(
             h.insert(name, v);
         }
     };
-    set(headers::ROUTE, &d.to_string());
-    match served {
+    set(headers::ROUTE, &route_label(d, outcome));
+    match outcome.and_then(|o| o.served.as_ref()) {
         Some(c) => {
             set(headers::TIER, &c.tier);
             set(headers::MODEL, &c.model.name);
         }
         None => set(headers::TIER, &d.tier),
     }
+    if let Some(c) = outcome.and_then(|o| o.cascade.as_ref()) {
+        let value = match c.reason {
+            Some(r) => format!("{}:{r}", c.outcome),
+            None => c.outcome.to_string(),
+        };
+        set(headers::CASCADE, &value);
+    }
     set(headers::OVERHEAD_MS, &format_ms(overhead));
+}
+
+/// `cascade:budget->mid` when the cascade escalated, else the decision's own label.
+pub fn route_label(d: &Decision, outcome: Option<&dispatch::Outcome>) -> String {
+    match outcome.and_then(|o| o.cascade.as_ref()) {
+        Some(c) if c.outcome == "escalated" => format!("cascade:{}->{}", c.from, c.to),
+        _ => d.to_string(),
+    }
 }

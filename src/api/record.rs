@@ -20,6 +20,7 @@ pub struct Record {
     pub upstream: Duration,
     pub usage: Option<Usage>,
     pub stream: bool,
+    pub route: Option<String>,
     overhead: Option<Duration>,
     finished: bool,
 }
@@ -41,12 +42,18 @@ impl Record {
             upstream: Duration::ZERO,
             usage: None,
             stream: false,
+            route: None,
             overhead: None,
             finished: false,
         }
     }
 
     pub fn decided(&mut self, d: &Decision) {
+        self.state
+            .metrics()
+            .route_decision_seconds
+            .with_label_values(&[d.layer.as_str()])
+            .observe(d.elapsed.as_secs_f64());
         self.state
             .metrics()
             .route_decisions
@@ -63,6 +70,9 @@ impl Record {
             self.model = Some(c.model.name.clone());
         }
         self.attempts = o.attempts;
+        if let Some(d) = &self.decision {
+            self.route = Some(super::chat::route_label(d, Some(o)));
+        }
         self.upstream = o.upstream;
         for f in &o.failures {
             m.provider_errors
@@ -81,6 +91,11 @@ impl Record {
                 m.fallbacks.with_label_values(&[f, to, reason]).inc();
             }
             from = Some(to.clone());
+        }
+        if let Some(c) = &o.cascade {
+            m.cascade
+                .with_label_values(&[&c.from, &c.to, c.outcome, c.reason.unwrap_or("none")])
+                .inc();
         }
         if let Some(model) = &self.model {
             m.upstream_duration
@@ -134,7 +149,10 @@ impl Record {
                 .with_label_values(&[tier, model, "output"])
                 .inc_by(u.completion_tokens);
         }
-        let route = self.decision.as_ref().map(ToString::to_string);
+        let route = self
+            .route
+            .clone()
+            .or_else(|| self.decision.as_ref().map(ToString::to_string));
         tracing::info!(
             request_id = %self.request_id,
             status,

@@ -437,6 +437,13 @@ pub struct CascadeConfig {
     pub max_escalation_rate: f64,
     #[serde(default = "default_window")]
     pub window: Dur,
+    /// The cap applies only once the window holds this many cascaded requests.
+    #[serde(default = "default_min_requests")]
+    pub min_requests: u64,
+}
+
+fn default_min_requests() -> u64 {
+    20
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -449,6 +456,20 @@ pub enum EscalateOn {
     InvalidJson,
     LowConfidence,
     Judge,
+}
+
+impl EscalateOn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EscalateOn::Error => "error",
+            EscalateOn::Empty => "empty",
+            EscalateOn::Truncated => "truncated",
+            EscalateOn::Refusal => "refusal",
+            EscalateOn::InvalidJson => "invalid_json",
+            EscalateOn::LowConfidence => "low_confidence",
+            EscalateOn::Judge => "judge",
+        }
+    }
 }
 
 fn default_escalate_on() -> Vec<EscalateOn> {

@@ -2,6 +2,11 @@
 //! tiers, moving on only for errors another deployment might not have. A bad request or a
 //! content-policy refusal is returned at once: no bigger model fixes it, it would only cost more.
 
+pub mod cascade;
+mod judge;
+mod verdict;
+mod window;
+
 use crate::gateway::{Gateway, Model};
 use crate::openai::ChatRequest;
 use crate::providers::{Call, ChatResponse, ChunkStream, ErrorKind, ProviderError};
@@ -37,6 +42,8 @@ pub struct Outcome {
     pub failures: Vec<Failure>,
     /// Time spent waiting on providers (to the full answer, or to the first chunk of a stream).
     pub upstream: Duration,
+    /// What the cascade did, when the request was cascaded.
+    pub cascade: Option<cascade::Step>,
 }
 
 /// The ordered list of deployments a request may be sent to.
@@ -54,17 +61,36 @@ pub fn plan(gw: &Gateway, decision: &Decision) -> Vec<Candidate> {
             })
             .unwrap_or_default();
     }
-    let mut tiers: Vec<Arc<str>> = vec![decision.tier.clone()];
-    let mut i = 0;
-    while i < tiers.len() && tiers.len() < MAX_TIERS {
-        if let Some(next) = gw.fallbacks.get(&*tiers[i]) {
-            for t in next {
-                if tiers.len() < MAX_TIERS && !tiers.contains(t) {
-                    tiers.push(t.clone());
+    // A cascadable request that cannot be judged (a stream) still escalates to the cascade's tier
+    // first when the cheap tier fails before answering.
+    let first_fallback = decision.cascade_to.as_ref();
+    candidates(gw, &decision.tier, first_fallback, true)
+}
+
+/// The models of `tier`, then (with `fallbacks`) `extra` and the tier's fallback chain, at most
+/// `MAX_TIERS` tiers in all.
+pub fn candidates(
+    gw: &Gateway,
+    tier: &Arc<str>,
+    extra: Option<&Arc<str>>,
+    fallbacks: bool,
+) -> Vec<Candidate> {
+    let mut tiers: Vec<Arc<str>> = vec![tier.clone()];
+    if fallbacks {
+        if let Some(e) = extra.filter(|e| *e != tier) {
+            tiers.push(e.clone());
+        }
+        let mut i = 0;
+        while i < tiers.len() && tiers.len() < MAX_TIERS {
+            if let Some(next) = gw.fallbacks.get(&*tiers[i]) {
+                for t in next {
+                    if tiers.len() < MAX_TIERS && !tiers.contains(t) {
+                        tiers.push(t.clone());
+                    }
                 }
             }
+            i += 1;
         }
-        i += 1;
     }
     tiers
         .iter()

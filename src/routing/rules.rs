@@ -371,3 +371,162 @@ fn compile_condition(
         _ => Ok(Node::All(all)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openai::ChatRequest;
+    use http::HeaderMap;
+    use serde_json::json;
+
+    fn rules(yaml: &str) -> Rules {
+        let cfg: Vec<RuleConfig> = serde_saphyr::from_str(yaml).unwrap();
+        Rules::compile(&cfg).unwrap()
+    }
+
+    fn decide(r: &Rules, body: serde_json::Value, headers: &[(&str, &str)]) -> Option<String> {
+        let req: ChatRequest = serde_json::from_value(body).unwrap();
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.insert(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        let f = Facts::new(&req, &h);
+        r.first_match(&f).map(|x| x.name.to_string())
+    }
+
+    fn user(text: &str) -> serde_json::Value {
+        json!({"model": "auto", "messages": [{"role": "user", "content": text}]})
+    }
+
+    #[test]
+    fn keywords_match_whole_words_case_insensitively_with_prefix_wildcards() {
+        let r = rules(
+            "- { name: sum, when: { keywords: [summariz*, tldr] }, tier: b }\n\
+             - { name: code, when: { keywords: [code] }, tier: m }\n\
+             - { name: fr, when: { keywords: [résumé] }, tier: b }\n",
+        );
+        assert_eq!(
+            decide(&r, user("Please SUMMARIZE this"), &[]).as_deref(),
+            Some("sum")
+        );
+        assert_eq!(
+            decide(&r, user("a summarized view"), &[]).as_deref(),
+            Some("sum")
+        );
+        assert_eq!(
+            decide(&r, user("tl;dr: TLDR."), &[]).as_deref(),
+            Some("sum")
+        );
+        assert_eq!(
+            decide(&r, user("review my code"), &[]).as_deref(),
+            Some("code")
+        );
+        assert_eq!(
+            decide(&r, user("decode this barcode"), &[]),
+            None,
+            "no match inside other words"
+        );
+        assert_eq!(
+            decide(&r, user("Mon RÉSUMÉ, s'il vous plaît"), &[]).as_deref(),
+            Some("fr")
+        );
+    }
+
+    #[test]
+    fn all_any_not_and_keywords_all_combine() {
+        let r = rules(
+            "- name: translate-es\n  when: { keywords_all: [translate, spanish] }\n  tier: b\n\
+             - name: long-code\n  when:\n    all:\n      - { regex: '(?i)\\bfunction\\b' }\n      - any: [{ keywords: [rust] }, { keywords: [go] }]\n    not: { keywords: [simple] }\n  tier: p\n",
+        );
+        assert_eq!(
+            decide(&r, user("translate to Spanish please"), &[]).as_deref(),
+            Some("translate-es")
+        );
+        assert_eq!(decide(&r, user("translate to French"), &[]), None);
+        assert_eq!(
+            decide(&r, user("write a rust function"), &[]).as_deref(),
+            Some("long-code")
+        );
+        assert_eq!(decide(&r, user("write a simple rust function"), &[]), None);
+        assert_eq!(decide(&r, user("write a python function"), &[]), None);
+    }
+
+    #[test]
+    fn request_shape_conditions() {
+        let r = rules(
+            "- { name: tools, when: { has_tools: true }, tier: m }\n\
+             - { name: images, when: { has_images: true }, tier: p }\n\
+             - { name: json, when: { json_response: true }, tier: b }\n\
+             - { name: long, when: { prompt_tokens: { min: 50 } }, tier: p }\n\
+             - { name: alias, when: { model: [gpt-4] }, tier: p }\n",
+        );
+        let mut b = user("hi");
+        b["tools"] = json!([{"type": "function", "function": {"name": "f"}}]);
+        assert_eq!(decide(&r, b, &[]).as_deref(), Some("tools"));
+        let img = json!({"model": "auto", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "what is this"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]}]});
+        assert_eq!(decide(&r, img, &[]).as_deref(), Some("images"));
+        let mut j = user("list three colours");
+        j["response_format"] = json!({"type": "json_object"});
+        assert_eq!(decide(&r, j, &[]).as_deref(), Some("json"));
+        assert_eq!(
+            decide(&r, user(&"word ".repeat(60)), &[]).as_deref(),
+            Some("long")
+        );
+        assert_eq!(decide(&r, user("short"), &[]), None);
+        let mut a = user("hi");
+        a["model"] = json!("gpt-4");
+        assert_eq!(decide(&r, a, &[]).as_deref(), Some("alias"));
+    }
+
+    #[test]
+    fn metadata_tags_and_headers() {
+        let r = rules(
+            "- { name: tenant, when: { metadata: { tenant: [acme, globex] } }, tier: p }\n\
+             - { name: tagged, when: { tags: [batch] }, tier: b }\n\
+             - { name: hdr, when: { header: { name: x-team, regex: '^ml-' } }, tier: m }\n",
+        );
+        let mut m = user("hi");
+        m["metadata"] = json!({"tenant": "ACME"});
+        assert_eq!(decide(&r, m, &[]).as_deref(), Some("tenant"));
+        let mut t = user("hi");
+        t["metadata"] = json!({"tags": ["nightly", "Batch"]});
+        assert_eq!(decide(&r, t, &[]).as_deref(), Some("tagged"));
+        assert_eq!(
+            decide(&r, user("hi"), &[("x-switchyard-tags", "x, batch")]).as_deref(),
+            Some("tagged")
+        );
+        assert_eq!(
+            decide(&r, user("hi"), &[("x-team", "ml-infra")]).as_deref(),
+            Some("hdr")
+        );
+        assert_eq!(decide(&r, user("hi"), &[("x-team", "web")]), None);
+    }
+
+    #[test]
+    fn priority_and_match_scope() {
+        let r = rules(
+            "- { name: late-but-urgent, priority: 10, when: { keywords: [urgent] }, tier: p }\n\
+             - { name: first, when: { keywords: [urgent] }, tier: b }\n\
+             - { name: sys, match_on: system, when: { keywords: [pirate] }, tier: b }\n\
+             - { name: conv, match_on: conversation, when: { keywords: [earlier] }, tier: m }\n",
+        );
+        assert_eq!(
+            decide(&r, user("urgent: fix"), &[]).as_deref(),
+            Some("late-but-urgent")
+        );
+        let sys = json!({"model": "auto", "messages": [{"role": "system", "content": "Talk like a pirate"}, {"role": "user", "content": "hello"}]});
+        assert_eq!(decide(&r, sys, &[]).as_deref(), Some("sys"));
+        let conv = json!({"model": "auto", "messages": [{"role": "user", "content": "as I said earlier"},
+            {"role": "assistant", "content": "yes"}, {"role": "user", "content": "go on"}]});
+        assert_eq!(decide(&r, conv, &[]).as_deref(), Some("conv"));
+        assert_eq!(
+            decide(&r, user("pirate"), &[]),
+            None,
+            "system-scoped rules ignore the user's text"
+        );
+    }
+}

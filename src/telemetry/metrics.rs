@@ -16,6 +16,8 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     pub tokens: IntCounterVec,
     pub route_decisions: IntCounterVec,
+    pub route_decision_seconds: HistogramVec,
+    pub cascade: IntCounterVec,
     pub provider_errors: IntCounterVec,
     pub fallbacks: IntCounterVec,
     pub config_reloads: IntCounterVec,
@@ -28,6 +30,12 @@ const LATENCY_BUCKETS: &[f64] = &[
 /// Gateway overhead is expected in the tens of microseconds; the buckets resolve that range.
 const OVERHEAD_BUCKETS: &[f64] = &[
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
+];
+
+/// Rules decide in microseconds, local embedders in tens of microseconds, remote ones in milliseconds.
+const DECISION_BUCKETS: &[f64] = &[
+    0.000_001, 0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.001, 0.005, 0.025,
+    0.1, 0.5,
 ];
 
 impl Metrics {
@@ -91,6 +99,17 @@ impl Metrics {
             "Routing decisions, by the layer that decided and the tier chosen.",
             &["layer", "tier"],
         )?;
+        let route_decision_seconds = histogram(
+            "switchyard_route_decision_seconds",
+            "Time to decide a request's tier, by the layer that decided (semantic includes embedding).",
+            &["layer"],
+            DECISION_BUCKETS,
+        )?;
+        let cascade = counter(
+            "switchyard_cascade_total",
+            "Cascaded requests by outcome (accepted, escalated, capped) and the reason to escalate.",
+            &["from_tier", "to_tier", "outcome", "reason"],
+        )?;
         let provider_errors = counter(
             "switchyard_provider_errors_total",
             "Failed upstream calls, by model and error class.",
@@ -120,6 +139,8 @@ impl Metrics {
             in_flight,
             tokens,
             route_decisions,
+            route_decision_seconds,
+            cascade,
             provider_errors,
             fallbacks,
             config_reloads,

@@ -1,0 +1,190 @@
+//! Layer 3: cascade. Answer on the cheap tier, judge the answer, and escalate once to the next tier
+//! when it falls short. Escalation is capped: when more than `max_escalation_rate` of the recent
+//! cascaded requests escalated, the cheap answers are kept (and a metric and log line say so),
+//! because a cascade that always escalates costs more than routing to the premium tier directly.
+
+use super::window::SlidingRate;
+use super::{Outcome, candidates, chat as dispatch_chat, judge, verdict};
+use crate::config::{CascadeConfig, EscalateOn};
+use crate::gateway::{Gateway, Model};
+use crate::openai::ChatRequest;
+use crate::providers::{ChatResponse, ProviderError};
+use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+pub struct Cascade {
+    pub from: Arc<str>,
+    pub to: Arc<str>,
+    escalate_on: Vec<EscalateOn>,
+    min_mean_logprob: Option<f64>,
+    judge: Option<(Arc<Model>, f64)>,
+    max_rate: f64,
+    min_requests: u64,
+    window: Mutex<SlidingRate>,
+    capped: AtomicBool,
+}
+
+/// What the cascade did with one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub from: Arc<str>,
+    pub to: Arc<str>,
+    /// `accepted`, `escalated` or `capped` (should have escalated, but the cap held it back).
+    pub outcome: &'static str,
+    pub reason: Option<&'static str>,
+}
+
+impl Cascade {
+    pub fn build(
+        cfg: &CascadeConfig,
+        models: &std::collections::HashMap<Arc<str>, Arc<Model>>,
+    ) -> Result<Cascade, String> {
+        let judge = match &cfg.judge {
+            Some(j) => Some((
+                models
+                    .get(j.model.value.as_str())
+                    .cloned()
+                    .ok_or_else(|| format!("cascade judge: unknown model {}", j.model.value))?,
+                j.min_score,
+            )),
+            None => None,
+        };
+        Ok(Cascade {
+            from: cfg.from.value.as_str().into(),
+            to: cfg.to.value.as_str().into(),
+            escalate_on: cfg.escalate_on.clone(),
+            min_mean_logprob: cfg.min_mean_logprob,
+            judge,
+            max_rate: cfg.max_escalation_rate,
+            min_requests: cfg.min_requests,
+            window: Mutex::new(SlidingRate::new(cfg.window.0)),
+            capped: AtomicBool::new(false),
+        })
+    }
+
+    fn on(&self, r: EscalateOn) -> bool {
+        self.escalate_on.contains(&r)
+    }
+
+    /// Escalations so far in the window exceed the cap (once there is enough traffic to tell).
+    fn over_cap(&self, now: Instant) -> bool {
+        let (events, hits) = self.window.lock().map(|w| w.counts(now)).unwrap_or((0, 0));
+        events >= self.min_requests && events > 0 && (hits as f64 / events as f64) > self.max_rate
+    }
+
+    fn record(&self, now: Instant, escalated: bool) {
+        if let Ok(mut w) = self.window.lock() {
+            w.record(now, escalated);
+        }
+    }
+
+    pub async fn chat(
+        &self,
+        gw: &Gateway,
+        req: &ChatRequest,
+    ) -> (Result<ChatResponse, ProviderError>, Outcome) {
+        // Log-probs are requested for judging when the client did not ask for them, and removed
+        // from the answer again before it is returned.
+        let add_logprobs =
+            self.on(EscalateOn::LowConfidence) && req.extra.get("logprobs").is_none();
+        let judged_req;
+        let cheap_req = if add_logprobs {
+            let mut r = req.clone();
+            r.extra.insert("logprobs".into(), Value::Bool(true));
+            judged_req = r;
+            &judged_req
+        } else {
+            req
+        };
+        let cheap = candidates(gw, &self.from, None, false);
+        let (result, mut out) = dispatch_chat(cheap_req, &cheap).await;
+
+        let reason = match &result {
+            Err(e) if e.kind.is_retryable() && self.on(EscalateOn::Error) => {
+                Some(EscalateOn::Error)
+            }
+            // No bigger model fixes a bad request or a refusal by policy: return it as it is.
+            Err(_) => None,
+            Ok(resp) => {
+                match verdict::check(req, &resp.body, &self.escalate_on, self.min_mean_logprob) {
+                    Some(r) => Some(r),
+                    None => self.judge_says_escalate(req, &resp.body).await,
+                }
+            }
+        };
+        let now = Instant::now();
+        let step = |outcome, reason: Option<EscalateOn>| Step {
+            from: self.from.clone(),
+            to: self.to.clone(),
+            outcome,
+            reason: reason.map(EscalateOn::as_str),
+        };
+        let Some(reason) = reason else {
+            if result.is_ok() {
+                self.record(now, false);
+                out.cascade = Some(step("accepted", None));
+            }
+            return (result.map(|r| strip_logprobs(r, add_logprobs)), out);
+        };
+        // Errors escalate even over the cap: with a healthy tier left, failing the request would
+        // trade reliability for cost, which the cap is not for.
+        if reason != EscalateOn::Error && self.over_cap(now) {
+            self.record(now, false);
+            if !self.capped.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    from = %self.from, to = %self.to, max_rate = self.max_rate,
+                    "cascade escalation rate is over max_escalation_rate: keeping cheap answers until it falls"
+                );
+            }
+            out.cascade = Some(step("capped", Some(reason)));
+            return (result.map(|r| strip_logprobs(r, add_logprobs)), out);
+        }
+        if self.capped.swap(false, Ordering::Relaxed) {
+            tracing::info!(from = %self.from, to = %self.to, "cascade escalation rate is back under the cap");
+        }
+        self.record(now, true);
+        let premium = candidates(gw, &self.to, None, true);
+        let (result, more) = dispatch_chat(req, &premium).await;
+        out.attempts += more.attempts;
+        out.upstream += more.upstream;
+        out.failures.extend(more.failures);
+        if more.served.is_some() {
+            out.served = more.served;
+        }
+        out.fallbacks.push(self.to.clone());
+        out.fallbacks.extend(more.fallbacks);
+        out.cascade = Some(step("escalated", Some(reason)));
+        (result, out)
+    }
+
+    async fn judge_says_escalate(&self, req: &ChatRequest, answer: &Value) -> Option<EscalateOn> {
+        let (model, min) = self.judge.as_ref().filter(|_| self.on(EscalateOn::Judge))?;
+        let text = answer["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap_or("");
+        match judge::score(model, req, text).await {
+            Ok(score) if score < *min => Some(EscalateOn::Judge),
+            Ok(_) => None,
+            // A judge that fails keeps the cheap answer: its outage must not double the bill.
+            Err(e) => {
+                tracing::warn!("cascade judge failed, keeping the cheap answer: {e}");
+                None
+            }
+        }
+    }
+}
+
+fn strip_logprobs(mut r: ChatResponse, added: bool) -> ChatResponse {
+    if added {
+        if let Some(choices) = r.body.get_mut("choices").and_then(Value::as_array_mut) {
+            for c in choices {
+                if let Some(o) = c.as_object_mut() {
+                    o.insert("logprobs".into(), Value::Null);
+                }
+            }
+        }
+    }
+    r
+}
