@@ -90,11 +90,7 @@ fn is_refusal(message: Option<&Value>, content: &str, finish: Option<&str>) -> b
 fn json_ok(req: &ChatRequest, content: &str, tool_calls: Option<&Vec<Value>>) -> bool {
     let format = req.extra.get("response_format");
     match format.and_then(|f| f.get("type")).and_then(Value::as_str) {
-        Some("json_object") => {
-            if serde_json::from_str::<Value>(content).is_err() {
-                return false;
-            }
-        }
+        Some("json_object") if serde_json::from_str::<Value>(content).is_err() => return false,
         Some("json_schema") => {
             let Ok(v) = serde_json::from_str::<Value>(content) else {
                 return false;
