@@ -5,6 +5,9 @@
 
 mod hashed;
 
+// `bert.rs` (cargo feature `bert`) is written separately: declare it here as
+// `#[cfg(feature = "bert")] mod bert;` together with the `Embedder::Bert` variant below.
+
 pub use hashed::HashedNgrams;
 
 use crate::config::{EmbedderConfig, EmbedderKind, ProviderConfig};
@@ -22,8 +25,12 @@ impl std::fmt::Display for EmbedError {
 
 impl std::error::Error for EmbedError {}
 
+#[derive(Debug)]
 pub enum Embedder {
     Hashed(HashedNgrams),
+    // Reserved for the in-process BERT encoder (cargo feature `bert`, in `bert.rs`):
+    // #[cfg(feature = "bert")]
+    // Bert(bert::BertEmbedder),
 }
 
 impl Embedder {
@@ -35,16 +42,33 @@ impl Embedder {
         _base_dir: &Path,
     ) -> Result<Embedder, String> {
         match cfg.kind {
-            EmbedderKind::HashedNgrams => Ok(Embedder::Hashed(HashedNgrams::new(
-                cfg.dims.unwrap_or(HashedNgrams::DEFAULT_DIMS),
-            ))),
-            other => Err(format!("embedder kind {other:?} is not available yet")),
+            EmbedderKind::HashedNgrams => {
+                if cfg.dims == Some(0) {
+                    return Err("semantic.embedder.dims must be at least 1".into());
+                }
+                Ok(Embedder::Hashed(HashedNgrams::new(
+                    cfg.dims.unwrap_or(HashedNgrams::DEFAULT_DIMS),
+                )))
+            }
+            EmbedderKind::Static | EmbedderKind::Openai => {
+                Err(format!("embedder kind {:?} is not available yet", cfg.kind))
+            }
+            EmbedderKind::Bert => Err(
+                "embedder kind bert is not available in this build (cargo feature `bert`)".into(),
+            ),
         }
     }
 
     pub fn name(&self) -> &'static str {
         match self {
             Embedder::Hashed(_) => "hashed-ngrams",
+        }
+    }
+
+    /// The vector size. An `Option` because a remote embedder learns it from its first answer.
+    pub fn dims(&self) -> Option<usize> {
+        match self {
+            Embedder::Hashed(h) => Some(h.dims()),
         }
     }
 
@@ -63,9 +87,28 @@ impl Embedder {
     }
 }
 
-/// Dot product of two normalised vectors.
+/// Dot product of two normalised vectors (over the shorter length, should they differ).
+///
+/// Eight independent partial sums let the compiler vectorise the loop: a single running sum is a
+/// serial chain of float additions it may not reorder, several times slower at the 100+ scores a
+/// routing decision takes.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Scales `v` to unit length (a zero vector stays zero).
@@ -73,5 +116,53 @@ pub fn normalize(v: &mut [f32]) {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 {
         v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(yaml: &str) -> EmbedderConfig {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    fn build(yaml: &str, base: &Path) -> Result<Embedder, String> {
+        Embedder::build(&cfg(yaml), &BTreeMap::new(), &reqwest::Client::new(), base)
+    }
+
+    #[test]
+    fn cosine_matches_the_plain_dot_product() {
+        for n in [0, 1, 7, 8, 9, 64, 513] {
+            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!((cosine(&a, &b) - plain).abs() < 1e-4, "n={n}");
+        }
+        // Different lengths: the common prefix.
+        assert_eq!(cosine(&[1.0, 2.0, 3.0], &[1.0, 1.0]), 3.0);
+    }
+
+    #[test]
+    fn normalize_scales_to_unit_length_and_leaves_zero_alone() {
+        let mut v = [3.0, 4.0];
+        normalize(&mut v);
+        assert_eq!(v, [0.6, 0.8]);
+        let mut z = [0.0; 3];
+        normalize(&mut z);
+        assert_eq!(z, [0.0; 3]);
+    }
+
+    #[tokio::test]
+    async fn hashed_is_the_default() {
+        let e = build("{}", Path::new("/")).unwrap();
+        assert_eq!(e.name(), "hashed-ngrams");
+        assert_eq!(e.dims(), Some(HashedNgrams::DEFAULT_DIMS));
+        let e = build("kind: hashed-ngrams\ndims: 64\n", Path::new("/")).unwrap();
+        assert_eq!(e.dims(), Some(64));
+        let one = e.embed("summarize this").await.unwrap();
+        let batch = e.embed_batch(&["summarize this", "x"]).await.unwrap();
+        assert_eq!(batch[0], one);
+        assert!(build("dims: 0\n", Path::new("/")).is_err());
     }
 }
