@@ -4,11 +4,13 @@
 //! The embedders are an enum, like the providers: a small closed set, and async calls without boxing.
 
 mod hashed;
+mod static_model;
 
 // `bert.rs` (cargo feature `bert`) is written separately: declare it here as
 // `#[cfg(feature = "bert")] mod bert;` together with the `Embedder::Bert` variant below.
 
 pub use hashed::HashedNgrams;
+pub use static_model::{StaticModel, testing as static_testing};
 
 use crate::config::{EmbedderConfig, EmbedderKind, ProviderConfig};
 use std::collections::BTreeMap;
@@ -28,6 +30,8 @@ impl std::error::Error for EmbedError {}
 #[derive(Debug)]
 pub enum Embedder {
     Hashed(HashedNgrams),
+    // Boxed: a few hundred bytes (the tokenizer) against the hashed one's eight.
+    Static(Box<StaticModel>),
     // Reserved for the in-process BERT encoder (cargo feature `bert`, in `bert.rs`):
     // #[cfg(feature = "bert")]
     // Bert(bert::BertEmbedder),
@@ -39,7 +43,7 @@ impl Embedder {
         cfg: &EmbedderConfig,
         _providers: &BTreeMap<String, ProviderConfig>,
         _http: &reqwest::Client,
-        _base_dir: &Path,
+        base_dir: &Path,
     ) -> Result<Embedder, String> {
         match cfg.kind {
             EmbedderKind::HashedNgrams => {
@@ -50,9 +54,24 @@ impl Embedder {
                     cfg.dims.unwrap_or(HashedNgrams::DEFAULT_DIMS),
                 )))
             }
-            EmbedderKind::Static | EmbedderKind::Openai => {
-                Err(format!("embedder kind {:?} is not available yet", cfg.kind))
+            EmbedderKind::Static => {
+                let Some(path) = &cfg.path else {
+                    return Err(
+                        "semantic.embedder: kind static needs `path`, the model2vec model folder"
+                            .into(),
+                    );
+                };
+                let model = StaticModel::load(&path.value, base_dir)?;
+                if let Some(d) = cfg.dims.filter(|&d| d != model.dims()) {
+                    return Err(format!(
+                        "semantic.embedder.dims is {d}, but the model at {} has {} dimensions",
+                        path.value,
+                        model.dims()
+                    ));
+                }
+                Ok(Embedder::Static(Box::new(model)))
             }
+            EmbedderKind::Openai => Err("embedder kind openai is not available yet".into()),
             EmbedderKind::Bert => Err(
                 "embedder kind bert is not available in this build (cargo feature `bert`)".into(),
             ),
@@ -62,6 +81,7 @@ impl Embedder {
     pub fn name(&self) -> &'static str {
         match self {
             Embedder::Hashed(_) => "hashed-ngrams",
+            Embedder::Static(_) => "static",
         }
     }
 
@@ -69,6 +89,7 @@ impl Embedder {
     pub fn dims(&self) -> Option<usize> {
         match self {
             Embedder::Hashed(h) => Some(h.dims()),
+            Embedder::Static(s) => Some(s.dims()),
         }
     }
 
@@ -76,6 +97,7 @@ impl Embedder {
     pub async fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         match self {
             Embedder::Hashed(h) => Ok(texts.iter().map(|t| h.embed(t)).collect()),
+            Embedder::Static(s) => texts.iter().map(|t| s.embed(t)).collect(),
         }
     }
 
@@ -83,6 +105,7 @@ impl Embedder {
     pub async fn embed(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
         match self {
             Embedder::Hashed(h) => Ok(h.embed(text)),
+            Embedder::Static(s) => s.embed(text),
         }
     }
 }
@@ -164,5 +187,28 @@ mod tests {
         let batch = e.embed_batch(&["summarize this", "x"]).await.unwrap();
         assert_eq!(batch[0], one);
         assert!(build("dims: 0\n", Path::new("/")).is_err());
+    }
+
+    #[tokio::test]
+    async fn static_builds_from_a_folder_relative_to_the_config() {
+        let base = tempfile::tempdir().unwrap();
+        std::fs::create_dir(base.path().join("m")).unwrap();
+        static_testing::write_model(&base.path().join("m")).unwrap();
+        let e = build("kind: static\npath: m\n", base.path()).unwrap();
+        assert_eq!(e.name(), "static");
+        assert_eq!(e.dims(), Some(static_testing::DIMS));
+        let v = e.embed_batch(&["cat", "theorem"]).await.unwrap();
+        assert_eq!(v[0], e.embed("cat").await.unwrap());
+        assert!(cosine(&v[0], &v[1]) < 0.1);
+
+        let err = build("kind: static\n", base.path()).unwrap_err();
+        assert!(err.contains("needs `path`"), "{err}");
+        let err = build("kind: static\npath: m\ndims: 8\n", base.path()).unwrap_err();
+        assert!(err.contains("dims is 8, but the model at m has 4"), "{err}");
+        let err = build("kind: static\npath: nowhere\n", base.path()).unwrap_err();
+        assert!(
+            err.contains("nowhere") && err.contains("cannot open"),
+            "{err}"
+        );
     }
 }
