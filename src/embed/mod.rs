@@ -4,12 +4,14 @@
 //! The embedders are an enum, like the providers: a small closed set, and async calls without boxing.
 
 mod hashed;
+mod remote;
 mod static_model;
 
 // `bert.rs` (cargo feature `bert`) is written separately: declare it here as
 // `#[cfg(feature = "bert")] mod bert;` together with the `Embedder::Bert` variant below.
 
 pub use hashed::HashedNgrams;
+pub use remote::RemoteEmbedder;
 pub use static_model::{StaticModel, testing as static_testing};
 
 use crate::config::{EmbedderConfig, EmbedderKind, ProviderConfig};
@@ -30,8 +32,9 @@ impl std::error::Error for EmbedError {}
 #[derive(Debug)]
 pub enum Embedder {
     Hashed(HashedNgrams),
-    // Boxed: a few hundred bytes (the tokenizer) against the hashed one's eight.
+    // Boxed: a few hundred bytes (the tokenizer, the HTTP client) against the hashed one's eight.
     Static(Box<StaticModel>),
+    Remote(Box<RemoteEmbedder>),
     // Reserved for the in-process BERT encoder (cargo feature `bert`, in `bert.rs`):
     // #[cfg(feature = "bert")]
     // Bert(bert::BertEmbedder),
@@ -41,8 +44,8 @@ impl Embedder {
     /// `base_dir` is the config file's folder, against which relative model paths resolve.
     pub fn build(
         cfg: &EmbedderConfig,
-        _providers: &BTreeMap<String, ProviderConfig>,
-        _http: &reqwest::Client,
+        providers: &BTreeMap<String, ProviderConfig>,
+        http: &reqwest::Client,
         base_dir: &Path,
     ) -> Result<Embedder, String> {
         match cfg.kind {
@@ -71,7 +74,11 @@ impl Embedder {
                 }
                 Ok(Embedder::Static(Box::new(model)))
             }
-            EmbedderKind::Openai => Err("embedder kind openai is not available yet".into()),
+            EmbedderKind::Openai => Ok(Embedder::Remote(Box::new(RemoteEmbedder::new(
+                cfg,
+                providers,
+                http.clone(),
+            )?))),
             EmbedderKind::Bert => Err(
                 "embedder kind bert is not available in this build (cargo feature `bert`)".into(),
             ),
@@ -82,14 +89,17 @@ impl Embedder {
         match self {
             Embedder::Hashed(_) => "hashed-ngrams",
             Embedder::Static(_) => "static",
+            Embedder::Remote(_) => "openai",
         }
     }
 
-    /// The vector size. An `Option` because a remote embedder learns it from its first answer.
+    /// The vector size. `None` only for a remote embedder with no configured `dims` that has not
+    /// answered yet: after the start-up `embed_batch` of the utterances it is known.
     pub fn dims(&self) -> Option<usize> {
         match self {
             Embedder::Hashed(h) => Some(h.dims()),
             Embedder::Static(s) => Some(s.dims()),
+            Embedder::Remote(r) => r.dims(),
         }
     }
 
@@ -98,6 +108,7 @@ impl Embedder {
         match self {
             Embedder::Hashed(h) => Ok(texts.iter().map(|t| h.embed(t)).collect()),
             Embedder::Static(s) => texts.iter().map(|t| s.embed(t)).collect(),
+            Embedder::Remote(r) => r.embed_batch(texts).await,
         }
     }
 
@@ -106,6 +117,7 @@ impl Embedder {
         match self {
             Embedder::Hashed(h) => Ok(h.embed(text)),
             Embedder::Static(s) => s.embed(text),
+            Embedder::Remote(r) => r.embed(text).await,
         }
     }
 }
@@ -210,5 +222,17 @@ mod tests {
             err.contains("nowhere") && err.contains("cannot open"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn openai_needs_a_provider_and_bert_needs_its_feature() {
+        let err = build("kind: openai\nmodel: m\n", Path::new("/"))
+            .err()
+            .unwrap();
+        assert!(err.contains("needs `provider`"), "{err}");
+        let err = build("kind: bert\npath: x\n", Path::new("/"))
+            .err()
+            .unwrap();
+        assert!(err.contains("feature `bert`"), "{err}");
     }
 }
