@@ -4,8 +4,15 @@
 //! The embedders are an enum, like the providers: a small closed set, and async calls without boxing.
 
 mod hashed;
+mod remote;
+mod static_model;
+
+// `bert.rs` (cargo feature `bert`) is written separately: declare it here as
+// `#[cfg(feature = "bert")] mod bert;` together with the `Embedder::Bert` variant below.
 
 pub use hashed::HashedNgrams;
+pub use remote::RemoteEmbedder;
+pub use static_model::{StaticModel, testing as static_testing};
 
 use crate::config::{EmbedderConfig, EmbedderKind, ProviderConfig};
 use std::collections::BTreeMap;
@@ -22,29 +29,77 @@ impl std::fmt::Display for EmbedError {
 
 impl std::error::Error for EmbedError {}
 
+#[derive(Debug)]
 pub enum Embedder {
     Hashed(HashedNgrams),
+    // Boxed: a few hundred bytes (the tokenizer, the HTTP client) against the hashed one's eight.
+    Static(Box<StaticModel>),
+    Remote(Box<RemoteEmbedder>),
+    // Reserved for the in-process BERT encoder (cargo feature `bert`, in `bert.rs`):
+    // #[cfg(feature = "bert")]
+    // Bert(bert::BertEmbedder),
 }
 
 impl Embedder {
     /// `base_dir` is the config file's folder, against which relative model paths resolve.
     pub fn build(
         cfg: &EmbedderConfig,
-        _providers: &BTreeMap<String, ProviderConfig>,
-        _http: &reqwest::Client,
-        _base_dir: &Path,
+        providers: &BTreeMap<String, ProviderConfig>,
+        http: &reqwest::Client,
+        base_dir: &Path,
     ) -> Result<Embedder, String> {
         match cfg.kind {
-            EmbedderKind::HashedNgrams => Ok(Embedder::Hashed(HashedNgrams::new(
-                cfg.dims.unwrap_or(HashedNgrams::DEFAULT_DIMS),
-            ))),
-            other => Err(format!("embedder kind {other:?} is not available yet")),
+            EmbedderKind::HashedNgrams => {
+                if cfg.dims == Some(0) {
+                    return Err("semantic.embedder.dims must be at least 1".into());
+                }
+                Ok(Embedder::Hashed(HashedNgrams::new(
+                    cfg.dims.unwrap_or(HashedNgrams::DEFAULT_DIMS),
+                )))
+            }
+            EmbedderKind::Static => {
+                let Some(path) = &cfg.path else {
+                    return Err(
+                        "semantic.embedder: kind static needs `path`, the model2vec model folder"
+                            .into(),
+                    );
+                };
+                let model = StaticModel::load(&path.value, base_dir)?;
+                if let Some(d) = cfg.dims.filter(|&d| d != model.dims()) {
+                    return Err(format!(
+                        "semantic.embedder.dims is {d}, but the model at {} has {} dimensions",
+                        path.value,
+                        model.dims()
+                    ));
+                }
+                Ok(Embedder::Static(Box::new(model)))
+            }
+            EmbedderKind::Openai => Ok(Embedder::Remote(Box::new(RemoteEmbedder::new(
+                cfg,
+                providers,
+                http.clone(),
+            )?))),
+            EmbedderKind::Bert => Err(
+                "embedder kind bert is not available in this build (cargo feature `bert`)".into(),
+            ),
         }
     }
 
     pub fn name(&self) -> &'static str {
         match self {
             Embedder::Hashed(_) => "hashed-ngrams",
+            Embedder::Static(_) => "static",
+            Embedder::Remote(_) => "openai",
+        }
+    }
+
+    /// The vector size. `None` only for a remote embedder with no configured `dims` that has not
+    /// answered yet: after the start-up `embed_batch` of the utterances it is known.
+    pub fn dims(&self) -> Option<usize> {
+        match self {
+            Embedder::Hashed(h) => Some(h.dims()),
+            Embedder::Static(s) => Some(s.dims()),
+            Embedder::Remote(r) => r.dims(),
         }
     }
 
@@ -52,6 +107,8 @@ impl Embedder {
     pub async fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         match self {
             Embedder::Hashed(h) => Ok(texts.iter().map(|t| h.embed(t)).collect()),
+            Embedder::Static(s) => texts.iter().map(|t| s.embed(t)).collect(),
+            Embedder::Remote(r) => r.embed_batch(texts).await,
         }
     }
 
@@ -59,13 +116,34 @@ impl Embedder {
     pub async fn embed(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
         match self {
             Embedder::Hashed(h) => Ok(h.embed(text)),
+            Embedder::Static(s) => s.embed(text),
+            Embedder::Remote(r) => r.embed(text).await,
         }
     }
 }
 
-/// Dot product of two normalised vectors.
+/// Dot product of two normalised vectors (over the shorter length, should they differ).
+///
+/// Eight independent partial sums let the compiler vectorise the loop: a single running sum is a
+/// serial chain of float additions it may not reorder, several times slower at the 100+ scores a
+/// routing decision takes.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Scales `v` to unit length (a zero vector stays zero).
@@ -73,5 +151,88 @@ pub fn normalize(v: &mut [f32]) {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 {
         v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(yaml: &str) -> EmbedderConfig {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    fn build(yaml: &str, base: &Path) -> Result<Embedder, String> {
+        Embedder::build(&cfg(yaml), &BTreeMap::new(), &reqwest::Client::new(), base)
+    }
+
+    #[test]
+    fn cosine_matches_the_plain_dot_product() {
+        for n in [0, 1, 7, 8, 9, 64, 513] {
+            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!((cosine(&a, &b) - plain).abs() < 1e-4, "n={n}");
+        }
+        // Different lengths: the common prefix.
+        assert_eq!(cosine(&[1.0, 2.0, 3.0], &[1.0, 1.0]), 3.0);
+    }
+
+    #[test]
+    fn normalize_scales_to_unit_length_and_leaves_zero_alone() {
+        let mut v = [3.0, 4.0];
+        normalize(&mut v);
+        assert_eq!(v, [0.6, 0.8]);
+        let mut z = [0.0; 3];
+        normalize(&mut z);
+        assert_eq!(z, [0.0; 3]);
+    }
+
+    #[tokio::test]
+    async fn hashed_is_the_default() {
+        let e = build("{}", Path::new("/")).unwrap();
+        assert_eq!(e.name(), "hashed-ngrams");
+        assert_eq!(e.dims(), Some(HashedNgrams::DEFAULT_DIMS));
+        let e = build("kind: hashed-ngrams\ndims: 64\n", Path::new("/")).unwrap();
+        assert_eq!(e.dims(), Some(64));
+        let one = e.embed("summarize this").await.unwrap();
+        let batch = e.embed_batch(&["summarize this", "x"]).await.unwrap();
+        assert_eq!(batch[0], one);
+        assert!(build("dims: 0\n", Path::new("/")).is_err());
+    }
+
+    #[tokio::test]
+    async fn static_builds_from_a_folder_relative_to_the_config() {
+        let base = tempfile::tempdir().unwrap();
+        std::fs::create_dir(base.path().join("m")).unwrap();
+        static_testing::write_model(&base.path().join("m")).unwrap();
+        let e = build("kind: static\npath: m\n", base.path()).unwrap();
+        assert_eq!(e.name(), "static");
+        assert_eq!(e.dims(), Some(static_testing::DIMS));
+        let v = e.embed_batch(&["cat", "theorem"]).await.unwrap();
+        assert_eq!(v[0], e.embed("cat").await.unwrap());
+        assert!(cosine(&v[0], &v[1]) < 0.1);
+
+        let err = build("kind: static\n", base.path()).unwrap_err();
+        assert!(err.contains("needs `path`"), "{err}");
+        let err = build("kind: static\npath: m\ndims: 8\n", base.path()).unwrap_err();
+        assert!(err.contains("dims is 8, but the model at m has 4"), "{err}");
+        let err = build("kind: static\npath: nowhere\n", base.path()).unwrap_err();
+        assert!(
+            err.contains("nowhere") && err.contains("cannot open"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn openai_needs_a_provider_and_bert_needs_its_feature() {
+        let err = build("kind: openai\nmodel: m\n", Path::new("/"))
+            .err()
+            .unwrap();
+        assert!(err.contains("needs `provider`"), "{err}");
+        let err = build("kind: bert\npath: x\n", Path::new("/"))
+            .err()
+            .unwrap();
+        assert!(err.contains("feature `bert`"), "{err}");
     }
 }
