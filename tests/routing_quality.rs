@@ -56,17 +56,32 @@ struct Score {
 }
 
 async fn score(config: Config) -> Score {
-    let gw = Gateway::build(config, &reqwest::Client::new(), std::path::Path::new("config")).await.unwrap();
-    let mut s = Score { correct: 0, total: 0, layers: BTreeMap::new(), misses: Vec::new() };
+    let gw = Gateway::build(
+        config,
+        &reqwest::Client::new(),
+        std::path::Path::new("config"),
+    )
+    .await
+    .unwrap();
+    let mut s = Score {
+        correct: 0,
+        total: 0,
+        layers: BTreeMap::new(),
+        misses: Vec::new(),
+    };
     for l in labels() {
-        let mut body = json!({"model": "auto", "messages": [{"role": "user", "content": l.prompt}]});
+        let mut body =
+            json!({"model": "auto", "messages": [{"role": "user", "content": l.prompt}]});
         if !l.metadata.is_empty() {
             body["metadata"] = json!(l.metadata);
         }
         let req: ChatRequest = serde_json::from_value(body).unwrap();
         let mut headers = http::HeaderMap::new();
         for (k, v) in &l.headers {
-            headers.insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            headers.insert(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         let d = gw.router.decide(&req, &headers).await.unwrap();
         let ok = *d.tier == *l.tier;
@@ -76,14 +91,21 @@ async fn score(config: Config) -> Score {
         e.0 += 1;
         e.1 += usize::from(ok);
         if !ok {
-            s.misses.push(format!("  [{}] want {} got {} via {d}: {:.70}", l.kind, l.tier, d.tier, l.prompt));
+            s.misses.push(format!(
+                "  [{}] want {} got {} via {d}: {:.70}",
+                l.kind, l.tier, d.tier, l.prompt
+            ));
         }
     }
     s
 }
 
 fn pct(a: usize, b: usize) -> f64 {
-    if b == 0 { 0.0 } else { 100.0 * a as f64 / b as f64 }
+    if b == 0 {
+        0.0
+    } else {
+        100.0 * a as f64 / b as f64
+    }
 }
 
 fn report(name: &str, s: &Score) -> f64 {
@@ -92,20 +114,36 @@ fn report(name: &str, s: &Score) -> f64 {
         .iter()
         .map(|(l, (n, c))| format!("{l} {c}/{n} ({:.0}%)", pct(*c, *n)))
         .collect();
-    println!("{name:<34} {:>3}/{} = {:5.1}%   by layer: {}", s.correct, s.total, pct(s.correct, s.total), layers.join(", "));
+    println!(
+        "{name:<34} {:>3}/{} = {:5.1}%   by layer: {}",
+        s.correct,
+        s.total,
+        pct(s.correct, s.total),
+        layers.join(", ")
+    );
     pct(s.correct, s.total)
 }
 
 #[tokio::test]
 async fn example_table_routes_the_labelled_prompts() {
     let n = labels().len();
-    assert!(n >= 60, "the suite needs at least 60 labelled prompts, has {n}");
-    let mut embedders = vec![("hashed-ngrams", "embedder: { kind: hashed-ngrams }".to_string())];
+    assert!(
+        n >= 60,
+        "the suite needs at least 60 labelled prompts, has {n}"
+    );
+    let mut embedders = vec![(
+        "hashed-ngrams",
+        "embedder: { kind: hashed-ngrams }".to_string(),
+    )];
     if let Ok(p) = std::env::var("SWITCHYARD_STATIC_MODEL") {
-        embedders.push(("static", format!("embedder: {{ kind: static, path: \"{p}\" }}")));
+        embedders.push((
+            "static",
+            format!("embedder: {{ kind: static, path: \"{p}\" }}"),
+        ));
     }
     if cfg!(feature = "bert") {
-        let p = std::env::var("SWITCHYARD_BERT_MODEL").expect("--features bert needs SWITCHYARD_BERT_MODEL");
+        let p = std::env::var("SWITCHYARD_BERT_MODEL")
+            .expect("--features bert needs SWITCHYARD_BERT_MODEL");
         embedders.push(("bert", format!("embedder: {{ kind: bert, path: \"{p}\" }}")));
     }
     println!("\nrouting quality on {n} labelled prompts (config/example.yaml)");
@@ -123,7 +161,13 @@ async fn example_table_routes_the_labelled_prompts() {
                 println!("{m}");
             }
         }
-        assert!(acc >= rules_acc, "{name}: adding the semantic layer made routing worse ({acc:.1}% < {rules_acc:.1}%)");
+        assert!(
+            acc >= rules_acc,
+            "{name}: adding the semantic layer made routing worse ({acc:.1}% < {rules_acc:.1}%)"
+        );
     }
-    assert!(full_hashed >= 85.0, "full table with the default embedder: {full_hashed:.1}% < 85%");
+    assert!(
+        full_hashed >= 85.0,
+        "full table with the default embedder: {full_hashed:.1}% < 85%"
+    );
 }
