@@ -7,10 +7,10 @@
 
 use super::EmbedError;
 use crate::config::{EmbedderConfig, ProviderConfig, ProviderKind};
-use crate::providers::{ErrorKind, ProviderError, read_json, secret_header, send};
+use crate::providers::{ErrorKind, ProviderError, read_json, send};
 use crate::redact::Redactor;
 use lru::LruCache;
-use reqwest::header::{HeaderMap, HeaderName};
+use reqwest::header::HeaderMap;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroUsize;
@@ -24,8 +24,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Inputs per request. OpenAI takes 2,048, but self-hosted servers often cap lower, and utterance
 /// lists are rarely larger than this anyway.
 const MAX_BATCH: usize = 128;
-
-const OPENAI_BASE: &str = "https://api.openai.com/v1";
 
 pub struct RemoteEmbedder {
     /// Provider and model, for error messages.
@@ -88,42 +86,20 @@ impl RemoteEmbedder {
             return Err("semantic.embedder.dims must be at least 1".into());
         }
 
-        let base = pcfg
-            .base_url
-            .as_ref()
-            .map_or(OPENAI_BASE, |u| u.as_str())
-            .trim_end_matches('/');
-        let mut url = reqwest::Url::parse(&format!("{base}/embeddings"))
-            .map_err(|e| format!("provider {name}: invalid base_url: {e}"))?;
-        let mut headers = HeaderMap::new();
-        let mut secrets = Vec::new();
-        let key = pcfg
+        let (url, headers) = crate::providers::openai::endpoint(name, pcfg, "embeddings")?;
+        // Kept to scrub from error messages: an endpoint may echo what it was sent.
+        let mut secrets: Vec<String> = pcfg
             .api_key
-            .as_ref()
-            .map(|k| k.as_str())
-            .filter(|k| !k.is_empty());
-        if pcfg.kind == ProviderKind::Azure {
-            if let Some(v) = &pcfg.api_version {
-                url.query_pairs_mut().append_pair("api-version", v.as_str());
-            }
-            if let Some(k) = key {
-                headers.insert("api-key", secret_header(name, k)?);
-            }
-        } else if let Some(k) = key {
-            headers.insert(
-                reqwest::header::AUTHORIZATION,
-                secret_header(name, &format!("Bearer {k}"))?,
-            );
-        }
-        secrets.extend(key.map(str::to_string));
-        for (k, v) in &pcfg.headers {
-            let hn = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| format!("provider {name}: invalid header name {k:?}"))?;
-            headers.insert(hn, secret_header(name, v.as_str())?);
-            if !v.as_str().is_empty() {
-                secrets.push(v.as_str().to_string());
-            }
-        }
+            .iter()
+            .map(|k| k.0.clone())
+            .filter(|k| !k.is_empty())
+            .collect();
+        secrets.extend(
+            pcfg.headers
+                .values()
+                .map(|v| v.0.clone())
+                .filter(|v| !v.is_empty()),
+        );
 
         let cache = NonZeroUsize::new(cfg.cache_size.unwrap_or(DEFAULT_CACHE_SIZE))
             .map(|n| Mutex::new(LruCache::new(n)));

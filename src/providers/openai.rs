@@ -32,34 +32,51 @@ fn forwards_metadata(req: &crate::openai::ChatRequest) -> bool {
         .unwrap_or(false)
 }
 
+/// The URL of `path` under the provider's base and the headers that authenticate to it, the same
+/// way for chat and embeddings: Bearer for OpenAI-compatible servers; `api-key` and `api-version`
+/// for Azure; then the configured extra headers.
+pub(crate) fn endpoint(
+    name: &str,
+    cfg: &ProviderConfig,
+    path: &str,
+) -> Result<(reqwest::Url, HeaderMap), String> {
+    let base = cfg
+        .base_url
+        .as_ref()
+        .map_or(OPENAI_BASE, |u| u.as_str())
+        .trim_end_matches('/');
+    let mut url = reqwest::Url::parse(&format!("{base}/{path}"))
+        .map_err(|e| format!("provider {name}: invalid base_url: {e}"))?;
+    let mut headers = HeaderMap::new();
+    let key = cfg
+        .api_key
+        .as_ref()
+        .map(|k| k.as_str())
+        .filter(|k| !k.is_empty());
+    if cfg.kind == ProviderKind::Azure {
+        if let Some(v) = &cfg.api_version {
+            url.query_pairs_mut().append_pair("api-version", v.as_str());
+        }
+        if let Some(k) = key {
+            headers.insert("api-key", secret_header(name, k)?);
+        }
+    } else if let Some(k) = key {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            secret_header(name, &format!("Bearer {k}"))?,
+        );
+    }
+    for (k, v) in &cfg.headers {
+        let hn = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| format!("provider {name}: invalid header name {k:?}"))?;
+        headers.insert(hn, secret_header(name, v.as_str())?);
+    }
+    Ok((url, headers))
+}
+
 impl OpenAiProvider {
     pub fn new(name: &str, cfg: &ProviderConfig, http: reqwest::Client) -> Result<Self, String> {
-        let base = cfg
-            .base_url
-            .as_ref()
-            .map_or(OPENAI_BASE, |u| u.as_str())
-            .trim_end_matches('/');
-        let mut url = reqwest::Url::parse(&format!("{base}/chat/completions"))
-            .map_err(|e| format!("provider {name}: invalid base_url: {e}"))?;
-        let mut headers = HeaderMap::new();
-        if cfg.kind == ProviderKind::Azure {
-            if let Some(v) = &cfg.api_version {
-                url.query_pairs_mut().append_pair("api-version", v.as_str());
-            }
-            if let Some(k) = &cfg.api_key {
-                headers.insert("api-key", secret_header(name, k.as_str())?);
-            }
-        } else if let Some(k) = cfg.api_key.as_ref().filter(|k| !k.as_str().is_empty()) {
-            headers.insert(
-                reqwest::header::AUTHORIZATION,
-                secret_header(name, &format!("Bearer {}", k.as_str()))?,
-            );
-        }
-        for (k, v) in &cfg.headers {
-            let hn = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| format!("provider {name}: invalid header name {k:?}"))?;
-            headers.insert(hn, secret_header(name, v.as_str())?);
-        }
+        let (url, headers) = endpoint(name, cfg, "chat/completions")?;
         Ok(OpenAiProvider {
             http,
             url,
