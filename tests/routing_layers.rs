@@ -331,3 +331,51 @@ async fn aliases_run_the_router_and_rules_can_test_them() {
             .any(|m| m["id"] == "gpt-4o")
     );
 }
+
+fn semantic_config(upstream: &str) -> String {
+    format!(
+        r#"
+server: {{ listen: "127.0.0.1:0" }}
+providers:
+  up: {{ kind: openai, base_url: "{upstream}" }}
+models:
+  - {{ name: cheap, provider: up, model: cheap-up }}
+  - {{ name: strong, provider: up, model: strong-up }}
+tiers:
+  budget: {{ models: [cheap] }}
+  premium: {{ models: [strong] }}
+routing:
+  default: budget
+  rules:
+    - {{ name: tagged, when: {{ tags: [vip] }}, tier: premium }}
+  semantic:
+    threshold: 0.2
+    margin: 0.02
+    utterances:
+      budget: ["summarize this article", "translate this sentence into French"]
+      premium: ["prove this theorem rigorously", "analyze the trade-offs between these designs"]
+"#
+    )
+}
+
+#[tokio::test]
+async fn the_semantic_layer_routes_paraphrases_and_abstains_on_unclear_prompts() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&semantic_config(&mock.url())).await;
+    let resp = post(&gw, &chat_body("auto", "please prove that this theorem holds")).await;
+    let route = resp.headers()["x-switchyard-route"].to_str().unwrap().to_string();
+    assert!(route.starts_with("semantic:premium@"), "{route}");
+    let score: f64 = route.rsplit('@').next().unwrap().parse().unwrap();
+    assert!((0.2..=1.0).contains(&score), "{route}");
+    assert_eq!(resp.headers()["x-switchyard-tier"], "premium");
+    assert_eq!(mock.requests().last().unwrap().body["model"], "strong-up");
+    // Nothing like any utterance: the layer abstains and the default decides.
+    let resp = post(&gw, &chat_body("auto", "qwxz plmk")).await;
+    assert_eq!(resp.headers()["x-switchyard-route"], "default");
+    // Rules still come first.
+    let tagged = json!({"model": "auto", "metadata": {"tags": ["vip"]}, "messages": [{"role": "user", "content": "summarize this article"}]});
+    assert_eq!(post(&gw, &tagged).await.headers()["x-switchyard-route"], "rules:tagged");
+    let text = gw.metrics().await;
+    assert_eq!(metric(&text, r#"switchyard_route_decisions_total{layer="semantic",tier="premium"}"#), 1.0);
+    assert!(metric(&text, r#"switchyard_route_decision_seconds_count{layer="semantic"}"#) >= 1.0);
+}
