@@ -3,8 +3,12 @@
 //!
 //! The embedders are an enum, like the providers: a small closed set, and async calls without boxing.
 
+#[cfg(feature = "bert")]
+mod bert;
 mod hashed;
 
+#[cfg(feature = "bert")]
+pub use bert::BertEmbedder;
 pub use hashed::HashedNgrams;
 
 use crate::config::{EmbedderConfig, EmbedderKind, ProviderConfig};
