@@ -103,6 +103,8 @@ impl BertEmbedder {
             })?;
 
         let weights_path = weights_file(dir)?;
+        // Read into memory rather than mapped: candle's mapping constructor is `unsafe`, which
+        // this crate forbids, and the copy is transient (the tensors own their data).
         let tensors = candle_core::safetensors::load(&weights_path, &Device::Cpu).map_err(|e| {
             format!("BERT model folder {shown}: model.safetensors cannot be read: {e}")
         })?;
@@ -148,7 +150,15 @@ impl BertEmbedder {
         let mut out = vec![Vec::new(); texts.len()];
         for chunk in order.chunks(BATCH) {
             let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
-            for (&i, v) in chunk.iter().zip(self.embed_chunk(&batch)?) {
+            let rows = self.embed_chunk(&batch)?;
+            if rows.len() != chunk.len() {
+                return Err(self.error(&format!(
+                    "the model returned {} embeddings for {} texts",
+                    rows.len(),
+                    chunk.len()
+                )));
+            }
+            for (&i, v) in chunk.iter().zip(rows) {
                 out[i] = v;
             }
         }
