@@ -164,26 +164,76 @@ routing:
       big: ["prove this theorem rigorously"]
 "#;
     let path = write(&dir, "sem.yaml", yaml);
-    let out = bin().arg("route").arg("--config").arg(&path).arg("can you prove the theorem").output().unwrap();
+    let out = bin()
+        .arg("route")
+        .arg("--config")
+        .arg(&path)
+        .arg("can you prove the theorem")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("layer     semantic") && text.contains("tier      big"), "{text}");
-    assert!(text.contains("hashed-ngrams embedder, 2 utterances"), "{text}");
-    assert!(text.contains("<- chosen") && text.lines().any(|l| l.trim_start().starts_with("small")), "{text}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("layer     semantic") && text.contains("tier      big"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hashed-ngrams embedder, 2 utterances"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<- chosen") && text.lines().any(|l| l.trim_start().starts_with("small")),
+        "{text}"
+    );
 
-    let missing = write(&dir, "static.yaml", &yaml.replace("threshold: 0.2", "threshold: 0.2\n    embedder: { kind: static, path: models/nope }"));
-    let out = bin().arg("check").arg("--config").arg(&missing).output().unwrap();
+    let missing = write(
+        &dir,
+        "static.yaml",
+        &yaml.replace(
+            "threshold: 0.2",
+            "threshold: 0.2\n    embedder: { kind: static, path: models/nope }",
+        ),
+    );
+    let out = bin()
+        .arg("check")
+        .arg("--config")
+        .arg(&missing)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("routing.semantic.embedder.path: model folder") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("routing.semantic.embedder.path: model folder")
+            && err.contains("does not exist"),
+        "{err}"
+    );
 
     std::fs::create_dir_all(dir.path().join("models/broken")).unwrap();
     std::fs::write(dir.path().join("models/broken/tokenizer.json"), "{not json").unwrap();
-    let broken = write(&dir, "broken.yaml", &yaml.replace("threshold: 0.2", "threshold: 0.2\n    embedder: { kind: static, path: models/broken }"));
-    let out = bin().arg("check").arg("--config").arg(&broken).output().unwrap();
+    let broken = write(
+        &dir,
+        "broken.yaml",
+        &yaml.replace(
+            "threshold: 0.2",
+            "threshold: 0.2\n    embedder: { kind: static, path: models/broken }",
+        ),
+    );
+    let out = bin()
+        .arg("check")
+        .arg("--config")
+        .arg(&broken)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("routing.semantic.embedder") && err.contains("models/broken"), "{err}");
+    assert!(
+        err.contains("routing.semantic.embedder") && err.contains("models/broken"),
+        "{err}"
+    );
 }
 
 #[test]

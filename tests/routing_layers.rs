@@ -362,8 +362,15 @@ routing:
 async fn the_semantic_layer_routes_paraphrases_and_abstains_on_unclear_prompts() {
     let mock = Mock::start().await;
     let gw = Gateway::start(&semantic_config(&mock.url())).await;
-    let resp = post(&gw, &chat_body("auto", "please prove that this theorem holds")).await;
-    let route = resp.headers()["x-switchyard-route"].to_str().unwrap().to_string();
+    let resp = post(
+        &gw,
+        &chat_body("auto", "please prove that this theorem holds"),
+    )
+    .await;
+    let route = resp.headers()["x-switchyard-route"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(route.starts_with("semantic:premium@"), "{route}");
     let score: f64 = route.rsplit('@').next().unwrap().parse().unwrap();
     assert!((0.2..=1.0).contains(&score), "{route}");
@@ -374,8 +381,22 @@ async fn the_semantic_layer_routes_paraphrases_and_abstains_on_unclear_prompts()
     assert_eq!(resp.headers()["x-switchyard-route"], "default");
     // Rules still come first.
     let tagged = json!({"model": "auto", "metadata": {"tags": ["vip"]}, "messages": [{"role": "user", "content": "summarize this article"}]});
-    assert_eq!(post(&gw, &tagged).await.headers()["x-switchyard-route"], "rules:tagged");
+    assert_eq!(
+        post(&gw, &tagged).await.headers()["x-switchyard-route"],
+        "rules:tagged"
+    );
     let text = gw.metrics().await;
-    assert_eq!(metric(&text, r#"switchyard_route_decisions_total{layer="semantic",tier="premium"}"#), 1.0);
-    assert!(metric(&text, r#"switchyard_route_decision_seconds_count{layer="semantic"}"#) >= 1.0);
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_route_decisions_total{layer="semantic",tier="premium"}"#
+        ),
+        1.0
+    );
+    assert!(
+        metric(
+            &text,
+            r#"switchyard_route_decision_seconds_count{layer="semantic"}"#
+        ) >= 1.0
+    );
 }

@@ -3,6 +3,8 @@
 //!
 //! The embedders are an enum, like the providers: a small closed set, and async calls without boxing.
 
+#[cfg(feature = "bert")]
+mod bert;
 mod hashed;
 mod remote;
 mod static_model;
@@ -10,6 +12,8 @@ mod static_model;
 // `bert.rs` (cargo feature `bert`) is written separately: declare it here as
 // `#[cfg(feature = "bert")] mod bert;` together with the `Embedder::Bert` variant below.
 
+#[cfg(feature = "bert")]
+pub use bert::BertEmbedder;
 pub use hashed::HashedNgrams;
 pub use remote::RemoteEmbedder;
 pub use static_model::{StaticModel, testing as static_testing};
@@ -35,9 +39,9 @@ pub enum Embedder {
     // Boxed: a few hundred bytes (the tokenizer, the HTTP client) against the hashed one's eight.
     Static(Box<StaticModel>),
     Remote(Box<RemoteEmbedder>),
-    // Reserved for the in-process BERT encoder (cargo feature `bert`, in `bert.rs`):
-    // #[cfg(feature = "bert")]
-    // Bert(bert::BertEmbedder),
+    /// Shared so the CPU-heavy forward pass can run on the blocking pool.
+    #[cfg(feature = "bert")]
+    Bert(std::sync::Arc<BertEmbedder>),
 }
 
 impl Embedder {
@@ -79,6 +83,18 @@ impl Embedder {
                 providers,
                 http.clone(),
             )?))),
+            #[cfg(feature = "bert")]
+            EmbedderKind::Bert => {
+                let Some(path) = &cfg.path else {
+                    return Err(
+                        "semantic.embedder: kind bert needs `path`, the model folder".into(),
+                    );
+                };
+                Ok(Embedder::Bert(std::sync::Arc::new(BertEmbedder::load(
+                    &base_dir.join(&path.value),
+                )?)))
+            }
+            #[cfg(not(feature = "bert"))]
             EmbedderKind::Bert => Err(
                 "embedder kind bert is not available in this build (cargo feature `bert`)".into(),
             ),
@@ -90,6 +106,8 @@ impl Embedder {
             Embedder::Hashed(_) => "hashed-ngrams",
             Embedder::Static(_) => "static",
             Embedder::Remote(_) => "openai",
+            #[cfg(feature = "bert")]
+            Embedder::Bert(_) => "bert",
         }
     }
 
@@ -100,6 +118,8 @@ impl Embedder {
             Embedder::Hashed(h) => Some(h.dims()),
             Embedder::Static(s) => Some(s.dims()),
             Embedder::Remote(r) => r.dims(),
+            #[cfg(feature = "bert")]
+            Embedder::Bert(b) => Some(b.dims()),
         }
     }
 
@@ -109,6 +129,15 @@ impl Embedder {
             Embedder::Hashed(h) => Ok(texts.iter().map(|t| h.embed(t)).collect()),
             Embedder::Static(s) => texts.iter().map(|t| s.embed(t)).collect(),
             Embedder::Remote(r) => r.embed_batch(texts).await,
+            #[cfg(feature = "bert")]
+            Embedder::Bert(b) => {
+                let b = b.clone();
+                let owned: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+                blocking(move || {
+                    b.embed_batch(&owned.iter().map(String::as_str).collect::<Vec<_>>())
+                })
+                .await
+            }
         }
     }
 
@@ -118,8 +147,25 @@ impl Embedder {
             Embedder::Hashed(h) => Ok(h.embed(text)),
             Embedder::Static(s) => s.embed(text),
             Embedder::Remote(r) => r.embed(text).await,
+            // Tens of milliseconds of CPU: off the async workers, so other requests keep flowing.
+            #[cfg(feature = "bert")]
+            Embedder::Bert(b) => {
+                let b = b.clone();
+                let text = text.to_string();
+                blocking(move || b.embed(&text)).await
+            }
         }
     }
+}
+
+#[cfg(feature = "bert")]
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, EmbedError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| EmbedError(format!("bert embedder task failed: {e}")))?
+        .map_err(EmbedError)
 }
 
 /// Dot product of two normalised vectors (over the shorter length, should they differ).
