@@ -1,10 +1,10 @@
 //! Latency and memory benchmark: client → mock upstream directly, then client → switchyard → mock,
 //! at the same fixed request rate with the same bodies, and the difference between the two.
 //!
-//!     cargo bench --bench gateway_load [-- --rate 1000 --duration 20 --warmup 3 --gateway-log info]
+//!     cargo bench --bench gateway_load [-- --rate 1000 --duration 20 --warmup 3 --segment 2 --gateway-log info]
 //!
 //! Options can also be given as environment variables: `BENCH_RATE`, `BENCH_DURATION`,
-//! `BENCH_WARMUP`, `BENCH_GATEWAY_LOG` (flags win).
+//! `BENCH_WARMUP`, `BENCH_SEGMENT`, `BENCH_GATEWAY_LOG` (flags win).
 //!
 //! - The mock upstream is an axum server on 127.0.0.1:0 with its own single-threaded tokio runtime
 //!   on its own thread. It answers `POST /v1/chat/completions` at once with a fixed
@@ -20,6 +20,10 @@
 //!   the moment a request is handed to its connection to the last byte of the answer. The
 //!   generator's lateness against the schedule is reported separately: when it is large, the
 //!   generator did not keep up and the run should not be trusted.
+//!
+//! - Both targets are warmed up first; then they take turns in short segments (2 s by default),
+//!   so that other work on the machine, which on a 2-core box shows in every tail, weighs on both
+//!   alike. The CPU time other processes used during the run is reported; when it is high, rerun.
 //!
 //! Results go to stdout as a table and to `target/bench/gateway_load.json`.
 
@@ -98,6 +102,7 @@ struct Opts {
     rate: u32,
     duration: Duration,
     warmup: Duration,
+    segment: Duration,
     log: GatewayLog,
 }
 
@@ -106,6 +111,7 @@ fn parse_opts() -> Res<Opts> {
     let mut rate = env("BENCH_RATE");
     let mut duration = env("BENCH_DURATION");
     let mut warmup = env("BENCH_WARMUP");
+    let mut segment = env("BENCH_SEGMENT");
     let mut log = env("BENCH_GATEWAY_LOG");
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -119,10 +125,11 @@ fn parse_opts() -> Res<Opts> {
             "--rate" => &mut rate,
             "--duration" => &mut duration,
             "--warmup" => &mut warmup,
+            "--segment" => &mut segment,
             "--gateway-log" => &mut log,
             "-h" | "--help" => {
                 println!(
-                    "cargo bench --bench gateway_load -- [--rate REQ_PER_S] [--duration SECONDS] [--warmup SECONDS] [--gateway-log info|quiet]"
+                    "cargo bench --bench gateway_load -- [--rate REQ_PER_S] [--duration SECONDS] [--warmup SECONDS] [--segment SECONDS] [--gateway-log info|quiet]"
                 );
                 std::process::exit(0);
             }
@@ -169,6 +176,7 @@ fn parse_opts() -> Res<Opts> {
         rate,
         duration,
         warmup: secs(warmup, 3.0, "--warmup")?,
+        segment: secs(segment, 2.0, "--segment")?.max(Duration::from_millis(100)),
         log,
     })
 }
@@ -582,7 +590,9 @@ fn cpu_time(stat_path: &str) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-/// Busy CPU time of the whole machine (all cores), from the first line of `/proc/stat`.
+/// CPU time the whole machine (all cores) spent running processes, from the first line of
+/// `/proc/stat`: user, nice, system and steal. Interrupt time is left out: it is mostly the
+/// kernel delivering this bench's own loopback packets, which no process is charged for.
 fn machine_busy() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().next()?;
@@ -591,35 +601,30 @@ fn machine_busy() -> Option<Duration> {
         .skip(1)
         .filter_map(|v| v.parse().ok())
         .collect();
-    // user nice system idle iowait irq softirq steal: everything but idle and iowait.
-    let busy: u64 = f
-        .iter()
-        .take(8)
-        .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4)
-        .map(|(_, v)| v)
-        .sum();
+    let busy = [0, 1, 2, 7].iter().filter_map(|&i| f.get(i)).sum::<u64>();
     Some(Duration::from_millis(busy * 10))
 }
 
 /// CPU times at one moment: the gateway process, the mock's thread, the generator's thread, the
 /// whole bench process and the whole machine.
+#[derive(Clone, Copy)]
 struct CpuSnapshot {
-    gateway: Option<Duration>,
-    mock: Option<Duration>,
-    generator: Option<Duration>,
-    bench: Option<Duration>,
-    machine: Option<Duration>,
+    gateway: Duration,
+    mock: Duration,
+    generator: Duration,
+    bench: Duration,
+    machine: Duration,
 }
 
 impl CpuSnapshot {
+    /// Readings that fail (no /proc) count as zero.
     fn take(gateway_pid: u32, mock_tid: Option<u32>, generator_tid: Option<u32>) -> Self {
         CpuSnapshot {
-            gateway: process_cpu(gateway_pid),
-            mock: thread_cpu(mock_tid),
-            generator: thread_cpu(generator_tid),
-            bench: process_cpu(std::process::id()),
-            machine: machine_busy(),
+            gateway: process_cpu(gateway_pid).unwrap_or_default(),
+            mock: thread_cpu(mock_tid).unwrap_or_default(),
+            generator: thread_cpu(generator_tid).unwrap_or_default(),
+            bench: process_cpu(std::process::id()).unwrap_or_default(),
+            machine: machine_busy().unwrap_or_default(),
         }
     }
 }
@@ -761,6 +766,27 @@ impl Phase {
             connections_opened: 0,
             pacer_cpu: None,
         })
+    }
+
+    /// Adds another segment's results to these.
+    fn merge(&mut self, other: Phase) -> Res<()> {
+        self.latency.add(&other.latency)?;
+        self.lag.add(&other.lag)?;
+        self.reported_overhead.add(&other.reported_overhead)?;
+        self.ok += other.ok;
+        for (k, v) in other.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+        for (k, v) in other.routes {
+            *self.routes.entry(k).or_default() += v;
+        }
+        self.misrouted += other.misrouted;
+        self.sent += other.sent;
+        self.elapsed += other.elapsed;
+        self.connections_opened += other.connections_opened;
+        self.pacer_cpu =
+            Some(self.pacer_cpu.unwrap_or_default() + other.pacer_cpu.unwrap_or_default());
+        Ok(())
     }
 
     fn error(&mut self, kind: impl Into<String>) {
@@ -945,9 +971,9 @@ async fn wait_ready(addr: SocketAddr) -> Res<()> {
     let deadline = Instant::now() + START_TIMEOUT;
     let mut last = String::from("no answer yet");
     while Instant::now() < deadline {
-        match ready_once(addr).await {
-            Ok(s) if s == http::StatusCode::OK => return Ok(()),
-            Ok(s) => last = format!("HTTP {s}"),
+        match get(addr, "/health/ready").await {
+            Ok((s, _)) if s == http::StatusCode::OK => return Ok(()),
+            Ok((s, _)) => last = format!("HTTP {s}"),
             Err(e) => last = e.to_string(),
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -955,19 +981,82 @@ async fn wait_ready(addr: SocketAddr) -> Res<()> {
     Err(format!("/health/ready did not answer 200 in time ({last})").into())
 }
 
-async fn ready_once(addr: SocketAddr) -> Res<http::StatusCode> {
-    let tcp = TcpStream::connect(addr).await?;
-    let (mut send, conn) = http1::handshake::<_, Full<Bytes>>(TokioIo::new(tcp)).await?;
-    tokio::task::spawn_local(async move {
-        let _ = conn.await;
-    });
-    let req = http::Request::get("/health/ready")
+/// One `GET` on a connection of its own, bounded by `REQUEST_TIMEOUT`.
+async fn get(addr: SocketAddr, path: &str) -> Res<(http::StatusCode, Bytes)> {
+    let req = http::Request::get(path)
         .header(http::header::HOST, addr.to_string())
         .body(Full::new(Bytes::new()))?;
-    let resp = send.send_request(req).await?;
-    let status = resp.status();
-    let _ = resp.into_body().collect().await?;
-    Ok(status)
+    tokio::time::timeout(REQUEST_TIMEOUT, async {
+        let tcp = TcpStream::connect(addr).await?;
+        let (mut send, conn) = http1::handshake::<_, Full<Bytes>>(TokioIo::new(tcp)).await?;
+        tokio::task::spawn_local(async move {
+            let _ = conn.await;
+        });
+        let resp = send.send_request(req).await?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    })
+    .await
+    .map_err(|_| format!("GET {path}: no answer in time"))?
+}
+
+/// Sums and counts of the gateway's own duration histograms, to split its latency into parts.
+#[derive(Clone, Copy, Default)]
+struct GatewayTimes {
+    /// `switchyard_request_duration_seconds`: handler start to the answer being ready.
+    handler: (f64, f64),
+    /// `switchyard_upstream_duration_seconds`: the upstream call, reading and parsing its answer.
+    upstream: (f64, f64),
+    /// `switchyard_gateway_overhead_seconds`: handler time outside the upstream call.
+    overhead: (f64, f64),
+}
+
+impl GatewayTimes {
+    async fn scrape(addr: SocketAddr) -> Res<GatewayTimes> {
+        let (status, body) = get(addr, "/metrics").await?;
+        if status != http::StatusCode::OK {
+            return Err(format!("/metrics answered {status}").into());
+        }
+        let text = std::str::from_utf8(&body)?;
+        let total = |name: &str| -> f64 {
+            text.lines()
+                .filter(|l| {
+                    l.strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        let pair = |base: &str| {
+            (
+                total(&format!("{base}_sum")),
+                total(&format!("{base}_count")),
+            )
+        };
+        Ok(GatewayTimes {
+            handler: pair("switchyard_request_duration_seconds"),
+            upstream: pair("switchyard_upstream_duration_seconds"),
+            overhead: pair("switchyard_gateway_overhead_seconds"),
+        })
+    }
+
+    /// Mean milliseconds of each part between two scrapes.
+    fn means_since(&self, before: &GatewayTimes) -> [f64; 3] {
+        let mean = |a: (f64, f64), b: (f64, f64)| {
+            let n = a.1 - b.1;
+            if n > 0.0 {
+                (a.0 - b.0) / n * 1e3
+            } else {
+                f64::NAN
+            }
+        };
+        [
+            mean(self.handler, before.handler),
+            mean(self.upstream, before.upstream),
+            mean(self.overhead, before.overhead),
+        ]
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -975,16 +1064,26 @@ async fn ready_once(addr: SocketAddr) -> Res<http::StatusCode> {
 
 struct Target {
     name: &'static str,
+    addr: SocketAddr,
     phase: Phase,
-    /// CPU time of the gateway process, the mock thread and the generator thread during the
-    /// measured phase.
-    cpu_gateway: Option<Duration>,
-    cpu_mock: Option<Duration>,
-    cpu_generator: Option<Duration>,
-    /// CPU time used on the machine by processes other than the bench and the gateway, as a
-    /// fraction of the machine's capacity during the measured phase: other work running at the same
-    /// time makes the tail latencies unreliable.
-    others_load: Option<f64>,
+    /// CPU time of the gateway process, the mock thread and the generator's threads, and of every
+    /// other process on the machine, during the measured segments of this target.
+    cpu_gateway: Duration,
+    cpu_mock: Duration,
+    cpu_generator: Duration,
+    cpu_others: Duration,
+}
+
+impl Target {
+    /// Other processes' CPU use as a fraction of the machine: when high, tail latencies tell more
+    /// about the neighbours than about switchyard.
+    fn others_load(&self, cores: usize) -> f64 {
+        self.cpu_others.as_secs_f64() / (self.phase.elapsed.as_secs_f64() * cores as f64).max(1e-9)
+    }
+
+    fn per_request_us(&self, d: Duration) -> f64 {
+        d.as_secs_f64() * 1e6 / self.phase.ok.max(1) as f64
+    }
 }
 
 fn ms(ns: u64) -> f64 {
@@ -1027,47 +1126,68 @@ fn run() -> Res<bool> {
     let rss_idle = status_mib(pid, "VmRSS:");
 
     println!(
-        "gateway_load: {} req/s for {:.0} s (after {:.0} s warm-up) per target; {} bodies of ~{avg_body} B; \
+        "gateway_load: {} req/s, {:.0} s per target (after {:.0} s warm-up) in turns of {:.1} s; {} bodies of ~{avg_body} B; \
          gateway log: {}; mock {}, gateway {} (pid {pid})",
         opts.rate,
         opts.duration.as_secs_f64(),
         opts.warmup.as_secs_f64(),
+        opts.segment.as_secs_f64(),
         bodies.len(),
         opts.log.name(),
         mock.addr,
         gateway.addr,
     );
 
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut targets = Vec::new();
     for (name, addr) in [("direct", mock.addr), ("switchyard", gateway.addr)] {
-        let pool = Pool::new(addr)?;
-        if !opts.warmup.is_zero() {
-            let warm = local.block_on(&rt, load(&pool, &bodies, opts.rate, opts.warmup))?;
-            if warm.error_count() > 0 {
-                return Err(format!("{name}: warm-up failed: {:?}", warm.errors).into());
-            }
-        }
-        let before = CpuSnapshot::take(pid, mock.tid, main_tid);
-        let phase = local.block_on(&rt, load(&pool, &bodies, opts.rate, opts.duration))?;
-        let after = CpuSnapshot::take(pid, mock.tid, main_tid);
-        let diff = |a: Option<Duration>, b: Option<Duration>| Some(b?.saturating_sub(a?));
-        let others = (|| {
-            let machine = diff(before.machine, after.machine)?;
-            let ours = diff(before.gateway, after.gateway)? + diff(before.bench, after.bench)?;
-            let capacity = phase.elapsed.as_secs_f64() * cores as f64;
-            Some(machine.saturating_sub(ours).as_secs_f64() / capacity.max(1e-9))
-        })();
-        let pacer_cpu = phase.pacer_cpu.unwrap_or_default();
         targets.push(Target {
             name,
-            cpu_gateway: diff(before.gateway, after.gateway),
-            cpu_mock: diff(before.mock, after.mock),
-            cpu_generator: diff(before.generator, after.generator).map(|d| d + pacer_cpu),
-            others_load: others,
-            phase,
+            addr,
+            phase: Phase::new()?,
+            cpu_gateway: Duration::ZERO,
+            cpu_mock: Duration::ZERO,
+            cpu_generator: Duration::ZERO,
+            cpu_others: Duration::ZERO,
         });
     }
+    let pools = targets
+        .iter()
+        .map(|t| Pool::new(t.addr))
+        .collect::<Res<Vec<_>>>()?;
+    for (t, pool) in targets.iter().zip(&pools) {
+        if !opts.warmup.is_zero() {
+            let warm = local.block_on(&rt, load(pool, &bodies, opts.rate, opts.warmup))?;
+            if warm.error_count() > 0 {
+                return Err(format!("{}: warm-up failed: {:?}", t.name, warm.errors).into());
+            }
+        }
+    }
+    let times_before = local.block_on(&rt, GatewayTimes::scrape(gateway.addr))?;
+    // The two targets take turns in short segments (direct first in even rounds, second in odd
+    // ones), so that whatever else runs on the machine weighs on both alike.
+    let rounds = (opts.duration.as_secs_f64() / opts.segment.as_secs_f64())
+        .ceil()
+        .max(1.0) as u32;
+    let segment = opts.duration / rounds;
+    for round in 0..rounds {
+        let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for k in order {
+            let (Some(t), Some(pool)) = (targets.get_mut(k), pools.get(k)) else {
+                continue;
+            };
+            let before = CpuSnapshot::take(pid, mock.tid, main_tid);
+            let phase = local.block_on(&rt, load(pool, &bodies, opts.rate, segment))?;
+            let after = CpuSnapshot::take(pid, mock.tid, main_tid);
+            let d = |f: fn(&CpuSnapshot) -> Duration| f(&after).saturating_sub(f(&before));
+            t.cpu_gateway += d(|c| c.gateway);
+            t.cpu_mock += d(|c| c.mock);
+            t.cpu_generator += d(|c| c.generator) + phase.pacer_cpu.unwrap_or_default();
+            t.cpu_others += d(|c| c.machine).saturating_sub(d(|c| c.gateway) + d(|c| c.bench));
+            t.phase.merge(phase)?;
+        }
+    }
+    let times_after = local.block_on(&rt, GatewayTimes::scrape(gateway.addr))?;
+    let gateway_means = times_after.means_since(&times_before);
     let rss_after = status_mib(pid, "VmRSS:");
     let rss_peak = status_mib(pid, "VmHWM:");
     let log_lines = gateway.log_lines.load(Ordering::Relaxed);
@@ -1086,6 +1206,7 @@ fn run() -> Res<bool> {
         rss_peak,
         (log_lines, log_bytes),
         mock_requests,
+        gateway_means,
     )
 }
 
@@ -1100,6 +1221,7 @@ fn report(
     rss_peak: Option<f64>,
     log: (u64, u64),
     mock_requests: u64,
+    gateway_means: [f64; 3],
 ) -> Res<bool> {
     let [direct, gw] = targets else {
         return Err("expected two targets".into());
@@ -1144,33 +1266,24 @@ fn report(
         "self-report", ro[0].1, ro[1].1, ro[2].1, ro[3].1, ro[4].1, ro[5].1
     );
     println!();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     for t in targets {
         let lag = &t.phase.lag;
-        let per_req = |d: Option<Duration>| {
-            d.map_or("n/a".to_string(), |d| {
-                format!(
-                    "{:.0} µs/req",
-                    d.as_secs_f64() * 1e6 / t.phase.ok.max(1) as f64
-                )
-            })
+        let gateway_cpu = if t.name == "direct" {
+            "-".to_string()
+        } else {
+            format!("{:.0} µs/req", t.per_request_us(t.cpu_gateway))
         };
         println!(
-            "{:<12} generator lag p99 {:.3} ms, max {:.3} ms; connections opened {}; CPU: gateway {}, mock {}, generator {}; other processes {}{}",
+            "{:<12} generator lag p99 {:.3} ms, max {:.3} ms; connections opened {}; CPU: gateway {}, mock {:.0} µs/req, generator {:.0} µs/req; other processes {:.0}% of the machine{}",
             t.name,
             ms(lag.value_at_quantile(0.99)),
             ms(lag.max()),
             t.phase.connections_opened,
-            if t.name == "direct" {
-                "-".to_string()
-            } else {
-                per_req(t.cpu_gateway)
-            },
-            per_req(t.cpu_mock),
-            per_req(t.cpu_generator),
-            t.others_load.map_or("n/a".to_string(), |l| format!(
-                "{:.0}% of the machine",
-                l * 100.0
-            )),
+            gateway_cpu,
+            t.per_request_us(t.cpu_mock),
+            t.per_request_us(t.cpu_generator),
+            t.others_load(cores) * 100.0,
             if t.phase.errors.is_empty() {
                 String::new()
             } else {
@@ -1178,6 +1291,16 @@ fn report(
             }
         );
     }
+    let [handler, upstream, in_handler] = gateway_means;
+    let (mean_gw, mean_direct) = (
+        gw.phase.latency.mean() / 1e6,
+        direct.phase.latency.mean() / 1e6,
+    );
+    println!(
+        "breakdown    means, ms: through switchyard {mean_gw:.3} = outside the handler {:.3} (client hop, HTTP server, middleware) \
+         + handler {handler:.3} [upstream call {upstream:.3} (direct call: {mean_direct:.3}) + gateway work {in_handler:.3}]",
+        mean_gw - handler
+    );
     println!("routes       {:?}", gw.phase.routes);
     let mib = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.1} MiB"));
     println!(
@@ -1218,12 +1341,12 @@ fn report(
             "achieved_rate": round3(t.phase.achieved_rate()),
             "generator_lag_ms": {"p99": round3(ms(t.phase.lag.value_at_quantile(0.99))), "max": round3(ms(t.phase.lag.max()))},
             "connections_opened": t.phase.connections_opened,
-            "cpu_s": {
-                "gateway": t.cpu_gateway.map(|d| d.as_secs_f64()),
-                "mock": t.cpu_mock.map(|d| d.as_secs_f64()),
-                "generator": t.cpu_generator.map(|d| d.as_secs_f64()),
+            "cpu_us_per_request": {
+                "gateway": round3(t.per_request_us(t.cpu_gateway)),
+                "mock": round3(t.per_request_us(t.cpu_mock)),
+                "generator": round3(t.per_request_us(t.cpu_generator)),
             },
-            "other_processes_load": t.others_load.map(round3),
+            "other_processes_load": round3(t.others_load(cores)),
         })
     };
     let result = json!({
@@ -1232,13 +1355,20 @@ fn report(
         "rate": opts.rate,
         "duration_s": opts.duration.as_secs_f64(),
         "warmup_s": opts.warmup.as_secs_f64(),
+        "segment_s": opts.segment.as_secs_f64(),
         "gateway_log": opts.log.name(),
         "request_body_bytes_avg": avg_body,
         "response_body_bytes": MOCK_ANSWER.len(),
-        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cores": cores,
         "direct": target_json(direct),
         "switchyard": target_json(gw),
         "added_ms": added.iter().map(|(k, v)| ((*k).to_string(), json!(round3(*v)))).collect::<serde_json::Map<_, _>>(),
+        "gateway_metrics_means_ms": {
+            "client_observed": round3(gw.phase.latency.mean() / 1e6),
+            "handler": round3(handler),
+            "upstream_call": round3(upstream),
+            "gateway_work_in_handler": round3(in_handler),
+        },
         "self_reported_overhead_ms": ro.iter().map(|(k, v)| ((*k).to_string(), json!(round3(*v)))).collect::<serde_json::Map<_, _>>(),
         "routes": gw.phase.routes,
         "misrouted": gw.phase.misrouted,
