@@ -104,9 +104,14 @@ struct Opts {
     warmup: Duration,
     segment: Duration,
     log: GatewayLog,
+    /// Run by `cargo test`: a short, light run to check the setup; nothing is written.
+    smoke: bool,
 }
 
 fn parse_opts() -> Res<Opts> {
+    // `cargo bench` passes --bench; `cargo test --benches` (or --all-targets) runs this binary
+    // without it, and then it does a short smoke run that checks the whole setup works.
+    let smoke = !std::env::args().any(|a| a == "--bench");
     let env = |k: &str| std::env::var(k).ok();
     let mut rate = env("BENCH_RATE");
     let mut duration = env("BENCH_DURATION");
@@ -133,8 +138,9 @@ fn parse_opts() -> Res<Opts> {
                 );
                 std::process::exit(0);
             }
-            // Filters cargo passes through (`cargo bench foo`) are not options of this bench.
-            other if !other.starts_with('-') => continue,
+            // Filters cargo passes through (`cargo bench foo`) are not options of this bench, nor
+            // are libtest's flags under `cargo test`.
+            other if !other.starts_with('-') || smoke => continue,
             other => return Err(format!("unknown option {other} (try --help)").into()),
         };
         *slot = match inline {
@@ -158,12 +164,13 @@ fn parse_opts() -> Res<Opts> {
         Some(r) => r
             .parse()
             .map_err(|_| format!("--rate: not a number: {r}"))?,
+        None if smoke => 200,
         None => 1000,
     };
     if !(1..=50_000).contains(&rate) {
         return Err("--rate must be between 1 and 50000".into());
     }
-    let duration = secs(duration, 20.0, "--duration")?;
+    let duration = secs(duration, if smoke { 1.0 } else { 20.0 }, "--duration")?;
     if duration.is_zero() {
         return Err("--duration must be positive".into());
     }
@@ -175,8 +182,10 @@ fn parse_opts() -> Res<Opts> {
     Ok(Opts {
         rate,
         duration,
-        warmup: secs(warmup, 3.0, "--warmup")?,
-        segment: secs(segment, 2.0, "--segment")?.max(Duration::from_millis(100)),
+        warmup: secs(warmup, if smoke { 0.5 } else { 3.0 }, "--warmup")?,
+        segment: secs(segment, if smoke { 0.5 } else { 2.0 }, "--segment")?
+            .max(Duration::from_millis(100)),
+        smoke,
         log,
     })
 }
@@ -1125,8 +1134,11 @@ fn run() -> Res<bool> {
     let startup = started.elapsed();
     let rss_idle = status_mib(pid, "VmRSS:");
 
+    if opts.smoke {
+        println!("gateway_load: smoke run; `cargo bench --bench gateway_load` measures");
+    }
     println!(
-        "gateway_load: {} req/s, {:.0} s per target (after {:.0} s warm-up) in turns of {:.1} s; {} bodies of ~{avg_body} B; \
+        "gateway_load: {} req/s, {:.0} s per target (after {:.1} s warm-up) in turns of {:.1} s; {} bodies of ~{avg_body} B; \
          gateway log: {}; mock {}, gateway {} (pid {pid})",
         opts.rate,
         opts.duration.as_secs_f64(),
@@ -1323,12 +1335,14 @@ fn report(
     let p50_ok = added_p50 <= TARGET_ADDED_P50_MS;
     let p99_ok = added_p99 <= TARGET_ADDED_P99_MS;
     let rss_ok = rss_peak.is_some_and(|r| r <= TARGET_PEAK_RSS_MB);
-    println!(
-        "targets      added p50 {added_p50:.3} ≤ {TARGET_ADDED_P50_MS} ms: {}; added p99 {added_p99:.3} ≤ {TARGET_ADDED_P99_MS} ms: {}; peak RSS ≤ {TARGET_PEAK_RSS_MB} MB: {}",
-        verdict(p50_ok),
-        verdict(p99_ok),
-        verdict(rss_ok)
-    );
+    if !opts.smoke {
+        println!(
+            "targets      added p50 {added_p50:.3} ≤ {TARGET_ADDED_P50_MS} ms: {}; added p99 {added_p99:.3} ≤ {TARGET_ADDED_P99_MS} ms: {}; peak RSS ≤ {TARGET_PEAK_RSS_MB} MB: {}",
+            verdict(p50_ok),
+            verdict(p99_ok),
+            verdict(rss_ok)
+        );
+    }
 
     let errors = direct.phase.error_count() + gw.phase.error_count();
     let target_json = |t: &Target| -> Value {
@@ -1382,6 +1396,12 @@ fn report(
             "peak_rss_mb": {"limit": TARGET_PEAK_RSS_MB, "met": rss_ok},
         },
     });
+    if opts.smoke {
+        println!(
+            "smoke run (no --bench flag, e.g. cargo test --benches): figures not meaningful, nothing written"
+        );
+        return Ok(errors == 0 && gw.phase.misrouted == 0);
+    }
     let out = target_dir().join("bench");
     std::fs::create_dir_all(&out)?;
     let file = out.join("gateway_load.json");
