@@ -194,7 +194,7 @@ fn parse_opts() -> Res<Opts> {
 // Fixtures
 
 /// What a real OpenAI-compatible server answers for a short completion (about 400 bytes).
-const MOCK_ANSWER: &str = r#"{"id":"chatcmpl-9vBench0000000000000000001","object":"chat.completion","created":1763780000,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"The outage was caused by an expired TLS certificate on the internal load balancer. Renewal is now automated and alerts fire 14 days before expiry.","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":231,"completion_tokens":31,"total_tokens":262},"system_fingerprint":"fp_0aa8d3e20b"}"#;
+const MOCK_ANSWER: &str = r#"{"id":"chatcmpl-9vBench0000000000000000001","object":"chat.completion","created":1763780000,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"The outage came from an expired TLS certificate; renewal is now automated.","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":231,"completion_tokens":15,"total_tokens":246}}"#;
 
 const SYSTEM_PROMPT: &str = "You are a helpful assistant for the platform engineering team at a mid-sized retailer. \
      Answer precisely and keep answers short unless asked otherwise. Use plain language, say when you are unsure, \
@@ -1365,7 +1365,7 @@ fn report(
     };
     let result = json!({
         "bench": "gateway_load",
-        "command": "cargo bench --bench gateway_load",
+        "command": command_line(),
         "rate": opts.rate,
         "duration_s": opts.duration.as_secs_f64(),
         "warmup_s": opts.warmup.as_secs_f64(),
@@ -1415,6 +1415,19 @@ fn report(
         );
     }
     Ok(errors == 0 && gw.phase.misrouted == 0)
+}
+
+/// The command that produced these results, as a user would type it.
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.is_empty() {
+        "cargo bench --bench gateway_load".into()
+    } else {
+        format!("cargo bench --bench gateway_load -- {}", args.join(" "))
+    }
 }
 
 fn round3(v: f64) -> f64 {
