@@ -113,7 +113,7 @@ async fn serve(
     log_format: LogFormat,
     watch: bool,
 ) -> ExitCode {
-    telemetry::init_logging(log_format);
+    let _log_guard = telemetry::init_logging(log_format);
     let http = server::http_client();
     let mut config = match Config::load(&path) {
         Ok(c) => c,

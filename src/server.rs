@@ -23,6 +23,9 @@ pub fn http_client_with(connect_timeout: Duration) -> reqwest::Client {
         .connect_timeout(connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
+        // LLM APIs answer a POST directly; following redirects would only cost a URL re-parse
+        // per request and could carry credentials somewhere unexpected.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_default()
 }
