@@ -76,30 +76,64 @@ fn bench_hashed(c: &mut Criterion) {
     g.finish();
 }
 
+/// A model with potion-base-8M's shape: the BERT-uncased vocabulary and tokenizer (30,522 tokens,
+/// from the model folder CI installs) and a 256-dimensional matrix. The weights are synthetic; the
+/// cost of embedding does not depend on their values.
+fn potion_shaped(dir: &Path, bert_dir: &str) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let tokenizer =
+        std::fs::read(Path::new(bert_dir).join("tokenizer.json")).map_err(|e| e.to_string())?;
+    let v: serde_json::Value = serde_json::from_slice(&tokenizer).map_err(|e| e.to_string())?;
+    let rows = v["model"]["vocab"].as_object().map_or(0, |m| m.len());
+    let dims = 256;
+    let matrix: Vec<f32> = (0..rows * dims)
+        .map(|i| ((i * 2_654_435_761) % 1000) as f32 / 1000.0 - 0.5)
+        .collect();
+    let bytes = static_testing::safetensors_bytes(&[(
+        "embeddings",
+        safetensors::Dtype::F32,
+        vec![rows, dims],
+        static_testing::f32_bytes(&matrix),
+    )])?;
+    static_testing::write(dir, "model.safetensors", &bytes)?;
+    static_testing::write(dir, "tokenizer.json", &tokenizer)
+}
+
 fn bench_static(c: &mut Criterion) {
     let tmp = tempfile::tempdir().unwrap();
-    let (model, label) = match std::env::var("SWITCHYARD_STATIC_MODEL") {
-        Ok(p) => (
+    let mut models = Vec::new();
+    if let Ok(p) = std::env::var("SWITCHYARD_STATIC_MODEL") {
+        models.push((
             StaticModel::load(&p, Path::new(".")).unwrap(),
             "static (real model)",
-        ),
-        Err(_) => {
-            static_testing::write_model(tmp.path()).unwrap();
-            (
-                StaticModel::load(tmp.path().to_str().unwrap(), Path::new(".")).unwrap(),
-                "static (tiny test model)",
-            )
-        }
-    };
-    let utts: Vec<Vec<f32>> = utterances()
-        .iter()
-        .map(|u| model.embed(u).unwrap())
-        .collect();
-    let mut g = c.benchmark_group(label);
-    g.bench_function("embed 200-token prompt + score 100", |b| {
-        b.iter(|| best(&model.embed(black_box(PROMPT)).unwrap(), &utts))
-    });
-    g.finish();
+        ));
+    }
+    if let Ok(bert) = std::env::var("SWITCHYARD_BERT_MODEL") {
+        let dir = tmp.path().join("potion");
+        potion_shaped(&dir, &bert).unwrap();
+        models.push((
+            StaticModel::load(dir.to_str().unwrap(), Path::new(".")).unwrap(),
+            "static (potion-shaped: BERT vocabulary, 256 dims)",
+        ));
+    }
+    let tiny = tmp.path().join("tiny");
+    std::fs::create_dir_all(&tiny).unwrap();
+    static_testing::write_model(&tiny).unwrap();
+    models.push((
+        StaticModel::load(tiny.to_str().unwrap(), Path::new(".")).unwrap(),
+        "static (tiny test model)",
+    ));
+    for (model, label) in &models {
+        let utts: Vec<Vec<f32>> = utterances()
+            .iter()
+            .map(|u| model.embed(u).unwrap())
+            .collect();
+        let mut g = c.benchmark_group(*label);
+        g.bench_function("embed 200-token prompt + score 100", |b| {
+            b.iter(|| best(&model.embed(black_box(PROMPT)).unwrap(), &utts))
+        });
+        g.finish();
+    }
 }
 
 criterion_group!(benches, bench_hashed, bench_static);

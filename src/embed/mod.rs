@@ -8,6 +8,7 @@ mod bert;
 mod hashed;
 mod remote;
 mod static_model;
+mod wordpiece;
 
 // `bert.rs` (cargo feature `bert`) is written separately: declare it here as
 // `#[cfg(feature = "bert")] mod bert;` together with the `Embedder::Bert` variant below.

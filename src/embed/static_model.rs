@@ -10,6 +10,7 @@
 //! `tokenizer.json`, and an optional `config.json`.
 
 use super::EmbedError;
+use super::wordpiece::FastWordPiece;
 use half::{bf16, f16};
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
@@ -25,6 +26,8 @@ const MATRIX_NAMES: [&str; 3] = ["embeddings", "0", "embedding.weight"];
 
 pub struct StaticModel {
     tokenizer: Tokenizer,
+    /// The BERT-WordPiece pipeline without `tokenizers`' bookkeeping, when the model uses it.
+    fast: Option<FastWordPiece>,
     /// `rows × dims`, row-major, converted to f32 at load so the hot loop has one type.
     matrix: Vec<f32>,
     rows: usize,
@@ -68,6 +71,9 @@ impl StaticModel {
         let tok_path = dir.join("tokenizer.json");
         let tok_bytes = read(&tok_path)?;
         let (tokenizer, unk_id) = load_tokenizer(&tok_bytes, &tok_path)?;
+        let fast = serde_json::from_slice::<Value>(&tok_bytes)
+            .ok()
+            .and_then(|v| FastWordPiece::from_tokenizer_json(&v));
 
         let st_path = dir.join("model.safetensors");
         let st_bytes = read(&st_path)?;
@@ -190,6 +196,7 @@ impl StaticModel {
         let max_chars = MAX_TOKENS * median_token_chars(&tokenizer);
         Ok(StaticModel {
             tokenizer,
+            fast,
             matrix: values,
             rows,
             dims,
@@ -204,19 +211,44 @@ impl StaticModel {
         self.dims
     }
 
+    /// The prompt's token ids, by the fast path when it applies.
+    pub fn token_ids(&self, text: &str) -> Result<Vec<u32>, EmbedError> {
+        let mut ids = Vec::with_capacity(text.len() / 3 + 4);
+        if let Some(f) = &self.fast {
+            if f.ids(text, &mut ids) {
+                return Ok(ids);
+            }
+        }
+        let enc = self
+            .tokenizer
+            .encode_fast(text, false)
+            .map_err(|e| EmbedError(format!("static embedder: tokenization failed: {e}")))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// The general tokenizer's ids, for checking the fast path against it.
+    #[doc(hidden)]
+    pub fn reference_ids(&self, text: &str) -> Option<Vec<u32>> {
+        self.tokenizer
+            .encode_fast(text, false)
+            .ok()
+            .map(|e| e.get_ids().to_vec())
+    }
+
+    pub fn uses_fast_tokenizer(&self) -> bool {
+        self.fast.is_some()
+    }
+
     /// Mean of the token rows, L2-normalised; all zeros when no token is known to the model.
     pub fn embed(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
         let text = match text.char_indices().nth(self.max_chars) {
             Some((i, _)) => &text[..i],
             None => text,
         };
-        let enc = self
-            .tokenizer
-            .encode_fast(text, false)
-            .map_err(|e| EmbedError(format!("static embedder: tokenization failed: {e}")))?;
+        let ids = self.token_ids(text)?;
         let mut out = vec![0.0f32; self.dims];
         let mut count = 0usize;
-        for &id in enc.get_ids().iter().take(MAX_TOKENS) {
+        for &id in ids.iter().take(MAX_TOKENS) {
             if Some(id) == self.unk_id {
                 continue;
             }
@@ -390,11 +422,13 @@ pub mod testing {
             "padding": null,
             "added_tokens": [{"id": 0, "content": "[UNK]", "single_word": false, "lstrip": false,
                 "rstrip": false, "normalized": false, "special": true}],
-            "normalizer": {"type": "Lowercase"},
+            "normalizer": {"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true,
+                           "strip_accents": null, "lowercase": true},
             "pre_tokenizer": {"type": "BertPreTokenizer"},
             "post_processor": null,
             "decoder": null,
-            "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
+            "model": {"type": "WordPiece", "vocab": vocab, "unk_token": "[UNK]",
+                      "continuing_subword_prefix": "##", "max_input_chars_per_word": 100}
         })
         .to_string()
     }

@@ -41,6 +41,14 @@ pub const ROLES: &[&str] = &[
 ];
 
 impl Message {
+    /// Like [`Message::text`], without copying plain string content.
+    pub fn text_ref(&self) -> std::borrow::Cow<'_, str> {
+        match &self.content {
+            Some(Value::String(s)) => std::borrow::Cow::Borrowed(s.as_str()),
+            _ => std::borrow::Cow::Owned(self.text()),
+        }
+    }
+
     /// The message's text: the string content, or its text parts joined by newlines.
     pub fn text(&self) -> String {
         match &self.content {

@@ -6,12 +6,13 @@ use crate::config::MatchScope;
 use crate::openai::ChatRequest;
 use http::HeaderMap;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::cell::OnceCell;
 
 pub struct Facts<'a> {
     pub req: &'a ChatRequest,
     pub headers: &'a HeaderMap,
-    texts: [OnceCell<String>; 3],
+    texts: [OnceCell<Cow<'a, str>>; 3],
     prompt_tokens: OnceCell<u64>,
     tags: OnceCell<Vec<String>>,
 }
@@ -47,16 +48,18 @@ impl<'a> Facts<'a> {
             MatchScope::LastUser => self
                 .req
                 .last_user_message()
-                .map(|m| m.text())
+                .map(|m| m.text_ref())
                 .unwrap_or_default(),
-            MatchScope::Conversation => join(self.req.messages.iter().map(|m| m.text())),
-            MatchScope::System => join(
+            MatchScope::Conversation => {
+                Cow::Owned(join(self.req.messages.iter().map(|m| m.text())))
+            }
+            MatchScope::System => Cow::Owned(join(
                 self.req
                     .messages
                     .iter()
                     .filter(|m| m.role == "system" || m.role == "developer")
                     .map(|m| m.text()),
-            ),
+            )),
         })
     }
 

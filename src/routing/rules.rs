@@ -69,6 +69,9 @@ struct ScopeIndex {
     automaton: Option<AhoCorasick>,
     regex_src: Vec<String>,
     regexes: Option<RegexSet>,
+    /// All of the scope's regexes as one alternation: most prompts match none of them, and one
+    /// `is_match` answers that faster than the set, which must track every pattern.
+    any_regex: Option<Regex>,
 }
 
 pub struct Rules {
@@ -111,6 +114,10 @@ impl ScopeIndex {
         }
         if !self.regex_src.is_empty() {
             self.regexes = Some(RegexSet::new(&self.regex_src).map_err(|e| format!("regex: {e}"))?);
+            let alternation: Vec<String> =
+                self.regex_src.iter().map(|r| format!("(?:{r})")).collect();
+            // Only a shortcut: if the combined pattern is too large to compile, the set alone is used.
+            self.any_regex = Regex::new(&alternation.join("|")).ok();
         }
         Ok(())
     }
@@ -156,6 +163,9 @@ impl ScopeIndex {
 
     fn regex_hits(&self, text: &str) -> Vec<bool> {
         match &self.regexes {
+            Some(set) if self.any_regex.as_ref().is_some_and(|r| !r.is_match(text)) => {
+                vec![false; set.len()]
+            }
             Some(set) => {
                 let m = set.matches(text);
                 (0..set.len()).map(|i| m.matched(i)).collect()
