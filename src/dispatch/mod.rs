@@ -143,26 +143,10 @@ pub async fn chat(
     req: &ChatRequest,
     candidates: &[Candidate],
 ) -> (Result<ChatResponse, ProviderError>, Outcome) {
-    let mut out = Outcome::default();
-    let mut last = no_candidates();
-    for c in candidates {
-        out.start(c);
-        let t = Instant::now();
-        let r = c.model.provider.chat(&call(req, c)).await;
-        out.upstream += t.elapsed();
-        match r {
-            Ok(resp) => return (Ok(resp), out),
-            Err(e) => {
-                out.failed(c, &e);
-                let retry = e.kind.is_retryable();
-                last = e;
-                if !retry {
-                    break;
-                }
-            }
-        }
-    }
-    (Err(last), out)
+    walk(candidates, |c| async move {
+        c.model.provider.chat(&call(req, c)).await
+    })
+    .await
 }
 
 /// Like [`chat`], but a candidate counts as answering only once its first chunk arrived: a failure
@@ -171,11 +155,7 @@ pub async fn chat_stream(
     req: &ChatRequest,
     candidates: &[Candidate],
 ) -> (Result<(Value, ChunkStream), ProviderError>, Outcome) {
-    let mut out = Outcome::default();
-    let mut last = no_candidates();
-    for c in candidates {
-        out.start(c);
-        let t = Instant::now();
+    walk(candidates, |c| async move {
         let first = async {
             let mut stream = c.model.provider.chat_stream(&call(req, c)).await?;
             match stream.next().await {
@@ -188,14 +168,34 @@ pub async fn chat_stream(
         };
         // Until the first chunk nothing was sent to the client, so a slow start is still a
         // failure that may fall back.
-        let r = tokio::time::timeout(c.model.timeout, first)
+        tokio::time::timeout(c.model.timeout, first)
             .await
             .unwrap_or_else(|_| {
                 Err(ProviderError::new(
                     ErrorKind::Timeout,
                     "the provider sent no chunk in time",
                 ))
-            });
+            })
+    })
+    .await
+}
+
+/// Tries the candidates in order until one answers, moving on only after an error another
+/// deployment might not have; records every attempt in the outcome.
+async fn walk<'a, T, F, Fut>(
+    candidates: &'a [Candidate],
+    mut attempt: F,
+) -> (Result<T, ProviderError>, Outcome)
+where
+    F: FnMut(&'a Candidate) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ProviderError>>,
+{
+    let mut out = Outcome::default();
+    let mut last = no_candidates();
+    for c in candidates {
+        out.start(c);
+        let t = Instant::now();
+        let r = attempt(c).await;
         out.upstream += t.elapsed();
         match r {
             Ok(ok) => return (Ok(ok), out),
