@@ -7,9 +7,7 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_switchyard"))
@@ -279,24 +277,8 @@ async fn sighup_reloads_a_valid_file_and_keeps_serving_on_an_invalid_one() {
     assert_eq!(route_of(&b, "please summarize").await, "budget");
 
     // A stream in flight across the reload keeps going on the config it started with.
-    let gate = Arc::new(Notify::new());
-    mock.on(
-        "cheap-up",
-        Reply::Stream {
-            events: stream_events("cheap-up", true),
-            gate: Some((2, gate.clone())),
-        },
-    );
-    let stream_url = b.url("/v1/chat/completions");
-    let in_flight = tokio::spawn(async move {
-        let resp = reqwest::Client::new()
-            .post(stream_url)
-            .json(&json!({"model": "auto", "stream": true, "messages": [{"role": "user", "content": "summarize"}]}))
-            .send()
-            .await
-            .unwrap();
-        resp.text().await.unwrap()
-    });
+    let gate = mock.held_stream("cheap-up", 2);
+    let in_flight = spawn_stream(b.url("/v1/chat/completions"), "summarize");
     mock.state.stream_started.notified().await;
 
     std::fs::write(
@@ -400,24 +382,8 @@ async fn sigterm_drains_in_flight_streams_then_exits() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, "gw.yaml", &config_yaml(&mock.url(), ""));
     let mut b = Binary::serve(&path, &[]);
-    let gate = Arc::new(Notify::new());
-    mock.on(
-        "cheap-up",
-        Reply::Stream {
-            events: stream_events("cheap-up", true),
-            gate: Some((2, gate.clone())),
-        },
-    );
-    let url = b.url("/v1/chat/completions");
-    let in_flight = tokio::spawn(async move {
-        let resp = reqwest::Client::new()
-            .post(url)
-            .json(&json!({"model": "auto", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
-            .send()
-            .await
-            .unwrap();
-        resp.text().await.unwrap()
-    });
+    let gate = mock.held_stream("cheap-up", 2);
+    let in_flight = spawn_stream(b.url("/v1/chat/completions"), "hi");
     mock.state.stream_started.notified().await;
     b.signal("TERM");
     let start = Instant::now();
@@ -458,25 +424,8 @@ async fn drain_timeout_bounds_shutdown() {
         &config_yaml(&mock.url(), "").replace("drain_timeout: 5s", "drain_timeout: 300ms"),
     );
     let mut b = Binary::serve(&path, &[]);
-    let gate = Arc::new(Notify::new());
-    mock.on(
-        "cheap-up",
-        Reply::Stream {
-            events: stream_events("cheap-up", true),
-            gate: Some((2, gate.clone())),
-        },
-    );
-    let url = b.url("/v1/chat/completions");
-    let _stuck = tokio::spawn(async move {
-        let resp = reqwest::Client::new()
-            .post(url)
-            .json(&json!({"model": "auto", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
-            .send()
-            .await;
-        if let Ok(r) = resp {
-            let _ = r.text().await;
-        }
-    });
+    let _held = mock.held_stream("cheap-up", 2);
+    let _stuck = spawn_stream(b.url("/v1/chat/completions"), "hi");
     mock.state.stream_started.notified().await;
     b.signal("TERM");
     let status = wait_exit(&mut b, Duration::from_secs(10))

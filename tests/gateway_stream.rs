@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::sync::Notify;
 
 fn stream_body(model: &str, include_usage: Option<bool>) -> Value {
     let mut b =
@@ -112,15 +111,8 @@ async fn usage_chunk_reaches_clients_that_ask_for_it() {
 async fn chunks_reach_the_client_before_the_upstream_finishes() {
     let mock = Mock::start().await;
     let gw = Gateway::start(&config_yaml(&mock.url(), "")).await;
-    let gate = Arc::new(Notify::new());
     // The upstream sends role + "Hello", then holds the rest until the test releases it.
-    mock.on(
-        "cheap-up",
-        Reply::Stream {
-            events: stream_events("cheap-up", true),
-            gate: Some((2, gate.clone())),
-        },
-    );
+    let gate = mock.held_stream("cheap-up", 2);
     let resp = post(&gw, &stream_body("auto", None)).await;
     let mut body = resp.bytes_stream();
     let mut seen = String::new();
@@ -147,14 +139,7 @@ async fn chunks_reach_the_client_before_the_upstream_finishes() {
 async fn a_client_that_disconnects_cancels_the_upstream_stream() {
     let mock = Mock::start().await;
     let gw = Gateway::start(&config_yaml(&mock.url(), "")).await;
-    let gate = Arc::new(Notify::new());
-    mock.on(
-        "cheap-up",
-        Reply::Stream {
-            events: stream_events("cheap-up", true),
-            gate: Some((2, gate.clone())),
-        },
-    );
+    let _held = mock.held_stream("cheap-up", 2);
     let resp = post(&gw, &stream_body("auto", None)).await;
     let mut body = resp.bytes_stream();
     let first = body.next().await.unwrap().unwrap();
@@ -396,15 +381,8 @@ fn with_stream_timeouts(mock: &Mock) -> String {
 async fn a_stream_that_never_starts_times_out_and_falls_back() {
     let mock = Mock::start().await;
     let gw = Gateway::start(&with_stream_timeouts(&mock)).await;
-    let never = Arc::new(Notify::new());
     // Headers are sent, then nothing: the first chunk never comes.
-    mock.on(
-        "cheap-up",
-        Reply::Stream {
-            events: stream_events("cheap-up", true),
-            gate: Some((0, never.clone())),
-        },
-    );
+    let _never_released = mock.held_stream("cheap-up", 0);
     let resp = post(&gw, &stream_body("auto", None)).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-switchyard-tier"], "premium");
@@ -423,14 +401,7 @@ async fn a_stream_that_never_starts_times_out_and_falls_back() {
 async fn a_stream_that_stalls_midway_ends_with_a_timeout_event() {
     let mock = Mock::start().await;
     let gw = Gateway::start(&with_stream_timeouts(&mock)).await;
-    let never = Arc::new(Notify::new());
-    mock.on(
-        "strong-up",
-        Reply::Stream {
-            events: stream_events("strong-up", true),
-            gate: Some((2, never.clone())),
-        },
-    );
+    let _never_released = mock.held_stream("strong-up", 2);
     let resp = post(&gw, &stream_body("premium", None)).await;
     assert_eq!(resp.status(), 200);
     let events = tokio::time::timeout(Duration::from_secs(10), read_events(resp))

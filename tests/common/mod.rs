@@ -89,6 +89,20 @@ impl Mock {
             .push_back(reply);
     }
 
+    /// Scripts a normal stream for `model` that pauses before event `at` until the returned gate
+    /// is notified (never notifying it makes an upstream that hangs mid-stream).
+    pub fn held_stream(&self, model: &str, at: usize) -> Arc<Notify> {
+        let gate = Arc::new(Notify::new());
+        self.on(
+            model,
+            Reply::Stream {
+                events: stream_events(model, true),
+                gate: Some((at, gate.clone())),
+            },
+        );
+        gate
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.requests.lock().unwrap().clone()
     }
@@ -347,6 +361,19 @@ pub async fn post(gw: &Gateway, body: &Value) -> reqwest::Response {
         .send()
         .await
         .unwrap()
+}
+
+/// Starts a streaming request in the background; resolves to the whole body as text (or to what
+/// arrived before the connection ended).
+pub fn spawn_stream(url: String, prompt: &str) -> tokio::task::JoinHandle<String> {
+    let body =
+        json!({"model": "auto", "stream": true, "messages": [{"role": "user", "content": prompt}]});
+    tokio::spawn(async move {
+        match reqwest::Client::new().post(url).json(&body).send().await {
+            Ok(resp) => resp.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    })
 }
 
 /// Polls `f` until it returns true or the deadline passes.
