@@ -127,6 +127,10 @@ async fn short_answers_escalate_once_and_say_why() {
         ),
         1.0
     );
+    assert!(
+        !text.contains("switchyard_fallbacks_total{"),
+        "cascade escalations are not fallbacks:\n{text}"
+    );
     // A client error is not escalated: no bigger model fixes it.
     mock.on(
         "cheap-up",

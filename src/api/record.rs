@@ -79,9 +79,19 @@ impl Record {
                 .with_label_values(&[&f.model, f.kind.as_str()])
                 .inc();
         }
+        // A cascade escalation is a routing decision, counted in switchyard_cascade_total; only
+        // hops forced by failures count as fallbacks (they drive the fallback-rate alert).
+        let cascade_hop = o
+            .cascade
+            .as_ref()
+            .filter(|c| c.outcome == "escalated")
+            .map(|c| (c.from.clone(), c.to.clone()));
         let mut from = self.decision.as_ref().map(|d| d.tier.clone());
         for to in &o.fallbacks {
-            if let Some(f) = &from {
+            let is_cascade = cascade_hop
+                .as_ref()
+                .is_some_and(|(cf, ct)| Some(cf) == from.as_ref() && ct == to);
+            if let Some(f) = from.as_ref().filter(|_| !is_cascade) {
                 let reason = o
                     .failures
                     .iter()
