@@ -67,6 +67,9 @@ struct ScopeIndex {
     patterns: Vec<String>,
     keywords: Vec<Keyword>,
     automaton: Option<AhoCorasick>,
+    /// "Does any keyword occur at all?" Most prompts hold none, and a leftmost search can use the
+    /// crate's SIMD prefilter where the overlapping search that finds every keyword cannot.
+    quick: Option<AhoCorasick>,
     regex_src: Vec<String>,
     regexes: Option<RegexSet>,
     /// All of the scope's regexes as one alternation: most prompts match none of them, and one
@@ -104,13 +107,17 @@ impl ScopeIndex {
 
     fn build(&mut self) -> Result<(), String> {
         if !self.patterns.is_empty() {
+            // Patterns and text are both lowercased, so the automata can stay case-sensitive.
             self.automaton = Some(
                 AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
                     .match_kind(MatchKind::Standard)
                     .build(&self.patterns)
                     .map_err(|e| format!("keywords: {e}"))?,
             );
+            self.quick = AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&self.patterns)
+                .ok();
         }
         if !self.regex_src.is_empty() {
             self.regexes = Some(RegexSet::new(&self.regex_src).map_err(|e| format!("regex: {e}"))?);
@@ -128,15 +135,17 @@ impl ScopeIndex {
         let Some(ac) = &self.automaton else {
             return hits;
         };
-        // Patterns are lowercase; ASCII text is matched case-insensitively by the automaton, other
-        // text is lowercased first so that "RÉSUMÉ" finds "résumé".
-        let lowered;
-        let hay = if text.is_ascii() {
-            text
+        let hay: std::borrow::Cow<'_, str> = if !text.is_ascii() {
+            std::borrow::Cow::Owned(text.to_lowercase())
+        } else if text.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(text.to_ascii_lowercase())
         } else {
-            lowered = text.to_lowercase();
-            lowered.as_str()
+            std::borrow::Cow::Borrowed(text)
         };
+        let hay = hay.as_ref();
+        if self.quick.as_ref().is_some_and(|q| !q.is_match(hay)) {
+            return hits;
+        }
         for m in ac.find_overlapping_iter(hay) {
             let id = m.pattern().as_usize();
             let Some(k) = self.keywords.get(id) else {
@@ -442,6 +451,33 @@ mod tests {
         assert_eq!(
             decide(&r, user("Mon RÉSUMÉ, s'il vous plaît"), &[]).as_deref(),
             Some("fr")
+        );
+    }
+
+    #[test]
+    fn overlapping_keywords_are_all_found() {
+        // "tax" lies inside the longer keyword "tax help": both occur, so the first rule decides.
+        let r = rules(
+            "- { name: plain, when: { keywords: [tax] }, tier: b }\n\
+             - { name: phrase, when: { keywords: [\"tax help\"] }, tier: m }\n\
+             - { name: both, when: { keywords_all: [\"tax help\", help] }, tier: p }\n",
+        );
+        assert_eq!(
+            decide(&r, user("I need TAX HELP now"), &[]).as_deref(),
+            Some("plain")
+        );
+        let r2 = rules(
+            "- { name: phrase, when: { keywords: [\"tax help\"] }, tier: m }\n\
+             - { name: plain, when: { keywords: [tax] }, tier: b }\n",
+        );
+        assert_eq!(
+            decide(&r2, user("Tax season"), &[]).as_deref(),
+            Some("plain")
+        );
+        assert_eq!(
+            decide(&r2, user("syntax help"), &[]),
+            None,
+            "no whole-word match"
         );
     }
 
