@@ -226,19 +226,6 @@ impl StaticModel {
         Ok(enc.get_ids().to_vec())
     }
 
-    /// The general tokenizer's ids, for checking the fast path against it.
-    #[doc(hidden)]
-    pub fn reference_ids(&self, text: &str) -> Option<Vec<u32>> {
-        self.tokenizer
-            .encode_fast(text, false)
-            .ok()
-            .map(|e| e.get_ids().to_vec())
-    }
-
-    pub fn uses_fast_tokenizer(&self) -> bool {
-        self.fast.is_some()
-    }
-
     /// Mean of the token rows, L2-normalised; all zeros when no token is known to the model.
     pub fn embed(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
         let text = match text.char_indices().nth(self.max_chars) {

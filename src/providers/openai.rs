@@ -74,6 +74,41 @@ pub(crate) fn endpoint(
     Ok((url, headers))
 }
 
+/// The client's request as the provider receives it, serialised straight from the borrowed
+/// request: `model` replaced, `metadata` dropped unless stored, `stream` / `stream_options` set
+/// for the call. Building it as a JSON value first would copy every message on each request.
+struct UpstreamBody<'a> {
+    call: &'a Call<'a>,
+    stream: Option<bool>,
+    /// Replaces the client's `stream_options` when usage must be asked for.
+    stream_options: Option<Value>,
+    metadata: bool,
+}
+
+impl serde::Serialize for UpstreamBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let req = self.call.request;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("model", self.call.model)?;
+        m.serialize_entry("messages", &req.messages)?;
+        for (k, v) in &req.extra {
+            let replaced = (k == "stream_options" && self.stream_options.is_some())
+                || (k == "metadata" && !self.metadata);
+            if !replaced {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        if let Some(st) = self.stream {
+            m.serialize_entry("stream", &st)?;
+        }
+        if let Some(o) = &self.stream_options {
+            m.serialize_entry("stream_options", o)?;
+        }
+        m.end()
+    }
+}
+
 impl OpenAiProvider {
     pub fn new(name: &str, cfg: &ProviderConfig, http: reqwest::Client) -> Result<Self, String> {
         let (url, headers) = endpoint(name, cfg, "chat/completions")?;
@@ -86,32 +121,25 @@ impl OpenAiProvider {
         })
     }
 
-    fn body(&self, call: &Call<'_>, stream: bool) -> Value {
-        let mut map = call.request.extra.clone();
-        if !forwards_metadata(call.request) {
-            map.shift_remove("metadata");
+    fn body<'a>(&self, call: &'a Call<'a>, stream: bool) -> UpstreamBody<'a> {
+        let stream_options = (stream && call.stream_usage && self.stream_usage).then(|| {
+            let mut opts = match call.request.extra.get("stream_options") {
+                Some(Value::Object(o)) => o.clone(),
+                _ => serde_json::Map::new(),
+            };
+            opts.insert("include_usage".into(), Value::Bool(true));
+            Value::Object(opts)
+        });
+        UpstreamBody {
+            call,
+            stream: if stream {
+                Some(true)
+            } else {
+                call.request.stream.map(|_| false)
+            },
+            stream_options,
+            metadata: forwards_metadata(call.request),
         }
-        let mut body = serde_json::Map::with_capacity(map.len() + 3);
-        body.insert("model".into(), Value::String(call.model.to_string()));
-        body.insert(
-            "messages".into(),
-            serde_json::to_value(&call.request.messages).unwrap_or(Value::Array(vec![])),
-        );
-        body.extend(map);
-        if stream {
-            body.insert("stream".into(), Value::Bool(true));
-            if call.stream_usage && self.stream_usage {
-                let opts = body
-                    .entry("stream_options")
-                    .or_insert_with(|| serde_json::json!({}));
-                if let Some(o) = opts.as_object_mut() {
-                    o.insert("include_usage".into(), Value::Bool(true));
-                }
-            }
-        } else if call.request.stream.is_some() {
-            body.insert("stream".into(), Value::Bool(false));
-        }
-        Value::Object(body)
     }
 
     pub async fn chat(&self, call: &Call<'_>) -> Result<ChatResponse, ProviderError> {

@@ -80,7 +80,6 @@ struct ScopeIndex {
 pub struct Rules {
     rules: Vec<Rule>,
     scopes: [ScopeIndex; 3],
-    uses_tokens: bool,
 }
 
 impl ScopeIndex {
@@ -220,11 +219,7 @@ impl Rules {
         if uses_tokens {
             super::tokens::prewarm();
         }
-        Ok(Rules {
-            rules,
-            scopes,
-            uses_tokens,
-        })
+        Ok(Rules { rules, scopes })
     }
 
     pub fn len(&self) -> usize {
@@ -233,10 +228,6 @@ impl Rules {
 
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
-    }
-
-    pub fn uses_tokens(&self) -> bool {
-        self.uses_tokens
     }
 
     pub fn first_match(&self, facts: &Facts<'_>) -> Option<&Rule> {
