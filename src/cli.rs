@@ -192,7 +192,7 @@ async fn check(path: &Path) -> ExitCode {
     println!("  tiers");
     for (name, t) in &c.tiers {
         let models: Vec<&str> = t.models.iter().map(|m| m.value.as_str()).collect();
-        let fb = c.fallbacks.get(name).map(|f| {
+        let fb = c.fallbacks.chains.get(name).map(|f| {
             f.iter()
                 .map(|t| t.value.as_str())
                 .collect::<Vec<_>>()

@@ -1,8 +1,10 @@
 //! The compiled form of one config: providers built, rules compiled, names indexed. A request takes
 //! an `Arc` of it at arrival and keeps it to the end, so a reload never changes a request midway.
 
-use crate::config::{Config, ConfigError, Price};
+use crate::config::{Config, ConfigError, Price, Strategy};
+use crate::dispatch::DispatchState;
 use crate::dispatch::cascade::Cascade;
+use crate::dispatch::policy::Policies;
 use crate::embed::Embedder;
 use crate::providers::Provider;
 use crate::redact::Redactor;
@@ -20,6 +22,9 @@ pub struct Model {
     pub provider_name: String,
     pub price: Price,
     pub context_window: Option<u64>,
+    pub weight: f64,
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
     pub max_output_tokens: Option<u32>,
     pub stream_usage: bool,
     /// Limit to the full answer, or to the first chunk of a stream.
@@ -38,7 +43,13 @@ pub struct Gateway {
     pub models: HashMap<Arc<str>, Arc<Model>>,
     /// Tier → its models, in the order they are tried.
     pub tiers: BTreeMap<Arc<str>, Vec<Arc<Model>>>,
+    pub strategies: HashMap<Arc<str>, Strategy>,
     pub fallbacks: HashMap<String, Vec<Arc<str>>>,
+    /// Tier → tiers for prompts too long for it.
+    pub context_fallbacks: HashMap<String, Vec<Arc<str>>>,
+    pub policies: Policies,
+    /// Cooldowns, usage and load: carried over from the previous gateway on reload.
+    pub dispatch: Arc<DispatchState>,
     pub redactor: Redactor,
     /// Layer 3, when the table has a `routing.cascade`.
     pub cascade: Option<Cascade>,
@@ -80,6 +91,9 @@ impl Gateway {
                 provider_name: m.provider.value.clone(),
                 price: m.price,
                 context_window: m.context_window,
+                weight: m.weight,
+                rpm: m.rpm,
+                tpm: m.tpm,
                 max_output_tokens: m.max_output_tokens,
                 stream_usage: pc.stream_usage,
                 timeout: pc
@@ -105,15 +119,22 @@ impl Gateway {
                 .collect::<Result<Vec<_>, _>>()?;
             tiers.insert(Arc::from(name.as_str()), list);
         }
-        let fallbacks = config
-            .fallbacks
+        let chains = |m: &BTreeMap<String, Vec<serde_saphyr::Spanned<String>>>| {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.iter().map(|t| Arc::from(t.value.as_str())).collect(),
+                    )
+                })
+                .collect::<HashMap<String, Vec<Arc<str>>>>()
+        };
+        let fallbacks = chains(&config.fallbacks.chains);
+        let context_fallbacks = chains(&config.fallbacks.context_window);
+        let strategies = config
+            .tiers
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.iter().map(|t| Arc::from(t.value.as_str())).collect(),
-                )
-            })
+            .map(|(k, t)| (Arc::from(k.as_str()), t.strategy))
             .collect();
         let semantic = match &config.routing.semantic {
             Some(sc) => {
@@ -134,7 +155,11 @@ impl Gateway {
             api_keys: config.server.api_keys.iter().map(|k| k.0.clone()).collect(),
             models,
             tiers,
+            strategies,
             fallbacks,
+            context_fallbacks,
+            policies: Policies::new(&config.reliability),
+            dispatch: Arc::default(),
             config,
         })
     }
@@ -147,6 +172,12 @@ impl Gateway {
         Gateway::build(config, http, base_dir)
             .await
             .map_err(|message| ConfigError::whole_file(&path.display().to_string(), message))
+    }
+
+    /// Keeps the previous config's deployment state (cooldowns, usage, load), so a reload neither
+    /// forgives a failing deployment nor forgets this minute's usage.
+    pub fn inherit(&mut self, previous: &Gateway) {
+        self.dispatch = previous.dispatch.clone();
     }
 
     pub fn auth_required(&self) -> bool {

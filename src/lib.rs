@@ -12,4 +12,5 @@ pub mod providers;
 pub mod redact;
 pub mod routing;
 pub mod server;
+pub mod state;
 pub mod telemetry;

@@ -425,7 +425,14 @@ async fn bad_input_gets_openai_shaped_4xx() {
 
 #[tokio::test]
 async fn provider_errors_map_to_matching_status_and_never_leak_the_key() {
-    let (mock, gw) = setup().await;
+    let mock = Mock::start().await;
+    // One call per case, and no cooldown carried from one case to the next: this test is about
+    // how each answer is mapped (retries and cooldowns are tested in tests/reliability.rs).
+    let yaml = format!(
+        "{}reliability:\n  retries: 0\n  policies:\n    authentication: {{ retries: 0, cooldown: false }}\n    not_found: {{ retries: 0, cooldown: false }}\n    rate_limit: {{ cooldown: false }}\n",
+        config_yaml(&mock.url(), "")
+    );
+    let gw = Gateway::start(&yaml).await;
     let err_body = |msg: String, code: &str| json!({"error": {"message": msg, "type": "invalid_request_error", "param": null, "code": code}});
     let cases = [
         (
@@ -549,7 +556,13 @@ async fn provider_errors_map_to_matching_status_and_never_leak_the_key() {
 
 #[tokio::test]
 async fn retryable_failures_fall_back_to_the_next_tier_and_client_errors_do_not() {
-    let (mock, gw) = setup().await;
+    let mock = Mock::start().await;
+    // Without retries within the tier, the first server error moves the request on.
+    let gw = Gateway::start(&format!(
+        "{}reliability: {{ retries: 0 }}\n",
+        config_yaml(&mock.url(), "")
+    ))
+    .await;
     mock.on(
         "cheap-up",
         Reply::Json {

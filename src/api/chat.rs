@@ -42,10 +42,17 @@ pub async fn completions(
     };
     rec.decided(&decision);
     rec.stream = req.is_stream();
-    let candidates = dispatch::plan(&gw, &decision);
+    let fallback = !headers::flag(&headers, &headers::NO_FALLBACK);
+    let Some(plan) = dispatch::plan(&gw, &decision, fallback) else {
+        return fail(
+            &mut rec,
+            ApiError::not_found(format!("The model `{}` is not configured.", req.model))
+                .with_code("model_not_found"),
+        );
+    };
 
     if req.is_stream() {
-        let (result, outcome) = dispatch::chat_stream(&req, &candidates).await;
+        let (result, outcome) = dispatch::chat_stream(&gw, &req, &plan).await;
         rec.dispatched(&outcome);
         return match result {
             Ok((first, rest)) => {
@@ -72,8 +79,8 @@ pub async fn completions(
     }
 
     let (result, outcome) = match (&gw.cascade, &decision.cascade_to) {
-        (Some(c), Some(_)) => c.chat(&gw, &req).await,
-        _ => dispatch::chat(&req, &candidates).await,
+        (Some(c), Some(_)) => c.chat(&gw, &req, fallback).await,
+        _ => dispatch::chat(&gw, &req, &plan).await,
     };
     rec.dispatched(&outcome);
     let mut resp = match result {
@@ -133,6 +140,12 @@ fn decorate(
             set(headers::MODEL, &c.model.name);
         }
         None => set(headers::TIER, &d.tier),
+    }
+    if let Some(o) = outcome {
+        set(headers::ATTEMPTS, &o.attempts.to_string());
+        if !o.walked.is_empty() {
+            set(headers::FALLBACKS, &o.chain());
+        }
     }
     if let Some(c) = outcome.and_then(|o| o.cascade.as_ref()) {
         let value = match c.reason {

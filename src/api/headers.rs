@@ -9,3 +9,16 @@ pub const ROUTE: HeaderName = HeaderName::from_static("x-switchyard-route");
 /// `accepted`, `escalated:<reason>` or `capped:<reason>` for cascaded requests.
 pub const CASCADE: HeaderName = HeaderName::from_static("x-switchyard-cascade");
 pub const OVERHEAD_MS: HeaderName = HeaderName::from_static("x-switchyard-overhead-ms");
+/// Upstream calls the request made (retries, fallbacks and cascade escalation included).
+pub const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
+/// The tiers the request went through, `budget->mid` after a fallback or escalation.
+pub const FALLBACKS: HeaderName = HeaderName::from_static("x-switchyard-fallbacks");
+/// Request header: `true` keeps the request on the tier it was routed to.
+pub const NO_FALLBACK: HeaderName = HeaderName::from_static("x-switchyard-no-fallback");
+
+/// A boolean request header: `true`, `1` or `yes`, in any case.
+pub fn flag(h: &http::HeaderMap, name: &HeaderName) -> bool {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+}

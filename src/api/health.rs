@@ -25,6 +25,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    super::admin::refresh_gauges(&state).await;
     let mut resp = state.metrics().render().into_response();
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,

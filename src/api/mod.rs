@@ -1,5 +1,6 @@
 //! The HTTP surface: OpenAI-compatible routes (with and without the `/v1` prefix), health, metrics.
 
+mod admin;
 mod auth;
 mod chat;
 mod error;
@@ -35,6 +36,7 @@ struct Shared {
     gateway: ArcSwap<Gateway>,
     metrics: Metrics,
     draining: AtomicBool,
+    fallback_alert: crate::telemetry::FallbackAlert,
 }
 
 impl AppState {
@@ -44,6 +46,7 @@ impl AppState {
                 gateway: ArcSwap::from_pointee(gateway),
                 metrics,
                 draining: AtomicBool::new(false),
+                fallback_alert: Default::default(),
             }),
         }
     }
@@ -52,12 +55,21 @@ impl AppState {
         self.inner.gateway.load_full()
     }
 
-    pub fn swap_gateway(&self, gateway: Gateway) {
+    pub fn swap_gateway(&self, mut gateway: Gateway) {
+        gateway.inherit(&self.inner.gateway.load());
         self.inner.gateway.store(Arc::new(gateway));
     }
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Counts one dispatched request toward `alerts.fallback_rate`, when the config sets it.
+    pub fn fallback_alert(&self, fell_back: bool) {
+        let gw = self.inner.gateway.load();
+        if let Some(cfg) = &gw.config.alerts.fallback_rate {
+            self.inner.fallback_alert.record(cfg, fell_back);
+        }
     }
 
     /// Readiness turns false once shutdown begins, so a load balancer stops sending new traffic.
@@ -79,9 +91,16 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::layer,
         ));
+    let admin = Router::new()
+        .route("/admin/deployments", get(admin::deployments))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::layer,
+        ));
     Router::new()
         .nest("/v1", api.clone())
         .merge(api)
+        .merge(admin)
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))

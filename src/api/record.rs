@@ -81,27 +81,20 @@ impl Record {
         }
         // A cascade escalation is a routing decision, counted in switchyard_cascade_total; only
         // hops forced by failures count as fallbacks (they drive the fallback-rate alert).
-        let cascade_hop = o
-            .cascade
-            .as_ref()
-            .filter(|c| c.outcome == "escalated")
-            .map(|c| (c.from.clone(), c.to.clone()));
-        let mut from = self.decision.as_ref().map(|d| d.tier.clone());
-        for to in &o.fallbacks {
-            let is_cascade = cascade_hop
-                .as_ref()
-                .is_some_and(|(cf, ct)| Some(cf) == from.as_ref() && ct == to);
-            if let Some(f) = from.as_ref().filter(|_| !is_cascade) {
-                let reason = o
-                    .failures
-                    .iter()
-                    .rev()
-                    .find(|x| &x.tier == f)
-                    .map_or("unknown", |x| x.kind.as_str());
-                m.fallbacks.with_label_values(&[f, to, reason]).inc();
-            }
-            from = Some(to.clone());
+        for h in &o.hops {
+            m.fallbacks
+                .with_label_values(&[&h.from, &h.to, h.reason])
+                .inc();
         }
+        for (deployment, kind) in &o.retries {
+            m.retries
+                .with_label_values(&[deployment, kind.as_str()])
+                .inc();
+        }
+        for (deployment, class) in &o.cooldowns {
+            m.cooldowns.with_label_values(&[&**deployment, class]).inc();
+        }
+        self.state.fallback_alert(!o.hops.is_empty());
         if let Some(c) = &o.cascade {
             m.cascade
                 .with_label_values(&[&c.from, &c.to, c.outcome, c.reason.unwrap_or("none")])
@@ -123,13 +116,14 @@ impl Record {
     }
 
     /// A stream broke after its first byte: the status was already sent, so this is where it shows.
-    pub fn stream_failed(&self, class: &str) {
+    pub fn stream_failed(&self, class: &str, cooled: Option<&'static str>) {
         let model = self.model.as_deref().unwrap_or("none");
-        self.state
-            .metrics()
-            .stream_errors
-            .with_label_values(&[model, class])
-            .inc();
+        let m = self.state.metrics();
+        m.stream_errors.with_label_values(&[model, class]).inc();
+        m.provider_errors.with_label_values(&[model, class]).inc();
+        if let Some(c) = cooled {
+            m.cooldowns.with_label_values(&[model, c]).inc();
+        }
     }
 
     pub fn finish(&mut self, status: u16, error: Option<&str>) {

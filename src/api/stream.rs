@@ -73,7 +73,11 @@ pub fn respond(
                 }
                 Some(Err(e)) => {
                     st.done = true;
-                    let event = st.fail(&e);
+                    let cooled = match st.rec.model.clone() {
+                        Some(d) => crate::dispatch::report_stream_failure(&st.gw, &d, &e).await,
+                        None => None,
+                    };
+                    let event = st.fail(&e, cooled.map(|c| c.class));
                     return Some((Ok(event), st));
                 }
                 None => {
@@ -131,7 +135,7 @@ impl State {
 
     /// The stream broke after bytes were sent: the status is already 200, so the error travels as
     /// an event in OpenAI's error shape, which the SDKs raise as an exception.
-    fn fail(&mut self, e: &ProviderError) -> Bytes {
+    fn fail(&mut self, e: &ProviderError, cooled: Option<&'static str>) -> Bytes {
         let model = self.rec.model.clone().unwrap_or_else(|| "upstream".into());
         let kind = match e.kind {
             ErrorKind::RateLimit => "rate_limit_error",
@@ -153,7 +157,7 @@ impl State {
             ErrorKind::RateLimit => 429,
             _ => 502,
         };
-        self.rec.stream_failed(e.kind.as_str());
+        self.rec.stream_failed(e.kind.as_str(), cooled);
         self.rec.finish(status, Some(&body.error.message));
         let mut buf = b"data: ".to_vec();
         if serde_json::to_writer(&mut buf, &body).is_err() {

@@ -8,12 +8,14 @@
 mod duration;
 mod env;
 mod error;
+mod reliability;
 mod schema;
 mod validate;
 
 pub use duration::Dur;
 pub use env::{EnvString, interpolate};
 pub use error::ConfigError;
+pub use reliability::*;
 pub use schema::*;
 
 use std::path::Path;

@@ -3,6 +3,7 @@
 
 use super::duration::Dur;
 use super::env::EnvString;
+use super::reliability::{AlertsConfig, Fallbacks, ReliabilityConfig, Strategy};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
@@ -16,10 +17,14 @@ pub struct Config {
     pub models: Vec<ModelConfig>,
     pub tiers: BTreeMap<String, TierConfig>,
     pub routing: RoutingConfig,
-    /// Tier → ordered list of tiers to try when every model of the tier failed with an error that a
-    /// different deployment might not have (rate limit, timeout, server error).
+    /// Tier → ordered list of tiers to try when the tier failed with an error whose policy allows a
+    /// fallback (rate limit, timeout, server error by default), plus the context-window chains.
     #[serde(default)]
-    pub fallbacks: BTreeMap<String, Vec<Spanned<String>>>,
+    pub fallbacks: Fallbacks,
+    #[serde(default)]
+    pub reliability: ReliabilityConfig,
+    #[serde(default)]
+    pub alerts: AlertsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -114,6 +119,10 @@ fn yes() -> bool {
     true
 }
 
+fn default_weight() -> f64 {
+    1.0
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimulateConfig {
@@ -162,6 +171,15 @@ pub struct ModelConfig {
     pub price: Price,
     #[serde(default)]
     pub context_window: Option<u64>,
+    /// Share of the tier's traffic under the `weighted` strategy, relative to the other deployments.
+    #[serde(default = "default_weight")]
+    pub weight: f64,
+    /// Requests per minute this deployment may take (the provider's limit for the key).
+    #[serde(default)]
+    pub rpm: Option<u64>,
+    /// Tokens per minute (prompt estimate plus reported output).
+    #[serde(default)]
+    pub tpm: Option<u64>,
     /// Anthropic requires `max_tokens`; this is sent when the client gives none.
     #[serde(default)]
     pub max_output_tokens: Option<u32>,
@@ -182,8 +200,10 @@ pub struct Price {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TierConfig {
-    /// Models tried in order; the next one is tried when one fails with a retryable error.
+    /// The tier's deployments: models entries, each one provider + model + key.
     pub models: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub strategy: Strategy,
     #[serde(default)]
     pub description: Option<String>,
 }

@@ -1,6 +1,7 @@
 //! Cross-reference checks that serde cannot express.
 
 use super::error::ConfigError;
+use super::reliability::{CONTEXT_WINDOW_KEY, Strategy};
 use super::schema::{Condition, Config, EmbedderKind, EscalateOn, ProviderKind};
 use serde_saphyr::{Location, Spanned};
 use std::collections::HashSet;
@@ -480,24 +481,133 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
         }
     }
 
-    for (from, chain) in &c.fallbacks {
-        if !c.tiers.contains_key(from) {
-            return Err(ck.key(
-                "fallbacks",
-                from,
-                format!("fallbacks.{from}"),
-                format!("unknown tier `{from}` (defined: {})", list(c.tiers.keys())),
-            ));
-        }
-        for (i, to) in chain.iter().enumerate() {
-            tier_check(to, format!("fallbacks.{from}[{i}]"))?;
-            if &to.value == from {
-                return Err(ck.spanned(
-                    to,
-                    format!("fallbacks.{from}[{i}]"),
-                    format!("tier `{from}` cannot fall back to itself"),
+    let check_chains = |section: &str,
+                        chains: &std::collections::BTreeMap<String, Vec<Spanned<String>>>|
+     -> Result<(), ConfigError> {
+        for (from, chain) in chains {
+            if !c.tiers.contains_key(from) {
+                return Err(ck.key(
+                    "fallbacks",
+                    from,
+                    format!("{section}.{from}"),
+                    format!("unknown tier `{from}` (defined: {})", list(c.tiers.keys())),
                 ));
             }
+            for (i, to) in chain.iter().enumerate() {
+                tier_check(to, format!("{section}.{from}[{i}]"))?;
+                if &to.value == from {
+                    return Err(ck.spanned(
+                        to,
+                        format!("{section}.{from}[{i}]"),
+                        format!("tier `{from}` cannot fall back to itself"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    };
+    check_chains("fallbacks", &c.fallbacks.chains)?;
+    check_chains("fallbacks.context_window", &c.fallbacks.context_window)?;
+    if c.tiers.contains_key(CONTEXT_WINDOW_KEY) && !c.fallbacks.context_window.is_empty() {
+        return Err(ck.key(
+            "tiers",
+            CONTEXT_WINDOW_KEY,
+            format!("tiers.{CONTEXT_WINDOW_KEY}"),
+            "`context_window` under `fallbacks:` names the context-window chains, so a tier of that name is ambiguous; rename the tier".into(),
+        ));
+    }
+    check_deployments(c, &ck)?;
+    check_reliability(c, &ck)?;
+    Ok(())
+}
+
+/// Balancing inputs: a weight of 0 everywhere would leave a tier nothing to pick.
+fn check_deployments(c: &Config, ck: &Checker<'_>) -> Result<(), ConfigError> {
+    for (i, m) in c.models.iter().enumerate() {
+        let path = format!("models[{i}]");
+        if !m.weight.is_finite() || m.weight < 0.0 {
+            return Err(ck.at(
+                m.provider.referenced,
+                format!("{path}.weight"),
+                format!("weight {} must be a non-negative number", m.weight),
+            ));
+        }
+        for (what, v) in [("rpm", m.rpm), ("tpm", m.tpm)] {
+            if v == Some(0) {
+                return Err(ck.at(
+                    m.provider.referenced,
+                    format!("{path}.{what}"),
+                    format!("{what} must be at least 1 (leave it out for no limit)"),
+                ));
+            }
+        }
+    }
+    for (name, t) in &c.tiers {
+        let weights: f64 = t
+            .models
+            .iter()
+            .filter_map(|m| c.model(&m.value))
+            .map(|m| m.weight)
+            .sum();
+        if t.strategy == Strategy::Weighted && weights <= 0.0 {
+            return Err(ck.key(
+                "tiers",
+                name,
+                format!("tiers.{name}.strategy"),
+                "every deployment of this tier has weight 0, so the weighted strategy could pick none".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_reliability(c: &Config, ck: &Checker<'_>) -> Result<(), ConfigError> {
+    let r = &c.reliability;
+    let bad = |key: &str, message: &str| {
+        ck.key(
+            "reliability",
+            key,
+            format!("reliability.{key}"),
+            message.into(),
+        )
+    };
+    if r.max_attempts == 0 {
+        return Err(bad("max_attempts", "must be at least 1"));
+    }
+    if r.backoff.initial.0 > r.backoff.max.0 {
+        return Err(bad(
+            "backoff",
+            "backoff.initial must not exceed backoff.max",
+        ));
+    }
+    let cd = &r.cooldown;
+    if cd.window.0.is_zero() {
+        return Err(bad("cooldown", "cooldown.window must be longer than 0"));
+    }
+    if let Some(ratio) = cd.failure_ratio {
+        if !(ratio > 0.0 && ratio <= 1.0) {
+            return Err(bad(
+                "cooldown",
+                &format!("cooldown.failure_ratio {ratio} must be within (0, 1]"),
+            ));
+        }
+    }
+    if let Some(a) = &c.alerts.fallback_rate {
+        if !(a.max.is_finite() && (0.0..=1.0).contains(&a.max)) {
+            return Err(ck.key(
+                "alerts",
+                "fallback_rate",
+                "alerts.fallback_rate.max".into(),
+                format!("{} must be a share between 0 and 1 (0.03 for 3 %)", a.max),
+            ));
+        }
+        if a.window.0.is_zero() {
+            return Err(ck.key(
+                "alerts",
+                "fallback_rate",
+                "alerts.fallback_rate.window".into(),
+                "must be longer than 0".into(),
+            ));
         }
     }
     Ok(())

@@ -3,12 +3,12 @@
 //! cascaded requests escalated, the cheap answers are kept (and a metric and log line say so),
 //! because a cascade that always escalates costs more than routing to the premium tier directly.
 
-use super::window::SlidingRate;
-use super::{Outcome, candidates, chat as dispatch_chat, judge, verdict};
+use super::{Outcome, Plan, chat as dispatch_chat, judge, verdict};
 use crate::config::{CascadeConfig, EscalateOn};
 use crate::gateway::{Gateway, Model};
 use crate::openai::ChatRequest;
 use crate::providers::{ChatResponse, ProviderError};
+use crate::state::window::SlidingRate;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -80,10 +80,13 @@ impl Cascade {
         }
     }
 
+    /// `fallback` is false when the client disabled fallbacks: the escalation still happens (it is
+    /// a routing decision), but neither tier falls back further.
     pub async fn chat(
         &self,
         gw: &Gateway,
         req: &ChatRequest,
+        fallback: bool,
     ) -> (Result<ChatResponse, ProviderError>, Outcome) {
         // Log-probs are requested for judging when the client did not ask for them, and removed
         // from the answer again before it is returned.
@@ -98,11 +101,11 @@ impl Cascade {
         } else {
             req
         };
-        let cheap = candidates(gw, &self.from, None, false);
-        let (result, mut out) = dispatch_chat(cheap_req, &cheap).await;
+        let cheap = Plan::tier(gw, self.from.clone(), false);
+        let (result, mut out) = dispatch_chat(gw, cheap_req, &cheap).await;
 
         let reason = match &result {
-            Err(e) if e.kind.is_retryable() && self.on(EscalateOn::Error) => {
+            Err(e) if gw.policies.for_kind(e.kind).fallback && self.on(EscalateOn::Error) => {
                 Some(EscalateOn::Error)
             }
             // No bigger model fixes a bad request or a refusal by policy: return it as it is.
@@ -145,16 +148,11 @@ impl Cascade {
             tracing::info!(from = %self.from, to = %self.to, "cascade escalation rate is back under the cap");
         }
         self.record(now, true);
-        let premium = candidates(gw, &self.to, None, true);
-        let (result, more) = dispatch_chat(req, &premium).await;
-        out.attempts += more.attempts;
-        out.upstream += more.upstream;
-        out.failures.extend(more.failures);
-        if more.served.is_some() {
-            out.served = more.served;
-        }
-        out.fallbacks.push(self.to.clone());
-        out.fallbacks.extend(more.fallbacks);
+        let mut premium = Plan::tier(gw, self.to.clone(), fallback);
+        // The escalation shares the request's attempt budget, but always gets its one call.
+        premium.budget = premium.budget.saturating_sub(out.attempts).max(1);
+        let (result, more) = dispatch_chat(gw, req, &premium).await;
+        out.absorb(more);
         out.cascade = Some(step("escalated", Some(reason)));
         (result, out)
     }

@@ -1,23 +1,36 @@
-//! Turning a routing decision into upstream calls: the tier's models in order, then its fallback
-//! tiers, moving on only for errors another deployment might not have. A bad request or a
-//! content-policy refusal is returned at once: no bigger model fixes it, it would only cost more.
+//! Turning a routing decision into upstream calls. Within a tier: a balancing strategy picks a
+//! deployment the circuit breaker admits, and a failure is retried on another healthy deployment
+//! (with backoff when only the same one is left) as its class's policy allows. Across tiers: the
+//! fallback chain, or the separate context-window chain, up to `max_fallbacks` hops. One attempt
+//! budget covers it all. A bad request or a content-policy refusal is returned at once by default:
+//! no bigger model fixes it, it would only cost more.
 
+pub mod balance;
 pub mod cascade;
+mod fit;
 mod judge;
+pub mod policy;
 mod verdict;
-mod window;
 
 use crate::gateway::{Gateway, Model};
 use crate::openai::ChatRequest;
 use crate::providers::{Call, ChatResponse, ChunkStream, ErrorKind, ProviderError};
 use crate::routing::Decision;
+use crate::state::{Admission, CallResult, Cooled, StateStore};
+use balance::Loads;
+use fit::Estimate;
 use futures_util::StreamExt;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How many tiers a request may walk through, the first included.
-pub const MAX_TIERS: usize = 3;
+/// What outlives one config: breaker and usage state, and this replica's load per deployment.
+/// A reload hands it to the new gateway, so cooldowns survive it.
+#[derive(Default)]
+pub struct DispatchState {
+    pub store: StateStore,
+    pub loads: Loads,
+}
 
 #[derive(Clone)]
 pub struct Candidate {
@@ -31,133 +44,177 @@ pub struct Failure {
     pub kind: ErrorKind,
 }
 
+/// A move to another tier, and why.
+pub struct Hop {
+    pub from: Arc<str>,
+    pub to: Arc<str>,
+    /// The error class that forced it, or `cooldown` when no deployment of the tier was admitted.
+    pub reason: &'static str,
+}
+
 /// What happened on the way to an answer (or to the final error).
 #[derive(Default)]
 pub struct Outcome {
-    /// The candidate that answered, or the last one tried.
+    /// The deployment that answered, or the last one tried.
     pub served: Option<Candidate>,
+    /// Upstream calls made.
     pub attempts: u32,
-    /// Tiers entered after the first, in order.
-    pub fallbacks: Vec<Arc<str>>,
+    /// Tiers entered, in order, the first included (the cascade's escalation too).
+    pub walked: Vec<Arc<str>>,
+    /// Tier changes forced by failures (not cascade escalations).
+    pub hops: Vec<Hop>,
     pub failures: Vec<Failure>,
+    /// (deployment retried on, class of the failure that caused the retry).
+    pub retries: Vec<(Arc<str>, ErrorKind)>,
+    /// (deployment, class) for every cooldown this request started.
+    pub cooldowns: Vec<(Arc<str>, &'static str)>,
     /// Time spent waiting on providers (to the full answer, or to the first chunk of a stream).
     pub upstream: Duration,
     /// What the cascade did, when the request was cascaded.
     pub cascade: Option<cascade::Step>,
 }
 
-/// The ordered list of deployments a request may be sent to.
-pub fn plan(gw: &Gateway, decision: &Decision) -> Vec<Candidate> {
-    if let Some(name) = &decision.model {
-        // A client that names a model gets that model or an error, never a silent substitute.
-        return gw
-            .models
-            .get(name)
-            .map(|m| {
-                vec![Candidate {
-                    tier: decision.tier.clone(),
-                    model: m.clone(),
-                }]
-            })
-            .unwrap_or_default();
+impl Outcome {
+    /// `budget->mid`: the tiers this request actually went through.
+    pub fn chain(&self) -> String {
+        let names: Vec<&str> = self.walked.iter().map(|t| &**t).collect();
+        names.join("->")
     }
-    // A cascadable request that cannot be judged (a stream) still escalates to the cascade's tier
-    // first when the cheap tier fails before answering.
-    let first_fallback = decision.cascade_to.as_ref();
-    candidates(gw, &decision.tier, first_fallback, true)
+
+    pub(crate) fn absorb(&mut self, more: Outcome) {
+        self.attempts += more.attempts;
+        self.upstream += more.upstream;
+        self.failures.extend(more.failures);
+        self.retries.extend(more.retries);
+        self.cooldowns.extend(more.cooldowns);
+        self.hops.extend(more.hops);
+        for t in more.walked {
+            if self.walked.last() != Some(&t) {
+                self.walked.push(t);
+            }
+        }
+        if more.served.is_some() {
+            self.served = more.served;
+        }
+    }
 }
 
-/// The models of `tier`, then (with `fallbacks`) `extra` and the tier's fallback chain, at most
-/// `MAX_TIERS` tiers in all.
-pub fn candidates(
-    gw: &Gateway,
-    tier: &Arc<str>,
-    extra: Option<&Arc<str>>,
-    fallbacks: bool,
-) -> Vec<Candidate> {
-    let mut tiers: Vec<Arc<str>> = vec![tier.clone()];
-    if fallbacks {
-        if let Some(e) = extra.filter(|e| *e != tier) {
-            tiers.push(e.clone());
+/// Where one walk starts and how far it may go.
+#[derive(Clone)]
+pub struct Plan {
+    pub tier: Arc<str>,
+    /// Tried right after `tier`, before its fallback chain (a stream's cascade tier).
+    pub then: Option<Arc<str>>,
+    pub fallback: bool,
+    /// A model the client named: that deployment or an error, never a substitute.
+    pub pinned: Option<Arc<Model>>,
+    /// Upstream calls this walk may make.
+    pub budget: u32,
+}
+
+impl Plan {
+    pub fn tier(gw: &Gateway, tier: Arc<str>, fallback: bool) -> Plan {
+        Plan {
+            tier,
+            then: None,
+            fallback,
+            pinned: None,
+            budget: gw.policies.max_attempts,
         }
-        let mut i = 0;
-        while i < tiers.len() && tiers.len() < MAX_TIERS {
-            if let Some(next) = gw.fallbacks.get(&*tiers[i]) {
-                for t in next {
-                    if tiers.len() < MAX_TIERS && !tiers.contains(t) {
-                        tiers.push(t.clone());
-                    }
+    }
+}
+
+/// The walk for a routing decision. `fallback` is false when the client sent
+/// `x-switchyard-no-fallback: true`.
+pub fn plan(gw: &Gateway, decision: &Decision, fallback: bool) -> Option<Plan> {
+    let mut p = Plan::tier(gw, decision.tier.clone(), fallback);
+    if let Some(name) = &decision.model {
+        p.pinned = Some(gw.models.get(name)?.clone());
+        p.fallback = false;
+    } else {
+        // A cascadable request that cannot be judged (a stream) still escalates to the cascade's
+        // tier first when the cheap tier fails before answering.
+        p.then = decision.cascade_to.clone();
+    }
+    Some(p)
+}
+
+/// The tiers after `first`, in the order a failing request moves through them: `then`, then the
+/// fallback chains breadth-first.
+fn chain(gw: &Gateway, first: &Arc<str>, then: Option<&Arc<str>>) -> Vec<Arc<str>> {
+    let mut tiers: Vec<Arc<str>> = vec![first.clone()];
+    if let Some(t) = then.filter(|t| *t != first) {
+        tiers.push(t.clone());
+    }
+    let mut i = 0;
+    while i < tiers.len() {
+        if let Some(next) = gw.fallbacks.get(&*tiers[i]) {
+            for t in next {
+                if !tiers.contains(t) {
+                    tiers.push(t.clone());
                 }
             }
-            i += 1;
         }
+        i += 1;
     }
+    tiers.remove(0);
     tiers
-        .iter()
-        .flat_map(|t| {
-            gw.tiers.get(t).into_iter().flatten().map(|m| Candidate {
-                tier: t.clone(),
-                model: m.clone(),
-            })
-        })
-        .collect()
 }
 
-fn call<'a>(req: &'a ChatRequest, c: &'a Candidate) -> Call<'a> {
+fn call<'a>(req: &'a ChatRequest, m: &'a Model) -> Call<'a> {
     Call {
         request: req,
-        model: &c.model.upstream,
-        max_output_tokens: c.model.max_output_tokens,
-        stream_usage: c.model.stream_usage,
+        model: &m.upstream,
+        max_output_tokens: m.max_output_tokens,
+        stream_usage: m.stream_usage,
     }
 }
 
 impl Outcome {
-    fn start(&mut self, c: &Candidate) {
-        if let Some(prev) = &self.served {
-            if prev.tier != c.tier && !self.fallbacks.contains(&c.tier) {
-                self.fallbacks.push(c.tier.clone());
-            }
-        }
+    fn start(&mut self, tier: &Arc<str>, m: &Arc<Model>) {
         self.attempts += 1;
-        self.served = Some(c.clone());
+        self.served = Some(Candidate {
+            tier: tier.clone(),
+            model: m.clone(),
+        });
     }
 
-    fn failed(&mut self, c: &Candidate, e: &ProviderError) {
+    fn failed(&mut self, tier: &Arc<str>, m: &Model, e: &ProviderError) {
         self.failures.push(Failure {
-            tier: c.tier.clone(),
-            model: c.model.name.clone(),
+            tier: tier.clone(),
+            model: m.name.clone(),
             kind: e.kind,
         });
     }
 }
 
-fn no_candidates() -> ProviderError {
-    ProviderError::new(
-        ErrorKind::Server,
-        "no deployment is configured for this route",
-    )
-}
-
 pub async fn chat(
+    gw: &Gateway,
     req: &ChatRequest,
-    candidates: &[Candidate],
+    plan: &Plan,
 ) -> (Result<ChatResponse, ProviderError>, Outcome) {
-    walk(candidates, |c| async move {
-        c.model.provider.chat(&call(req, c)).await
+    walk(gw, req, plan, |m| async move {
+        let r = m.provider.chat(&call(req, &m)).await;
+        if let (Ok(resp), Some(_)) = (&r, m.tpm) {
+            // The prompt was counted when the call went out; the answer's tokens count now.
+            let output = resp.usage.map_or(0, |u| u.completion_tokens);
+            gw.dispatch.store.add_usage(&m.name, 0, output).await;
+        }
+        r
     })
     .await
 }
 
-/// Like [`chat`], but a candidate counts as answering only once its first chunk arrived: a failure
-/// before the first byte moves on to the next candidate exactly as a failed non-streaming call does.
+/// Like [`chat`], but a deployment counts as answering only once its first chunk arrived: a
+/// failure before the first byte is retried or falls back exactly as a failed non-streaming call.
 pub async fn chat_stream(
+    gw: &Gateway,
     req: &ChatRequest,
-    candidates: &[Candidate],
+    plan: &Plan,
 ) -> (Result<(Value, ChunkStream), ProviderError>, Outcome) {
-    walk(candidates, |c| async move {
+    walk(gw, req, plan, |m| async move {
         let first = async {
-            let mut stream = c.model.provider.chat_stream(&call(req, c)).await?;
+            let mut stream = m.provider.chat_stream(&call(req, &m)).await?;
             match stream.next().await {
                 Some(Ok(first)) => Ok((first, stream)),
                 Some(Err(e)) => Err(e),
@@ -167,8 +224,8 @@ pub async fn chat_stream(
             }
         };
         // Until the first chunk nothing was sent to the client, so a slow start is still a
-        // failure that may fall back.
-        tokio::time::timeout(c.model.timeout, first)
+        // failure that may be retried elsewhere.
+        tokio::time::timeout(m.timeout, first)
             .await
             .unwrap_or_else(|_| {
                 Err(ProviderError::new(
@@ -180,34 +237,315 @@ pub async fn chat_stream(
     .await
 }
 
-/// Tries the candidates in order until one answers, moving on only after an error another
-/// deployment might not have; records every attempt in the outcome.
-async fn walk<'a, T, F, Fut>(
-    candidates: &'a [Candidate],
-    mut attempt: F,
-) -> (Result<T, ProviderError>, Outcome)
-where
-    F: FnMut(&'a Candidate) -> Fut,
-    Fut: std::future::Future<Output = Result<T, ProviderError>>,
-{
-    let mut out = Outcome::default();
-    let mut last = no_candidates();
-    for c in candidates {
-        out.start(c);
-        let t = Instant::now();
-        let r = attempt(c).await;
-        out.upstream += t.elapsed();
-        match r {
-            Ok(ok) => return (Ok(ok), out),
-            Err(e) => {
-                out.failed(c, &e);
-                let retry = e.kind.is_retryable();
-                last = e;
-                if !retry {
-                    break;
+/// A stream that broke after its first byte still counts against its deployment's health.
+pub async fn report_stream_failure(
+    gw: &Gateway,
+    deployment: &Arc<str>,
+    e: &ProviderError,
+) -> Option<Cooled> {
+    let p = gw.policies.for_kind(e.kind);
+    let cooled = gw
+        .dispatch
+        .store
+        .report(
+            deployment,
+            CallResult::Failure {
+                class: e.kind.as_str(),
+                mode: p.cooldown,
+                retry_after: e.retry_after,
+            },
+            false,
+            &gw.policies.breaker,
+        )
+        .await;
+    if let Some(c) = &cooled {
+        log_cooldown(deployment, c);
+    }
+    cooled
+}
+
+/// Marks a synthesized "every deployment is cooling" error so the fallback it causes is counted
+/// with reason `cooldown`.
+const COOLING_CODE: &str = "deployments_cooling_down";
+
+fn log_cooldown(deployment: &str, c: &Cooled) {
+    let secs = c.duration.as_secs_f64();
+    if c.class == ErrorKind::Auth.as_str() {
+        tracing::error!(
+            deployment,
+            class = c.class,
+            cooldown_s = secs,
+            "the provider rejected switchyard's credentials for this deployment; it is out of rotation until the key is fixed"
+        );
+    } else {
+        tracing::warn!(
+            deployment,
+            class = c.class,
+            cooldown_s = secs,
+            "deployment cooled down"
+        );
+    }
+}
+
+/// The result of looking for a deployment to call.
+enum Pick {
+    Chosen(Arc<Model>, bool),
+    /// None admitted; the soonest one frees up after this long (if known).
+    None(Option<Duration>),
+}
+
+async fn pick(
+    gw: &Gateway,
+    tier: &str,
+    pool: &[Arc<Model>],
+    tried: &[Arc<str>],
+    est: &Estimate<'_>,
+) -> Pick {
+    let ds = &gw.dispatch;
+    let strategy = gw.strategies.get(tier).copied().unwrap_or_default();
+    // Untried deployments first; once all were tried, a retry may go back to one of them.
+    let untried: Vec<Arc<Model>> = pool
+        .iter()
+        .filter(|m| !tried.contains(&m.name))
+        .cloned()
+        .collect();
+    let pool = if untried.is_empty() {
+        pool.to_vec()
+    } else {
+        untried
+    };
+    let mut headroom = std::collections::HashMap::new();
+    if strategy == crate::config::Strategy::Usage {
+        for m in &pool {
+            let h = usage_headroom(&ds.store, m, 0).await;
+            headroom.insert(m.name.clone(), h);
+        }
+    }
+    let ranked = balance::rank(strategy, &pool, &ds.loads, |m| {
+        headroom.get(&m.name).copied().unwrap_or(1.0)
+    });
+    let mut soonest: Option<Duration> = None;
+    let mut sooner = |d: Duration| soonest = Some(soonest.map_or(d, |s| s.min(d)));
+    for m in ranked {
+        let tokens = if m.tpm.is_some() {
+            est.prompt_tokens()
+        } else {
+            0
+        };
+        if m.rpm.is_some() || m.tpm.is_some() {
+            let u = ds.store.usage(&m.name).await;
+            let over_rpm = m.rpm.is_some_and(|l| u.requests >= l);
+            // A prompt bigger than the whole tpm limit could never go; let it try once a minute
+            // starts rather than never.
+            let over_tpm = m.tpm.is_some_and(|l| u.tokens > 0 && u.tokens + tokens > l);
+            if over_rpm || over_tpm {
+                sooner(u.resets_in);
+                continue;
+            }
+        }
+        match ds.store.admit(&m.name, &gw.policies.breaker).await {
+            Admission::No(wait) => sooner(wait),
+            a => {
+                if m.rpm.is_some() || m.tpm.is_some() {
+                    ds.store.add_usage(&m.name, 1, tokens).await;
                 }
+                return Pick::Chosen(m, a == Admission::Probe);
             }
         }
     }
-    (Err(last), out)
+    Pick::None(soonest)
+}
+
+/// Share of the deployment's rpm/tpm limits left this minute; 1.0 for a deployment without limits.
+async fn usage_headroom(store: &StateStore, m: &Model, _tokens: u64) -> f64 {
+    if m.rpm.is_none() && m.tpm.is_none() {
+        return 1.0;
+    }
+    let u = store.usage(&m.name).await;
+    let left = |used: u64, limit: Option<u64>| {
+        limit.map_or(1.0, |l| 1.0 - (used as f64 / l as f64).min(1.0))
+    };
+    left(u.requests, m.rpm).min(left(u.tokens, m.tpm))
+}
+
+/// Walks the plan: deployments of the tier as the strategy and breakers allow, retries as each
+/// class's policy allows, then the next tier, until an answer, a failure that may not go further,
+/// or the end of the attempt budget.
+async fn walk<T, F, Fut>(
+    gw: &Gateway,
+    req: &ChatRequest,
+    plan: &Plan,
+    mut attempt: F,
+) -> (Result<T, ProviderError>, Outcome)
+where
+    F: FnMut(Arc<Model>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ProviderError>>,
+{
+    let pol = &gw.policies;
+    let ds = &gw.dispatch;
+    let est = Estimate::new(req);
+    let mut out = Outcome::default();
+    let next_tiers = if plan.fallback {
+        chain(gw, &plan.tier, plan.then.as_ref())
+    } else {
+        Vec::new()
+    };
+    let mut tier = plan.tier.clone();
+    let mut hops = 0u32;
+    loop {
+        out.walked.push(tier.clone());
+        let pool: Vec<Arc<Model>> = match &plan.pinned {
+            Some(m) => vec![m.clone()],
+            None => gw.tiers.get(&tier).cloned().unwrap_or_default(),
+        };
+        let fitting: Vec<Arc<Model>> = pool.iter().filter(|m| est.fits(m)).cloned().collect();
+        let can_hop = |hops: u32, visited: &[Arc<str>]| {
+            plan.fallback
+                && hops < pol.max_fallbacks
+                && next_tiers.iter().any(|t| !visited.contains(t))
+        };
+
+        let mut tried: Vec<Arc<str>> = Vec::new();
+        let mut retries = 0u32;
+        let mut waited = false;
+        let mut err: Option<ProviderError> = None;
+        while !fitting.is_empty() && out.attempts < plan.budget {
+            let (m, probe) = match pick(gw, &tier, &fitting, &tried, &est).await {
+                Pick::Chosen(m, probe) => (m, probe),
+                Pick::None(soonest) => {
+                    // Nothing admitted now. A short wait beats failing the request when the
+                    // policy still allows a retry here and no other tier can take it.
+                    let retry_left = err
+                        .as_ref()
+                        .is_none_or(|e| pol.for_kind(e.kind).retries > retries);
+                    match soonest.filter(|w| *w <= pol.max_retry_wait) {
+                        Some(wait) if retry_left && !waited && !can_hop(hops, &out.walked) => {
+                            waited = true;
+                            tokio::time::sleep(wait).await;
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    if err.is_none() {
+                        err = Some(cooling(&tier, soonest));
+                    }
+                    break;
+                }
+            };
+            if let Some(e) = &err {
+                out.retries.push((m.name.clone(), e.kind));
+                if tried.last() == Some(&m.name) {
+                    let mut wait = pol.backoff(retries);
+                    if let Some(ra) = e.retry_after.filter(|ra| *ra <= pol.max_retry_wait) {
+                        wait = wait.max(ra);
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            out.start(&tier, &m);
+            let load = ds.loads.get(&m.name);
+            let in_flight = load.enter();
+            let t = Instant::now();
+            let r = attempt(m.clone()).await;
+            let took = t.elapsed();
+            drop(in_flight);
+            out.upstream += took;
+            match r {
+                Ok(v) => {
+                    load.observe(took);
+                    ds.store
+                        .report(&m.name, CallResult::Success, probe, &pol.breaker)
+                        .await;
+                    return (Ok(v), out);
+                }
+                Err(e) => {
+                    let p = pol.for_kind(e.kind);
+                    out.failed(&tier, &m, &e);
+                    let result = CallResult::Failure {
+                        class: e.kind.as_str(),
+                        mode: p.cooldown,
+                        retry_after: e.retry_after,
+                    };
+                    if let Some(c) = ds.store.report(&m.name, result, probe, &pol.breaker).await {
+                        log_cooldown(&m.name, &c);
+                        out.cooldowns.push((m.name.clone(), c.class));
+                    }
+                    tried.push(m.name.clone());
+                    let retry = p.retries > retries;
+                    err = Some(e);
+                    if !retry {
+                        break;
+                    }
+                    retries += 1;
+                }
+            }
+        }
+        let err = match err {
+            Some(e) => e,
+            None if fitting.is_empty() => too_long(&tier, &pool, &est),
+            None => budget_spent(plan.budget),
+        };
+        if out.attempts >= plan.budget || !plan.fallback || hops >= pol.max_fallbacks {
+            return (Err(err), out);
+        }
+        let p = pol.for_kind(err.kind);
+        let next = if err.kind == ErrorKind::ContextWindow {
+            // A prompt too long for this tier needs a bigger window, not the ordinary chain.
+            gw.context_fallbacks
+                .get(&*tier)
+                .and_then(|c| c.iter().find(|t| !out.walked.contains(t)).cloned())
+        } else {
+            next_tiers.iter().find(|t| !out.walked.contains(t)).cloned()
+        };
+        let Some(next) = next.filter(|_| p.fallback) else {
+            return (Err(err), out);
+        };
+        let reason = if err.code.as_deref() == Some(COOLING_CODE) {
+            "cooldown"
+        } else {
+            err.kind.as_str()
+        };
+        out.hops.push(Hop {
+            from: tier.clone(),
+            to: next.clone(),
+            reason,
+        });
+        hops += 1;
+        tier = next;
+    }
+}
+
+fn cooling(tier: &str, soonest: Option<Duration>) -> ProviderError {
+    let mut e = ProviderError::new(
+        ErrorKind::Server,
+        format!(
+            "every deployment of tier `{tier}` is cooling down after failures; try again later"
+        ),
+    );
+    e.status = Some(503);
+    e.code = Some(COOLING_CODE.into());
+    e.retry_after = soonest;
+    e
+}
+
+fn too_long(tier: &str, pool: &[Arc<Model>], est: &Estimate<'_>) -> ProviderError {
+    let largest = pool.iter().filter_map(|m| m.context_window).max();
+    let mut e = ProviderError::new(
+        ErrorKind::ContextWindow,
+        format!(
+            "the prompt (about {} tokens) does not fit the context window of any deployment of tier `{tier}` (largest: {} tokens)",
+            est.prompt_tokens(),
+            largest.map_or_else(|| "unknown".into(), |l| l.to_string())
+        ),
+    );
+    e.code = Some("context_length_exceeded".into());
+    e.param = Some("messages".into());
+    e
+}
+
+fn budget_spent(budget: u32) -> ProviderError {
+    ProviderError::new(
+        ErrorKind::Server,
+        format!("the request used its whole attempt budget ({budget} calls) without an answer"),
+    )
 }

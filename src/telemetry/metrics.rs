@@ -3,8 +3,8 @@
 //! from request content, so cardinality is bounded by the routing table.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -20,6 +20,9 @@ pub struct Metrics {
     pub cascade: IntCounterVec,
     pub provider_errors: IntCounterVec,
     pub fallbacks: IntCounterVec,
+    pub retries: IntCounterVec,
+    pub cooldowns: IntCounterVec,
+    pub deployment_healthy: IntGaugeVec,
     pub config_reloads: IntCounterVec,
     pub stream_errors: IntCounterVec,
 }
@@ -120,6 +123,24 @@ impl Metrics {
             "Requests moved to another tier, by the tier left, the tier entered and the error class.",
             &["from_tier", "to_tier", "reason"],
         )?;
+        let retries = counter(
+            "switchyard_retries_total",
+            "Retries within a tier, by the deployment the retry went to and the error class that caused it.",
+            &["deployment", "class"],
+        )?;
+        let cooldowns = counter(
+            "switchyard_deployment_cooldowns_total",
+            "Times a deployment was taken out of rotation (circuit opened), by the error class that did it.",
+            &["deployment", "class"],
+        )?;
+        let deployment_healthy = IntGaugeVec::new(
+            Opts::new(
+                "switchyard_deployment_healthy",
+                "1 while a deployment takes traffic, 0 while it cools down or waits on its probe.",
+            ),
+            &["deployment"],
+        )?;
+        registry.register(Box::new(deployment_healthy.clone()))?;
         let config_reloads = counter(
             "switchyard_config_reloads_total",
             "Config reload attempts, by result (success or failure).",
@@ -143,6 +164,9 @@ impl Metrics {
             cascade,
             provider_errors,
             fallbacks,
+            retries,
+            cooldowns,
+            deployment_healthy,
             config_reloads,
             stream_errors,
         })

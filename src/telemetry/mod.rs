@@ -1,7 +1,9 @@
 //! Prometheus metrics and log setup.
 
+mod alerts;
 mod metrics;
 
+pub use alerts::FallbackAlert;
 pub use metrics::Metrics;
 
 use tracing_subscriber::EnvFilter;

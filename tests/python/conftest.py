@@ -428,6 +428,15 @@ routing:
 fallbacks:
   cheap: [strong]
   edge: [strong]
+
+# One upstream call per scripted answer and no state carried between tests: these tests check what
+# the SDK sees for each answer. Retries and cooldowns have their own suite (tests/reliability.rs).
+reliability:
+  retries: 0
+  policies:
+    authentication: {{ retries: 0 }}
+    not_found: {{ retries: 0 }}
+  cooldown: {{ enabled: false }}
 """
     path = directory / ("switchyard-auth.yaml" if api_keys else "switchyard.yaml")
     path.write_text(text)

@@ -14,9 +14,13 @@ pub struct SlidingRate {
 
 impl SlidingRate {
     pub fn new(window: Duration) -> Self {
+        Self::starting(Instant::now(), window)
+    }
+
+    pub fn starting(start: Instant, window: Duration) -> Self {
         let bucket = (window / BUCKETS as u32).max(Duration::from_millis(1));
         SlidingRate {
-            start: Instant::now(),
+            start,
             bucket,
             slots: [(u64::MAX, 0, 0); BUCKETS],
         }
