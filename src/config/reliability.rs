@@ -308,3 +308,47 @@ fn default_alert_window() -> Dur {
 fn default_alert_min_requests() -> u64 {
     20
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    const BASE: &str = "providers: {p: {kind: simulated}}\nmodels: [{name: m, provider: p}]\ntiers: {t: {models: [m]}, u: {models: [m]}}\nrouting: {default: t}\n";
+
+    fn error(extra: &str) -> String {
+        match Config::from_yaml(&format!("{BASE}{extra}"), "table.yaml") {
+            Ok(_) => panic!("accepted: {extra}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn bad_reliability_settings_name_file_line_and_key() {
+        let e = error("reliability:\n  max_attempts: 0\n");
+        assert!(e.contains("table.yaml:6"), "{e}");
+        assert!(e.contains("reliability.max_attempts"), "{e}");
+        let e = error("reliability:\n  policies:\n    rate_limits: {retries: 1}\n");
+        assert!(e.contains("table.yaml:7"), "{e}");
+        assert!(e.contains("rate_limits"), "{e}");
+        let e = error("reliability:\n  policies:\n    timeout: {cooldown: sometimes}\n");
+        assert!(e.contains("immediate"), "{e}");
+        let e = error("fallbacks:\n  context_window:\n    t: [nope]\n");
+        assert!(e.contains("table.yaml:7"), "{e}");
+        assert!(e.contains("fallbacks.context_window.t[0]"), "{e}");
+        let e = error("alerts:\n  fallback_rate: {max: 3}\n");
+        assert!(e.contains("alerts.fallback_rate.max"), "{e}");
+        let e = error("reliability:\n  cooldown: {failure_ratio: 1.5}\n");
+        assert!(e.contains("failure_ratio"), "{e}");
+    }
+
+    #[test]
+    fn fallbacks_keep_chains_and_context_window_apart() {
+        let c = Config::from_yaml(
+            &format!("{BASE}fallbacks:\n  t: [u]\n  context_window: {{t: [u]}}\n"),
+            "table.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.fallbacks.chains.len(), 1);
+        assert_eq!(c.fallbacks.context_window["t"][0].value, "u");
+    }
+}

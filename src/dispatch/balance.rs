@@ -132,3 +132,70 @@ pub fn rank(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::gateway::Gateway;
+
+    async fn models(weights: &[f64]) -> Vec<Arc<Model>> {
+        let list: Vec<String> = weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| format!("{{name: m{i}, provider: p, weight: {w}}}"))
+            .collect();
+        let names: Vec<String> = (0..weights.len()).map(|i| format!("m{i}")).collect();
+        let yaml = format!(
+            "providers: {{p: {{kind: simulated}}}}\nmodels: [{}]\ntiers: {{t: {{models: [{}]}}}}\nrouting: {{default: t}}\n",
+            list.join(", "),
+            names.join(", ")
+        );
+        let c = Config::from_yaml(&yaml, "t.yaml").unwrap();
+        let gw = Gateway::build(c, &reqwest::Client::new(), std::path::Path::new("."))
+            .await
+            .unwrap();
+        gw.tiers["t"].clone()
+    }
+
+    #[tokio::test]
+    async fn weighted_order_follows_weights() {
+        let pool = models(&[3.0, 1.0, 0.0]).await;
+        let loads = Loads::default();
+        let mut first = [0u32; 3];
+        for _ in 0..4000 {
+            let r = rank(Strategy::Weighted, &pool, &loads, |_| 1.0);
+            let i = pool.iter().position(|m| m.name == r[0].name).unwrap();
+            first[i] += 1;
+            // A zero weight only ever comes last.
+            assert_eq!(r[2].name.as_ref(), "m2");
+        }
+        let share = f64::from(first[0]) / 4000.0;
+        assert!((0.70..0.80).contains(&share), "{first:?}");
+    }
+
+    #[tokio::test]
+    async fn least_in_flight_and_latency_prefer_the_idle_and_the_fast() {
+        let pool = models(&[1.0, 1.0]).await;
+        let loads = Loads::default();
+        let _busy = loads.get(&pool[0].name).enter();
+        for _ in 0..50 {
+            let r = rank(Strategy::LeastInFlight, &pool, &loads, |_| 1.0);
+            assert_eq!(r[0].name, pool[1].name);
+        }
+        drop(_busy);
+        loads.get(&pool[0].name).observe(Duration::from_millis(5));
+        loads.get(&pool[1].name).observe(Duration::from_millis(200));
+        for _ in 0..50 {
+            let r = rank(Strategy::Latency, &pool, &loads, |_| 1.0);
+            assert_eq!(r[0].name, pool[0].name);
+        }
+        // Usage: the most headroom first.
+        for _ in 0..50 {
+            let r = rank(Strategy::Usage, &pool, &loads, |m| {
+                if m.name == pool[1].name { 0.9 } else { 0.1 }
+            });
+            assert_eq!(r[0].name, pool[1].name);
+        }
+    }
+}

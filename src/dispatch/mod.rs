@@ -290,8 +290,13 @@ fn log_cooldown(deployment: &str, c: &Cooled) {
 /// The result of looking for a deployment to call.
 enum Pick {
     Chosen(Arc<Model>, bool),
-    /// None admitted; the soonest one frees up after this long (if known).
-    None(Option<Duration>),
+    /// None admitted; the soonest one frees up after this long (if known). `may_fall_back` is
+    /// false when every deployment was taken out by a failure whose policy forbids a fallback
+    /// (a rejected key must not turn into premium traffic just because its breaker is open).
+    None {
+        soonest: Option<Duration>,
+        may_fall_back: bool,
+    },
 }
 
 async fn pick(
@@ -325,7 +330,13 @@ async fn pick(
         headroom.get(&m.name).copied().unwrap_or(1.0)
     });
     let mut soonest: Option<Duration> = None;
-    let mut sooner = |d: Duration| soonest = Some(soonest.map_or(d, |s| s.min(d)));
+    let mut may_fall_back = false;
+    let mut sooner = |d: Duration, class: Option<&str>| {
+        soonest = Some(soonest.map_or(d, |s| s.min(d)));
+        may_fall_back |= class
+            .and_then(ErrorKind::parse)
+            .is_none_or(|k| gw.policies.for_kind(k).fallback);
+    };
     for m in ranked {
         let tokens = if m.tpm.is_some() {
             est.prompt_tokens()
@@ -339,12 +350,12 @@ async fn pick(
             // starts rather than never.
             let over_tpm = m.tpm.is_some_and(|l| u.tokens > 0 && u.tokens + tokens > l);
             if over_rpm || over_tpm {
-                sooner(u.resets_in);
+                sooner(u.resets_in, None);
                 continue;
             }
         }
         match ds.store.admit(&m.name, &gw.policies.breaker).await {
-            Admission::No(wait) => sooner(wait),
+            Admission::No(wait, class) => sooner(wait, class),
             a => {
                 if m.rpm.is_some() || m.tpm.is_some() {
                     ds.store.add_usage(&m.name, 1, tokens).await;
@@ -353,7 +364,10 @@ async fn pick(
             }
         }
     }
-    Pick::None(soonest)
+    Pick::None {
+        soonest,
+        may_fall_back,
+    }
 }
 
 /// Share of the deployment's rpm/tpm limits left this minute; 1.0 for a deployment without limits.
@@ -409,10 +423,15 @@ where
         let mut retries = 0u32;
         let mut waited = false;
         let mut err: Option<ProviderError> = None;
+        let mut cooled_may_fall_back = true;
         while !fitting.is_empty() && out.attempts < plan.budget {
             let (m, probe) = match pick(gw, &tier, &fitting, &tried, &est).await {
                 Pick::Chosen(m, probe) => (m, probe),
-                Pick::None(soonest) => {
+                Pick::None {
+                    soonest,
+                    may_fall_back,
+                } => {
+                    cooled_may_fall_back = may_fall_back;
                     // Nothing admitted now. A short wait beats failing the request when the
                     // policy still allows a retry here and no other tier can take it.
                     let retry_left = err
@@ -488,7 +507,12 @@ where
         if out.attempts >= plan.budget || !plan.fallback || hops >= pol.max_fallbacks {
             return (Err(err), out);
         }
-        let p = pol.for_kind(err.kind);
+        let cooled = err.code.as_deref() == Some(COOLING_CODE);
+        let may_fall_back = if cooled {
+            cooled_may_fall_back
+        } else {
+            pol.for_kind(err.kind).fallback
+        };
         let next = if err.kind == ErrorKind::ContextWindow {
             // A prompt too long for this tier needs a bigger window, not the ordinary chain.
             gw.context_fallbacks
@@ -497,10 +521,10 @@ where
         } else {
             next_tiers.iter().find(|t| !out.walked.contains(t)).cloned()
         };
-        let Some(next) = next.filter(|_| p.fallback) else {
+        let Some(next) = next.filter(|_| may_fall_back) else {
             return (Err(err), out);
         };
-        let reason = if err.code.as_deref() == Some(COOLING_CODE) {
+        let reason = if cooled {
             "cooldown"
         } else {
             err.kind.as_str()

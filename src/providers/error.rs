@@ -44,6 +44,24 @@ impl ErrorKind {
         )
     }
 
+    /// The inverse of [`ErrorKind::as_str`].
+    pub fn parse(s: &str) -> Option<ErrorKind> {
+        [
+            ErrorKind::RateLimit,
+            ErrorKind::Timeout,
+            ErrorKind::Server,
+            ErrorKind::Connect,
+            ErrorKind::InvalidResponse,
+            ErrorKind::ContextWindow,
+            ErrorKind::ContentPolicy,
+            ErrorKind::Auth,
+            ErrorKind::BadRequest,
+            ErrorKind::NotFound,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::RateLimit => "rate_limit",

@@ -43,8 +43,9 @@ pub enum Admission {
     Yes,
     /// Yes, as the single probe after a cooldown: its result closes or reopens the breaker.
     Probe,
-    /// Cooling down (or another request is probing); try again after this long.
-    No(Duration),
+    /// Cooling down (or another request is probing); try again after this long. The class is the
+    /// failure that opened the breaker.
+    No(Duration, Option<&'static str>),
 }
 
 /// How one call ended, as far as the deployment's health is concerned.
@@ -134,13 +135,16 @@ impl Breaker {
     pub fn admit(&mut self, now: Instant, s: &Settings) -> Admission {
         match self.status(now, s) {
             Status::Healthy => Admission::Yes,
-            Status::Cooling { remaining } => Admission::No(remaining),
+            Status::Cooling { remaining } => Admission::No(remaining, self.last_class),
             Status::Probing => {
                 let since = match self.phase {
                     Phase::HalfOpen { since } => since,
                     _ => now,
                 };
-                Admission::No(Self::probe_timeout(s).saturating_sub(now.duration_since(since)))
+                Admission::No(
+                    Self::probe_timeout(s).saturating_sub(now.duration_since(since)),
+                    self.last_class,
+                )
             }
             Status::ProbeReady => {
                 self.phase = Phase::HalfOpen { since: now };
@@ -266,12 +270,12 @@ mod tests {
         );
         assert_eq!(
             b.admit(t + Duration::from_secs(10), &s),
-            Admission::No(Duration::from_secs(20))
+            Admission::No(Duration::from_secs(20), Some("server_error"))
         );
         let later = t + Duration::from_secs(31);
         assert_eq!(b.admit(later, &s), Admission::Probe);
         // While the probe is out, nobody else goes.
-        assert!(matches!(b.admit(later, &s), Admission::No(_)));
+        assert!(matches!(b.admit(later, &s), Admission::No(..)));
         // A failed probe reopens for the full duration.
         assert!(
             b.report(later, fail(CoolingMode::Count), true, &s)

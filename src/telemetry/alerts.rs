@@ -70,3 +70,31 @@ impl FallbackAlert {
             .unwrap_or(false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Dur;
+
+    #[test]
+    fn fires_over_the_threshold_and_clears_under_it() {
+        let cfg = RateAlert {
+            max: 0.1,
+            window: Dur::from_secs(300),
+            min_requests: 10,
+        };
+        let a = FallbackAlert::default();
+        for _ in 0..8 {
+            a.record(&cfg, true);
+        }
+        assert!(!a.firing(), "too few requests to judge");
+        for _ in 0..2 {
+            a.record(&cfg, false);
+        }
+        assert!(a.firing());
+        for _ in 0..100 {
+            a.record(&cfg, false);
+        }
+        assert!(!a.firing());
+    }
+}

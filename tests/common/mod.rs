@@ -25,6 +25,7 @@ pub struct Recorded {
     pub query: Option<String>,
     pub headers: http::HeaderMap,
     pub body: Value,
+    pub at: Instant,
 }
 
 /// What the mock answers.
@@ -44,6 +45,14 @@ pub enum Reply {
         events: Vec<String>,
         gate: Option<(usize, Arc<Notify>)>,
     },
+    /// Never answers (a provider that hangs past every timeout).
+    Hang,
+    /// Status 200, then the connection breaks before any body arrives.
+    Reset,
+    /// A normal stream with a pause before every event.
+    SlowStream(Duration),
+    /// A normal stream that breaks off after `n` events, without `[DONE]`.
+    BrokenStream(usize),
 }
 
 #[derive(Default)]
@@ -54,6 +63,8 @@ pub struct MockState {
     /// Set when a streamed body was dropped before it finished (the client went away).
     pub stream_cancelled: Arc<AtomicBool>,
     pub stream_started: Arc<Notify>,
+    /// After this many requests (to any model), every request gets the reply.
+    sticky: Mutex<Option<(usize, Reply)>>,
 }
 
 pub struct Mock {
@@ -101,6 +112,20 @@ impl Mock {
             },
         );
         gate
+    }
+
+    /// From the `after`-th request on (counting those already received), every request gets
+    /// `reply`, scripted answers included: a deployment that starts failing and stays down.
+    pub fn fail_after(&self, after: usize, reply: Reply) {
+        *self.state.sticky.lock().unwrap() = Some((after, reply));
+    }
+
+    pub fn recover(&self) {
+        *self.state.sticky.lock().unwrap() = None;
+    }
+
+    pub fn calls(&self) -> usize {
+        self.state.requests.lock().unwrap().len()
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -174,14 +199,28 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
     let model = body["model"].as_str().unwrap_or("").to_string();
     let stream = body["stream"] == true;
     let with_usage = body["stream_options"]["include_usage"] == true;
-    state.requests.lock().unwrap().push(Recorded {
-        path,
-        query,
-        headers,
-        body,
-    });
+    let seen = {
+        let mut requests = state.requests.lock().unwrap();
+        requests.push(Recorded {
+            path,
+            query,
+            headers,
+            body,
+            at: Instant::now(),
+        });
+        requests.len()
+    };
+    let sticky = state
+        .sticky
+        .lock()
+        .unwrap()
+        .as_ref()
+        .filter(|(after, _)| seen > *after)
+        .map(|(_, r)| r.clone());
 
-    let reply = {
+    let reply = if let Some(r) = sticky {
+        r
+    } else {
         let mut script = state.script.lock().unwrap();
         script
             .get_mut(&model)
@@ -216,6 +255,47 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
             resp
         }
         Reply::Garbage(text) => (http::StatusCode::OK, text).into_response(),
+        Reply::Hang => {
+            std::future::pending::<()>().await;
+            unreachable!()
+        }
+        Reply::Reset => {
+            let broken = futures_util::stream::once(async {
+                Err::<Bytes, std::io::Error>(std::io::Error::other("connection reset"))
+            });
+            Response::builder()
+                .header("content-type", "application/json")
+                .body(Body::from_stream(broken))
+                .unwrap()
+        }
+        Reply::SlowStream(pause) => {
+            let events = stream_events(&model, with_usage);
+            let s = futures_util::stream::iter(events).then(move |ev| async move {
+                tokio::time::sleep(pause).await;
+                Ok::<Bytes, std::convert::Infallible>(Bytes::from(format!("data: {ev}\n\n")))
+            });
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(s))
+                .unwrap()
+        }
+        Reply::BrokenStream(n) => {
+            let events: Vec<String> = stream_events(&model, with_usage)
+                .into_iter()
+                .take(n)
+                .collect();
+            let s = futures_util::stream::iter(events)
+                .map(|ev| Ok::<Bytes, std::io::Error>(Bytes::from(format!("data: {ev}\n\n"))))
+                .chain(futures_util::stream::once(async {
+                    // The events are on the wire before the connection drops.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Err(std::io::Error::other("dropped mid-stream"))
+                }));
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(s))
+                .unwrap()
+        }
         Reply::Stream { events, gate } => {
             let started = state.stream_started.clone();
             let flag = CancelFlag(state.stream_cancelled.clone(), false);
@@ -374,6 +454,22 @@ pub fn spawn_stream(url: String, prompt: &str) -> tokio::task::JoinHandle<String
             Err(_) => String::new(),
         }
     })
+}
+
+/// A "provider" that accepts connections and resets them at once (SO_LINGER 0), before any byte
+/// of an answer: what a crashed or overloaded load balancer looks like.
+pub async fn reset_server() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            // A zero linger never blocks: close sends RST at once, which is the point here.
+            #[allow(deprecated)]
+            let _ = sock.set_linger(Some(Duration::ZERO));
+            drop(sock);
+        }
+    });
+    addr
 }
 
 /// Polls `f` until it returns true or the deadline passes.

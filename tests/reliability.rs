@@ -1,0 +1,725 @@
+//! Fault injection: each way a provider fails, against a tier of two deployments (two mock
+//! providers) that falls back to a premium tier (a third). For every fault the tests check what
+//! the client saw, how many calls each upstream received, which deployment was cooled down and for
+//! how long (`/admin/deployments`), and the metric deltas.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+struct Setup {
+    a: Mock,
+    b: Mock,
+    p: Mock,
+    gw: Gateway,
+}
+
+/// `budget` = deployments a1 (mock a) and b1 (mock b), tried in that order; `premium` = big
+/// (mock p). `extra` is appended to the YAML (reliability settings and such).
+async fn setup(strategy: &str, extra: &str) -> Setup {
+    let (a, b, p) = (
+        Mock::start().await,
+        Mock::start().await,
+        Mock::start().await,
+    );
+    let yaml = format!(
+        r#"
+server: {{ listen: "127.0.0.1:0" }}
+providers:
+  a: {{ kind: openai, base_url: "{}", api_key: "{PROVIDER_KEY}", timeout: 400ms, stream_idle_timeout: 300ms }}
+  b: {{ kind: openai, base_url: "{}", api_key: "{PROVIDER_KEY}", timeout: 400ms, stream_idle_timeout: 300ms }}
+  p: {{ kind: openai, base_url: "{}", api_key: "{PROVIDER_KEY}", timeout: 400ms }}
+models:
+  - {{ name: a1, provider: a, model: small }}
+  - {{ name: b1, provider: b, model: small }}
+  - {{ name: big, provider: p, model: large }}
+tiers:
+  budget: {{ models: [a1, b1], strategy: {strategy} }}
+  premium: {{ models: [big] }}
+routing:
+  default: budget
+fallbacks:
+  budget: [premium]
+{extra}
+"#,
+        a.url(),
+        b.url(),
+        p.url()
+    );
+    let gw = Gateway::start(&yaml).await;
+    Setup { a, b, p, gw }
+}
+
+const FAST_BACKOFF: &str = "reliability:\n  backoff: { initial: 5ms, max: 20ms }\n";
+
+impl Setup {
+    fn calls(&self) -> (usize, usize, usize) {
+        (self.a.calls(), self.b.calls(), self.p.calls())
+    }
+
+    async fn deployment(&self, name: &str) -> Value {
+        let all: Value = reqwest::get(self.gw.url("/admin/deployments"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        all["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["deployment"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no deployment {name} in {all}"))
+    }
+}
+
+fn error_reply(status: u16, message: &str, code: Option<&str>) -> Reply {
+    Reply::Json {
+        status,
+        body: json!({"error": {"message": message, "type": "invalid_request_error", "code": code}}),
+        headers: vec![],
+    }
+}
+
+fn header<'a>(resp: &'a reqwest::Response, name: &str) -> &'a str {
+    resp.headers().get(name).map_or("", |v| v.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_moves_to_the_other_deployment_and_cools_it_for_that_long() {
+    let s = setup("ordered", FAST_BACKOFF).await;
+    s.a.on(
+        "small",
+        Reply::Json {
+            status: 429,
+            body: json!({"error": {"message": "Rate limit reached", "code": "rate_limit_exceeded"}}),
+            headers: vec![("retry-after", "20".into())],
+        },
+    );
+    let resp = post(&s.gw, &chat_body("auto", "hello")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-switchyard-model"), "b1");
+    assert_eq!(header(&resp, "x-switchyard-attempts"), "2");
+    assert_eq!(header(&resp, "x-switchyard-fallbacks"), "budget");
+    assert_eq!(s.calls(), (1, 1, 0));
+
+    let a1 = s.deployment("a1").await;
+    assert_eq!(a1["state"], "cooling_down", "{a1}");
+    assert_eq!(a1["healthy"], false);
+    assert_eq!(a1["last_cooldown_class"], "rate_limit");
+    assert_eq!(a1["last_cooldown_ms"], 20000.0);
+    let left = a1["cooldown_remaining_ms"].as_f64().unwrap();
+    assert!(left > 15_000.0 && left <= 20_000.0, "{left}");
+    assert_eq!(s.deployment("b1").await["state"], "healthy");
+
+    // While a1 cools, the tier's traffic goes to b1 only, first try.
+    for _ in 0..3 {
+        let resp = post(&s.gw, &chat_body("auto", "hello")).await;
+        assert_eq!(header(&resp, "x-switchyard-model"), "b1");
+        assert_eq!(header(&resp, "x-switchyard-attempts"), "1");
+    }
+    assert_eq!(s.calls(), (1, 4, 0));
+
+    let text = s.gw.metrics().await;
+    let m = |series: &str| metric(&text, series);
+    assert_eq!(
+        m(r#"switchyard_retries_total{class="rate_limit",deployment="b1"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"switchyard_deployment_cooldowns_total{class="rate_limit",deployment="a1"}"#),
+        1.0
+    );
+    assert_eq!(m(r#"switchyard_deployment_healthy{deployment="a1"}"#), 0.0);
+    assert_eq!(m(r#"switchyard_deployment_healthy{deployment="b1"}"#), 1.0);
+    assert_eq!(
+        m(r#"switchyard_provider_errors_total{class="rate_limit",model="a1"}"#),
+        1.0
+    );
+    assert!(!text.contains("switchyard_fallbacks_total{"));
+}
+
+#[tokio::test]
+async fn server_errors_retry_in_the_tier_then_fall_back_and_cool_after_allowed_fails() {
+    let s = setup(
+        "ordered",
+        "reliability:\n  retries: 1\n  backoff: { initial: 5ms, max: 20ms }\n  cooldown: { allowed_fails: 1, duration: 30s }\n",
+    )
+    .await;
+    for _ in 0..2 {
+        s.a.on("small", error_reply(500, "boom", None));
+        s.b.on("small", error_reply(503, "busy", None));
+    }
+    let resp = post(&s.gw, &chat_body("auto", "hello")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-switchyard-model"), "big");
+    assert_eq!(header(&resp, "x-switchyard-tier"), "premium");
+    assert_eq!(header(&resp, "x-switchyard-attempts"), "3");
+    assert_eq!(header(&resp, "x-switchyard-fallbacks"), "budget->premium");
+    assert_eq!(s.calls(), (1, 1, 1));
+    assert_eq!(s.deployment("a1").await["state"], "healthy");
+
+    // The second failure of each is one more than allowed_fails: both cool down.
+    let resp = post(&s.gw, &chat_body("auto", "hello")).await;
+    assert_eq!(header(&resp, "x-switchyard-model"), "big");
+    assert_eq!(s.calls(), (2, 2, 2));
+    for d in ["a1", "b1"] {
+        let dep = s.deployment(d).await;
+        assert_eq!(dep["state"], "cooling_down", "{dep}");
+        assert_eq!(dep["last_cooldown_ms"], 30000.0);
+    }
+    assert_eq!(
+        s.deployment("a1").await["last_cooldown_class"],
+        "server_error"
+    );
+
+    // With the whole tier cooling, the request goes straight to premium: no budget call at all.
+    let resp = post(&s.gw, &chat_body("auto", "hello")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-switchyard-attempts"), "1");
+    assert_eq!(s.calls(), (2, 2, 3));
+
+    let text = s.gw.metrics().await;
+    let m = |series: &str| metric(&text, series);
+    assert_eq!(
+        m(
+            r#"switchyard_fallbacks_total{from_tier="budget",reason="server_error",to_tier="premium"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        m(r#"switchyard_fallbacks_total{from_tier="budget",reason="cooldown",to_tier="premium"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"switchyard_retries_total{class="server_error",deployment="b1"}"#),
+        2.0
+    );
+    assert_eq!(
+        m(r#"switchyard_deployment_cooldowns_total{class="server_error",deployment="a1"}"#),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_hung_provider_times_out_and_the_other_deployment_answers() {
+    let s = setup("ordered", FAST_BACKOFF).await;
+    s.a.on("small", Reply::Hang);
+    let resp = post(&s.gw, &chat_body("auto", "hello")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-switchyard-model"), "b1");
+    assert_eq!(s.calls(), (1, 1, 0));
+    let text = s.gw.metrics().await;
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_provider_errors_total{class="timeout",model="a1"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_retries_total{class="timeout",deployment="b1"}"#
+        ),
+        1.0
+    );
+    // One timeout is within allowed_fails: a1 keeps its place.
+    assert_eq!(s.deployment("a1").await["state"], "healthy");
+}
+
+#[tokio::test]
+async fn resets_and_malformed_answers_are_server_errors_retried_elsewhere() {
+    let s = setup("ordered", FAST_BACKOFF).await;
+    for (reply, class) in [
+        (Reply::Reset, "connection"),
+        (
+            Reply::Garbage("<html>502 Bad Gateway</html>"),
+            "invalid_response",
+        ),
+    ] {
+        s.a.on("small", reply);
+        let resp = post(&s.gw, &chat_body("auto", "hello")).await;
+        assert_eq!(resp.status(), 200, "{class}");
+        assert_eq!(header(&resp, "x-switchyard-model"), "b1");
+        let text = s.gw.metrics().await;
+        assert_eq!(
+            metric(
+                &text,
+                &format!(r#"switchyard_provider_errors_total{{class="{class}",model="a1"}}"#)
+            ),
+            1.0
+        );
+    }
+    assert_eq!(s.calls(), (2, 2, 0));
+
+    // A deployment whose every connection is reset before an answer, with nothing else left.
+    let dead = reset_server().await;
+    let p = Mock::start().await;
+    let yaml = format!(
+        "server: {{ listen: \"127.0.0.1:0\" }}\nproviders:\n  dead: {{ kind: openai, base_url: \"http://{dead}/v1\" }}\n  p: {{ kind: openai, base_url: \"{}\" }}\nmodels:\n  - {{ name: d1, provider: dead, model: small }}\n  - {{ name: big, provider: p, model: large }}\ntiers:\n  budget: {{ models: [d1] }}\n  premium: {{ models: [big] }}\nrouting: {{ default: budget }}\nfallbacks: {{ budget: [premium] }}\nreliability: {{ retries: 1, backoff: {{ initial: 5ms, max: 10ms }} }}\n",
+        p.url()
+    );
+    let gw = Gateway::start(&yaml).await;
+    let resp = post(&gw, &chat_body("auto", "hello")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-switchyard-attempts"), "3");
+    assert_eq!(header(&resp, "x-switchyard-fallbacks"), "budget->premium");
+    let text = gw.metrics().await;
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_fallbacks_total{from_tier="budget",reason="connection",to_tier="premium"}"#
+        ),
+        1.0
+    );
+    // Without the fallback, the client sees a 502 that names the deployment.
+    let resp = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .header("x-switchyard-no-fallback", "true")
+        .json(&chat_body("auto", "hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    let err: Value = resp.json().await.unwrap();
+    assert!(err["error"]["message"].as_str().unwrap().starts_with("d1:"));
+    assert_eq!(p.calls(), 1);
+}
+
+#[tokio::test]
+async fn content_policy_and_bad_requests_are_returned_at_once_and_cool_nothing() {
+    let s = setup("ordered", FAST_BACKOFF).await;
+    for _ in 0..5 {
+        s.a.on(
+            "small",
+            error_reply(400, "The response was filtered", Some("content_filter")),
+        );
+    }
+    for i in 0..5 {
+        let resp = post(&s.gw, &chat_body("auto", "hello")).await;
+        assert_eq!(resp.status(), 400);
+        assert_eq!(header(&resp, "x-switchyard-attempts"), "1");
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["error"]["code"], "content_policy_violation");
+        assert_eq!(s.calls(), (i + 1, 0, 0));
+    }
+    s.a.on(
+        "small",
+        error_reply(
+            400,
+            "Invalid value for 'temperature'",
+            Some("invalid_value"),
+        ),
+    );
+    let resp = post(&s.gw, &chat_body("auto", "hello")).await;
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "invalid_value");
+    assert_eq!(s.calls(), (6, 0, 0));
+    assert_eq!(s.deployment("a1").await["state"], "healthy");
+    let text = s.gw.metrics().await;
+    assert!(!text.contains("switchyard_retries_total{"));
+    assert!(!text.contains("switchyard_deployment_cooldowns_total{"));
+    assert!(!text.contains("switchyard_fallbacks_total{"));
+}
+
+#[tokio::test]
+async fn authentication_errors_cool_the_deployment_at_once_and_never_escalate() {
+    let s = setup("ordered", FAST_BACKOFF).await;
+    s.a.fail_after(
+        0,
+        error_reply(401, "Incorrect API key provided", Some("invalid_api_key")),
+    );
+    s.b.fail_after(
+        0,
+        error_reply(401, "Incorrect API key provided", Some("invalid_api_key")),
+    );
+    let resp = post(&s.gw, &chat_body("auto", "hello")).await;
+    assert_eq!(resp.status(), 401);
+    // One try on each deployment of the tier, none on the pricier one.
+    assert_eq!(s.calls(), (1, 1, 0));
+    for d in ["a1", "b1"] {
+        let dep = s.deployment(d).await;
+        assert_eq!(dep["state"], "cooling_down");
+        assert_eq!(dep["last_cooldown_class"], "authentication");
+    }
+    // The next request finds the tier cooling and says so, with a Retry-After.
+    let resp = post(&s.gw, &chat_body("auto", "hello")).await;
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().contains_key("retry-after"));
+    assert_eq!(s.calls(), (1, 1, 0));
+}
+
+#[tokio::test]
+async fn context_window_errors_take_their_own_chain_and_long_prompts_skip_small_windows() {
+    let (a, long, p) = (
+        Mock::start().await,
+        Mock::start().await,
+        Mock::start().await,
+    );
+    let yaml = format!(
+        r#"
+server: {{ listen: "127.0.0.1:0" }}
+providers:
+  a: {{ kind: openai, base_url: "{}" }}
+  l: {{ kind: openai, base_url: "{}" }}
+  p: {{ kind: openai, base_url: "{}" }}
+models:
+  - {{ name: a1, provider: a, model: small, context_window: 200 }}
+  - {{ name: wide, provider: l, model: wide, context_window: 1000000 }}
+  - {{ name: big, provider: p, model: large, context_window: 1000 }}
+tiers:
+  budget: {{ models: [a1] }}
+  long: {{ models: [wide] }}
+  premium: {{ models: [big] }}
+routing: {{ default: budget }}
+fallbacks:
+  budget: [premium]
+  context_window:
+    budget: [long]
+"#,
+        a.url(),
+        long.url(),
+        p.url()
+    );
+    let gw = Gateway::start(&yaml).await;
+    // The provider says the prompt is too long: the context-window chain, not the ordinary one.
+    a.on(
+        "small",
+        error_reply(
+            400,
+            "This model's maximum context length is 200 tokens",
+            Some("context_length_exceeded"),
+        ),
+    );
+    let resp = post(&gw, &chat_body("auto", "hello")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-switchyard-model"), "wide");
+    assert_eq!(header(&resp, "x-switchyard-fallbacks"), "budget->long");
+    assert_eq!((a.calls(), long.calls(), p.calls()), (1, 1, 0));
+
+    // A prompt that cannot fit a1's window is never sent to it.
+    let long_prompt = "lorem ipsum dolor sit amet ".repeat(100);
+    let resp = post(&gw, &chat_body("auto", &long_prompt)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-switchyard-model"), "wide");
+    assert_eq!(header(&resp, "x-switchyard-attempts"), "1");
+    assert_eq!((a.calls(), long.calls(), p.calls()), (1, 2, 0));
+    let text = gw.metrics().await;
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_fallbacks_total{from_tier="budget",reason="context_window",to_tier="long"}"#
+        ),
+        2.0
+    );
+
+    // Asked for by name, a deployment too small for the prompt is a 400 without any call.
+    let resp = post(&gw, &chat_body("a1", &long_prompt)).await;
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "context_length_exceeded");
+    assert_eq!(err["error"]["param"], "messages");
+    assert_eq!(a.calls(), 1);
+}
+
+#[tokio::test]
+async fn one_attempt_budget_covers_retries_and_fallbacks() {
+    let s = setup(
+        "ordered",
+        "reliability:\n  retries: 5\n  max_attempts: 3\n  backoff: { initial: 5ms, max: 10ms }\n  cooldown: { allowed_fails: 100 }\n",
+    )
+    .await;
+    for m in [&s.a, &s.b, &s.p] {
+        m.fail_after(0, error_reply(500, "boom", None));
+    }
+    let resp = post(&s.gw, &chat_body("auto", "hello")).await;
+    assert_eq!(resp.status(), 500);
+    assert_eq!(header(&resp, "x-switchyard-attempts"), "3");
+    let (a, b, p) = s.calls();
+    assert_eq!(a + b + p, 3, "{:?}", s.calls());
+
+    // max_fallbacks: 0 keeps every request on its tier.
+    let s = setup(
+        "ordered",
+        "reliability:\n  retries: 0\n  max_fallbacks: 0\n",
+    )
+    .await;
+    s.a.on("small", error_reply(500, "boom", None));
+    let resp = post(&s.gw, &chat_body("auto", "hello")).await;
+    assert_eq!(resp.status(), 500);
+    assert_eq!(s.calls(), (1, 0, 0));
+}
+
+#[tokio::test]
+async fn the_no_fallback_header_keeps_the_request_on_its_tier() {
+    let s = setup(
+        "ordered",
+        "reliability:\n  retries: 1\n  backoff: { initial: 5ms, max: 10ms }\n",
+    )
+    .await;
+    for m in [&s.a, &s.b] {
+        m.on("small", error_reply(503, "busy", None));
+    }
+    let resp = reqwest::Client::new()
+        .post(s.gw.url("/v1/chat/completions"))
+        .header("x-switchyard-no-fallback", "true")
+        .json(&chat_body("auto", "hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    // Retries within the tier still happen; the pricier tier is never called.
+    assert_eq!(header(&resp, "x-switchyard-attempts"), "2");
+    assert_eq!(header(&resp, "x-switchyard-fallbacks"), "budget");
+    assert_eq!(s.calls(), (1, 1, 0));
+}
+
+#[tokio::test]
+async fn a_cooled_deployment_gets_one_probe_after_its_cooldown() {
+    let s = setup(
+        "ordered",
+        "reliability:\n  retries: 1\n  backoff: { initial: 5ms, max: 10ms }\n  cooldown: { allowed_fails: 0, duration: 300ms }\n",
+    )
+    .await;
+    s.a.on("small", error_reply(500, "boom", None));
+    let resp = post(&s.gw, &chat_body("auto", "hello")).await;
+    assert_eq!(header(&resp, "x-switchyard-model"), "b1");
+    assert_eq!(s.deployment("a1").await["state"], "cooling_down");
+    // Poll until the cooldown is over: the deployment waits for its probe.
+    let start = std::time::Instant::now();
+    loop {
+        let state = s.deployment("a1").await["state"].clone();
+        if state == "half_open" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "still {state}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let resp = post(&s.gw, &chat_body("auto", "hello")).await;
+    assert_eq!(header(&resp, "x-switchyard-model"), "a1");
+    assert_eq!(s.deployment("a1").await["state"], "healthy");
+    assert_eq!(s.calls(), (2, 1, 0));
+}
+
+#[tokio::test]
+async fn streams_retry_before_the_first_byte_and_report_breaks_after_it() {
+    let s = setup("ordered", FAST_BACKOFF).await;
+    let stream = |prompt: &str| json!({"model": "auto", "stream": true, "messages": [{"role": "user", "content": prompt}]});
+
+    // Before the first byte: another deployment takes the stream.
+    s.a.on("small", error_reply(503, "busy", None));
+    let resp = post(&s.gw, &stream("hi")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-switchyard-model"), "b1");
+    assert_eq!(header(&resp, "x-switchyard-attempts"), "2");
+    let body = resp.text().await.unwrap();
+    assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+
+    // A slow stream within the idle timeout arrives whole.
+    s.a.on("small", Reply::SlowStream(Duration::from_millis(30)));
+    let body = post(&s.gw, &stream("hi")).await.text().await.unwrap();
+    assert!(body.contains("Hello") && body.ends_with("data: [DONE]\n\n"));
+
+    // After bytes were sent, a break ends the stream with an error event and no [DONE].
+    s.a.on("small", Reply::BrokenStream(2));
+    let resp = post(&s.gw, &stream("hi")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-switchyard-model"), "a1");
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("Hello"), "{body}");
+    assert!(body.contains(r#""error""#), "{body}");
+    assert!(!body.contains("[DONE]"));
+
+    // A stream that goes silent past the idle timeout ends the same way.
+    let _held = s.a.held_stream("small", 2);
+    let body = post(&s.gw, &stream("hi")).await.text().await.unwrap();
+    assert!(
+        body.contains(r#""error""#) && !body.contains("[DONE]"),
+        "{body}"
+    );
+
+    let text = s.gw.metrics().await;
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_stream_errors_total{class="connection",model="a1"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_stream_errors_total{class="timeout",model="a1"}"#
+        ),
+        1.0
+    );
+    assert_eq!(s.calls(), (4, 1, 0));
+}
+
+#[tokio::test]
+async fn two_hundred_in_flight_see_no_error_when_one_deployment_starts_failing() {
+    let s = setup(
+        "weighted",
+        "reliability:\n  retries: 2\n  backoff: { initial: 5ms, max: 20ms }\n  cooldown: { allowed_fails: 3, duration: 60s }\n",
+    )
+    .await;
+    // Deployment a answers its first 20 calls, then fails every call.
+    s.a.fail_after(20, error_reply(500, "boom", None));
+    let burst = |n: usize| {
+        let url = s.gw.url("/v1/chat/completions");
+        let client = reqwest::Client::new();
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let (url, client) = (url.clone(), client.clone());
+                tokio::spawn(async move {
+                    client
+                        .post(url)
+                        .json(&chat_body("auto", &format!("request {i}")))
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16())
+                        .unwrap_or(0)
+                })
+            })
+            .collect();
+        async move {
+            let mut statuses = Vec::new();
+            for t in tasks {
+                statuses.push(t.await.unwrap());
+            }
+            statuses
+        }
+    };
+    let statuses = burst(200).await;
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "client-visible errors: {:?}",
+        statuses.iter().filter(|s| **s != 200).collect::<Vec<_>>()
+    );
+    assert_eq!(s.p.calls(), 0, "no request needed the premium tier");
+    let a1 = s.deployment("a1").await;
+    assert_eq!(a1["state"], "cooling_down", "{a1}");
+    assert_eq!(a1["last_cooldown_class"], "server_error");
+
+    // During the cooldown, a's upstream receives nothing.
+    let a_before = s.a.calls();
+    let statuses = burst(200).await;
+    assert!(statuses.iter().all(|s| *s == 200));
+    assert_eq!(s.a.calls(), a_before, "traffic reached a cooled deployment");
+    let text = s.gw.metrics().await;
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_deployment_cooldowns_total{class="server_error",deployment="a1"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(&text, r#"switchyard_deployment_healthy{deployment="a1"}"#),
+        0.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_requests_total{model="b1",status="200",tier="budget"}"#
+        ) + metric(
+            &text,
+            r#"switchyard_requests_total{model="a1",status="200",tier="budget"}"#
+        ),
+        400.0
+    );
+}
+
+#[tokio::test]
+async fn balancing_strategies_spread_and_respect_limits() {
+    // Weighted with equal weights: both deployments take a fair share.
+    let s = setup("weighted", "").await;
+    for _ in 0..200 {
+        post(&s.gw, &chat_body("auto", "hello")).await;
+    }
+    let (a, b, _) = s.calls();
+    assert!(a > 60 && b > 60, "equal weights should split: {a}/{b}");
+
+    // Usage: rpm limits are headroom; a deployment at its limit is skipped until the minute ends.
+    let (a, b, p) = (
+        Mock::start().await,
+        Mock::start().await,
+        Mock::start().await,
+    );
+    let yaml = format!(
+        r#"
+server: {{ listen: "127.0.0.1:0" }}
+providers:
+  a: {{ kind: openai, base_url: "{}" }}
+  b: {{ kind: openai, base_url: "{}" }}
+  p: {{ kind: openai, base_url: "{}" }}
+models:
+  - {{ name: a1, provider: a, model: small, rpm: 3 }}
+  - {{ name: b1, provider: b, model: small, rpm: 2 }}
+  - {{ name: big, provider: p, model: large }}
+tiers:
+  budget: {{ models: [a1, b1], strategy: usage }}
+  premium: {{ models: [big] }}
+routing: {{ default: budget }}
+fallbacks: {{ budget: [premium] }}
+"#,
+        a.url(),
+        b.url(),
+        p.url()
+    );
+    let gw = Gateway::start(&yaml).await;
+    for _ in 0..6 {
+        assert_eq!(post(&gw, &chat_body("auto", "hi")).await.status(), 200);
+    }
+    assert_eq!((a.calls(), b.calls(), p.calls()), (3, 2, 1));
+    let all: Value = reqwest::get(gw.url("/admin/deployments"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let a1 = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["deployment"] == "a1")
+        .unwrap();
+    assert_eq!(a1["usage"]["requests_this_minute"], 3);
+    assert_eq!(a1["usage"]["rpm_limit"], 3);
+}
+
+#[tokio::test]
+async fn a_reload_keeps_cooldowns() {
+    let s = setup("ordered", FAST_BACKOFF).await;
+    s.a.on(
+        "small",
+        Reply::Json {
+            status: 429,
+            body: json!({"error": {"message": "slow down"}}),
+            headers: vec![("retry-after", "30".into())],
+        },
+    );
+    post(&s.gw, &chat_body("auto", "hello")).await;
+    assert_eq!(s.deployment("a1").await["state"], "cooling_down");
+    // Reload the same table: the cooled deployment stays out.
+    let gw = s.gw.state.gateway();
+    let again = switchyard::gateway::Gateway::build(
+        gw.config.clone(),
+        &switchyard::server::http_client(),
+        std::path::Path::new("."),
+    )
+    .await
+    .unwrap();
+    s.gw.state.swap_gateway(again);
+    assert_eq!(s.deployment("a1").await["state"], "cooling_down");
+    let resp = post(&s.gw, &chat_body("auto", "hello")).await;
+    assert_eq!(header(&resp, "x-switchyard-model"), "b1");
+    assert_eq!(s.calls(), (1, 2, 0));
+}
