@@ -198,14 +198,46 @@ async fn check(path: &Path) -> ExitCode {
                 .collect::<Vec<_>>()
                 .join(" → ")
         });
+        let strategy = if models.len() > 1 {
+            format!(" [{}]", t.strategy.as_str())
+        } else {
+            String::new()
+        };
+        let cw = c.fallbacks.context_window.get(name).map(|f| {
+            f.iter()
+                .map(|t| t.value.as_str())
+                .collect::<Vec<_>>()
+                .join(" → ")
+        });
         println!(
-            "    {:<12} {}{}",
+            "    {:<12} {}{}{}{}",
             name,
             models.join(", "),
+            strategy,
             fb.map(|f| format!("   (falls back to {f})"))
+                .unwrap_or_default(),
+            cw.map(|f| format!("   (too long: {f})"))
                 .unwrap_or_default()
         );
     }
+    let r = &c.reliability;
+    println!(
+        "  reliability {} attempt(s) per request, {} retr{} per tier, {} fallback hop(s), cooldown {}",
+        r.max_attempts,
+        r.retries,
+        if r.retries == 1 { "y" } else { "ies" },
+        r.max_fallbacks,
+        if r.cooldown.enabled {
+            format!(
+                "after {} failure(s) in {:?} for {:?}",
+                r.cooldown.allowed_fails + 1,
+                r.cooldown.window.0,
+                r.cooldown.duration.0
+            )
+        } else {
+            "off".into()
+        }
+    );
     println!(
         "  routing    default {}, {} rule(s){}",
         c.routing.default.value,

@@ -283,6 +283,18 @@ pub enum Strategy {
     Usage,
 }
 
+impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Weighted => "weighted",
+            Strategy::Ordered => "ordered",
+            Strategy::LeastInFlight => "least_in_flight",
+            Strategy::Latency => "latency",
+            Strategy::Usage => "usage",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsConfig {
