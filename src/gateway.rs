@@ -174,10 +174,14 @@ impl Gateway {
             .map_err(|message| ConfigError::whole_file(&path.display().to_string(), message))
     }
 
-    /// Keeps the previous config's deployment state (cooldowns, usage, load), so a reload neither
-    /// forgives a failing deployment nor forgets this minute's usage.
+    /// Keeps the previous config's deployment state (cooldowns, usage, load) and the cascade's
+    /// escalation window, so a reload neither forgives a failing deployment, forgets this minute's
+    /// usage, nor lifts a cascade cap that is holding.
     pub fn inherit(&mut self, previous: &Gateway) {
         self.dispatch = previous.dispatch.clone();
+        if let (Some(c), Some(p)) = (self.cascade.as_mut(), previous.cascade.as_ref()) {
+            c.inherit(p);
+        }
     }
 
     pub fn auth_required(&self) -> bool {

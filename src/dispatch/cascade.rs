@@ -22,8 +22,10 @@ pub struct Cascade {
     judge: Option<(Arc<Model>, f64)>,
     max_rate: f64,
     min_requests: u64,
-    window: Mutex<SlidingRate>,
+    /// Shared with the next config's cascade on reload, so a reload does not reset the cap.
+    window: Arc<Mutex<SlidingRate>>,
     capped: AtomicBool,
+    window_len: std::time::Duration,
 }
 
 /// What the cascade did with one request.
@@ -59,9 +61,21 @@ impl Cascade {
             judge,
             max_rate: cfg.max_escalation_rate,
             min_requests: cfg.min_requests,
-            window: Mutex::new(SlidingRate::new(cfg.window.0)),
+            window: Arc::new(Mutex::new(SlidingRate::new(cfg.window.0))),
             capped: AtomicBool::new(false),
+            window_len: cfg.window.0,
         })
+    }
+
+    /// Takes over the previous cascade's escalation window when it covered the same tiers over the
+    /// same time span.
+    pub fn inherit(&mut self, previous: &Cascade) {
+        if self.from == previous.from
+            && self.to == previous.to
+            && self.window_len == previous.window_len
+        {
+            self.window = previous.window.clone();
+        }
     }
 
     fn on(&self, r: EscalateOn) -> bool {
