@@ -9,3 +9,11 @@ pub const ROUTE: HeaderName = HeaderName::from_static("x-switchyard-route");
 /// `accepted`, `escalated:<reason>` or `capped:<reason>` for cascaded requests.
 pub const CASCADE: HeaderName = HeaderName::from_static("x-switchyard-cascade");
 pub const OVERHEAD_MS: HeaderName = HeaderName::from_static("x-switchyard-overhead-ms");
+/// What the request cost in USD at the configured prices (non-streaming answers only: a stream's
+/// headers leave before its usage is known).
+pub const COST_USD: HeaderName = HeaderName::from_static("x-switchyard-cost-usd");
+/// The same tokens at `routing.counterfactual`'s prices.
+pub const COUNTERFACTUAL_USD: HeaderName =
+    HeaderName::from_static("x-switchyard-counterfactual-usd");
+/// `true` when the provider reported no usage and switchyard counted the tokens itself.
+pub const COST_ESTIMATED: HeaderName = HeaderName::from_static("x-switchyard-cost-estimated");

@@ -1,5 +1,6 @@
 //! The HTTP surface: OpenAI-compatible routes (with and without the `/v1` prefix), health, metrics.
 
+mod account;
 mod auth;
 mod chat;
 mod error;
@@ -9,6 +10,7 @@ mod models;
 mod record;
 mod request;
 mod request_id;
+mod spend;
 mod stream;
 
 pub use error::ApiError;
@@ -35,6 +37,8 @@ struct Shared {
     gateway: ArcSwap<Gateway>,
     metrics: Metrics,
     draining: AtomicBool,
+    /// Opened once at start: unlike the gateway, it survives reloads (a change needs a restart).
+    spend_log: std::sync::OnceLock<crate::cost::spend::SpendLog>,
 }
 
 impl AppState {
@@ -44,6 +48,7 @@ impl AppState {
                 gateway: ArcSwap::from_pointee(gateway),
                 metrics,
                 draining: AtomicBool::new(false),
+                spend_log: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -58,6 +63,15 @@ impl AppState {
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Set once, when the server starts; a second call is ignored.
+    pub fn set_spend_log(&self, log: crate::cost::spend::SpendLog) {
+        let _ = self.inner.spend_log.set(log);
+    }
+
+    pub fn spend_log(&self) -> Option<&crate::cost::spend::SpendLog> {
+        self.inner.spend_log.get()
     }
 
     /// Readiness turns false once shutdown begins, so a load balancer stops sending new traffic.
@@ -79,9 +93,16 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::layer,
         ));
+    let admin = Router::new()
+        .route("/admin/spend", get(spend::report))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::layer,
+        ));
     Router::new()
         .nest("/v1", api.clone())
         .merge(api)
+        .merge(admin)
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
@@ -101,7 +122,7 @@ pub fn router(state: AppState) -> Router {
 
 async fn not_found(uri: http::Uri) -> ApiError {
     ApiError::not_found(format!(
-        "Unknown route {}. switchyard serves POST /v1/chat/completions, GET /v1/models, /health/live, /health/ready and /metrics.",
+        "Unknown route {}. switchyard serves POST /v1/chat/completions, GET /v1/models, /admin/spend, /health/live, /health/ready and /metrics.",
         uri.path()
     ))
     .with_code("unknown_url")
