@@ -3,7 +3,7 @@
 
 use super::AppState;
 use super::error::ApiError;
-use crate::cost::report::{Report, Since};
+use crate::cost::report::Since;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -36,7 +36,7 @@ pub async fn report(
                 .into_response();
         }
     };
-    match Report::load(log.store(), &log.settings().table, &since).await {
+    match log.report(&since).await {
         Ok(r) => Json(r).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "spend report failed");

@@ -221,6 +221,16 @@ impl SpendLog {
         &self.store
     }
 
+    /// The report over this log. The table is created first if the writer has not yet, so a
+    /// gateway that has served nothing reports zeros rather than an error.
+    pub async fn report(
+        &self,
+        since: &crate::cost::report::Since,
+    ) -> Result<crate::cost::report::Report, sqlx::Error> {
+        self.store.ensure_schema(&self.settings.table).await?;
+        crate::cost::report::Report::load(&self.store, &self.settings.table, since).await
+    }
+
     /// Queues a row without waiting. A full or closed queue drops it, counted and logged.
     pub fn append(&self, r: SpendRecord) {
         match self.tx.try_send(r) {
