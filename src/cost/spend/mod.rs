@@ -62,7 +62,11 @@ impl Target {
     /// `report --database`).
     pub fn parse(url: &str, base_dir: &Path) -> Result<Target, String> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(Target::Postgres(url.to_string()));
+            // Parsed now so that a malformed URL is a config error, not a failure at start.
+            return url
+                .parse::<sqlx::postgres::PgConnectOptions>()
+                .map(|_| Target::Postgres(url.to_string()))
+                .map_err(|e| format!("{}: {e}", redact_url(url)));
         }
         let Some(rest) = url.strip_prefix("sqlite:") else {
             return Err(format!(
@@ -393,6 +397,7 @@ mod tests {
             Target::Postgres(_)
         ));
         for bad in [
+            "postgres://h:notaport/db",
             "mysql://x",
             "sqlite://",
             "sqlite::memory:",
