@@ -1,4 +1,4 @@
-//! Command line: `serve`, `check`, `route`.
+//! Command line: `serve`, `check`, `route`, `report`.
 
 use crate::config::{Config, ConfigError, EnvString};
 use crate::gateway::Gateway;
@@ -73,6 +73,29 @@ enum Command {
         headers: Vec<String>,
         prompt: Option<String>,
     },
+    /// Actual vs counterfactual spend and savings, by tier, model and task type, from the spend log.
+    Report {
+        /// Start of the period: a span back from now (7d, 24h, 30m) or a UTC date or time.
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// The config whose `spend_log` to read.
+        #[arg(
+            long,
+            short,
+            env = "SWITCHYARD_CONFIG",
+            default_value = "config/demo.yaml",
+            conflicts_with = "database"
+        )]
+        config: PathBuf,
+        /// Read this database instead (sqlite://path or postgres://…; relative paths from here).
+        #[arg(long)]
+        database: Option<String>,
+        /// The spend log's table, with --database.
+        #[arg(long, default_value = "switchyard_spend", requires = "database")]
+        table: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: crate::cost::report::Format,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -103,6 +126,13 @@ pub fn main() -> ExitCode {
                 headers,
                 prompt,
             } => route(&config.config, messages, model, headers, prompt).await,
+            Command::Report {
+                since,
+                config,
+                database,
+                table,
+                format,
+            } => crate::cost::report::run(&since, &config, database, table, format).await,
         }
     })
 }
@@ -250,6 +280,9 @@ async fn check(path: &Path) -> ExitCode {
     );
     for r in &c.routing.rules {
         println!("    {:<20} → {}", r.name, r.tier.value);
+    }
+    if let Some(s) = &gw.spend_log {
+        println!("  spend log  {}, table {}", s.target.describe(), s.table);
     }
     println!(
         "  auth       {}",

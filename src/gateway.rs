@@ -53,6 +53,10 @@ pub struct Gateway {
     pub redactor: Redactor,
     /// Layer 3, when the table has a `routing.cascade`.
     pub cascade: Option<Cascade>,
+    /// `routing.counterfactual`, compiled.
+    pub counterfactual: Option<crate::cost::Counterfactual>,
+    /// `spend_log`, with relative SQLite paths resolved against the config file's folder.
+    pub spend_log: Option<crate::cost::spend::Settings>,
     api_keys: HashSet<String>,
 }
 
@@ -148,7 +152,16 @@ impl Gateway {
             Some(c) => Some(Cascade::build(c, &models)?),
             None => None,
         };
+        let spend_log = match &config.spend_log {
+            Some(s) => Some(
+                crate::cost::spend::Settings::from_config(s, base_dir)
+                    .map_err(|e| format!("spend_log.url: {e}"))?,
+            ),
+            None => None,
+        };
         Ok(Gateway {
+            counterfactual: crate::cost::Counterfactual::from_config(&config),
+            spend_log,
             cascade,
             router: Router::compile(&config, semantic)?,
             redactor: Redactor::new(&config.secrets()),

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod cost;
 pub mod dispatch;
 pub mod embed;
 pub mod gateway;

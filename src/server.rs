@@ -45,9 +45,20 @@ impl Server {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let metrics = Metrics::new().map_err(io::Error::other)?;
+        let spend_log = match &gateway.spend_log {
+            Some(s) => Some(
+                crate::cost::spend::SpendLog::start(s.clone(), metrics.spend_counters())
+                    .map_err(io::Error::other)?,
+            ),
+            None => None,
+        };
+        let state = AppState::new(gateway, metrics);
+        if let Some(log) = spend_log {
+            state.set_spend_log(log);
+        }
         Ok(Server {
             listener,
-            state: AppState::new(gateway, metrics),
+            state,
             addr,
         })
     }
@@ -64,6 +75,7 @@ impl Server {
     /// finish, and returns once they have or once `server.drain_timeout` has passed.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let state = self.state.clone();
+        let spend = self.state.clone();
         let app = api::router(self.state);
         let (started_tx, started_rx) = tokio::sync::oneshot::channel::<Duration>();
         let graceful = async move {
@@ -89,7 +101,7 @@ impl Server {
                 Err(_) => std::future::pending::<()>().await,
             }
         };
-        tokio::select! {
+        let result = tokio::select! {
             r = &mut serve => {
                 tracing::info!("all requests finished; stopped");
                 r
@@ -98,7 +110,11 @@ impl Server {
                 tracing::warn!("drain timeout reached; closing the remaining connections");
                 Ok(())
             }
+        };
+        if let Some(log) = spend.spend_log() {
+            log.close().await;
         }
+        result
     }
 }
 
@@ -116,6 +132,11 @@ pub async fn reload(
             if old.config.server.listen != gw.config.server.listen {
                 tracing::warn!(
                     "server.listen changed; the new address takes effect only after a restart"
+                );
+            }
+            if old.spend_log != gw.spend_log {
+                tracing::warn!(
+                    "spend_log changed; the new settings take effect only after a restart"
                 );
             }
             state.swap_gateway(gw);

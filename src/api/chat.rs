@@ -23,12 +23,13 @@ pub async fn completions(
 ) -> Response {
     let start = Instant::now();
     let gw = state.gateway();
-    let mut rec = Record::start(state, request_id, start);
+    let mut rec = Record::start(state, gw.clone(), request_id, start);
 
     let req = match request::read(&headers, body, gw.config.server.max_body_bytes).await {
         Ok(r) => r,
         Err(e) => return fail(&mut rec, e),
     };
+    rec.request(&req, &headers);
     let Some(decision) = gw.router.decide(&req, &headers).await else {
         let available: Vec<&str> = gw.router.model_names().collect();
         let mut e = ApiError::not_found(format!(
@@ -62,7 +63,9 @@ pub async fn completions(
                         .served
                         .as_ref()
                         .map_or(DEFAULT_STREAM_IDLE_TIMEOUT, |c| c.model.idle_timeout);
-                    stream::respond(first, rest, req.wants_stream_usage(), idle, gw.clone(), rec)
+                    let wants_usage = req.wants_stream_usage();
+                    rec.keep_request(req);
+                    stream::respond(first, rest, wants_usage, idle, gw.clone(), rec)
                 };
                 decorate(resp.headers_mut(), &decision, Some(&outcome), overhead);
                 resp
@@ -85,7 +88,7 @@ pub async fn completions(
     rec.dispatched(&outcome);
     let mut resp = match result {
         Ok(answer) => {
-            rec.usage = answer.usage;
+            rec.answered(answer.usage, &req, &answer.body);
             let body = match serde_json::to_vec(&answer.body) {
                 Ok(b) => b,
                 Err(_) => {
@@ -105,6 +108,7 @@ pub async fn completions(
                 HeaderValue::from_static("application/json"),
             );
             rec.finish(200, None);
+            rec.cost_headers(resp.headers_mut());
             resp
         }
         Err(e) => {

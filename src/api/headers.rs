@@ -22,3 +22,11 @@ pub fn flag(h: &http::HeaderMap, name: &HeaderName) -> bool {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
 }
+/// What the request cost in USD at the configured prices (non-streaming answers only: a stream's
+/// headers leave before its usage is known).
+pub const COST_USD: HeaderName = HeaderName::from_static("x-switchyard-cost-usd");
+/// The same tokens at `routing.counterfactual`'s prices.
+pub const COUNTERFACTUAL_USD: HeaderName =
+    HeaderName::from_static("x-switchyard-counterfactual-usd");
+/// `true` when the provider reported no usage and switchyard counted the tokens itself.
+pub const COST_ESTIMATED: HeaderName = HeaderName::from_static("x-switchyard-cost-estimated");

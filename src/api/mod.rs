@@ -1,5 +1,6 @@
 //! The HTTP surface: OpenAI-compatible routes (with and without the `/v1` prefix), health, metrics.
 
+mod account;
 mod admin;
 mod auth;
 mod chat;
@@ -10,6 +11,7 @@ mod models;
 mod record;
 mod request;
 mod request_id;
+mod spend;
 mod stream;
 
 pub use error::ApiError;
@@ -37,6 +39,8 @@ struct Shared {
     metrics: Metrics,
     draining: AtomicBool,
     fallback_alert: crate::telemetry::FallbackAlert,
+    /// Opened once at start: unlike the gateway, it survives reloads (a change needs a restart).
+    spend_log: std::sync::OnceLock<crate::cost::spend::SpendLog>,
 }
 
 impl AppState {
@@ -47,6 +51,7 @@ impl AppState {
                 metrics,
                 draining: AtomicBool::new(false),
                 fallback_alert: Default::default(),
+                spend_log: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -72,6 +77,15 @@ impl AppState {
         }
     }
 
+    /// Set once, when the server starts; a second call is ignored.
+    pub fn set_spend_log(&self, log: crate::cost::spend::SpendLog) {
+        let _ = self.inner.spend_log.set(log);
+    }
+
+    pub fn spend_log(&self) -> Option<&crate::cost::spend::SpendLog> {
+        self.inner.spend_log.get()
+    }
+
     /// Readiness turns false once shutdown begins, so a load balancer stops sending new traffic.
     pub fn set_draining(&self) {
         self.inner.draining.store(true, Ordering::SeqCst);
@@ -93,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         ));
     let admin = Router::new()
         .route("/admin/deployments", get(admin::deployments))
+        .route("/admin/spend", get(spend::report))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::layer,
@@ -120,7 +135,7 @@ pub fn router(state: AppState) -> Router {
 
 async fn not_found(uri: http::Uri) -> ApiError {
     ApiError::not_found(format!(
-        "Unknown route {}. switchyard serves POST /v1/chat/completions, GET /v1/models, /health/live, /health/ready and /metrics.",
+        "Unknown route {}. switchyard serves POST /v1/chat/completions, GET /v1/models, /admin/spend, /health/live, /health/ready and /metrics.",
         uri.path()
     ))
     .with_code("unknown_url")

@@ -3,14 +3,18 @@
 //! when the client went away (the guard's `Drop`).
 
 use super::AppState;
+use crate::cost::Cost;
 use crate::dispatch::Outcome;
-use crate::openai::Usage;
+use crate::gateway::Gateway;
+use crate::openai::{ChatRequest, Usage};
 use crate::routing::Decision;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub struct Record {
     state: AppState,
+    /// The config the request started on: its prices bill it, even if a reload happens meanwhile.
+    gw: Arc<Gateway>,
     pub request_id: Arc<str>,
     start: Instant,
     pub decision: Option<Decision>,
@@ -23,16 +27,34 @@ pub struct Record {
     pub route: Option<String>,
     overhead: Option<Duration>,
     finished: bool,
+    /// What the spend log and the accounting need from the request itself.
+    facts: super::account::RequestFacts,
+    /// Kept for streams, to count the prompt's tokens if the provider never reports usage.
+    request: Option<ChatRequest>,
+    /// Text streamed so far, for the same reason.
+    streamed: String,
+    /// An answer (or a stream's first chunk) arrived, so the provider did bill something.
+    answered: bool,
+    ttft_seen: bool,
+    /// Set by `finish`.
+    pub cost: Option<Cost>,
 }
 
 /// Status recorded for a stream the client abandoned (nginx's convention).
 pub const CLIENT_CLOSED: u16 = 499;
 
 impl Record {
-    pub fn start(state: AppState, request_id: Arc<str>, start: Instant) -> Self {
+    pub fn start(state: AppState, gw: Arc<Gateway>, request_id: Arc<str>, start: Instant) -> Self {
         state.metrics().in_flight.inc();
         Record {
             state,
+            gw,
+            facts: super::account::RequestFacts::arrived(),
+            request: None,
+            streamed: String::new(),
+            answered: false,
+            ttft_seen: false,
+            cost: None,
             request_id,
             start,
             decision: None,
@@ -48,6 +70,50 @@ impl Record {
         }
     }
 
+    /// Notes the request's caller and metadata (task type, expected tier) for the account.
+    pub fn request(&mut self, req: &ChatRequest, headers: &http::HeaderMap) {
+        self.facts.read(req, headers, &self.gw);
+    }
+
+    /// A non-streaming answer: its usage, or, when the provider reported none, an estimate.
+    pub fn answered(&mut self, usage: Option<Usage>, req: &ChatRequest, body: &serde_json::Value) {
+        self.answered = true;
+        self.usage = usage;
+        if usage.is_none() {
+            let text = crate::cost::estimate::answer_text(body);
+            self.facts.estimated = Some(crate::cost::estimate::usage(req, &text));
+        }
+    }
+
+    /// Keeps a streamed request for a possible token estimate at the end.
+    pub fn keep_request(&mut self, req: ChatRequest) {
+        self.request = Some(req);
+    }
+
+    /// One chunk on its way to the client.
+    pub fn streamed(&mut self, chunk: &serde_json::Value) {
+        self.answered = true;
+        if !self.ttft_seen {
+            self.ttft_seen = true;
+            self.state
+                .metrics()
+                .time_to_first_token
+                .with_label_values(&[
+                    self.tier.as_deref().unwrap_or("none"),
+                    self.model.as_deref().unwrap_or("none"),
+                ])
+                .observe(self.start.elapsed().as_secs_f64());
+        }
+        if self.usage.is_none() {
+            crate::cost::estimate::push_delta_text(chunk, &mut self.streamed);
+        }
+    }
+
+    /// `x-switchyard-cost-usd` and friends, once `finish` has priced the request.
+    pub fn cost_headers(&self, h: &mut http::HeaderMap) {
+        super::account::cost_headers(h, self.cost.as_ref());
+    }
+
     pub fn decided(&mut self, d: &Decision) {
         self.state
             .metrics()
@@ -59,6 +125,13 @@ impl Record {
             .route_decisions
             .with_label_values(&[d.layer.as_str(), &d.tier])
             .inc();
+        if let Some(expected) = &self.facts.expected_tier {
+            self.state
+                .metrics()
+                .routing_expected
+                .with_label_values(&[expected, &d.tier])
+                .inc();
+        }
         self.tier = Some(d.tier.clone());
         self.decision = Some(d.clone());
     }
@@ -145,7 +218,34 @@ impl Record {
             .with_label_values(&[tier])
             .observe(elapsed.as_secs_f64());
         m.overhead.observe(overhead.as_secs_f64());
-        if let Some(u) = self.usage {
+        let (usage, estimated) = self.billed_usage();
+        let cost = usage.map(|u| {
+            let price = self
+                .model
+                .as_ref()
+                .and_then(|name| self.gw.models.get(name))
+                .map(|m| m.price)
+                .unwrap_or_default();
+            crate::cost::bill(
+                &u,
+                estimated,
+                &price,
+                self.tier.as_deref(),
+                self.model.as_deref(),
+                self.gw.counterfactual.as_ref(),
+            )
+        });
+        self.cost = cost;
+        if let Some(c) = cost {
+            m.cost.with_label_values(&[tier, model]).inc_by(c.usd);
+            m.counterfactual_cost
+                .with_label_values(&[tier])
+                .inc_by(c.counterfactual_usd);
+            if c.estimated {
+                m.cost_estimated.with_label_values(&[tier, model]).inc();
+            }
+        }
+        if let Some(u) = usage {
             m.tokens
                 .with_label_values(&[tier, model, "input"])
                 .inc_by(u.prompt_tokens);
@@ -168,11 +268,52 @@ impl Record {
             latency_ms = ms(elapsed),
             upstream_ms = ms(self.upstream),
             overhead_ms = ms(overhead),
-            prompt_tokens = self.usage.map(|u| u.prompt_tokens),
-            completion_tokens = self.usage.map(|u| u.completion_tokens),
+            prompt_tokens = usage.map(|u| u.prompt_tokens),
+            completion_tokens = usage.map(|u| u.completion_tokens),
+            cached_tokens = usage.map(|u| u.cached_tokens),
+            cost_usd = cost.map(|c| c.usd),
+            counterfactual_usd = cost.map(|c| c.counterfactual_usd),
+            cost_estimated = estimated,
             error,
             "chat completion"
         );
+        if let Some(log) = self.state.spend_log() {
+            log.append(super::account::spend_record(
+                &self.facts,
+                super::account::Served {
+                    request_id: &self.request_id,
+                    tier: self.tier.as_deref(),
+                    model: self.model.as_deref(),
+                    gw: &self.gw,
+                    decision: self.decision.as_ref(),
+                    route: route.as_deref(),
+                    stream: self.stream,
+                    usage,
+                    cost,
+                    latency: elapsed,
+                    upstream: self.upstream,
+                    attempts: self.attempts,
+                    status,
+                },
+            ));
+        }
+    }
+
+    /// The provider's usage when it sent one; otherwise, when it did answer, a local count.
+    fn billed_usage(&self) -> (Option<Usage>, bool) {
+        if self.usage.is_some() {
+            return (self.usage, false);
+        }
+        if let Some(u) = self.facts.estimated {
+            return (Some(u), true);
+        }
+        match (&self.request, self.answered) {
+            (Some(req), true) => (
+                Some(crate::cost::estimate::usage(req, &self.streamed)),
+                true,
+            ),
+            _ => (None, false),
+        }
     }
 }
 

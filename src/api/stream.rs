@@ -105,6 +105,7 @@ pub fn respond(
 impl State {
     /// Serializes one chunk as an SSE event, or `None` for a usage report the client did not ask for.
     fn encode(&mut self, mut chunk: Value) -> Option<Bytes> {
+        self.rec.streamed(&chunk);
         if let Some(obj) = chunk.as_object_mut() {
             match obj.get("usage").and_then(Usage::from_openai) {
                 Some(u) => {

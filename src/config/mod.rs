@@ -41,7 +41,8 @@ impl Config {
                 e.into_inner()
             })
         });
-        let config = parsed.map_err(|e| ConfigError::from_yaml(&e, &err_path, source, text))?;
+        let mut config = parsed.map_err(|e| ConfigError::from_yaml(&e, &err_path, source, text))?;
+        crate::cost::prices::resolve(&mut config, source, text)?;
         validate::validate(&config, source, text)?;
         Ok(config)
     }
@@ -65,6 +66,14 @@ impl Config {
             }
         }
         out.extend(self.server.api_keys.iter().map(|k| k.0.clone()));
+        if let Some(s) = &self.spend_log {
+            if let Some(pw) = reqwest::Url::parse(s.url.value.as_str())
+                .ok()
+                .and_then(|u| u.password().map(str::to_string))
+            {
+                out.push(pw);
+            }
+        }
         // Very short strings would redact ordinary words; no real key is that short.
         out.retain(|s| s.len() >= 6);
         out.sort();

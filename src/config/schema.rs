@@ -25,6 +25,13 @@ pub struct Config {
     pub reliability: ReliabilityConfig,
     #[serde(default)]
     pub alerts: AlertsConfig,
+    /// Named prices that `models[].price` can refer to; they add to and override the bundled
+    /// table (`config/prices.yaml`).
+    #[serde(default)]
+    pub prices: BTreeMap<String, Price>,
+    /// Where each request's account is appended; absent: no spend log.
+    #[serde(default)]
+    pub spend_log: Option<SpendLogConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -167,7 +174,11 @@ pub struct ModelConfig {
     /// The provider's own model id; defaults to `name`.
     #[serde(default)]
     pub model: Option<EnvString>,
-    #[serde(default)]
+    /// Inline `{input, output, cached_input}` or the name of a price-table entry. Absent: free.
+    #[serde(default, rename = "price")]
+    pub price_spec: Option<Spanned<PriceSpec>>,
+    /// `price_spec` resolved against the price tables when the file is loaded.
+    #[serde(skip)]
     pub price: Price,
     #[serde(default)]
     pub context_window: Option<u64>,
@@ -197,6 +208,73 @@ pub struct Price {
     pub cached_input: Option<f64>,
 }
 
+/// A model's `price`: the numbers, or a name looked up in the price tables.
+#[derive(Debug, Clone)]
+pub enum PriceSpec {
+    Inline(Price),
+    Named(String),
+}
+
+impl<'de> Deserialize<'de> for PriceSpec {
+    /// Written by hand rather than `#[serde(untagged)]` so that a typo inside an inline price keeps
+    /// its precise "unknown field" message instead of "did not match any variant".
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PriceSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a price-table name or a map {input, output, cached_input}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PriceSpec, E> {
+                Ok(PriceSpec::Named(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<PriceSpec, A::Error> {
+                Price::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(PriceSpec::Inline)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `spend_log:`: one row per request, written in batches off the request path.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpendLogConfig {
+    /// `sqlite://spend.db` (relative to the config file's folder), `sqlite:///abs/path.db`, or
+    /// `postgres://user:pass@host/db`.
+    pub url: Spanned<EnvString>,
+    /// The table (created when missing); a plain SQL identifier.
+    #[serde(default = "default_spend_table")]
+    pub table: Spanned<String>,
+    /// Rows written per transaction at most.
+    #[serde(default = "default_spend_batch")]
+    pub batch_size: usize,
+    /// Longest a row waits before its batch is written.
+    #[serde(default = "default_spend_flush")]
+    pub flush_interval: Dur,
+    /// Rows that may wait for the writer; beyond this, rows are dropped (and counted).
+    #[serde(default = "default_spend_queue")]
+    pub queue_size: usize,
+}
+
+fn default_spend_table() -> Spanned<String> {
+    let loc = serde_saphyr::Location::UNKNOWN;
+    Spanned::new("switchyard_spend".into(), loc, loc)
+}
+fn default_spend_batch() -> usize {
+    200
+}
+fn default_spend_flush() -> Dur {
+    Dur::from_millis(1000)
+}
+fn default_spend_queue() -> usize {
+    10_000
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TierConfig {
@@ -212,7 +290,7 @@ pub struct TierConfig {
 #[serde(deny_unknown_fields)]
 pub struct RoutingConfig {
     pub default: Spanned<String>,
-    /// The tier whose prices answer "what would this have cost on premium?".
+    /// The tier or model whose prices answer "what would this have cost on premium?".
     #[serde(default)]
     pub counterfactual: Option<Spanned<String>>,
     /// Extra `model` names that run the router like `auto` (e.g. `gpt-4o`, so an app that hard-codes

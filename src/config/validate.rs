@@ -261,7 +261,26 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
     };
     tier_check(&c.routing.default, "routing.default".into())?;
     if let Some(cf) = &c.routing.counterfactual {
-        tier_check(cf, "routing.counterfactual".into())?;
+        if !model_names.contains(cf.value.as_str()) {
+            tier_check(cf, "routing.counterfactual".into()).map_err(|mut e| {
+                e.message = format!(
+                    "`{}` is neither a tier ({}) nor a model",
+                    cf.value,
+                    list(c.tiers.keys())
+                );
+                e
+            })?;
+        }
+    }
+    if let Some(s) = &c.spend_log {
+        crate::cost::spend::check_config(s).map_err(|(key, m)| {
+            let path = format!("spend_log.{key}");
+            match key {
+                "url" => ck.spanned(&s.url, path, m),
+                "table" => ck.spanned(&s.table, path, m),
+                _ => ck.key("spend_log", key, path, m),
+            }
+        })?;
     }
 
     for (i, a) in c.routing.aliases.iter().enumerate() {

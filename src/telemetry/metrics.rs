@@ -3,8 +3,8 @@
 //! from request content, so cardinality is bounded by the routing table.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -25,6 +25,14 @@ pub struct Metrics {
     pub deployment_healthy: IntGaugeVec,
     pub config_reloads: IntCounterVec,
     pub stream_errors: IntCounterVec,
+    pub cost: CounterVec,
+    pub counterfactual_cost: CounterVec,
+    pub cost_estimated: IntCounterVec,
+    pub time_to_first_token: HistogramVec,
+    pub routing_expected: IntCounterVec,
+    pub spend_written: IntCounter,
+    pub spend_dropped: IntCounterVec,
+    pub spend_write_failures: IntCounter,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -94,7 +102,7 @@ impl Metrics {
         registry.register(Box::new(in_flight.clone()))?;
         let tokens = counter(
             "switchyard_tokens_total",
-            "Tokens reported by providers, by direction (input or output).",
+            "Tokens billed, by direction (input or output): as the provider reported them, else as switchyard counted them.",
             &["tier", "model", "direction"],
         )?;
         let route_decisions = counter(
@@ -151,7 +159,66 @@ impl Metrics {
             "Streams that failed after the first byte was sent, by model and error class.",
             &["model", "class"],
         )?;
+        let usd =
+            |name: &str, help: &str, labels: &[&str]| -> Result<CounterVec, prometheus::Error> {
+                let c = CounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
+        let cost = usd(
+            "switchyard_cost_usd_total",
+            "Spend in USD at the configured prices, by the tier and model that served the request.",
+            &["tier", "model"],
+        )?;
+        let counterfactual_cost = usd(
+            "switchyard_counterfactual_cost_usd_total",
+            "What the same tokens would have cost at routing.counterfactual's prices, by the tier that served the request.",
+            &["tier"],
+        )?;
+        let cost_estimated = counter(
+            "switchyard_cost_estimated_total",
+            "Requests whose provider reported no usage, so their tokens were counted by switchyard's tokenizer.",
+            &["tier", "model"],
+        )?;
+        let time_to_first_token = histogram(
+            "switchyard_time_to_first_token_seconds",
+            "Streams: time from request arrival to the first chunk sent to the client.",
+            &["tier", "model"],
+            LATENCY_BUCKETS,
+        )?;
+        let routing_expected = counter(
+            "switchyard_routing_expected_total",
+            "Requests whose metadata.expected_tier was set, by that tier (unknown if it is not a configured tier) and the tier the router chose.",
+            &["expected", "actual"],
+        )?;
+        let spend_written = IntCounter::new(
+            "switchyard_spend_log_written_total",
+            "Spend log records written to the database.",
+        )?;
+        registry.register(Box::new(spend_written.clone()))?;
+        let spend_dropped = counter(
+            "switchyard_spend_log_dropped_total",
+            "Spend log records not written, by reason (queue_full, write_failed, closed); each is also logged.",
+            &["reason"],
+        )?;
+        // Present from the start, so an alert on drops has a series to watch before the first one.
+        for reason in ["queue_full", "write_failed", "closed"] {
+            spend_dropped.with_label_values(&[reason]);
+        }
+        let spend_write_failures = IntCounter::new(
+            "switchyard_spend_log_write_failures_total",
+            "Failed attempts to write a batch of spend log records (a batch is retried before it is dropped).",
+        )?;
+        registry.register(Box::new(spend_write_failures.clone()))?;
         Ok(Metrics {
+            cost,
+            counterfactual_cost,
+            cost_estimated,
+            time_to_first_token,
+            routing_expected,
+            spend_written,
+            spend_dropped,
+            spend_write_failures,
             registry,
             requests,
             request_duration,
@@ -170,6 +237,14 @@ impl Metrics {
             config_reloads,
             stream_errors,
         })
+    }
+
+    pub fn spend_counters(&self) -> crate::cost::spend::Counters {
+        crate::cost::spend::Counters {
+            written: self.spend_written.clone(),
+            dropped: self.spend_dropped.clone(),
+            write_failures: self.spend_write_failures.clone(),
+        }
     }
 
     /// The Prometheus text exposition.

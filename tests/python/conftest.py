@@ -417,6 +417,7 @@ tiers:
 
 routing:
   default: cheap
+  counterfactual: strong
   rules:
     - name: reasoning
       when: {{ keywords: [prove, "step by step"] }}

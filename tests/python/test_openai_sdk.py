@@ -118,6 +118,26 @@ def test_raw_response_carries_the_routing_headers(client, mock_upstream):
     assert completion.choices[0].message.content == "Hello from the mock upstream."
 
 
+def test_raw_response_carries_the_cost_headers(client, mock_upstream):
+    # 12 prompt tokens (4 of them cached) and 5 completion tokens on the fast model ($0.15 / $0.60
+    # per million, no cached rate: cached tokens cost the input rate); the counterfactual tier
+    # `strong` charges $3 / $15.
+    usage = {**DEFAULT_USAGE, "prompt_tokens_details": {"cached_tokens": 4}}
+    mock_upstream.script(Reply(usage=usage), Reply(usage=None))
+    raw = client.chat.completions.with_raw_response.create(model="auto", messages=USER_ONLY)
+    assert raw.parse().usage.prompt_tokens == 12
+    assert raw.headers["x-switchyard-cost-usd"] == "0.0000048000"  # 12 * 0.15 + 5 * 0.60
+    assert raw.headers["x-switchyard-counterfactual-usd"] == "0.0001110000"  # 12 * 3 + 5 * 15
+    assert "x-switchyard-cost-estimated" not in raw.headers
+
+    # A provider that reports no usage: switchyard counts the tokens and says it did.
+    raw = client.chat.completions.with_raw_response.create(model="auto", messages=USER_ONLY)
+    assert raw.parse().usage is None
+    assert raw.headers["x-switchyard-cost-estimated"] == "true"
+    assert float(raw.headers["x-switchyard-cost-usd"]) > 0
+    assert float(raw.headers["x-switchyard-counterfactual-usd"]) > float(raw.headers["x-switchyard-cost-usd"])
+
+
 def test_request_ids_are_unique_and_a_client_id_is_echoed(client, mock_upstream):
     first = client.chat.completions.with_raw_response.create(model="auto", messages=USER_ONLY)
     second = client.chat.completions.with_raw_response.create(model="auto", messages=USER_ONLY)

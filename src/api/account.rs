@@ -1,0 +1,173 @@
+//! The parts of a request's account that come from the request itself (caller, task type,
+//! expected tier) and the shapes it leaves the gateway in: cost headers and a spend log row.
+
+use super::headers;
+use crate::cost::spend::SpendRecord;
+use crate::cost::{Cost, format_usd};
+use crate::gateway::Gateway;
+use crate::openai::{ChatRequest, Usage};
+use crate::routing::Decision;
+use http::{HeaderMap, HeaderValue};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Client-supplied strings are stored, never used as metric labels; this bounds their size.
+const MAX_TEXT: usize = 128;
+
+/// The label for an `expected_tier` that names no configured tier, so clients cannot mint series.
+pub const UNKNOWN_TIER: &str = "unknown";
+
+#[derive(Debug, Default)]
+pub struct RequestFacts {
+    pub unix_ms: i64,
+    pub api_key: Option<String>,
+    pub caller: Option<String>,
+    pub task_type: Option<String>,
+    /// A configured tier name, or [`UNKNOWN_TIER`].
+    pub expected_tier: Option<Arc<str>>,
+    /// Usage counted locally for a non-streaming answer without usage.
+    pub estimated: Option<Usage>,
+}
+
+fn clip(s: &str) -> String {
+    match s.char_indices().nth(MAX_TEXT) {
+        Some((i, _)) => s[..i].to_string(),
+        None => s.to_string(),
+    }
+}
+
+impl RequestFacts {
+    pub fn arrived() -> RequestFacts {
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        RequestFacts {
+            unix_ms,
+            ..RequestFacts::default()
+        }
+    }
+
+    pub fn read(&mut self, req: &ChatRequest, headers: &HeaderMap, gw: &Gateway) {
+        self.task_type = req.metadata_str("task_type").map(clip);
+        self.caller = req
+            .extra
+            .get("user")
+            .and_then(serde_json::Value::as_str)
+            .or_else(|| req.metadata_str("user"))
+            .map(clip);
+        self.expected_tier = req.metadata_str("expected_tier").map(|t| {
+            gw.tiers
+                .get_key_value(t)
+                .map_or_else(|| Arc::from(UNKNOWN_TIER), |(k, _)| k.clone())
+        });
+        if gw.auth_required() {
+            self.api_key = presented_key(headers).map(key_suffix);
+        }
+    }
+}
+
+/// The key as the auth layer read it (which already accepted it).
+fn presented_key(h: &HeaderMap) -> Option<&str> {
+    h.get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' ').map(|(_, k)| k))
+        .or_else(|| h.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+}
+
+/// `…abcd`: enough to tell keys apart in a report, too little to use one.
+fn key_suffix(k: &str) -> String {
+    let tail: String = k
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("…{tail}")
+}
+
+pub fn cost_headers(h: &mut HeaderMap, cost: Option<&Cost>) {
+    let Some(c) = cost else { return };
+    if let Ok(v) = HeaderValue::from_str(&format_usd(c.usd)) {
+        h.insert(headers::COST_USD, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format_usd(c.counterfactual_usd)) {
+        h.insert(headers::COUNTERFACTUAL_USD, v);
+    }
+    if c.estimated {
+        h.insert(headers::COST_ESTIMATED, HeaderValue::from_static("true"));
+    }
+}
+
+/// Everything `Record::finish` knows when it writes the row.
+pub struct Served<'a> {
+    pub request_id: &'a str,
+    pub tier: Option<&'a str>,
+    pub model: Option<&'a str>,
+    pub gw: &'a Gateway,
+    pub decision: Option<&'a Decision>,
+    pub route: Option<&'a str>,
+    pub stream: bool,
+    pub usage: Option<Usage>,
+    pub cost: Option<Cost>,
+    pub latency: Duration,
+    pub upstream: Duration,
+    pub attempts: u32,
+    pub status: u16,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn tokens(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+pub fn spend_record(f: &RequestFacts, s: Served<'_>) -> SpendRecord {
+    let usage = s.usage.unwrap_or_default();
+    let cost = s.cost.unwrap_or_default();
+    SpendRecord {
+        unix_ms: f.unix_ms,
+        request_id: s.request_id.to_string(),
+        api_key: f.api_key.clone(),
+        caller: f.caller.clone(),
+        task_type: f.task_type.clone(),
+        tier: s.tier.map(str::to_string),
+        model: s.model.map(str::to_string),
+        deployment: s
+            .model
+            .and_then(|m| s.gw.models.get(m))
+            .map(|m| format!("{}/{}", m.provider_name, m.upstream)),
+        route_layer: s.decision.map(|d| d.layer.as_str().to_string()),
+        route: s.route.map(str::to_string),
+        stream: s.stream,
+        prompt_tokens: tokens(usage.prompt_tokens),
+        completion_tokens: tokens(usage.completion_tokens),
+        cached_tokens: tokens(usage.cached_tokens),
+        cost_usd: cost.usd,
+        counterfactual_usd: cost.counterfactual_usd,
+        cost_estimated: cost.estimated,
+        latency_ms: ms(s.latency),
+        upstream_ms: ms(s.upstream),
+        attempts: i32::try_from(s.attempts).unwrap_or(i32::MAX),
+        status: i32::from(s.status),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_text_is_clipped_and_keys_shortened() {
+        assert_eq!(clip(&"é".repeat(300)).chars().count(), MAX_TEXT);
+        assert_eq!(key_suffix("sk-gateway-1234"), "…1234");
+        assert_eq!(key_suffix("ab"), "…ab");
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_static("Bearer  k-9876 "));
+        assert_eq!(presented_key(&h), Some("k-9876"));
+    }
+}

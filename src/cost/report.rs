@@ -1,0 +1,395 @@
+//! Actual vs counterfactual spend over a period, by tier, model and task type: what
+//! `switchyard report` prints and `GET /admin/spend` returns. Both call [`Report::load`], so the
+//! numbers are the same whichever way they are asked for.
+
+use super::spend::{Settings, Store, Target, Totals};
+use crate::config::Config;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The start of a report's period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Since {
+    pub unix_ms: i64,
+    /// As the user wrote it (`7d`, `2025-06-01`).
+    pub text: String,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn rfc3339(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+impl Since {
+    /// A span back from now (`7d`, `24h`, `90m`, `2w`, `1d 12h`) or a UTC time (`2025-06-01`,
+    /// `2025-06-01T12:00:00Z`).
+    pub fn parse(text: &str) -> Result<Since, String> {
+        Self::parse_at(text, now_ms())
+    }
+
+    pub fn parse_at(text: &str, now_ms: i64) -> Result<Since, String> {
+        let t = text.trim();
+        let bad = || {
+            format!(
+                "`since` must be a span back from now such as 7d, 24h or 30m, or a UTC date or time such as 2025-06-01 or 2025-06-01T12:00:00Z; got {text:?}"
+            )
+        };
+        if t.is_empty() {
+            return Err(bad());
+        }
+        let unix_ms = if let Ok(d) = humantime::parse_duration(t) {
+            now_ms.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        } else {
+            let full = if t.len() == 10 {
+                format!("{t}T00:00:00Z")
+            } else {
+                t.to_string()
+            };
+            let at = humantime::parse_rfc3339_weak(&full).map_err(|_| bad())?;
+            let d = at.duration_since(UNIX_EPOCH).map_err(|_| bad())?;
+            i64::try_from(d.as_millis()).map_err(|_| bad())?
+        };
+        Ok(Since {
+            unix_ms: unix_ms.max(0),
+            text: t.to_string(),
+        })
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Line {
+    /// The tier, model or task type; `(none)` for requests that had none.
+    pub name: String,
+    pub requests: i64,
+    /// Requests answered with an error status (they cost nothing unless an answer was streamed).
+    pub errors: i64,
+    /// Requests whose tokens switchyard counted because the provider reported none.
+    pub estimated: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cached_tokens: i64,
+    pub cost_usd: f64,
+    pub counterfactual_usd: f64,
+    /// `counterfactual_usd - cost_usd`.
+    pub savings_usd: f64,
+    /// Savings as a percentage of the counterfactual; null when the counterfactual is zero.
+    pub savings_pct: Option<f64>,
+}
+
+/// Sums of binary floats carry noise in the 17th digit; a ten-thousandth of a micro-dollar is the
+/// precision of the cost headers, and the report keeps the same.
+fn usd(v: f64) -> f64 {
+    (v * 1e10).round() / 1e10
+}
+
+impl Line {
+    fn from(t: Totals) -> Line {
+        let savings = usd(t.counterfactual_usd - t.cost_usd);
+        Line {
+            name: t.key.unwrap_or_else(|| "(none)".into()),
+            requests: t.requests,
+            errors: t.errors,
+            estimated: t.estimated,
+            input_tokens: t.input_tokens,
+            output_tokens: t.output_tokens,
+            cached_tokens: t.cached_tokens,
+            cost_usd: usd(t.cost_usd),
+            counterfactual_usd: usd(t.counterfactual_usd),
+            savings_usd: savings,
+            savings_pct: (t.counterfactual_usd > 0.0)
+                .then(|| (savings / t.counterfactual_usd * 10_000.0).round() / 100.0),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Report {
+    /// RFC 3339, UTC.
+    pub since: String,
+    pub until: String,
+    pub total: Line,
+    pub by_tier: Vec<Line>,
+    pub by_model: Vec<Line>,
+    pub by_task_type: Vec<Line>,
+}
+
+impl Report {
+    pub async fn load(store: &Store, table: &str, since: &Since) -> Result<Report, sqlx::Error> {
+        let until = now_ms();
+        let s = since.unix_ms;
+        let total = store
+            .totals(table, None, s)
+            .await?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let lines = |v: Vec<Totals>| v.into_iter().map(Line::from).collect::<Vec<_>>();
+        Ok(Report {
+            since: rfc3339(s),
+            until: rfc3339(until),
+            total: Line::from(Totals {
+                key: Some("total".into()),
+                ..total
+            }),
+            by_tier: lines(store.totals(table, Some("tier"), s).await?),
+            by_model: lines(store.totals(table, Some("model"), s).await?),
+            by_task_type: lines(store.totals(table, Some("task_type"), s).await?),
+        })
+    }
+
+    fn sections(&self) -> [(&'static str, &[Line]); 4] {
+        [
+            ("total", std::slice::from_ref(&self.total)),
+            ("tier", &self.by_tier),
+            ("model", &self.by_model),
+            ("task_type", &self.by_task_type),
+        ]
+    }
+
+    /// A fixed-width table for terminals.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "spend from {} to {}", self.since, self.until);
+        let width = self
+            .sections()
+            .iter()
+            .flat_map(|(_, l)| l.iter().map(|x| x.name.chars().count()))
+            .max()
+            .unwrap_or(5)
+            .max(10);
+        for (title, lines) in self.sections() {
+            let _ = writeln!(
+                out,
+                "\n{:<width$}  {:>9}  {:>6}  {:>12}  {:>12}  {:>13}  {:>15}  {:>13}  {:>8}",
+                if title == "total" { "" } else { title },
+                "requests",
+                "errors",
+                "input tok",
+                "output tok",
+                "cost $",
+                "counterfactual $",
+                "savings $",
+                "savings",
+            );
+            if lines.is_empty() {
+                let _ = writeln!(out, "{:<width$}  (no requests)", "");
+            }
+            for l in lines {
+                let pct = l
+                    .savings_pct
+                    .map_or_else(|| "-".to_string(), |p| format!("{p:.1}%"));
+                let _ = writeln!(
+                    out,
+                    "{:<width$}  {:>9}  {:>6}  {:>12}  {:>12}  {:>13.6}  {:>15.6}  {:>13.6}  {:>8}",
+                    l.name,
+                    l.requests,
+                    l.errors,
+                    l.input_tokens,
+                    l.output_tokens,
+                    l.cost_usd,
+                    l.counterfactual_usd,
+                    l.savings_usd,
+                    pct
+                );
+            }
+        }
+        if self.total.estimated > 0 {
+            let _ = writeln!(
+                out,
+                "\n{} request(s) had no usage from the provider; their tokens were estimated.",
+                self.total.estimated
+            );
+        }
+        out
+    }
+
+    /// One row per line, a `group` column saying which breakdown it belongs to.
+    pub fn csv(&self) -> String {
+        let mut out = String::from(
+            "group,name,requests,errors,estimated,input_tokens,output_tokens,cached_tokens,cost_usd,counterfactual_usd,savings_usd,savings_pct\n",
+        );
+        for (group, lines) in self.sections() {
+            for l in lines {
+                let _ = writeln!(
+                    out,
+                    "{group},{},{},{},{},{},{},{},{:.10},{:.10},{:.10},{}",
+                    csv_field(&l.name),
+                    l.requests,
+                    l.errors,
+                    l.estimated,
+                    l.input_tokens,
+                    l.output_tokens,
+                    l.cached_tokens,
+                    l.cost_usd,
+                    l.counterfactual_usd,
+                    l.savings_usd,
+                    l.savings_pct.map(|p| p.to_string()).unwrap_or_default()
+                );
+            }
+        }
+        out
+    }
+}
+
+/// RFC 4180 quoting; task types come from clients, so they may hold anything.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+/// `switchyard report`: reads the spend log named by the config (or `--database`) and prints the
+/// report. Exit status 2 for a usage or config problem, 1 when the database cannot be read.
+pub async fn run(
+    since: &str,
+    config: &Path,
+    database: Option<String>,
+    table: String,
+    format: Format,
+) -> ExitCode {
+    let since = match Since::parse(since) {
+        Ok(s) => s,
+        Err(m) => {
+            eprintln!("error: --since: {m}");
+            return ExitCode::from(2);
+        }
+    };
+    let (target, table) = match database {
+        Some(url) => match Target::parse(&url, Path::new(".")) {
+            Ok(t) => (t, table),
+            Err(m) => {
+                eprintln!("error: --database: {m}");
+                return ExitCode::from(2);
+            }
+        },
+        None => {
+            let c = match Config::load(config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let Some(s) = &c.spend_log else {
+                eprintln!(
+                    "error: {} has no spend_log section, so there is nothing to report (or pass --database)",
+                    config.display()
+                );
+                return ExitCode::from(2);
+            };
+            let base = config.parent().unwrap_or_else(|| Path::new("."));
+            match Settings::from_config(s, base) {
+                Ok(s) => (s.target, s.table),
+                Err(m) => {
+                    eprintln!("error: {}: spend_log.url: {m}", config.display());
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    if let Err(m) = super::spend::check_table(&table) {
+        eprintln!("error: --table: {m}");
+        return ExitCode::from(2);
+    }
+    let store = match Store::connect_lazy(&target, false) {
+        Ok(s) => s,
+        Err(m) => {
+            eprintln!("error: {m}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = Report::load(&store, &table, &since).await;
+    store.close().await;
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "error: cannot read table {table} from {}: {e}",
+                target.describe()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    match format {
+        Format::Table => print!("{}", report.table()),
+        Format::Csv => print!("{}", report.csv()),
+        Format::Json => match serde_json::to_string_pretty(&report) {
+            Ok(j) => println!("{j}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_spans_and_dates() {
+        let now = 1_750_000_000_000;
+        assert_eq!(
+            Since::parse_at("7d", now).unwrap().unix_ms,
+            now - 7 * 86_400_000
+        );
+        assert_eq!(
+            Since::parse_at("90m", now).unwrap().unix_ms,
+            now - 5_400_000
+        );
+        assert_eq!(
+            Since::parse_at("1d 12h", now).unwrap().unix_ms,
+            now - 129_600_000
+        );
+        assert_eq!(
+            Since::parse_at("2025-06-01", now).unwrap().unix_ms,
+            1_748_736_000_000
+        );
+        assert_eq!(
+            Since::parse_at("2025-06-01T12:00:00Z", now)
+                .unwrap()
+                .unix_ms,
+            1_748_779_200_000
+        );
+        for bad in ["", "yesterday", "7", "-3d", "2025-13-01"] {
+            assert!(Since::parse_at(bad, now).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lines_compute_savings_and_csv_quotes() {
+        let l = Line::from(Totals {
+            key: None,
+            requests: 2,
+            cost_usd: 0.25,
+            counterfactual_usd: 1.0,
+            ..Totals::default()
+        });
+        assert_eq!(l.name, "(none)");
+        assert_eq!(l.savings_usd, 0.75);
+        assert_eq!(l.savings_pct, Some(75.0));
+        assert_eq!(Line::from(Totals::default()).savings_pct, None);
+        assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
+    }
+}
