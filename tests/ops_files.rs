@@ -663,3 +663,43 @@ fn compose_stack_mounts_existing_files_and_wires_services_together() {
         format!("{dash_dir}/switchyard.json")
     );
 }
+
+// ------------------------------------------------------------------------------------------
+// The `telemetry.otlp` section and the binary's `otlp` feature.
+
+#[test]
+fn check_says_whether_the_binary_can_export_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spans.yaml");
+    let text = format!(
+        "{}\ntelemetry:\n  otlp: {{ endpoint: \"http://127.0.0.1:4318/v1/traces\" }}\n",
+        read("config/demo.yaml")
+    );
+    let line = text.lines().position(|l| l.starts_with("  otlp:")).unwrap() + 1;
+    std::fs::write(&path, &text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("check")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    if cfg!(feature = "otlp") {
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stdout
+                .contains("spans      OTLP/HTTP to http://127.0.0.1:4318/v1/traces as switchyard"),
+            "{stdout}"
+        );
+    } else {
+        assert_eq!(out.status.code(), Some(2), "{stdout}");
+        let want = format!(
+            "{}:{line}:9: telemetry.otlp: this switchyard binary was built without the `otlp` feature",
+            path.display()
+        );
+        assert!(stderr.contains(&want), "{stderr}");
+    }
+}

@@ -29,6 +29,7 @@ pub async fn completions(
         Ok(r) => r,
         Err(e) => return fail(&mut rec, e),
     };
+    rec.requested_model = Some(req.model.clone());
     let Some(decision) = gw.router.decide(&req, &headers).await else {
         let available: Vec<&str> = gw.router.model_names().collect();
         let mut e = ApiError::not_found(format!(

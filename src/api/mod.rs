@@ -10,12 +10,13 @@ mod record;
 mod request;
 mod request_id;
 mod stream;
+mod trace;
 
 pub use error::ApiError;
 pub use request_id::RequestId;
 
 use crate::gateway::Gateway;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, Spans};
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::response::IntoResponse;
@@ -35,15 +36,22 @@ struct Shared {
     gateway: ArcSwap<Gateway>,
     metrics: Metrics,
     draining: AtomicBool,
+    spans: Spans,
 }
 
 impl AppState {
     pub fn new(gateway: Gateway, metrics: Metrics) -> Self {
+        Self::with_spans(gateway, metrics, Spans::disabled())
+    }
+
+    /// Like `new`, exporting a span per chat request through `spans`.
+    pub fn with_spans(gateway: Gateway, metrics: Metrics, spans: Spans) -> Self {
         AppState {
             inner: Arc::new(Shared {
                 gateway: ArcSwap::from_pointee(gateway),
                 metrics,
                 draining: AtomicBool::new(false),
+                spans,
             }),
         }
     }
@@ -58,6 +66,10 @@ impl AppState {
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    pub fn spans(&self) -> &Spans {
+        &self.inner.spans
     }
 
     /// Readiness turns false once shutdown begins, so a load balancer stops sending new traffic.

@@ -9,12 +9,14 @@ mod duration;
 mod env;
 mod error;
 mod schema;
+mod telemetry;
 mod validate;
 
 pub use duration::Dur;
 pub use env::{EnvString, interpolate};
 pub use error::ConfigError;
 pub use schema::*;
+pub use telemetry::{OTLP_BUILT_IN, OtlpConfig, TelemetryConfig};
 
 use std::path::Path;
 
@@ -41,6 +43,7 @@ impl Config {
         });
         let config = parsed.map_err(|e| ConfigError::from_yaml(&e, &err_path, source, text))?;
         validate::validate(&config, source, text)?;
+        telemetry::validate(&config.telemetry, source, text)?;
         Ok(config)
     }
 
@@ -63,6 +66,10 @@ impl Config {
             }
         }
         out.extend(self.server.api_keys.iter().map(|k| k.0.clone()));
+        // Span export headers usually carry the receiver's credentials (Langfuse: Basic auth).
+        if let Some(o) = &self.telemetry.otlp {
+            out.extend(o.value.headers.values().map(|v| v.value.0.clone()));
+        }
         // Very short strings would redact ordinary words; no real key is that short.
         out.retain(|s| s.len() >= 6);
         out.sort();

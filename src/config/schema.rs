@@ -20,6 +20,9 @@ pub struct Config {
     /// different deployment might not have (rate limit, timeout, server error).
     #[serde(default)]
     pub fallbacks: BTreeMap<String, Vec<Spanned<String>>>,
+    /// Span export (see `telemetry.rs`).
+    #[serde(default)]
+    pub telemetry: super::telemetry::TelemetryConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,8 +1,10 @@
-//! Prometheus metrics and log setup.
+//! Prometheus metrics, OTLP spans (feature `otlp`) and log setup.
 
 mod metrics;
+mod spans;
 
 pub use metrics::Metrics;
+pub use spans::{ChatSpan, Spans, provider_name};
 
 use tracing_subscriber::EnvFilter;
 
