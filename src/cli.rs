@@ -292,6 +292,12 @@ async fn check(path: &Path) -> ExitCode {
             "none (no server.api_keys)"
         }
     );
+    if let Some(o) = &c.telemetry.otlp {
+        println!(
+            "  spans      OTLP/HTTP to {} as {}",
+            o.value.endpoint.value, o.value.service_name
+        );
+    }
     ExitCode::SUCCESS
 }
 

@@ -3,7 +3,7 @@
 use crate::api::{self, AppState};
 use crate::config::ConfigError;
 use crate::gateway::Gateway;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, Spans};
 use axum::serve::ListenerExt;
 use std::future::Future;
 use std::io;
@@ -52,7 +52,8 @@ impl Server {
             ),
             None => None,
         };
-        let state = AppState::new(gateway, metrics);
+        let spans = Spans::from_config(&gateway.config.telemetry).map_err(io::Error::other)?;
+        let state = AppState::with_spans(gateway, metrics, spans);
         if let Some(log) = spend_log {
             state.set_spend_log(log);
         }
@@ -72,8 +73,18 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests and streams
-    /// finish, and returns once they have or once `server.drain_timeout` has passed.
+    /// finish, and returns once they have or once `server.drain_timeout` has passed, after sending
+    /// any spans still queued for export.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+        let spans_state = self.state.clone();
+        let result = self.serve(shutdown).await;
+        if spans_state.spans().enabled() {
+            let _ = tokio::task::spawn_blocking(move || spans_state.spans().flush()).await;
+        }
+        result
+    }
+
+    async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let state = self.state.clone();
         let spend = self.state.clone();
         let app = api::router(self.state);
@@ -137,6 +148,11 @@ pub async fn reload(
             if old.spend_log != gw.spend_log {
                 tracing::warn!(
                     "spend_log changed; the new settings take effect only after a restart"
+                );
+            }
+            if !old.config.telemetry.same_export(&gw.config.telemetry) {
+                tracing::warn!(
+                    "telemetry changed; span export settings take effect only after a restart"
                 );
             }
             state.swap_gateway(gw);

@@ -30,6 +30,7 @@ pub async fn completions(
         Err(e) => return fail(&mut rec, e),
     };
     rec.request(&req, &headers);
+    rec.requested_model = Some(req.model.clone());
     let Some(decision) = gw.router.decide(&req, &headers).await else {
         let available: Vec<&str> = gw.router.model_names().collect();
         let mut e = ApiError::not_found(format!(

@@ -13,12 +13,13 @@ mod request;
 mod request_id;
 mod spend;
 mod stream;
+mod trace;
 
 pub use error::ApiError;
 pub use request_id::RequestId;
 
 use crate::gateway::Gateway;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, Spans};
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::response::IntoResponse;
@@ -41,10 +42,16 @@ struct Shared {
     fallback_alert: crate::telemetry::FallbackAlert,
     /// Opened once at start: unlike the gateway, it survives reloads (a change needs a restart).
     spend_log: std::sync::OnceLock<crate::cost::spend::SpendLog>,
+    spans: Spans,
 }
 
 impl AppState {
     pub fn new(gateway: Gateway, metrics: Metrics) -> Self {
+        Self::with_spans(gateway, metrics, Spans::disabled())
+    }
+
+    /// Like `new`, exporting a span per chat request through `spans`.
+    pub fn with_spans(gateway: Gateway, metrics: Metrics, spans: Spans) -> Self {
         AppState {
             inner: Arc::new(Shared {
                 gateway: ArcSwap::from_pointee(gateway),
@@ -52,6 +59,7 @@ impl AppState {
                 draining: AtomicBool::new(false),
                 fallback_alert: Default::default(),
                 spend_log: std::sync::OnceLock::new(),
+                spans,
             }),
         }
     }
@@ -84,6 +92,10 @@ impl AppState {
 
     pub fn spend_log(&self) -> Option<&crate::cost::spend::SpendLog> {
         self.inner.spend_log.get()
+    }
+
+    pub fn spans(&self) -> &Spans {
+        &self.inner.spans
     }
 
     /// Readiness turns false once shutdown begins, so a load balancer stops sending new traffic.

@@ -25,6 +25,8 @@ pub struct Record {
     pub usage: Option<Usage>,
     pub stream: bool,
     pub route: Option<String>,
+    /// The `model` the client asked for (`auto`, an alias, a tier or a model), for the span.
+    pub requested_model: Option<String>,
     overhead: Option<Duration>,
     finished: bool,
     /// What the spend log and the accounting need from the request itself.
@@ -65,6 +67,7 @@ impl Record {
             usage: None,
             stream: false,
             route: None,
+            requested_model: None,
             overhead: None,
             finished: false,
         }
@@ -257,6 +260,7 @@ impl Record {
             .route
             .clone()
             .or_else(|| self.decision.as_ref().map(ToString::to_string));
+        super::trace::export(&self.state, self, route.as_deref(), status, error, elapsed);
         tracing::info!(
             request_id = %self.request_id,
             status,

@@ -10,6 +10,7 @@ mod env;
 mod error;
 mod reliability;
 mod schema;
+mod telemetry;
 mod validate;
 
 pub use duration::Dur;
@@ -17,6 +18,7 @@ pub use env::{EnvString, interpolate};
 pub use error::ConfigError;
 pub use reliability::*;
 pub use schema::*;
+pub use telemetry::{OTLP_BUILT_IN, OtlpConfig, TelemetryConfig};
 
 use std::path::Path;
 
@@ -44,6 +46,7 @@ impl Config {
         let mut config = parsed.map_err(|e| ConfigError::from_yaml(&e, &err_path, source, text))?;
         crate::cost::prices::resolve(&mut config, source, text)?;
         validate::validate(&config, source, text)?;
+        telemetry::validate(&config.telemetry, source, text)?;
         Ok(config)
     }
 
@@ -73,6 +76,10 @@ impl Config {
             {
                 out.push(pw);
             }
+        }
+        // Span export headers usually carry the receiver's credentials (Langfuse: Basic auth).
+        if let Some(o) = &self.telemetry.otlp {
+            out.extend(o.value.headers.values().map(|v| v.value.0.clone()));
         }
         // Very short strings would redact ordinary words; no real key is that short.
         out.retain(|s| s.len() >= 6);

@@ -32,6 +32,9 @@ pub struct Config {
     /// Where each request's account is appended; absent: no spend log.
     #[serde(default)]
     pub spend_log: Option<SpendLogConfig>,
+    /// Span export (see `telemetry.rs`).
+    #[serde(default)]
+    pub telemetry: super::telemetry::TelemetryConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]

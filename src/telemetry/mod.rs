@@ -1,10 +1,12 @@
-//! Prometheus metrics and log setup.
+//! Prometheus metrics, OTLP spans (feature `otlp`) and log setup.
 
 mod alerts;
 mod metrics;
+mod spans;
 
 pub use alerts::FallbackAlert;
 pub use metrics::Metrics;
+pub use spans::{ChatSpan, Spans, provider_name};
 
 use tracing_subscriber::EnvFilter;
 
