@@ -324,3 +324,63 @@ async fn a_known_sequence_moves_every_counter_by_exactly_its_share() {
     // No label carries request text: the unknown tier and the unknown model never became labels.
     assert!(!after.contains("gold-plated") && !after.contains("no-such-model"));
 }
+
+#[tokio::test]
+async fn a_cascade_bills_the_cheap_answer_it_discarded() {
+    let mock = Mock::start().await;
+    // The harness's table, with a cascade from budget to premium on truncated answers.
+    let table = yaml(&mock).replace(
+        "fallbacks:",
+        "  cascade: { from: budget, to: premium, escalate_on: [truncated] }\nfallbacks:",
+    );
+    let gw = Gateway::start(&table).await;
+    // A truncated cheap answer (11 in, 3 cached, 7 out) escalates to premium (11 in, 7 out).
+    let mut cut = completion("cheap-up", "The capital of");
+    cut["choices"][0]["finish_reason"] = json!("length");
+    mock.on(
+        "cheap-up",
+        Reply::Json {
+            status: 200,
+            body: cut,
+            headers: vec![],
+        },
+    );
+    let resp = post(&gw, &chat_body("auto", "hello")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        header(&resp, "x-switchyard-cascade").as_deref(),
+        Some("escalated:truncated")
+    );
+    // 5.625 µ$ for the discarded cheap answer + 160 µ$ for the premium one; the counterfactual
+    // (everything on premium) never paid for the cheap one.
+    assert_eq!(
+        header(&resp, "x-switchyard-cost-usd").as_deref(),
+        Some("0.0001656250")
+    );
+    assert_eq!(
+        header(&resp, "x-switchyard-counterfactual-usd").as_deref(),
+        Some("0.0001600000")
+    );
+    let text = gw.metrics().await;
+    assert!(close(
+        metric(
+            &text,
+            r#"switchyard_cost_usd_total{model="cheap",tier="budget"}"#
+        ),
+        0.000005625
+    ));
+    assert!(close(
+        metric(
+            &text,
+            r#"switchyard_cost_usd_total{model="strong",tier="premium"}"#
+        ),
+        0.00016
+    ));
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_tokens_total{direction="output",model="cheap",tier="budget"}"#
+        ),
+        7.0
+    );
+}

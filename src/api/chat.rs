@@ -87,6 +87,7 @@ pub async fn completions(
         _ => dispatch::chat(&gw, &req, &plan).await,
     };
     rec.dispatched(&outcome);
+    rec.bill_discarded(&outcome, &req);
     let mut resp = match result {
         Ok(answer) => {
             rec.answered(answer.usage, &req, &answer.body);

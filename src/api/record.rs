@@ -40,6 +40,8 @@ pub struct Record {
     ttft_seen: bool,
     /// Set by `finish`.
     pub cost: Option<Cost>,
+    /// (tier, model, usage, estimated, usd) of answers paid for but not returned.
+    discarded: Vec<(Arc<str>, Arc<str>, crate::openai::Usage, bool, f64)>,
 }
 
 /// Status recorded for a stream the client abandoned (nginx's convention).
@@ -57,6 +59,7 @@ impl Record {
             answered: false,
             ttft_seen: false,
             cost: None,
+            discarded: Vec::new(),
             request_id,
             start,
             decision: None,
@@ -137,6 +140,21 @@ impl Record {
         }
         self.tier = Some(d.tier.clone());
         self.decision = Some(d.clone());
+    }
+
+    /// Prices the answers a cascade paid for and discarded, so the request's cost is what was
+    /// spent, not only what was returned. Their tokens and cost count under their own tier and
+    /// model; the counterfactual (everything on one tier) never had them.
+    pub fn bill_discarded(&mut self, o: &Outcome, req: &ChatRequest) {
+        for d in &o.discarded {
+            let (usage, estimated) = match d.usage {
+                Some(u) => (u, false),
+                None => (crate::cost::estimate::usage(req, &d.text), true),
+            };
+            let usd = crate::cost::usd(&d.model.price, &usage);
+            self.discarded
+                .push((d.tier.clone(), d.model.name.clone(), usage, estimated, usd));
+        }
     }
 
     pub fn dispatched(&mut self, o: &Outcome) {
@@ -238,7 +256,23 @@ impl Record {
                 self.gw.counterfactual.as_ref(),
             )
         });
-        self.cost = cost;
+        // Metrics carry each model's own share; the request's cost (headers, log, spend log)
+        // includes the answers it paid for and discarded.
+        let mut total = cost;
+        for (d_tier, d_model, u, est, usd) in &self.discarded {
+            if let Some(t) = total.as_mut() {
+                t.usd += usd;
+                t.estimated |= est;
+            }
+            m.cost.with_label_values(&[d_tier, d_model]).inc_by(*usd);
+            m.tokens
+                .with_label_values(&[d_tier, d_model, "input"])
+                .inc_by(u.prompt_tokens);
+            m.tokens
+                .with_label_values(&[d_tier, d_model, "output"])
+                .inc_by(u.completion_tokens);
+        }
+        self.cost = total;
         if let Some(c) = cost {
             m.cost.with_label_values(&[tier, model]).inc_by(c.usd);
             m.counterfactual_cost
@@ -256,6 +290,7 @@ impl Record {
                 .with_label_values(&[tier, model, "output"])
                 .inc_by(u.completion_tokens);
         }
+        let cost = total;
         let route = self
             .route
             .clone()

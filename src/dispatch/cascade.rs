@@ -162,6 +162,23 @@ impl Cascade {
             tracing::info!(from = %self.from, to = %self.to, "cascade escalation rate is back under the cap");
         }
         self.record(now, true);
+        // The cheap answer was paid for even though the client will not see it.
+        if let (Ok(cheap), Some(c)) = (&result, &out.served) {
+            let text = if cheap.usage.is_none() {
+                cheap.body["choices"][0]["message"]["content"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            } else {
+                String::new()
+            };
+            out.discarded.push(super::Discarded {
+                tier: c.tier.clone(),
+                model: c.model.clone(),
+                usage: cheap.usage,
+                text,
+            });
+        }
         let mut premium = Plan::tier(gw, self.to.clone(), fallback);
         // The escalation shares the request's attempt budget, but always gets its one call.
         premium.budget = premium.budget.saturating_sub(out.attempts).max(1);

@@ -44,6 +44,15 @@ pub struct Failure {
     pub kind: ErrorKind,
 }
 
+/// An answer that was paid for but not returned: the cheap answer a cascade escalated past.
+pub struct Discarded {
+    pub tier: Arc<str>,
+    pub model: Arc<Model>,
+    /// The provider's usage; `None` when it reported none (the text is then counted instead).
+    pub usage: Option<crate::openai::Usage>,
+    pub text: String,
+}
+
 /// A move to another tier, and why.
 pub struct Hop {
     pub from: Arc<str>,
@@ -72,6 +81,8 @@ pub struct Outcome {
     pub upstream: Duration,
     /// What the cascade did, when the request was cascaded.
     pub cascade: Option<cascade::Step>,
+    /// Answers billed but not returned.
+    pub discarded: Vec<Discarded>,
 }
 
 impl Outcome {
@@ -88,6 +99,7 @@ impl Outcome {
         self.retries.extend(more.retries);
         self.cooldowns.extend(more.cooldowns);
         self.hops.extend(more.hops);
+        self.discarded.extend(more.discarded);
         for t in more.walked {
             if self.walked.last() != Some(&t) {
                 self.walked.push(t);
