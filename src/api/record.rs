@@ -40,9 +40,12 @@ pub struct Record {
     ttft_seen: bool,
     /// Set by `finish`.
     pub cost: Option<Cost>,
-    /// (tier, model, usage, estimated, usd) of answers paid for but not returned.
-    discarded: Vec<(Arc<str>, Arc<str>, crate::openai::Usage, bool, f64)>,
+    /// Answers paid for but not returned.
+    discarded: Vec<DiscardedBill>,
 }
+
+/// (tier, model, usage, estimated, usd) of one answer paid for but not returned.
+type DiscardedBill = (Arc<str>, Arc<str>, Usage, bool, f64);
 
 /// Status recorded for a stream the client abandoned (nginx's convention).
 pub const CLIENT_CLOSED: u16 = 499;
