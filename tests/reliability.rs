@@ -26,13 +26,10 @@ async fn setup(strategy: &str, extra: &str) -> Setup {
         Mock::start().await,
         Mock::start().await,
     );
-    let yaml = format!(
-        r#"
-server: {{ listen: "127.0.0.1:0" }}
-providers:
-  a: {{ kind: openai, base_url: "{}", api_key: "{PROVIDER_KEY}", timeout: 400ms, stream_idle_timeout: 300ms }}
-  b: {{ kind: openai, base_url: "{}", api_key: "{PROVIDER_KEY}", timeout: 400ms, stream_idle_timeout: 300ms }}
-  p: {{ kind: openai, base_url: "{}", api_key: "{PROVIDER_KEY}", timeout: 400ms }}
+    let yaml = table(
+        [&a, &b, &p],
+        &format!(
+            r#"
 models:
   - {{ name: a1, provider: a, model: small }}
   - {{ name: b1, provider: b, model: small }}
@@ -45,13 +42,40 @@ routing:
 fallbacks:
   budget: [premium]
 {extra}
-"#,
-        a.url(),
-        b.url(),
-        p.url()
+"#
+        ),
     );
     let gw = Gateway::start(&yaml).await;
     Setup { a, b, p, gw }
+}
+
+/// The server and three mock providers `a`, `b` and `p`, then `rest` (models, tiers, routing…).
+fn table(mocks: [&Mock; 3], rest: &str) -> String {
+    let mut yaml = String::from("server: { listen: \"127.0.0.1:0\" }\nproviders:\n");
+    for (name, m) in ["a", "b", "p"].iter().zip(mocks) {
+        yaml.push_str(&format!(
+            "  {name}: {{ kind: openai, base_url: \"{}\", api_key: \"{PROVIDER_KEY}\", timeout: 400ms, stream_idle_timeout: 300ms }}\n",
+            m.url()
+        ));
+    }
+    yaml + rest
+}
+
+/// One deployment's entry in `/admin/deployments`.
+async fn deployment(gw: &Gateway, name: &str) -> Value {
+    let all: Value = reqwest::get(gw.url("/admin/deployments"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["deployment"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no deployment {name} in {all}"))
 }
 
 const FAST_BACKOFF: &str = "reliability:\n  backoff: { initial: 5ms, max: 20ms }\n";
@@ -62,19 +86,7 @@ impl Setup {
     }
 
     async fn deployment(&self, name: &str) -> Value {
-        let all: Value = reqwest::get(self.gw.url("/admin/deployments"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        all["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["deployment"] == name)
-            .cloned()
-            .unwrap_or_else(|| panic!("no deployment {name} in {all}"))
+        deployment(&self.gw, name).await
     }
 }
 
@@ -363,30 +375,23 @@ async fn context_window_errors_take_their_own_chain_and_long_prompts_skip_small_
         Mock::start().await,
         Mock::start().await,
     );
-    let yaml = format!(
+    let yaml = table(
+        [&a, &long, &p],
         r#"
-server: {{ listen: "127.0.0.1:0" }}
-providers:
-  a: {{ kind: openai, base_url: "{}" }}
-  l: {{ kind: openai, base_url: "{}" }}
-  p: {{ kind: openai, base_url: "{}" }}
 models:
-  - {{ name: a1, provider: a, model: small, context_window: 200 }}
-  - {{ name: wide, provider: l, model: wide, context_window: 1000000 }}
-  - {{ name: big, provider: p, model: large, context_window: 1000 }}
+  - { name: a1, provider: a, model: small, context_window: 200 }
+  - { name: wide, provider: b, model: wide, context_window: 1000000 }
+  - { name: big, provider: p, model: large, context_window: 1000 }
 tiers:
-  budget: {{ models: [a1] }}
-  long: {{ models: [wide] }}
-  premium: {{ models: [big] }}
-routing: {{ default: budget }}
+  budget: { models: [a1] }
+  long: { models: [wide] }
+  premium: { models: [big] }
+routing: { default: budget }
 fallbacks:
   budget: [premium]
   context_window:
     budget: [long]
 "#,
-        a.url(),
-        long.url(),
-        p.url()
     );
     let gw = Gateway::start(&yaml).await;
     // The provider says the prompt is too long: the context-window chain, not the ordinary one.
@@ -653,44 +658,26 @@ async fn balancing_strategies_spread_and_respect_limits() {
         Mock::start().await,
         Mock::start().await,
     );
-    let yaml = format!(
+    let yaml = table(
+        [&a, &b, &p],
         r#"
-server: {{ listen: "127.0.0.1:0" }}
-providers:
-  a: {{ kind: openai, base_url: "{}" }}
-  b: {{ kind: openai, base_url: "{}" }}
-  p: {{ kind: openai, base_url: "{}" }}
 models:
-  - {{ name: a1, provider: a, model: small, rpm: 3 }}
-  - {{ name: b1, provider: b, model: small, rpm: 2 }}
-  - {{ name: big, provider: p, model: large }}
+  - { name: a1, provider: a, model: small, rpm: 3 }
+  - { name: b1, provider: b, model: small, rpm: 2 }
+  - { name: big, provider: p, model: large }
 tiers:
-  budget: {{ models: [a1, b1], strategy: usage }}
-  premium: {{ models: [big] }}
-routing: {{ default: budget }}
-fallbacks: {{ budget: [premium] }}
+  budget: { models: [a1, b1], strategy: usage }
+  premium: { models: [big] }
+routing: { default: budget }
+fallbacks: { budget: [premium] }
 "#,
-        a.url(),
-        b.url(),
-        p.url()
     );
     let gw = Gateway::start(&yaml).await;
     for _ in 0..6 {
         assert_eq!(post(&gw, &chat_body("auto", "hi")).await.status(), 200);
     }
     assert_eq!((a.calls(), b.calls(), p.calls()), (3, 2, 1));
-    let all: Value = reqwest::get(gw.url("/admin/deployments"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let a1 = all["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["deployment"] == "a1")
-        .unwrap();
+    let a1 = deployment(&gw, "a1").await;
     assert_eq!(a1["usage"]["requests_this_minute"], 3);
     assert_eq!(a1["usage"]["rpm_limit"], 3);
 }
