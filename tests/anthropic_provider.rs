@@ -472,7 +472,9 @@ async fn prompt_too_long_is_a_context_window_error() {
     let (provider, _mock) = start(vec![json_reply(400, body)], "").await;
     let e = provider.chat(&call(&hello())).await.unwrap_err();
     assert_error(&e, ErrorKind::ContextWindow, Some(400));
-    assert!(!e.kind.is_retryable());
+    // Not retried on the same tier by default: only a bigger window helps.
+    let policy = switchyard::dispatch::policy::Policies::default().for_kind(e.kind);
+    assert_eq!(policy.retries, 0);
 }
 
 #[tokio::test]

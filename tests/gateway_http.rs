@@ -558,11 +558,7 @@ async fn provider_errors_map_to_matching_status_and_never_leak_the_key() {
 async fn retryable_failures_fall_back_to_the_next_tier_and_client_errors_do_not() {
     let mock = Mock::start().await;
     // Without retries within the tier, the first server error moves the request on.
-    let gw = Gateway::start(&format!(
-        "{}reliability: {{ retries: 0 }}\n",
-        config_yaml(&mock.url(), "")
-    ))
-    .await;
+    let gw = Gateway::start(&without_retries(&config_yaml(&mock.url(), ""))).await;
     mock.on(
         "cheap-up",
         Reply::Json {

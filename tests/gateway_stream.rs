@@ -173,11 +173,7 @@ async fn a_client_that_disconnects_cancels_the_upstream_stream() {
 async fn failure_before_the_first_byte_falls_back_like_any_request() {
     let mock = Mock::start().await;
     // No retries within the tier, so the first failure moves the stream on.
-    let gw = Gateway::start(&format!(
-        "{}reliability: {{ retries: 0 }}\n",
-        config_yaml(&mock.url(), "")
-    ))
-    .await;
+    let gw = Gateway::start(&without_retries(&config_yaml(&mock.url(), ""))).await;
     mock.on(
         "cheap-up",
         Reply::Json {
@@ -385,11 +381,7 @@ fn with_stream_timeouts(mock: &Mock) -> String {
 #[tokio::test]
 async fn a_stream_that_never_starts_times_out_and_falls_back() {
     let mock = Mock::start().await;
-    let gw = Gateway::start(&format!(
-        "{}reliability: {{ retries: 0 }}\n",
-        with_stream_timeouts(&mock)
-    ))
-    .await;
+    let gw = Gateway::start(&without_retries(&with_stream_timeouts(&mock))).await;
     // Headers are sent, then nothing: the first chunk never comes.
     let _never_released = mock.held_stream("cheap-up", 0);
     let resp = post(&gw, &stream_body("auto", None)).await;

@@ -71,11 +71,7 @@ async fn a_good_cheap_answer_is_kept() {
 async fn short_answers_escalate_once_and_say_why() {
     let mock = Mock::start().await;
     // No retries within the cheap tier: its first error is what the cascade sees.
-    let gw = Gateway::start(&format!(
-        "{}reliability: {{ retries: 0 }}\n",
-        cascade_config(&mock.url(), CASCADE)
-    ))
-    .await;
+    let gw = Gateway::start(&without_retries(&cascade_config(&mock.url(), CASCADE))).await;
     let cases = [
         (
             answer(json!("The capital of"), "length"),
@@ -286,11 +282,7 @@ async fn low_confidence_uses_logprobs_the_client_never_sees() {
 async fn only_routed_requests_cascade_and_streams_escalate_only_on_early_errors() {
     let mock = Mock::start().await;
     // No retries within the cheap tier: its first error is what the cascade sees.
-    let gw = Gateway::start(&format!(
-        "{}reliability: {{ retries: 0 }}\n",
-        cascade_config(&mock.url(), CASCADE)
-    ))
-    .await;
+    let gw = Gateway::start(&without_retries(&cascade_config(&mock.url(), CASCADE))).await;
     // Naming the tier means exactly that tier.
     mock.on("cheap-up", answer(json!("cut"), "length"));
     let resp = post(&gw, &chat_body("budget", "hello")).await;

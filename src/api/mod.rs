@@ -78,8 +78,7 @@ impl AppState {
     }
 
     /// Counts one dispatched request toward `alerts.fallback_rate`, when the config sets it.
-    pub fn fallback_alert(&self, fell_back: bool) {
-        let gw = self.inner.gateway.load();
+    pub fn fallback_alert(&self, gw: &Gateway, fell_back: bool) {
         if let Some(cfg) = &gw.config.alerts.fallback_rate {
             self.inner.fallback_alert.record(cfg, fell_back);
         }

@@ -191,7 +191,7 @@ impl Record {
         for (deployment, class) in &o.cooldowns {
             m.cooldowns.with_label_values(&[&**deployment, class]).inc();
         }
-        self.state.fallback_alert(!o.hops.is_empty());
+        self.state.fallback_alert(&self.gw, !o.hops.is_empty());
         if let Some(c) = &o.cascade {
             m.cascade
                 .with_label_values(&[&c.from, &c.to, c.outcome, c.reason.unwrap_or("none")])

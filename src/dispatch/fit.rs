@@ -34,7 +34,12 @@ impl<'a> Estimate<'a> {
     /// Every BPE token is at least one byte, so bytes (plus framing) bound the token count.
     fn upper_bound(&self) -> u64 {
         *self.bound.get_or_init(|| {
-            let text: usize = self.req.messages.iter().map(|m| m.text().len() + 16).sum();
+            let text: usize = self
+                .req
+                .messages
+                .iter()
+                .map(|m| m.text_ref().len() + 16)
+                .sum();
             let tools = self
                 .req
                 .extra

@@ -334,7 +334,7 @@ async fn pick(
     let mut headroom = std::collections::HashMap::new();
     if strategy == crate::config::Strategy::Usage {
         for m in &pool {
-            let h = usage_headroom(&ds.store, m, 0).await;
+            let h = usage_headroom(&ds.store, m).await;
             headroom.insert(m.name.clone(), h);
         }
     }
@@ -383,7 +383,7 @@ async fn pick(
 }
 
 /// Share of the deployment's rpm/tpm limits left this minute; 1.0 for a deployment without limits.
-async fn usage_headroom(store: &StateStore, m: &Model, _tokens: u64) -> f64 {
+async fn usage_headroom(store: &StateStore, m: &Model) -> f64 {
     if m.rpm.is_none() && m.tpm.is_none() {
         return 1.0;
     }

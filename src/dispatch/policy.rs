@@ -171,6 +171,12 @@ mod tests {
     #[test]
     fn defaults_never_retry_or_escalate_what_no_model_fixes() {
         let p = Policies::default();
+        let refusal = crate::providers::ProviderError::from_http(
+            400,
+            &reqwest::header::HeaderMap::new(),
+            br#"{"error":{"message":"blocked","code":"content_filter"}}"#,
+        );
+        assert!(!p.for_kind(refusal.kind).fallback);
         for k in [ErrorKind::ContentPolicy, ErrorKind::BadRequest] {
             assert_eq!(p.for_kind(k).retries, 0);
             assert!(!p.for_kind(k).fallback);

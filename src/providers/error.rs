@@ -30,20 +30,6 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// Whether another deployment (or tier) could plausibly succeed where this one failed.
-    /// Bad requests and content-policy refusals never qualify: no bigger model fixes them, and
-    /// escalating them would only make the failure more expensive.
-    pub fn is_retryable(self) -> bool {
-        matches!(
-            self,
-            ErrorKind::RateLimit
-                | ErrorKind::Timeout
-                | ErrorKind::Server
-                | ErrorKind::Connect
-                | ErrorKind::InvalidResponse
-        )
-    }
-
     /// The inverse of [`ErrorKind::as_str`].
     pub fn parse(s: &str) -> Option<ErrorKind> {
         [
@@ -253,7 +239,7 @@ mod tests {
             r#"{"error":{"message":"blocked","code":"content_filter"}}"#,
         );
         assert_eq!(e.kind, ErrorKind::ContentPolicy);
-        assert!(!e.kind.is_retryable());
+        // Whether it is retried is the dispatch policy's call (dispatch/policy.rs tests it).
         assert_eq!(classify(401, "{}").kind, ErrorKind::Auth);
         assert_eq!(classify(503, "oops").kind, ErrorKind::Server);
         assert!(classify(503, "oops").message.contains("oops"));

@@ -456,6 +456,11 @@ pub fn spawn_stream(url: String, prompt: &str) -> tokio::task::JoinHandle<String
     })
 }
 
+/// `yaml` with retries within a tier turned off, for tests about what one failure leads to.
+pub fn without_retries(yaml: &str) -> String {
+    format!("{yaml}reliability: {{ retries: 0 }}\n")
+}
+
 /// A "provider" that accepts connections and resets them at once (SO_LINGER 0), before any byte
 /// of an answer: what a crashed or overloaded load balancer looks like.
 pub async fn reset_server() -> SocketAddr {
