@@ -9,6 +9,7 @@ pub mod dispatch;
 pub mod embed;
 pub mod gateway;
 pub mod openai;
+pub mod outcomes;
 pub mod providers;
 pub mod redact;
 pub mod routing;
