@@ -1,6 +1,7 @@
 //! switchyard: an OpenAI-compatible gateway that sends each chat request to the cheapest model tier
 //! that clears the team's quality bar. See `README.md` for the tour and `config/` for examples.
 
+pub mod answers;
 pub mod api;
 pub mod cli;
 pub mod config;

@@ -1,0 +1,224 @@
+//! Reading what an answer settles on: its normalised text, the option it picks, the number it ends
+//! with. Step 0's scorers (`exact`, `choice`, `numeric`), the cascade's agreement signal (two
+//! cheap answers that settle on the same thing) and the offline replay of that cascade must read
+//! answers the same way, or a benchmark would promise what the gateway does not do; so they all
+//! read them here.
+//!
+//! Pure functions over text; this module imports nothing of the gateway.
+
+use regex::Regex;
+use std::sync::LazyLock;
+
+/// Lowercase, punctuation and articles dropped, whitespace collapsed: "The answer: Paris." and
+/// "paris" normalise alike.
+pub fn normalize(text: &str) -> String {
+    let lowered = text.to_lowercase();
+    let cleaned: String = lowered
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c.is_whitespace() {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    cleaned
+        .split_whitespace()
+        .filter(|w| !matches!(*w, "a" | "an" | "the"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+static ANSWER_IS: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    // The keyword is case-insensitive; a bare letter must be a capital ("the answer is a
+    // prime" names no option), a bracketed or bold one may be either.
+    Regex::new(
+        r"(?i:answer|option|choice)\s*(?i:is|:|would be|=)?\s*(?i:option\s*)?(?:\(([A-Ja-j])\)|\[([A-Ja-j])\]|\*\*([A-J])\*\*|([A-J]|[1-9])\b)",
+    )
+    .ok()
+});
+static LEADING: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"^\s*(?:\(([A-Ja-j])\)|\[([A-Ja-j])\]|\**([A-J])(?:[\).:*]|\s*$))").ok()
+});
+static BRACKETED: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"\(([A-Ja-j])\)|\[([A-Ja-j])\]|\*\*([A-J])\*\*").ok());
+
+/// The option an answer settles on: a letter `A`–`J` (upper-cased) or a digit `1`–`9`.
+///
+/// The last explicit statement wins ("…so the answer is (C)"), then an answer that opens with a
+/// letter ("B. Because…"), then the last bracketed or bold letter. An answer that names no option
+/// is `None`: a scorer gives it 0 and says so, and two such answers never "agree".
+pub fn choice(text: &str) -> Option<String> {
+    let last = |re: &LazyLock<Option<Regex>>| {
+        re.as_ref()?
+            .captures_iter(text)
+            .last()
+            .and_then(|c| c.iter().skip(1).flatten().next())
+            .map(|m| m.as_str().to_uppercase())
+    };
+    last(&ANSWER_IS)
+        .or_else(|| last(&LEADING))
+        .or_else(|| last(&BRACKETED))
+}
+
+static HASHES: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"####\s*(-?[\d,]*\.?\d+)").ok());
+static BOXED: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"\\boxed\{\s*\$?(-?[\d,]*\.?\d+)").ok());
+static ANSWER_NUMBER: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"(?i)answer\s*(?:is|:|=)?\s*[:=]?\s*\**\s*\$?\s*(-?[\d,]*\.?\d+)").ok()
+});
+static ANY_NUMBER: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"-?\$?\d[\d,]*(?:\.\d+)?|-?\.\d+").ok());
+
+/// The number an answer ends on: GSM8K's `#### 42`, a LaTeX `\boxed{42}`, the last "answer is
+/// 42", or else the last number in the text. Thousands separators and `$` are ignored.
+pub fn number(text: &str) -> Option<f64> {
+    let parse = |s: &str| {
+        let cleaned: String = s.chars().filter(|c| *c != ',' && *c != '$').collect();
+        cleaned.parse::<f64>().ok().filter(|v| v.is_finite())
+    };
+    let last_group = |re: &LazyLock<Option<Regex>>| {
+        re.as_ref()?
+            .captures_iter(text)
+            .last()
+            .and_then(|c| c.get(1))
+            .and_then(|m| parse(m.as_str()))
+    };
+    last_group(&HASHES)
+        .or_else(|| last_group(&BOXED))
+        .or_else(|| last_group(&ANSWER_NUMBER))
+        .or_else(|| {
+            ANY_NUMBER
+                .as_ref()?
+                .find_iter(text)
+                .last()
+                .and_then(|m| parse(m.as_str()))
+        })
+}
+
+/// Two numbers are the same answer when they differ by at most `tolerance`, absolute or relative
+/// to the larger one (whichever is looser), so 0.1 + 0.2 and 0.3 agree.
+pub fn same_number(a: f64, b: f64, tolerance: f64) -> bool {
+    let diff = (a - b).abs();
+    diff <= tolerance || diff <= tolerance * a.abs().max(b.abs())
+}
+
+/// What two answers are compared on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    /// The normalised text, for short answers (labels, extractions).
+    Exact,
+    /// The option each settles on.
+    Choice,
+    /// The final number of each.
+    Numeric,
+    /// Token-set similarity of the two texts at least this share (in percent), for code and
+    /// longer answers where wording differs but the content should not.
+    Similar(u8),
+}
+
+/// Whether two answers settle on the same thing. An answer that cannot be read (no option, no
+/// number, empty) agrees with nothing.
+pub fn agree(a: &str, b: &str, how: Compare) -> bool {
+    match how {
+        Compare::Exact => {
+            let (a, b) = (normalize(a), normalize(b));
+            !a.is_empty() && a == b
+        }
+        Compare::Choice => matches!((choice(a), choice(b)), (Some(x), Some(y)) if x == y),
+        Compare::Numeric => {
+            matches!((number(a), number(b)), (Some(x), Some(y)) if same_number(x, y, 1e-6))
+        }
+        Compare::Similar(pct) => similarity(a, b) * 100.0 >= f64::from(pct),
+    }
+}
+
+/// Jaccard similarity of the two texts' sets of word tokens (identifiers, numbers, operators
+/// split off), in [0, 1]; two empty texts are not similar.
+pub fn similarity(a: &str, b: &str) -> f64 {
+    use std::collections::HashSet;
+    let tokens = |s: &str| -> HashSet<String> {
+        let mut out = HashSet::new();
+        let mut word = String::new();
+        for c in s.chars() {
+            if c.is_alphanumeric() || c == '_' {
+                word.push(c);
+            } else {
+                if !word.is_empty() {
+                    out.insert(std::mem::take(&mut word));
+                }
+                if !c.is_whitespace() {
+                    out.insert(c.to_string());
+                }
+            }
+        }
+        if !word.is_empty() {
+            out.insert(word);
+        }
+        out
+    };
+    let (x, y) = (tokens(a), tokens(b));
+    let union = x.union(&y).count();
+    if union == 0 {
+        return 0.0;
+    }
+    x.intersection(&y).count() as f64 / union as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_text() {
+        assert_eq!(normalize("The answer: Paris."), "answer paris");
+        assert_eq!(normalize("  PARIS  "), "paris");
+        assert_eq!(normalize("?!"), "");
+    }
+
+    #[test]
+    fn finds_the_option_an_answer_settles_on() {
+        assert_eq!(choice("B").as_deref(), Some("B"));
+        assert_eq!(choice("B. Because the heart…").as_deref(), Some("B"));
+        assert_eq!(choice("(c) mitochondria").as_deref(), Some("C"));
+        assert_eq!(
+            choice("A looks right at first, but the answer is (D).").as_deref(),
+            Some("D")
+        );
+        assert_eq!(choice("Answer: 2").as_deref(), Some("2"));
+        assert_eq!(choice("I think **C** is correct").as_deref(), Some("C"));
+        assert_eq!(choice("I cannot tell from the passage."), None);
+        assert_eq!(choice(""), None);
+    }
+
+    #[test]
+    fn finds_the_final_number() {
+        assert_eq!(number("so she has 3 + 4 = 7 apples\n#### 7"), Some(7.0));
+        assert_eq!(number("The answer is $1,250.50."), Some(1250.5));
+        assert_eq!(number("x = \\boxed{-3}"), Some(-3.0));
+        assert_eq!(number("First 12, then 18, finally 42 remain"), Some(42.0));
+        assert_eq!(number("no digits here"), None);
+        assert!(same_number(0.1 + 0.2, 0.3, 1e-9));
+        assert!(!same_number(41.0, 42.0, 1e-6));
+    }
+
+    #[test]
+    fn agreement_reads_both_answers_the_same_way() {
+        assert!(agree(
+            "The answer is B.",
+            "B) the second one",
+            Compare::Choice
+        ));
+        assert!(!agree("The answer is B.", "(C)", Compare::Choice));
+        assert!(!agree("no idea", "not sure", Compare::Choice));
+        assert!(agree("#### 42", "It comes to 42 apples.", Compare::Numeric));
+        assert!(agree("Positive.", "positive", Compare::Exact));
+        assert!(!agree("", "", Compare::Exact));
+        let f1 = "def add(a, b):\n    return a + b";
+        let f2 = "def add(a, b):\n    return a+b  # sum";
+        assert!(agree(f1, f2, Compare::Similar(70)));
+        assert!(!agree(f1, "SELECT * FROM users", Compare::Similar(70)));
+    }
+}
