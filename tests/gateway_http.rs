@@ -435,20 +435,22 @@ async fn provider_errors_map_to_matching_status_and_never_leak_the_key() {
     let gw = Gateway::start(&yaml).await;
     let err_body = |msg: String, code: &str| json!({"error": {"message": msg, "type": "invalid_request_error", "param": null, "code": code}});
     let cases = [
+        // The provider rejecting switchyard's credentials is the gateway's fault, not the
+        // client's: a 502 with a type that says so, never the client's own 401/403.
         (
             401,
             err_body(
                 format!("Incorrect API key provided: {PROVIDER_KEY}."),
                 "invalid_api_key",
             ),
-            401,
-            "authentication_error",
+            502,
+            "upstream_authentication_error",
         ),
         (
             403,
             err_body("not allowed".into(), "forbidden"),
-            403,
-            "permission_error",
+            502,
+            "upstream_permission_error",
         ),
         (
             400,

@@ -460,7 +460,8 @@ async fn json_logs_carry_the_request_and_never_the_provider_key() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 401);
+    // The provider rejected the gateway's key: a 502 (the client's own key was fine).
+    assert_eq!(resp.status(), 502);
     assert!(!resp.text().await.unwrap().contains(PROVIDER_KEY));
     let start = Instant::now();
     let line = loop {
@@ -482,7 +483,7 @@ async fn json_logs_carry_the_request_and_never_the_provider_key() {
     };
     let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
     assert_eq!(v["request_id"], "log-test-1");
-    assert_eq!(v["status"], 401);
+    assert_eq!(v["status"], 502);
     assert_eq!(v["tier"], "premium");
     assert_eq!(v["model"], "strong");
     assert_eq!(v["level"], "INFO");

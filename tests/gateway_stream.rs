@@ -246,7 +246,7 @@ async fn failure_after_bytes_were_sent_ends_with_an_error_event() {
     assert_eq!(
         metric(
             &text,
-            r#"switchyard_stream_errors_total{class="invalid_response",model="strong"}"#
+            r#"switchyard_stream_errors_total{class="server_error",model="strong",reason="invalid_response"}"#
         ),
         1.0
     );
@@ -436,7 +436,7 @@ async fn a_stream_that_stalls_midway_ends_with_a_timeout_event() {
     assert_eq!(
         metric(
             &text,
-            r#"switchyard_stream_errors_total{class="timeout",model="strong"}"#
+            r#"switchyard_stream_errors_total{class="timeout",model="strong",reason="timeout"}"#
         ),
         1.0
     );

@@ -216,8 +216,9 @@ async fn streams_and_failures_are_spans_too() {
             headers: vec![],
         },
     );
+    // The provider rejected the gateway's key: the client gets a 502, not its own 401.
     let resp = send(&gw, "req-otlp-401", chat_body("strong", "hello")).await;
-    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.status(), 502);
 
     let (_, span, a) = span_for(&receiver, "req-otlp-stream").await;
     assert_eq!(span.name, "chat budget");
@@ -233,8 +234,8 @@ async fn streams_and_failures_are_spans_too() {
     let status = span.status.as_ref().unwrap();
     assert_eq!(status.code, StatusCode::Error as i32);
     assert!(status.message.contains("strong"), "{}", status.message);
-    assert_eq!(a.get("http.response.status_code"), Some(&Value::Int(401)));
-    assert_eq!(a.get("error.type"), Some(&s("401")));
+    assert_eq!(a.get("http.response.status_code"), Some(&Value::Int(502)));
+    assert_eq!(a.get("error.type"), Some(&s("502")));
     assert_eq!(a.get("gen_ai.request.model"), Some(&s("strong")));
     assert!(!a.contains_key("gen_ai.usage.input_tokens"), "{a:?}");
     // The provider key never reaches the trace receiver.

@@ -248,25 +248,29 @@ async fn a_hung_provider_times_out_and_the_other_deployment_answers() {
 #[tokio::test]
 async fn resets_and_malformed_answers_are_server_errors_retried_elsewhere() {
     let s = setup("ordered", FAST_BACKOFF).await;
-    for (reply, class) in [
-        (Reply::Reset, "connection"),
-        (
-            Reply::Garbage("<html>502 Bad Gateway</html>"),
-            "invalid_response",
-        ),
-    ] {
+    // Both are the documented class `server_error`; the log and stream metrics keep the detail.
+    for (n, reply) in [Reply::Reset, Reply::Garbage("<html>502 Bad Gateway</html>")]
+        .into_iter()
+        .enumerate()
+    {
         s.a.on("small", reply);
         let resp = post(&s.gw, &chat_body("auto", "hello")).await;
-        assert_eq!(resp.status(), 200, "{class}");
+        assert_eq!(resp.status(), 200, "case {n}");
         assert_eq!(header(&resp, "x-switchyard-model"), "b1");
         let text = s.gw.metrics().await;
         assert_eq!(
             metric(
                 &text,
-                &format!(r#"switchyard_provider_errors_total{{class="{class}",model="a1"}}"#)
+                r#"switchyard_provider_errors_total{class="server_error",model="a1"}"#
             ),
-            1.0
+            (n + 1) as f64
         );
+        for undocumented in ["connection", "invalid_response"] {
+            assert!(
+                !text.contains(&format!("class=\"{undocumented}\"")),
+                "{undocumented} is not a class"
+            );
+        }
     }
     assert_eq!(s.calls(), (2, 2, 0));
 
@@ -286,7 +290,7 @@ async fn resets_and_malformed_answers_are_server_errors_retried_elsewhere() {
     assert_eq!(
         metric(
             &text,
-            r#"switchyard_fallbacks_total{from_tier="budget",reason="connection",to_tier="premium"}"#
+            r#"switchyard_fallbacks_total{from_tier="budget",reason="server_error",to_tier="premium"}"#
         ),
         1.0
     );
@@ -352,8 +356,13 @@ async fn authentication_errors_cool_the_deployment_at_once_and_never_escalate() 
         0,
         error_reply(401, "Incorrect API key provided", Some("invalid_api_key")),
     );
+    // The provider rejected the gateway's key, not the client's: a 502 that says so, never a 401
+    // (which SDKs raise as AuthenticationError, as if the client's own key were wrong).
     let resp = post(&s.gw, &chat_body("auto", "hello")).await;
-    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.status(), 502);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "upstream_authentication_failed");
+    assert_eq!(err["error"]["type"], "upstream_authentication_error");
     // One try on each deployment of the tier, none on the pricier one.
     assert_eq!(s.calls(), (1, 1, 0));
     for d in ["a1", "b1"] {
@@ -365,6 +374,17 @@ async fn authentication_errors_cool_the_deployment_at_once_and_never_escalate() 
     let resp = post(&s.gw, &chat_body("auto", "hello")).await;
     assert_eq!(resp.status(), 503);
     assert!(resp.headers().contains_key("retry-after"));
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "no_deployment_available");
+    let msg = err["error"]["message"].as_str().unwrap();
+    for d in ["a1", "b1"] {
+        assert!(
+            msg.contains(&format!(
+                "{d} is cooling down after authentication failures"
+            )),
+            "{msg}"
+        );
+    }
     assert_eq!(s.calls(), (1, 1, 0));
 }
 
@@ -554,14 +574,14 @@ async fn streams_retry_before_the_first_byte_and_report_breaks_after_it() {
     assert_eq!(
         metric(
             &text,
-            r#"switchyard_stream_errors_total{class="connection",model="a1"}"#
+            r#"switchyard_stream_errors_total{class="server_error",model="a1",reason="connection"}"#
         ),
         1.0
     );
     assert_eq!(
         metric(
             &text,
-            r#"switchyard_stream_errors_total{class="timeout",model="a1"}"#
+            r#"switchyard_stream_errors_total{class="timeout",model="a1",reason="timeout"}"#
         ),
         1.0
     );

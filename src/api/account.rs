@@ -110,6 +110,8 @@ pub struct Served<'a> {
     pub decision: Option<&'a Decision>,
     pub route: Option<&'a str>,
     pub stream: bool,
+    /// How a stream that started ended (`complete`, `cut_off`, `failed`, `client_closed`).
+    pub stream_end: Option<&'a str>,
     pub usage: Option<Usage>,
     pub cost: Option<Cost>,
     pub latency: Duration,
@@ -144,6 +146,7 @@ pub fn spend_record(f: &RequestFacts, s: Served<'_>) -> SpendRecord {
         route_layer: s.decision.map(|d| d.layer.as_str().to_string()),
         route: s.route.map(str::to_string),
         stream: s.stream,
+        stream_end: s.stream_end.map(str::to_string),
         prompt_tokens: tokens(usage.prompt_tokens),
         completion_tokens: tokens(usage.completion_tokens),
         cached_tokens: tokens(usage.cached_tokens),

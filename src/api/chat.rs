@@ -53,8 +53,9 @@ pub async fn completions(
         );
     };
 
+    let progress = rec.progress();
     if req.is_stream() {
-        let (result, outcome) = dispatch::chat_stream(&gw, &req, &plan).await;
+        let (result, outcome) = dispatch::chat_stream(&gw, &req, &plan, &progress).await;
         rec.dispatched(&outcome);
         return match result {
             Ok((first, rest)) => {
@@ -83,8 +84,8 @@ pub async fn completions(
     }
 
     let (result, outcome) = match (&gw.cascade, &decision.cascade_to) {
-        (Some(c), Some(_)) => c.chat(&gw, &req, fallback).await,
-        _ => dispatch::chat(&gw, &req, &plan).await,
+        (Some(c), Some(_)) => c.chat(&gw, &req, fallback, &progress).await,
+        _ => dispatch::chat(&gw, &req, &plan, &progress).await,
     };
     rec.dispatched(&outcome);
     rec.bill_discarded(&outcome, &req);
@@ -128,11 +129,12 @@ fn fail(rec: &mut Record, e: ApiError) -> Response {
     e.into_response()
 }
 
+/// `timing` is (overhead, time waited before retries).
 fn decorate(
     h: &mut HeaderMap,
     d: &Decision,
     outcome: Option<&dispatch::Outcome>,
-    overhead: std::time::Duration,
+    timing: (std::time::Duration, std::time::Duration),
 ) {
     let mut set = |name, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
@@ -160,7 +162,8 @@ fn decorate(
         };
         set(headers::CASCADE, &value);
     }
-    set(headers::OVERHEAD_MS, &format_ms(overhead));
+    set(headers::OVERHEAD_MS, &format_ms(timing.0));
+    set(headers::WAIT_MS, &format_ms(timing.1));
 }
 
 /// `cascade:budget->mid` when the cascade escalated, else the decision's own label.

@@ -1,5 +1,6 @@
 //! Every error a client sees, in OpenAI's shape, so SDKs raise their own exception types for them.
 
+use crate::dispatch::UNAVAILABLE_CODE as NO_DEPLOYMENT;
 use crate::openai::ErrorBody;
 use crate::providers::{ErrorKind, ProviderError};
 use crate::redact::Redactor;
@@ -43,6 +44,10 @@ impl ApiError {
 
     /// Maps a provider failure to the status an OpenAI client expects for it. The message names the
     /// model that failed and is scrubbed of configured secrets.
+    ///
+    /// A provider that rejects switchyard's own credentials (401/403) is a fault on the gateway's
+    /// side, so it is a `502`: passed through as a 401, SDKs would raise `AuthenticationError` as
+    /// if the client's key were wrong. A client's own 401 is only ever about its gateway key.
     pub fn from_provider(e: &ProviderError, model: &str, redactor: &Redactor) -> Self {
         let upstream = e.status.and_then(|s| StatusCode::from_u16(s).ok());
         let (status, kind, code) = match e.kind {
@@ -56,6 +61,9 @@ impl ApiError {
                 "timeout_error",
                 "upstream_timeout",
             ),
+            ErrorKind::Server if e.code.as_deref() == Some(NO_DEPLOYMENT) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "api_error", NO_DEPLOYMENT)
+            }
             ErrorKind::Server => (
                 upstream
                     .filter(StatusCode::is_server_error)
@@ -73,6 +81,11 @@ impl ApiError {
                 "api_error",
                 "upstream_invalid_response",
             ),
+            ErrorKind::CutOff => (
+                StatusCode::BAD_GATEWAY,
+                "api_error",
+                "upstream_stream_cut_off",
+            ),
             ErrorKind::ContextWindow => (
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
@@ -84,13 +97,13 @@ impl ApiError {
                 "content_policy_violation",
             ),
             ErrorKind::Auth if e.status == Some(403) => (
-                StatusCode::FORBIDDEN,
-                "permission_error",
+                StatusCode::BAD_GATEWAY,
+                "upstream_permission_error",
                 "upstream_permission_denied",
             ),
             ErrorKind::Auth => (
-                StatusCode::UNAUTHORIZED,
-                "authentication_error",
+                StatusCode::BAD_GATEWAY,
+                "upstream_authentication_error",
                 "upstream_authentication_failed",
             ),
             ErrorKind::BadRequest => (

@@ -8,7 +8,10 @@ pub const MODEL: HeaderName = HeaderName::from_static("x-switchyard-model");
 pub const ROUTE: HeaderName = HeaderName::from_static("x-switchyard-route");
 /// `accepted`, `escalated:<reason>` or `capped:<reason>` for cascaded requests.
 pub const CASCADE: HeaderName = HeaderName::from_static("x-switchyard-cascade");
+/// The gateway's own time: the request's time without upstream calls and without `WAIT_MS`.
 pub const OVERHEAD_MS: HeaderName = HeaderName::from_static("x-switchyard-overhead-ms");
+/// Time the request waited before retries: backoffs, a cooldown ending, a provider's Retry-After.
+pub const WAIT_MS: HeaderName = HeaderName::from_static("x-switchyard-wait-ms");
 /// Upstream calls the request made (retries, fallbacks and cascade escalation included).
 pub const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
 /// The tiers the request went through, `budget->mid` after a fallback or escalation.

@@ -4,7 +4,7 @@
 
 use super::AppState;
 use crate::cost::Cost;
-use crate::dispatch::Outcome;
+use crate::dispatch::{Outcome, Progress};
 use crate::gateway::Gateway;
 use crate::openai::{ChatRequest, Usage};
 use crate::routing::Decision;
@@ -21,9 +21,15 @@ pub struct Record {
     pub tier: Option<Arc<str>>,
     pub model: Option<Arc<str>>,
     pub attempts: u32,
-    pub upstream: Duration,
+    /// Where dispatch's time went (upstream calls, waits before retries); shared with the walk,
+    /// so it is known even when the client left mid-call and the walk was dropped.
+    progress: Arc<Progress>,
+    /// Whether dispatch returned (else the request was dropped while it ran, or never got there).
+    dispatched: bool,
     pub usage: Option<Usage>,
     pub stream: bool,
+    /// How a stream that started ended; `None` while it runs and for non-streaming requests.
+    pub stream_end: Option<StreamEnd>,
     pub route: Option<String>,
     /// The `model` the client asked for (`auto`, an alias, a tier or a model), for the span.
     pub requested_model: Option<String>,
@@ -47,6 +53,40 @@ pub struct Record {
 /// (tier, model, usage, estimated, usd) of one answer paid for but not returned.
 type DiscardedBill = (Arc<str>, Arc<str>, Usage, bool, f64);
 
+/// How a stream ended once its first chunk was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// With `[DONE]` (or, where the provider's `stream_end` allows, a final `finish_reason`).
+    Complete,
+    /// The provider ended the body cleanly before the answer's end: the answer is cut off.
+    CutOff,
+    /// The provider broke off (connection lost, idle timeout, an error event, a garbled chunk).
+    Failed,
+    /// The client went away first.
+    ClientClosed,
+}
+
+impl StreamEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamEnd::Complete => "complete",
+            StreamEnd::CutOff => "cut_off",
+            StreamEnd::Failed => "failed",
+            StreamEnd::ClientClosed => "client_closed",
+        }
+    }
+
+    /// Why a stream that ended like this has its tokens counted by switchyard.
+    fn estimated_reason(self) -> &'static str {
+        match self {
+            StreamEnd::Complete => "no_usage_reported",
+            StreamEnd::CutOff => "stream_cut_off",
+            StreamEnd::Failed => "stream_failed",
+            StreamEnd::ClientClosed => "client_closed",
+        }
+    }
+}
+
 /// Status recorded for a stream the client abandoned (nginx's convention).
 pub const CLIENT_CLOSED: u16 = 499;
 
@@ -69,14 +109,21 @@ impl Record {
             tier: None,
             model: None,
             attempts: 0,
-            upstream: Duration::ZERO,
+            progress: Arc::default(),
+            dispatched: false,
             usage: None,
             stream: false,
+            stream_end: None,
             route: None,
             requested_model: None,
             overhead: None,
             finished: false,
         }
+    }
+
+    /// The timing dispatch fills in for this request.
+    pub fn progress(&self) -> Arc<Progress> {
+        self.progress.clone()
     }
 
     /// Notes the request's caller and metadata (task type, expected tier) for the account.
@@ -167,10 +214,10 @@ impl Record {
             self.model = Some(c.model.name.clone());
         }
         self.attempts = o.attempts;
+        self.dispatched = true;
         if let Some(d) = &self.decision {
             self.route = Some(super::chat::route_label(d, Some(o)));
         }
-        self.upstream = o.upstream;
         for f in &o.failures {
             m.provider_errors
                 .with_label_values(&[&f.model, f.kind.as_str()])
@@ -197,26 +244,38 @@ impl Record {
                 .with_label_values(&[&c.from, &c.to, c.outcome, c.reason.unwrap_or("none")])
                 .inc();
         }
-        if let Some(model) = &self.model {
-            m.upstream_duration
-                .with_label_values(&[model])
-                .observe(o.upstream.as_secs_f64());
-        }
     }
 
-    /// Time inside the gateway so far, upstream waits excluded. Fixed at the moment headers are
-    /// sent, since that is what the `x-switchyard-overhead-ms` header can report.
-    pub fn overhead(&mut self) -> Duration {
-        let o = self.start.elapsed().saturating_sub(self.upstream);
+    /// The gateway's own time so far: the request's time without upstream calls and without waits
+    /// before retries. Fixed at the moment headers are sent, since that is what the
+    /// `x-switchyard-overhead-ms` header can report. Returns (overhead, waited).
+    pub fn overhead(&mut self) -> (Duration, Duration) {
+        let waited = self.progress.waited();
+        let o = self
+            .start
+            .elapsed()
+            .saturating_sub(self.progress.upstream() + waited);
         self.overhead = Some(o);
-        o
+        (o, waited)
     }
 
     /// A stream broke after its first byte: the status was already sent, so this is where it shows.
-    pub fn stream_failed(&self, class: &str, cooled: Option<&'static str>) {
+    pub fn stream_failed(
+        &mut self,
+        e: &crate::providers::ProviderError,
+        cooled: Option<&'static str>,
+    ) {
+        let (class, reason) = (e.kind.as_str(), e.kind.reason());
+        self.stream_end = Some(if e.kind == crate::providers::ErrorKind::CutOff {
+            StreamEnd::CutOff
+        } else {
+            StreamEnd::Failed
+        });
         let model = self.model.as_deref().unwrap_or("none");
         let m = self.state.metrics();
-        m.stream_errors.with_label_values(&[model, class]).inc();
+        m.stream_errors
+            .with_label_values(&[model, class, reason])
+            .inc();
         m.provider_errors.with_label_values(&[model, class]).inc();
         if let Some(c) = cooled {
             m.cooldowns.with_label_values(&[model, c]).inc();
@@ -228,13 +287,35 @@ impl Record {
             return;
         }
         self.finished = true;
+        if !self.dispatched {
+            // Dropped while dispatch ran (the client left): what it was doing is all there is.
+            let (calling, attempts) = self.progress.calling();
+            if let Some(c) = calling {
+                self.tier = Some(c.tier);
+                self.model = Some(c.model.name.clone());
+            }
+            self.attempts = attempts;
+        }
+        if self.stream && self.answered && self.stream_end.is_none() {
+            self.stream_end = Some(StreamEnd::ClientClosed);
+        }
         let m = self.state.metrics();
         let tier = self.tier.as_deref().unwrap_or("none");
         let model = self.model.as_deref().unwrap_or("none");
         let elapsed = self.start.elapsed();
+        let upstream = self.progress.upstream();
+        let waited = self.progress.waited();
         let overhead = self
             .overhead
-            .unwrap_or_else(|| elapsed.saturating_sub(self.upstream));
+            .unwrap_or_else(|| elapsed.saturating_sub(upstream + waited));
+        if self.attempts > 0 {
+            m.upstream_duration
+                .with_label_values(&[model])
+                .observe(upstream.as_secs_f64());
+        }
+        if !waited.is_zero() {
+            m.retry_wait.observe(waited.as_secs_f64());
+        }
         m.requests
             .with_label_values(&[tier, model, status_label(status)])
             .inc();
@@ -294,6 +375,11 @@ impl Record {
                 .inc_by(u.completion_tokens);
         }
         let cost = total;
+        let estimated_reason = estimated.then(|| match self.stream_end {
+            Some(end) => end.estimated_reason(),
+            None => "no_usage_reported",
+        });
+        let stream_end = self.stream_end.map(StreamEnd::as_str);
         let route = self
             .route
             .clone()
@@ -308,7 +394,8 @@ impl Record {
             stream = self.stream,
             attempts = self.attempts,
             latency_ms = ms(elapsed),
-            upstream_ms = ms(self.upstream),
+            upstream_ms = ms(upstream),
+            wait_ms = ms(waited),
             overhead_ms = ms(overhead),
             prompt_tokens = usage.map(|u| u.prompt_tokens),
             completion_tokens = usage.map(|u| u.completion_tokens),
@@ -316,6 +403,8 @@ impl Record {
             cost_usd = cost.map(|c| c.usd),
             counterfactual_usd = cost.map(|c| c.counterfactual_usd),
             cost_estimated = estimated,
+            estimated_reason,
+            stream_end,
             error,
             "chat completion"
         );
@@ -330,10 +419,11 @@ impl Record {
                     decision: self.decision.as_ref(),
                     route: route.as_deref(),
                     stream: self.stream,
+                    stream_end,
                     usage,
                     cost,
                     latency: elapsed,
-                    upstream: self.upstream,
+                    upstream,
                     attempts: self.attempts,
                     status,
                 },

@@ -82,6 +82,7 @@ pub fn respond(
                 }
                 None => {
                     st.done = true;
+                    st.rec.stream_end = Some(super::record::StreamEnd::Complete);
                     st.rec.finish(200, None);
                     return Some((Ok(Bytes::from_static(DONE)), st));
                 }
@@ -143,22 +144,25 @@ impl State {
             ErrorKind::InvalidResponse
             | ErrorKind::Server
             | ErrorKind::Connect
+            | ErrorKind::CutOff
             | ErrorKind::Timeout => "api_error",
+            // The provider rejected switchyard's key, not the client's.
+            ErrorKind::Auth => "upstream_authentication_error",
             _ => "invalid_request_error",
         };
         let message = self.gw.redactor.redact(&format!(
             "{model}: {} (the stream was interrupted)",
             e.message
         ));
-        // The provider's own code says more than our class when it sent one.
-        let code = e.code.as_deref().unwrap_or(e.kind.as_str());
+        // The provider's own code says more than our reason when it sent one.
+        let code = e.code.as_deref().unwrap_or(e.kind.reason());
         let body = ErrorBody::new(message, kind, None, Some(code));
         let status = match e.kind {
             ErrorKind::Timeout => 504,
             ErrorKind::RateLimit => 429,
             _ => 502,
         };
-        self.rec.stream_failed(e.kind.as_str(), cooled);
+        self.rec.stream_failed(e, cooled);
         self.rec.finish(status, Some(&body.error.message));
         let mut buf = b"data: ".to_vec();
         if serde_json::to_writer(&mut buf, &body).is_err() {

@@ -120,6 +120,9 @@ pub struct ProviderConfig {
     /// servers that reject the field.
     #[serde(default = "yes")]
     pub stream_usage: bool,
+    /// What ends an OpenAI-compatible stream as complete; anything less is a cut-off answer.
+    #[serde(default)]
+    pub stream_end: StreamEndRule,
     /// Simulated provider only.
     #[serde(default)]
     pub simulate: SimulateConfig,
@@ -127,6 +130,21 @@ pub struct ProviderConfig {
 
 fn yes() -> bool {
     true
+}
+
+/// `providers.<name>.stream_end`: how an OpenAI-compatible stream must end to count as a whole
+/// answer. A body that ends cleanly without it was cut off (a proxy restart, an idle timeout, a
+/// crashed server) and is reported as a failed stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamEndRule {
+    /// `data: [DONE]`, or a `finish_reason` on every choice (for servers that omit `[DONE]`).
+    #[default]
+    FinishReason,
+    /// Only `data: [DONE]`: also catches a cut between the last chunk and the usage report.
+    Done,
+    /// Any clean end of the body: for servers that send neither (truncation goes unnoticed).
+    Eof,
 }
 
 fn default_weight() -> f64 {

@@ -3,7 +3,7 @@
 //! cascaded requests escalated, the cheap answers are kept (and a metric and log line say so),
 //! because a cascade that always escalates costs more than routing to the premium tier directly.
 
-use super::{Outcome, Plan, chat as dispatch_chat, judge, verdict};
+use super::{Outcome, Plan, Progress, chat as dispatch_chat, judge, verdict};
 use crate::config::{CascadeConfig, EscalateOn};
 use crate::gateway::{Gateway, Model};
 use crate::openai::ChatRequest;
@@ -101,6 +101,7 @@ impl Cascade {
         gw: &Gateway,
         req: &ChatRequest,
         fallback: bool,
+        progress: &Progress,
     ) -> (Result<ChatResponse, ProviderError>, Outcome) {
         // Log-probs are requested for judging when the client did not ask for them, and removed
         // from the answer again before it is returned.
@@ -116,7 +117,7 @@ impl Cascade {
             req
         };
         let cheap = Plan::tier(gw, self.from.clone(), false);
-        let (result, mut out) = dispatch_chat(gw, cheap_req, &cheap).await;
+        let (result, mut out) = dispatch_chat(gw, cheap_req, &cheap, progress).await;
 
         let reason = match &result {
             Err(e) if gw.policies.for_kind(e.kind).fallback && self.on(EscalateOn::Error) => {
@@ -127,7 +128,12 @@ impl Cascade {
             Ok(resp) => {
                 match verdict::check(req, &resp.body, &self.escalate_on, self.min_mean_logprob) {
                     Some(r) => Some(r),
-                    None => self.judge_says_escalate(req, &resp.body).await,
+                    None => {
+                        // The judge is a provider call: its time is not the gateway's overhead.
+                        progress
+                            .on_provider(self.judge_says_escalate(req, &resp.body))
+                            .await
+                    }
                 }
             }
         };
@@ -182,7 +188,7 @@ impl Cascade {
         let mut premium = Plan::tier(gw, self.to.clone(), fallback);
         // The escalation shares the request's attempt budget, but always gets its one call.
         premium.budget = premium.budget.saturating_sub(out.attempts).max(1);
-        let (result, more) = dispatch_chat(gw, req, &premium).await;
+        let (result, more) = dispatch_chat(gw, req, &premium, progress).await;
         out.absorb(more);
         out.cascade = Some(step("escalated", Some(reason)));
         (result, out)

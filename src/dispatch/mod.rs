@@ -1,28 +1,34 @@
 //! Turning a routing decision into upstream calls. Within a tier: a balancing strategy picks a
-//! deployment the circuit breaker admits, and a failure is retried on another healthy deployment
-//! (with backoff when only the same one is left) as its class's policy allows. Across tiers: the
-//! fallback chain, or the separate context-window chain, up to `max_fallbacks` hops. One attempt
-//! budget covers it all. A bad request or a content-policy refusal is returned at once by default:
-//! no bigger model fixes it, it would only cost more.
+//! deployment the circuit breaker admits, and a failure is retried on another admitted deployment
+//! first, or, when none is, on one already tried after a backoff, as its class's policy allows
+//! (`pick`). Across tiers: the fallback chain, or the separate context-window chain, up to
+//! `max_fallbacks` hops. One attempt budget covers it all. A bad request or a content-policy
+//! refusal is returned at once by default: no bigger model fixes it, it would only cost more.
 
 pub mod balance;
 pub mod cascade;
 mod fit;
 mod judge;
+mod pick;
 pub mod policy;
+mod progress;
 mod verdict;
+
+pub use pick::{UNAVAILABLE_CODE, Unavailable, Why};
+pub use progress::Progress;
 
 use crate::gateway::{Gateway, Model};
 use crate::openai::ChatRequest;
 use crate::providers::{Call, ChatResponse, ChunkStream, ErrorKind, ProviderError};
 use crate::routing::Decision;
-use crate::state::{Admission, CallResult, Cooled, StateStore};
+use crate::state::{CallResult, Cooled, StateStore};
 use balance::Loads;
 use fit::Estimate;
 use futures_util::StreamExt;
+use pick::{Pick, Tried};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// What outlives one config: breaker and usage state, and this replica's load per deployment.
 /// A reload hands it to the new gateway, so cooldowns survive it.
@@ -77,8 +83,6 @@ pub struct Outcome {
     pub retries: Vec<(Arc<str>, ErrorKind)>,
     /// (deployment, class) for every cooldown this request started.
     pub cooldowns: Vec<(Arc<str>, &'static str)>,
-    /// Time spent waiting on providers (to the full answer, or to the first chunk of a stream).
-    pub upstream: Duration,
     /// What the cascade did, when the request was cascaded.
     pub cascade: Option<cascade::Step>,
     /// Answers billed but not returned.
@@ -94,7 +98,6 @@ impl Outcome {
 
     pub(crate) fn absorb(&mut self, more: Outcome) {
         self.attempts += more.attempts;
-        self.upstream += more.upstream;
         self.failures.extend(more.failures);
         self.retries.extend(more.retries);
         self.cooldowns.extend(more.cooldowns);
@@ -200,12 +203,14 @@ impl Outcome {
     }
 }
 
+/// `progress` learns where the time goes as it goes (see [`Progress`]).
 pub async fn chat(
     gw: &Gateway,
     req: &ChatRequest,
     plan: &Plan,
+    progress: &Progress,
 ) -> (Result<ChatResponse, ProviderError>, Outcome) {
-    walk(gw, req, plan, |m| async move {
+    walk(gw, req, plan, progress, |m| async move {
         let r = m.provider.chat(&call(req, &m)).await;
         if let (Ok(resp), Some(_)) = (&r, m.tpm) {
             // The prompt was counted when the call went out; the answer's tokens count now.
@@ -223,14 +228,15 @@ pub async fn chat_stream(
     gw: &Gateway,
     req: &ChatRequest,
     plan: &Plan,
+    progress: &Progress,
 ) -> (Result<(Value, ChunkStream), ProviderError>, Outcome) {
-    walk(gw, req, plan, |m| async move {
+    walk(gw, req, plan, progress, |m| async move {
         let first = async {
             let mut stream = m.provider.chat_stream(&call(req, &m)).await?;
             match stream.next().await {
                 Some(Ok(first)) => Ok((first, stream)),
                 Some(Err(e)) => Err(e),
-                None => Err(ProviderError::invalid_response(
+                None => Err(ProviderError::cut_off(
                     "the provider ended the stream without sending anything",
                 )),
             }
@@ -276,10 +282,6 @@ pub async fn report_stream_failure(
     cooled
 }
 
-/// Marks a synthesized "every deployment is cooling" error so the fallback it causes is counted
-/// with reason `cooldown`.
-const COOLING_CODE: &str = "deployments_cooling_down";
-
 fn log_cooldown(deployment: &str, c: &Cooled) {
     let secs = c.duration.as_secs_f64();
     if c.class == ErrorKind::Auth.as_str() {
@@ -299,101 +301,6 @@ fn log_cooldown(deployment: &str, c: &Cooled) {
     }
 }
 
-/// The result of looking for a deployment to call.
-enum Pick {
-    Chosen(Arc<Model>, bool),
-    /// None admitted; the soonest one frees up after this long (if known). `may_fall_back` is
-    /// false when every deployment was taken out by a failure whose policy forbids a fallback
-    /// (a rejected key must not turn into premium traffic just because its breaker is open).
-    None {
-        soonest: Option<Duration>,
-        may_fall_back: bool,
-    },
-}
-
-async fn pick(
-    gw: &Gateway,
-    tier: &str,
-    pool: &[Arc<Model>],
-    tried: &[Arc<str>],
-    est: &Estimate<'_>,
-) -> Pick {
-    let ds = &gw.dispatch;
-    let strategy = gw.strategies.get(tier).copied().unwrap_or_default();
-    // Untried deployments first; once all were tried, a retry may go back to one of them.
-    let untried: Vec<Arc<Model>> = pool
-        .iter()
-        .filter(|m| !tried.contains(&m.name))
-        .cloned()
-        .collect();
-    let pool = if untried.is_empty() {
-        pool.to_vec()
-    } else {
-        untried
-    };
-    let mut headroom = std::collections::HashMap::new();
-    if strategy == crate::config::Strategy::Usage {
-        for m in &pool {
-            let h = usage_headroom(&ds.store, m).await;
-            headroom.insert(m.name.clone(), h);
-        }
-    }
-    let ranked = balance::rank(strategy, &pool, &ds.loads, |m| {
-        headroom.get(&m.name).copied().unwrap_or(1.0)
-    });
-    let mut soonest: Option<Duration> = None;
-    let mut may_fall_back = false;
-    let mut sooner = |d: Duration, class: Option<&str>| {
-        soonest = Some(soonest.map_or(d, |s| s.min(d)));
-        may_fall_back |= class
-            .and_then(ErrorKind::parse)
-            .is_none_or(|k| gw.policies.for_kind(k).fallback);
-    };
-    for m in ranked {
-        let tokens = if m.tpm.is_some() {
-            est.prompt_tokens()
-        } else {
-            0
-        };
-        if m.rpm.is_some() || m.tpm.is_some() {
-            let u = ds.store.usage(&m.name).await;
-            let over_rpm = m.rpm.is_some_and(|l| u.requests >= l);
-            // A prompt bigger than the whole tpm limit could never go; let it try once a minute
-            // starts rather than never.
-            let over_tpm = m.tpm.is_some_and(|l| u.tokens > 0 && u.tokens + tokens > l);
-            if over_rpm || over_tpm {
-                sooner(u.resets_in, None);
-                continue;
-            }
-        }
-        match ds.store.admit(&m.name, &gw.policies.breaker).await {
-            Admission::No(wait, class) => sooner(wait, class),
-            a => {
-                if m.rpm.is_some() || m.tpm.is_some() {
-                    ds.store.add_usage(&m.name, 1, tokens).await;
-                }
-                return Pick::Chosen(m, a == Admission::Probe);
-            }
-        }
-    }
-    Pick::None {
-        soonest,
-        may_fall_back,
-    }
-}
-
-/// Share of the deployment's rpm/tpm limits left this minute; 1.0 for a deployment without limits.
-async fn usage_headroom(store: &StateStore, m: &Model) -> f64 {
-    if m.rpm.is_none() && m.tpm.is_none() {
-        return 1.0;
-    }
-    let u = store.usage(&m.name).await;
-    let left = |used: u64, limit: Option<u64>| {
-        limit.map_or(1.0, |l| 1.0 - (used as f64 / l as f64).min(1.0))
-    };
-    left(u.requests, m.rpm).min(left(u.tokens, m.tpm))
-}
-
 /// Walks the plan: deployments of the tier as the strategy and breakers allow, retries as each
 /// class's policy allows, then the next tier, until an answer, a failure that may not go further,
 /// or the end of the attempt budget.
@@ -401,6 +308,7 @@ async fn walk<T, F, Fut>(
     gw: &Gateway,
     req: &ChatRequest,
     plan: &Plan,
+    progress: &Progress,
     mut attempt: F,
 ) -> (Result<T, ProviderError>, Outcome)
 where
@@ -431,56 +339,62 @@ where
                 && next_tiers.iter().any(|t| !visited.contains(t))
         };
 
-        let mut tried: Vec<Arc<str>> = Vec::new();
+        let mut tried: Vec<Tried> = Vec::new();
         let mut retries = 0u32;
         let mut waited = false;
         let mut err: Option<ProviderError> = None;
-        let mut cooled_may_fall_back = true;
+        let mut unavailable: Option<Unavailable> = None;
         while !fitting.is_empty() && out.attempts < plan.budget {
-            let (m, probe) = match pick(gw, &tier, &fitting, &tried, &est).await {
-                Pick::Chosen(m, probe) => (m, probe),
-                Pick::None {
-                    soonest,
-                    may_fall_back,
-                } => {
-                    cooled_may_fall_back = may_fall_back;
+            let (m, probe, repeat) = match pick::pick(gw, &tier, &fitting, &tried, &est).await {
+                Pick::Chosen {
+                    model,
+                    probe,
+                    repeat,
+                } => (model, probe, repeat),
+                Pick::None(none) => {
                     // Nothing admitted now. A short wait beats failing the request when the
                     // policy still allows a retry here and no other tier can take it.
                     let retry_left = err
                         .as_ref()
                         .is_none_or(|e| pol.for_kind(e.kind).retries > retries);
-                    match soonest.filter(|w| *w <= pol.max_retry_wait) {
+                    match none.soonest().filter(|w| *w <= pol.max_retry_wait) {
                         Some(wait) if retry_left && !waited && !can_hop(hops, &out.walked) => {
                             waited = true;
-                            tokio::time::sleep(wait).await;
+                            progress.wait(wait).await;
                             continue;
                         }
                         _ => {}
                     }
                     if err.is_none() {
-                        err = Some(cooling(&tier, soonest));
+                        let pinned = plan.pinned.as_ref().map(|m| &*m.name);
+                        err = Some(none.error(&tier, pinned));
                     }
+                    unavailable = Some(none);
                     break;
                 }
             };
             if let Some(e) = &err {
                 out.retries.push((m.name.clone(), e.kind));
-                if tried.last() == Some(&m.name) {
+                if repeat {
+                    // Going back to a deployment that failed: give it a moment first.
                     let mut wait = pol.backoff(retries);
                     if let Some(ra) = e.retry_after.filter(|ra| *ra <= pol.max_retry_wait) {
                         wait = wait.max(ra);
                     }
-                    tokio::time::sleep(wait).await;
+                    progress.wait(wait).await;
                 }
             }
             out.start(&tier, &m);
             let load = ds.loads.get(&m.name);
             let in_flight = load.enter();
             let t = Instant::now();
-            let r = attempt(m.clone()).await;
+            let to = Candidate {
+                tier: tier.clone(),
+                model: m.clone(),
+            };
+            let r = progress.call(&to, attempt(m.clone())).await;
             let took = t.elapsed();
             drop(in_flight);
-            out.upstream += took;
             match r {
                 Ok(v) => {
                     load.observe(took);
@@ -501,7 +415,10 @@ where
                         log_cooldown(&m.name, &c);
                         out.cooldowns.push((m.name.clone(), c.class));
                     }
-                    tried.push(m.name.clone());
+                    tried.push(Tried {
+                        name: m.name.clone(),
+                        kind: e.kind,
+                    });
                     let retry = p.retries > retries;
                     err = Some(e);
                     if !retry {
@@ -519,11 +436,11 @@ where
         if out.attempts >= plan.budget || !plan.fallback || hops >= pol.max_fallbacks {
             return (Err(err), out);
         }
-        let cooled = err.code.as_deref() == Some(COOLING_CODE);
-        let may_fall_back = if cooled {
-            cooled_may_fall_back
-        } else {
-            pol.for_kind(err.kind).fallback
+        // Only an error that is the tier's unavailability (nothing was called) moves on for it.
+        let none = unavailable.filter(|_| err.code.as_deref() == Some(UNAVAILABLE_CODE));
+        let may_fall_back = match &none {
+            Some(n) => n.may_fall_back(gw),
+            None => pol.for_kind(err.kind).fallback,
         };
         let next = if err.kind == ErrorKind::ContextWindow {
             // A prompt too long for this tier needs a bigger window, not the ordinary chain.
@@ -536,10 +453,9 @@ where
         let Some(next) = next.filter(|_| may_fall_back) else {
             return (Err(err), out);
         };
-        let reason = if cooled {
-            "cooldown"
-        } else {
-            err.kind.as_str()
+        let reason = match &none {
+            Some(n) => n.hop_reason(),
+            None => err.kind.as_str(),
         };
         out.hops.push(Hop {
             from: tier.clone(),
@@ -549,19 +465,6 @@ where
         hops += 1;
         tier = next;
     }
-}
-
-fn cooling(tier: &str, soonest: Option<Duration>) -> ProviderError {
-    let mut e = ProviderError::new(
-        ErrorKind::Server,
-        format!(
-            "every deployment of tier `{tier}` is cooling down after failures; try again later"
-        ),
-    );
-    e.status = Some(503);
-    e.code = Some(COOLING_CODE.into());
-    e.retry_after = soonest;
-    e
 }
 
 fn too_long(tier: &str, pool: &[Arc<Model>], est: &Estimate<'_>) -> ProviderError {

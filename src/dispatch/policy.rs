@@ -7,8 +7,8 @@ use crate::providers::ErrorKind;
 use crate::state::Settings;
 use std::time::Duration;
 
-/// The classes a config can set a policy for (connection failures and invalid answers count as
-/// server errors).
+/// The classes a config can set a policy for (connection failures, invalid answers and cut-off
+/// streams count as server errors).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
     RateLimit,
@@ -26,9 +26,10 @@ impl Class {
         match kind {
             ErrorKind::RateLimit => Class::RateLimit,
             ErrorKind::Timeout => Class::Timeout,
-            ErrorKind::Server | ErrorKind::Connect | ErrorKind::InvalidResponse => {
-                Class::ServerError
-            }
+            ErrorKind::Server
+            | ErrorKind::Connect
+            | ErrorKind::InvalidResponse
+            | ErrorKind::CutOff => Class::ServerError,
             ErrorKind::ContextWindow => Class::ContextWindow,
             ErrorKind::ContentPolicy => Class::ContentPolicy,
             ErrorKind::Auth => Class::Authentication,
@@ -47,6 +48,30 @@ impl Class {
         Class::BadRequest,
         Class::NotFound,
     ];
+
+    /// The class a label names (the labels are [`ErrorKind::as_str`]'s).
+    pub fn parse(label: &str) -> Option<Class> {
+        Class::ALL.into_iter().find(|c| c.label() == label)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Class::RateLimit => "rate_limit",
+            Class::Timeout => "timeout",
+            Class::ServerError => "server_error",
+            Class::ContextWindow => "context_window",
+            Class::ContentPolicy => "content_policy",
+            Class::Authentication => "authentication",
+            Class::BadRequest => "bad_request",
+            Class::NotFound => "not_found",
+        }
+    }
+
+    /// A failure that belongs to the deployment's configuration (its key, its model id) happens
+    /// again on every call to it: its retry goes to another deployment or nowhere.
+    pub fn retries_elsewhere_only(self) -> bool {
+        matches!(self, Class::Authentication | Class::NotFound)
+    }
 
     fn pick<T: Clone>(self, m: &ClassMap<T>) -> Option<T> {
         match self {
@@ -139,7 +164,10 @@ impl Policies {
     }
 
     pub fn for_kind(&self, kind: ErrorKind) -> ClassPolicy {
-        let class = Class::of(kind);
+        self.for_class(Class::of(kind))
+    }
+
+    pub fn for_class(&self, class: Class) -> ClassPolicy {
         let i = Class::ALL.iter().position(|c| *c == class).unwrap_or(0);
         self.by_class[i]
     }
@@ -189,6 +217,32 @@ mod tests {
             p.for_kind(ErrorKind::Server)
         );
         assert_eq!(p.for_kind(ErrorKind::RateLimit).retries, 2);
+    }
+
+    #[test]
+    fn every_kind_is_one_of_the_configurable_classes() {
+        use crate::providers::ErrorKind as K;
+        for k in [
+            K::RateLimit,
+            K::Timeout,
+            K::Server,
+            K::Connect,
+            K::InvalidResponse,
+            K::CutOff,
+            K::ContextWindow,
+            K::ContentPolicy,
+            K::Auth,
+            K::BadRequest,
+            K::NotFound,
+        ] {
+            assert_eq!(Class::of(k).label(), k.as_str(), "{k:?}");
+            assert_eq!(Class::parse(k.as_str()), Some(Class::of(k)));
+        }
+        assert_eq!(
+            Class::ALL.map(Class::label),
+            crate::providers::CLASSES,
+            "the documented classes"
+        );
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub enum ErrorKind {
     Connect,
     /// The provider answered with something that is not what its API promises.
     InvalidResponse,
+    /// A stream ended cleanly but before its final chunk (no `finish_reason`, no `[DONE]`, no
+    /// `message_stop`): a proxy restart, an idle timeout, a crashed server cut the answer off.
+    CutOff,
     /// The prompt does not fit the model's context window.
     ContextWindow,
     /// The provider refused on safety / content-policy grounds.
@@ -29,38 +32,67 @@ pub enum ErrorKind {
     NotFound,
 }
 
-impl ErrorKind {
-    /// The inverse of [`ErrorKind::as_str`].
-    pub fn parse(s: &str) -> Option<ErrorKind> {
-        [
-            ErrorKind::RateLimit,
-            ErrorKind::Timeout,
-            ErrorKind::Server,
-            ErrorKind::Connect,
-            ErrorKind::InvalidResponse,
-            ErrorKind::ContextWindow,
-            ErrorKind::ContentPolicy,
-            ErrorKind::Auth,
-            ErrorKind::BadRequest,
-            ErrorKind::NotFound,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-    }
+/// The eight classes a failure is counted, cooled and configured by (`reliability.policies`).
+/// Every metric, log and `/admin/deployments` label is one of these.
+pub const CLASSES: [&str; 8] = [
+    "rate_limit",
+    "timeout",
+    "server_error",
+    "context_window",
+    "content_policy",
+    "authentication",
+    "bad_request",
+    "not_found",
+];
 
+impl ErrorKind {
+    const ALL: [ErrorKind; 11] = [
+        ErrorKind::RateLimit,
+        ErrorKind::Timeout,
+        ErrorKind::Server,
+        ErrorKind::Connect,
+        ErrorKind::InvalidResponse,
+        ErrorKind::CutOff,
+        ErrorKind::ContextWindow,
+        ErrorKind::ContentPolicy,
+        ErrorKind::Auth,
+        ErrorKind::BadRequest,
+        ErrorKind::NotFound,
+    ];
+
+    /// The failure's class, one of [`CLASSES`]: connection failures, invalid answers and cut-off
+    /// streams are server errors (the provider failed to deliver; another deployment may not).
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::RateLimit => "rate_limit",
             ErrorKind::Timeout => "timeout",
-            ErrorKind::Server => "server_error",
-            ErrorKind::Connect => "connection",
-            ErrorKind::InvalidResponse => "invalid_response",
+            ErrorKind::Server
+            | ErrorKind::Connect
+            | ErrorKind::InvalidResponse
+            | ErrorKind::CutOff => "server_error",
             ErrorKind::ContextWindow => "context_window",
             ErrorKind::ContentPolicy => "content_policy",
             ErrorKind::Auth => "authentication",
             ErrorKind::BadRequest => "bad_request",
             ErrorKind::NotFound => "not_found",
         }
+    }
+
+    /// What exactly went wrong, finer than the class: the class itself, or for server errors
+    /// `connection` (refused, reset, broken mid-answer), `invalid_response` (not what the API
+    /// promises) or `cut_off` (a stream that ended before its final chunk).
+    pub fn reason(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connection",
+            ErrorKind::InvalidResponse => "invalid_response",
+            ErrorKind::CutOff => "cut_off",
+            k => k.as_str(),
+        }
+    }
+
+    /// The inverse of [`ErrorKind::reason`].
+    pub fn parse_reason(s: &str) -> Option<ErrorKind> {
+        Self::ALL.into_iter().find(|k| k.reason() == s)
     }
 }
 
@@ -103,6 +135,11 @@ impl ProviderError {
 
     pub fn invalid_response(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidResponse, message)
+    }
+
+    /// A stream that ended before its final chunk.
+    pub fn cut_off(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::CutOff, message)
     }
 
     /// Classifies a transport failure from reqwest (never includes the URL, which may carry secrets).
@@ -244,6 +281,16 @@ mod tests {
         assert_eq!(classify(503, "oops").kind, ErrorKind::Server);
         assert!(classify(503, "oops").message.contains("oops"));
         assert_eq!(classify(422, "{}").kind, ErrorKind::BadRequest);
+    }
+
+    #[test]
+    fn every_kind_has_a_documented_class_and_its_own_reason() {
+        for k in ErrorKind::ALL {
+            assert!(CLASSES.contains(&k.as_str()), "{k:?}");
+            assert_eq!(ErrorKind::parse_reason(k.reason()), Some(k));
+        }
+        assert_eq!(ErrorKind::Connect.as_str(), "server_error");
+        assert_eq!(ErrorKind::CutOff.reason(), "cut_off");
     }
 
     #[test]

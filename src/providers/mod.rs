@@ -10,7 +10,7 @@ pub mod openai;
 pub mod simulated;
 mod sse;
 
-pub use error::{ErrorKind, ProviderError, retry_after};
+pub use error::{CLASSES, ErrorKind, ProviderError, retry_after};
 
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::openai::{ChatRequest, Usage};

@@ -6,11 +6,12 @@ use super::{
     Call, ChatResponse, ChunkStream, DEFAULT_TIMEOUT, ProviderError, read_json, secret_header,
     send, sse,
 };
-use crate::config::{ProviderConfig, ProviderKind};
+use crate::config::{ProviderConfig, ProviderKind, StreamEndRule};
 use crate::openai::Usage;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use reqwest::header::{HeaderMap, HeaderName};
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 pub struct OpenAiProvider {
@@ -19,6 +20,7 @@ pub struct OpenAiProvider {
     headers: HeaderMap,
     timeout: Duration,
     stream_usage: bool,
+    stream_end: StreamEndRule,
 }
 
 const OPENAI_BASE: &str = "https://api.openai.com/v1";
@@ -118,6 +120,7 @@ impl OpenAiProvider {
             headers,
             timeout: cfg.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0),
             stream_usage: cfg.stream_usage,
+            stream_end: cfg.stream_end,
         })
     }
 
@@ -173,40 +176,197 @@ impl OpenAiProvider {
                     "the provider did not start its stream in time",
                 )
             })??;
-        let events = sse::events(resp);
-        let chunks = events
-            .take_while(|ev| std::future::ready(!matches!(ev, Ok(e) if e.data.trim() == "[DONE]")))
-            .filter_map(|ev| async move {
-                let ev = match ev {
-                    Ok(ev) => ev,
-                    Err(e) => return Some(Err(e)),
-                };
-                if ev.data.trim().is_empty() {
-                    return None;
+        Ok(Box::pin(chunks(sse::events(resp), self.stream_end)))
+    }
+}
+
+/// Whether an OpenAI-compatible stream that ends without `[DONE]` reached its end anyway, as
+/// `stream_end` defines it (`[DONE]` itself always ends a stream as complete).
+struct Ending {
+    rule: StreamEndRule,
+    /// Choices that sent a delta but no `finish_reason` yet, and those that finished.
+    open: BTreeSet<u64>,
+    finished: BTreeSet<u64>,
+}
+
+impl Ending {
+    fn new(rule: StreamEndRule) -> Self {
+        Ending {
+            rule,
+            open: BTreeSet::new(),
+            finished: BTreeSet::new(),
+        }
+    }
+
+    fn see(&mut self, chunk: &Value) {
+        let Some(choices) = chunk.get("choices").and_then(Value::as_array) else {
+            return;
+        };
+        for c in choices {
+            let i = c.get("index").and_then(Value::as_u64).unwrap_or(0);
+            if c.get("finish_reason").is_some_and(|f| !f.is_null()) {
+                self.open.remove(&i);
+                self.finished.insert(i);
+            } else if !self.finished.contains(&i) {
+                self.open.insert(i);
+            }
+        }
+    }
+
+    /// `None` when the body may end here without `[DONE]`; else why ending here cuts the answer
+    /// off.
+    fn at_eof(&self) -> Option<&'static str> {
+        let finished = !self.finished.is_empty() && self.open.is_empty();
+        match self.rule {
+            StreamEndRule::Eof => None,
+            StreamEndRule::FinishReason if finished => None,
+            StreamEndRule::Done if finished => Some(
+                "the provider ended the stream after the answer's finish_reason but without [DONE], which this provider's `stream_end: done` requires; the usage report that comes last may be missing",
+            ),
+            _ => Some(
+                "the provider ended the stream before its final chunk (no finish_reason, no [DONE]): the answer is cut off",
+            ),
+        }
+    }
+}
+
+/// The provider's events as chunks: stops at `[DONE]`, at an error (always the last item), or at
+/// the end of the body, which is an error of its own when the answer had not ended.
+fn chunks<S>(
+    events: S,
+    rule: StreamEndRule,
+) -> impl Stream<Item = Result<Value, ProviderError>> + Send
+where
+    S: Stream<Item = Result<sse::SseEvent, ProviderError>> + Send + 'static,
+{
+    let state = (Box::pin(events), Ending::new(rule), false);
+    futures_util::stream::unfold(state, |(mut events, mut ending, over)| async move {
+        if over {
+            return None;
+        }
+        loop {
+            let ev = match events.next().await {
+                Some(Ok(ev)) => ev,
+                Some(Err(e)) => return Some((Err(e), (events, ending, true))),
+                None => {
+                    let cut = ending.at_eof()?;
+                    return Some((Err(ProviderError::cut_off(cut)), (events, ending, true)));
                 }
-                let v: Value = match serde_json::from_str(&ev.data) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        return Some(Err(ProviderError::invalid_response(format!(
-                            "the provider sent a stream chunk that is not JSON: {e}"
-                        ))));
-                    }
-                };
-                if let Some(err) = v.get("error") {
-                    let msg = err
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("the provider reported an error mid-stream");
-                    let mut pe = ProviderError::new(super::ErrorKind::Server, msg);
-                    pe.code = err
-                        .get("code")
-                        .or_else(|| err.get("type"))
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
-                    return Some(Err(pe));
+            };
+            let data = ev.data.trim();
+            if data == "[DONE]" {
+                return None;
+            }
+            if data.is_empty() {
+                continue;
+            }
+            let v: Value = match serde_json::from_str(data) {
+                Ok(v) => v,
+                Err(e) => {
+                    let e = ProviderError::invalid_response(format!(
+                        "the provider sent a stream chunk that is not JSON: {e}"
+                    ));
+                    return Some((Err(e), (events, ending, true)));
                 }
-                Some(Ok(v))
-            });
-        Ok(Box::pin(chunks))
+            };
+            if let Some(err) = v.get("error") {
+                let msg = err
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("the provider reported an error mid-stream");
+                let mut pe = ProviderError::new(super::ErrorKind::Server, msg);
+                pe.code = err
+                    .get("code")
+                    .or_else(|| err.get("type"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                return Some((Err(pe), (events, ending, true)));
+            }
+            ending.see(&v);
+            return Some((Ok(v), (events, ending, false)));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::ErrorKind;
+
+    fn ev(data: &str) -> Result<sse::SseEvent, ProviderError> {
+        Ok(sse::SseEvent {
+            event: String::new(),
+            data: data.to_string(),
+        })
+    }
+
+    fn chunk(index: u64, finish: Option<&str>) -> String {
+        serde_json::json!({"object": "chat.completion.chunk",
+            "choices": [{"index": index, "delta": {"content": "x"}, "finish_reason": finish}]})
+        .to_string()
+    }
+
+    const USAGE: &str = r#"{"object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#;
+
+    /// The items the adapter yields for `events` under `rule`: `Ok` chunks as "ok", the error's
+    /// reason otherwise.
+    async fn run(events: Vec<String>, rule: StreamEndRule) -> Vec<String> {
+        let s = futures_util::stream::iter(events.iter().map(|e| ev(e)).collect::<Vec<_>>());
+        chunks(s, rule)
+            .map(|r| match r {
+                Ok(_) => "ok".to_string(),
+                Err(e) => e.kind.reason().to_string(),
+            })
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_clean_end_before_the_final_chunk_is_a_cut_off() {
+        use StreamEndRule::*;
+        let mid = vec![chunk(0, None), chunk(0, None)];
+        let finished = vec![chunk(0, None), chunk(0, Some("stop")), USAGE.to_string()];
+        let mut with_done = finished.clone();
+        with_done.push("[DONE]".into());
+        // Two choices (n: 2): one finishing is not enough.
+        let half = vec![chunk(0, None), chunk(1, None), chunk(0, Some("stop"))];
+        let cases: &[(&[String], StreamEndRule, &[&str])] = &[
+            (&mid, FinishReason, &["ok", "ok", "cut_off"]),
+            (&mid, Done, &["ok", "ok", "cut_off"]),
+            (&mid, Eof, &["ok", "ok"]),
+            (&finished, FinishReason, &["ok", "ok", "ok"]),
+            (&finished, Done, &["ok", "ok", "ok", "cut_off"]),
+            (&with_done, Done, &["ok", "ok", "ok"]),
+            (&with_done, FinishReason, &["ok", "ok", "ok"]),
+            (&half, FinishReason, &["ok", "ok", "ok", "cut_off"]),
+            (&[], FinishReason, &["cut_off"]),
+            (&["[DONE]".to_string()], FinishReason, &[]),
+        ];
+        for (events, rule, want) in cases {
+            assert_eq!(
+                run(events.to_vec(), *rule).await,
+                *want,
+                "{rule:?} {events:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn nothing_after_done_or_an_error_is_read() {
+        let events = vec![chunk(0, None), "[DONE]".to_string(), "not json".to_string()];
+        assert_eq!(run(events, StreamEndRule::Done).await, ["ok"]);
+        let events = vec![
+            chunk(0, None),
+            r#"{"error":{"message":"boom","type":"server_error"}}"#.to_string(),
+            chunk(0, Some("stop")),
+        ];
+        assert_eq!(
+            run(events, StreamEndRule::FinishReason).await,
+            ["ok", "server_error"]
+        );
+        let events = vec!["{oops".to_string(), chunk(0, None)];
+        let out = run(events, StreamEndRule::FinishReason).await;
+        assert_eq!(out, ["invalid_response"]);
+        assert_eq!(ErrorKind::parse_reason("cut_off"), Some(ErrorKind::CutOff));
     }
 }

@@ -43,9 +43,10 @@ pub enum Admission {
     Yes,
     /// Yes, as the single probe after a cooldown: its result closes or reopens the breaker.
     Probe,
-    /// Cooling down (or another request is probing); try again after this long. The class is the
-    /// failure that opened the breaker.
+    /// Cooling down; try again after this long. The class is the failure that opened the breaker.
     No(Duration, Option<&'static str>),
+    /// The cooldown is over but another request is out as the probe; it decides within this long.
+    Probing(Duration, Option<&'static str>),
 }
 
 /// How one call ended, as far as the deployment's health is concerned.
@@ -141,7 +142,7 @@ impl Breaker {
                     Phase::HalfOpen { since } => since,
                     _ => now,
                 };
-                Admission::No(
+                Admission::Probing(
                     Self::probe_timeout(s).saturating_sub(now.duration_since(since)),
                     self.last_class,
                 )
@@ -275,7 +276,10 @@ mod tests {
         let later = t + Duration::from_secs(31);
         assert_eq!(b.admit(later, &s), Admission::Probe);
         // While the probe is out, nobody else goes.
-        assert!(matches!(b.admit(later, &s), Admission::No(..)));
+        assert!(matches!(
+            b.admit(later, &s),
+            Admission::Probing(_, Some("server_error"))
+        ));
         // A failed probe reopens for the full duration.
         assert!(
             b.report(later, fail(CoolingMode::Count), true, &s)

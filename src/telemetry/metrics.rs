@@ -13,6 +13,7 @@ pub struct Metrics {
     pub request_duration: HistogramVec,
     pub upstream_duration: HistogramVec,
     pub overhead: Histogram,
+    pub retry_wait: Histogram,
     pub in_flight: IntGauge,
     pub tokens: IntCounterVec,
     pub route_decisions: IntCounterVec,
@@ -90,11 +91,19 @@ impl Metrics {
         let overhead = Histogram::with_opts(
             HistogramOpts::new(
                 "switchyard_gateway_overhead_seconds",
-                "Time spent inside the gateway outside upstream calls (parsing, routing, serialization).",
+                "The gateway's own work per request (parsing, routing, serialization): its time without upstream calls and without waits before retries.",
             )
             .buckets(OVERHEAD_BUCKETS.to_vec()),
         )?;
         registry.register(Box::new(overhead.clone()))?;
+        let retry_wait = Histogram::with_opts(
+            HistogramOpts::new(
+                "switchyard_retry_wait_seconds",
+                "Time requests spent waiting before a retry (backoff, a cooldown ending, a provider's Retry-After), for requests that waited.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )?;
+        registry.register(Box::new(retry_wait.clone()))?;
         let in_flight = IntGauge::new(
             "switchyard_in_flight_requests",
             "Chat requests being processed now.",
@@ -156,8 +165,8 @@ impl Metrics {
         )?;
         let stream_errors = counter(
             "switchyard_stream_errors_total",
-            "Streams that failed after the first byte was sent, by model and error class.",
-            &["model", "class"],
+            "Streams that failed after the first byte was sent, by model, error class and reason (e.g. cut_off: the provider ended the stream before its final chunk).",
+            &["model", "class", "reason"],
         )?;
         let usd =
             |name: &str, help: &str, labels: &[&str]| -> Result<CounterVec, prometheus::Error> {
@@ -224,6 +233,7 @@ impl Metrics {
             request_duration,
             upstream_duration,
             overhead,
+            retry_wait,
             in_flight,
             tokens,
             route_decisions,

@@ -82,6 +82,12 @@ class Reply:
     gate: threading.Event | None = None
     # Streaming only: drop the connection (no terminating chunk) after this many SSE events.
     break_after: int | None = None
+    # Streaming only: end the body cleanly after this many SSE events, before the finish_reason
+    # chunk and [DONE]: an answer cut off by a proxy restart or an idle timeout.
+    end_after: int | None = None
+    # Streaming only: send everything (finish_reason, usage) but no final [DONE], as some
+    # OpenAI-compatible servers do.
+    omit_done: bool = False
     # Streaming only: instead of finishing, send this OpenAI error object as an event.
     stream_error: dict[str, Any] | None = None
 
@@ -210,11 +216,15 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
+            if reply.end_after is not None and i == reply.end_after:
+                # A clean end of the body (the terminating chunk) in the middle of the answer.
+                self._chunk(b"")
+                return
             self._chunk(b"data: " + json.dumps(event).encode() + b"\n\n")
             if reply.gate is not None and i == first_content:
                 if not reply.gate.wait(MOCK_WAIT_LIMIT_S):
                     mock._gate_timed_out()
-        if reply.stream_error is None:
+        if reply.stream_error is None and not reply.omit_done:
             self._chunk(b"data: [DONE]\n\n")
         self._chunk(b"")
 

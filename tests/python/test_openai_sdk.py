@@ -342,6 +342,9 @@ def test_stream_is_delivered_as_it_is_generated(client, mock_upstream):
     "reply",
     [
         pytest.param(Reply(content="partial answer that never ends", break_after=3), id="connection-dropped"),
+        # The body ends cleanly, but before the finish_reason chunk and [DONE]: the answer was cut
+        # off (a proxy restart, a load balancer's idle timeout), not complete.
+        pytest.param(Reply(content="partial answer that stops here", end_after=3), id="clean-end-without-done"),
         pytest.param(
             Reply(
                 content="partial answer",
@@ -362,6 +365,36 @@ def test_a_stream_that_breaks_off_raises_in_the_sdk(client, mock_upstream, reply
     assert received, "the content sent before the failure should have been delivered"
     assert "interrupted" in info.value.message
     assert isinstance(info.value.body, dict) and info.value.body.get("type") == "api_error"
+    mock_upstream.only_chat_request()
+
+
+def test_a_stream_cut_off_is_reported_with_what_arrived(client, mock_upstream):
+    """The cut-off answer's text reached the client before the error, and the error says why."""
+    mock_upstream.script(Reply(content="one two three four five", end_after=3))
+    stream = client.chat.completions.create(model="auto", messages=USER_ONLY, stream=True)
+    received = []
+    with pytest.raises(openai.APIError) as info:
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                received.append(chunk.choices[0].delta.content)
+    assert "".join(received) == "one two "
+    assert "cut off" in info.value.message
+    assert info.value.code == "cut_off"
+    mock_upstream.only_chat_request()
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_a_stream_without_done_but_with_its_finish_reason_is_complete(client, mock_upstream, include_usage):
+    """Servers that never send [DONE] still end each answer with a finish_reason: that is enough."""
+    usage = {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}
+    mock_upstream.script(Reply(content="one two three four", usage=usage, omit_done=True))
+    extra = {"stream_options": {"include_usage": True}} if include_usage else {}
+    chunks = list(client.chat.completions.create(model="auto", messages=USER_ONLY, stream=True, **extra))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "one two three four"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    if include_usage:
+        assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 4
     mock_upstream.only_chat_request()
 
 
@@ -618,17 +651,20 @@ def test_upstream_timeout_is_a_gateway_timeout(client, mock_upstream):
 
 
 @pytest.mark.parametrize(
-    ("status", "exception", "type_", "code"),
+    ("status", "type_", "code"),
     [
-        pytest.param(401, openai.AuthenticationError, "authentication_error", "upstream_authentication_failed", id="401"),
-        pytest.param(403, openai.PermissionDeniedError, "permission_error", "upstream_permission_denied", id="403"),
+        pytest.param(401, "upstream_authentication_error", "upstream_authentication_failed", id="401"),
+        pytest.param(403, "upstream_permission_error", "upstream_permission_denied", id="403"),
     ],
 )
-def test_upstream_auth_failure_is_reported_without_the_key(client, mock_upstream, status, exception, type_, code):
+def test_upstream_auth_failure_is_reported_without_the_key(client, mock_upstream, status, type_, code):
+    """The provider rejecting the gateway's own key is a gateway-side failure (502): the SDK must
+    not raise AuthenticationError / PermissionDeniedError as if the client's key were wrong."""
     mock_upstream.script(Fail(status, "Incorrect API key provided: {key}.", code="invalid_api_key"))
-    with pytest.raises(exception) as info:
+    with pytest.raises(openai.InternalServerError) as info:
         client.chat.completions.create(model="strong", messages=USER_ONLY)
-    body = assert_openai_error_shape(info.value, status, type_, code)
+    assert not isinstance(info.value, (openai.AuthenticationError, openai.PermissionDeniedError))
+    body = assert_openai_error_shape(info.value, 502, type_, code)
     assert "Incorrect API key provided" in body["message"]
     # The provider echoed the key it got; the gateway must not show it to its clients.
     assert PROVIDER_KEY not in info.value.response.text

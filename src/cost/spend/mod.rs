@@ -37,6 +37,10 @@ pub struct SpendRecord {
     pub route_layer: Option<String>,
     pub route: Option<String>,
     pub stream: bool,
+    /// How a stream ended once its first chunk was sent: `complete`, `cut_off` (the provider ended
+    /// it before its final chunk), `failed`, `client_closed`. `None` for non-streaming requests and
+    /// for streams that failed before their first chunk.
+    pub stream_end: Option<String>,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub cached_tokens: i64,
@@ -118,7 +122,7 @@ pub struct Settings {
     pub queue_size: usize,
 }
 
-/// The most rows one INSERT carries: 21 columns each stays far below both databases' limits on
+/// The most rows one INSERT carries: 22 columns each stays far below both databases' limits on
 /// bound parameters (SQLite 32766, PostgreSQL 65535).
 pub const MAX_BATCH: usize = 1000;
 

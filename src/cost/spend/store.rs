@@ -31,6 +31,11 @@ pub struct Totals {
 
 type TotalsRow = (Option<String>, i64, i64, i64, i64, i64, i64, f64, f64);
 
+/// Columns added after the first release, with their type, in the order they were added. Each is
+/// nullable, so rows written before it read as NULL, and `ensure_schema` adds the missing ones to
+/// an existing table in place (SQLite and PostgreSQL alike), keeping its rows.
+const ADDED_COLUMNS: &[(&str, &str)] = &[("stream_end", "TEXT")];
+
 /// A database that does not answer within this is treated as failing; the writer retries later.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -82,6 +87,7 @@ impl Store {
                 route_layer TEXT,
                 route TEXT,
                 stream BOOLEAN NOT NULL,
+                stream_end TEXT,
                 prompt_tokens BIGINT NOT NULL,
                 completion_tokens BIGINT NOT NULL,
                 cached_tokens BIGINT NOT NULL,
@@ -100,12 +106,42 @@ impl Store {
                 let mut tx = p.begin().await?;
                 sqlx::query(&create).execute(&mut *tx).await?;
                 sqlx::query(&index).execute(&mut *tx).await?;
+                // A table from an older version lacks the newer columns: add them in place.
+                let have: Vec<(String,)> =
+                    sqlx::query_as(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                        .fetch_all(&mut *tx)
+                        .await?;
+                for (column, ty) in ADDED_COLUMNS {
+                    if !have.iter().any(|(n,)| n == column) {
+                        sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
                 tx.commit().await
             }
             Store::Postgres(p) => {
                 let mut tx = p.begin().await?;
                 sqlx::query(&create).execute(&mut *tx).await?;
                 sqlx::query(&index).execute(&mut *tx).await?;
+                // Checked first: ALTER TABLE locks the table even when it changes nothing.
+                // Unquoted names are folded to lower case by PostgreSQL.
+                let have: Vec<(String,)> = sqlx::query_as(
+                    "SELECT column_name::TEXT FROM information_schema.columns \
+                     WHERE table_schema = current_schema() AND table_name = $1",
+                )
+                .bind(table.to_ascii_lowercase())
+                .fetch_all(&mut *tx)
+                .await?;
+                for (column, ty) in ADDED_COLUMNS {
+                    if !have.iter().any(|(n,)| n == column) {
+                        sqlx::query(&format!(
+                            "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {ty}"
+                        ))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
                 tx.commit().await
             }
         }
@@ -118,7 +154,7 @@ impl Store {
         }
         let head = format!(
             "INSERT INTO {table} (unix_ms, request_id, api_key, caller, task_type, tier, model, \
-             deployment, route_layer, route, stream, prompt_tokens, completion_tokens, cached_tokens, \
+             deployment, route_layer, route, stream, stream_end, prompt_tokens, completion_tokens, cached_tokens, \
              cost_usd, counterfactual_usd, cost_estimated, latency_ms, upstream_ms, attempts, status) "
         );
         // The same binding code for both databases; only the builder's type differs.
@@ -137,6 +173,7 @@ impl Store {
                         .push_bind(&r.route_layer)
                         .push_bind(&r.route)
                         .push_bind(r.stream)
+                        .push_bind(&r.stream_end)
                         .push_bind(r.prompt_tokens)
                         .push_bind(r.completion_tokens)
                         .push_bind(r.cached_tokens)

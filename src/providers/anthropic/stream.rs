@@ -5,7 +5,7 @@
 //! tested without a network); `chunks` drives it from an HTTP response.
 
 use super::super::sse::{self, SseEvent};
-use super::super::{ChunkStream, ErrorKind, ProviderError};
+use super::super::{ChunkStream, ProviderError};
 use super::{finish_reason, response};
 use crate::openai::unix_now;
 use futures_util::{Stream, StreamExt};
@@ -63,9 +63,8 @@ where
                     p.ended = true;
                     // Without this the client would see a cut-off answer as a complete one.
                     if !p.translator.is_done() {
-                        p.pending.push_back(Err(ProviderError::new(
-                            ErrorKind::Connect,
-                            "the provider's stream ended before message_stop",
+                        p.pending.push_back(Err(ProviderError::cut_off(
+                            "the provider ended the stream before message_stop: the answer is cut off",
                         )));
                     }
                 }
@@ -336,6 +335,7 @@ fn stream_error(v: &Value) -> ProviderError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::ErrorKind;
 
     const CREATED: u64 = 1_700_000_000;
 
@@ -618,7 +618,7 @@ mod tests {
         assert_eq!(out.len(), 4);
         assert_eq!(
             out.last().unwrap().as_ref().unwrap_err().kind,
-            ErrorKind::Connect
+            ErrorKind::CutOff
         );
 
         let mut with_error = RECORDED[..4].to_vec();
