@@ -497,3 +497,108 @@ async fn json_logs_carry_the_request_and_never_the_provider_key() {
         "the provider key reached a log line"
     );
 }
+
+/// The JSON log line of the request with this id, once it is written.
+async fn log_line(b: &Binary, request_id: &str) -> Value {
+    let needle = format!("\"request_id\":\"{request_id}\"");
+    let start = Instant::now();
+    loop {
+        let found = b
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains(&needle) && l.contains("chat completion"))
+            .cloned();
+        if let Some(l) = found {
+            return serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no log line for {request_id}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_say_how_a_stream_ended_why_usage_is_estimated_and_where_the_time_went() {
+    let mock = Mock::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "gw.yaml", &config_yaml(&mock.url(), ""));
+    let b = Binary::serve(&path, &["--log-format", "json"]);
+    let send = |id: &'static str, body: Value| {
+        reqwest::Client::new()
+            .post(b.url("/v1/chat/completions"))
+            .header("x-request-id", id)
+            .json(&body)
+            .send()
+    };
+    let stream = json!({"model": "premium", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+
+    // Cut off after "Hello": failed, billed from the streamed text, and the line says why.
+    mock.on("strong-up", cut_stream("strong-up", 2));
+    send("log-cut", stream.clone())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let v = log_line(&b, "log-cut").await;
+    assert_eq!(v["status"], 502, "{v}");
+    assert_eq!(v["stream_end"], "cut_off", "{v}");
+    assert_eq!(v["cost_estimated"], true, "{v}");
+    assert_eq!(v["estimated_reason"], "stream_cut_off", "{v}");
+
+    // A whole stream from a provider that reports no usage.
+    let mut events = stream_events("strong-up", false);
+    events.retain(|e| !e.contains("\"usage\""));
+    mock.on("strong-up", Reply::Stream { events, gate: None });
+    send("log-nousage", stream.clone())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let v = log_line(&b, "log-nousage").await;
+    assert_eq!(v["status"], 200, "{v}");
+    assert_eq!(v["stream_end"], "complete", "{v}");
+    assert_eq!(v["estimated_reason"], "no_usage_reported", "{v}");
+
+    // Exact usage: nothing estimated, no reason.
+    send("log-exact", stream.clone())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let v = log_line(&b, "log-exact").await;
+    assert_eq!(v["cost_estimated"], false, "{v}");
+    assert!(v.get("estimated_reason").is_none(), "{v}");
+    assert_eq!(v["wait_ms"], 0.0, "{v}");
+
+    // A client that gives up while the provider is still thinking: its wait is upstream time,
+    // not the gateway's overhead, and the line names the model it was waiting on.
+    mock.on("strong-up", Reply::Hang);
+    let gave_up = reqwest::Client::new()
+        .post(b.url("/v1/chat/completions"))
+        .header("x-request-id", "log-left")
+        .timeout(Duration::from_millis(800))
+        .json(&chat_body("premium", "hi"))
+        .send()
+        .await;
+    assert!(gave_up.is_err());
+    let v = log_line(&b, "log-left").await;
+    assert_eq!(v["status"], 499, "{v}");
+    assert_eq!(v["model"], "strong", "{v}");
+    assert_eq!(v["attempts"], 1, "{v}");
+    let (upstream, overhead) = (
+        v["upstream_ms"].as_f64().unwrap(),
+        v["overhead_ms"].as_f64().unwrap(),
+    );
+    assert!(upstream >= 700.0, "{v}");
+    assert!(
+        overhead < upstream / 4.0,
+        "the upstream wait counted as overhead: {v}"
+    );
+}

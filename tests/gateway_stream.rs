@@ -441,3 +441,166 @@ async fn a_stream_that_stalls_midway_ends_with_a_timeout_event() {
         1.0
     );
 }
+
+/// `config_yaml` with `providers.up.stream_end` set.
+fn with_stream_end(mock: &Mock, rule: &str) -> String {
+    config_yaml(&mock.url(), "").replace(
+        "headers: { OpenAI-Organization: org-test }",
+        &format!("headers: {{ OpenAI-Organization: org-test }}\n    stream_end: {rule}"),
+    )
+}
+
+/// The events of a whole answer (finish_reason and usage included) without the final `[DONE]`,
+/// as some OpenAI-compatible servers send them.
+fn without_done(model: &str) -> Reply {
+    let mut events = stream_events(model, true);
+    assert_eq!(events.pop().as_deref(), Some("[DONE]"));
+    Reply::Stream { events, gate: None }
+}
+
+#[tokio::test]
+async fn a_stream_that_ends_cleanly_before_its_final_chunk_is_a_cut_off_answer() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&config_yaml(&mock.url(), "")).await;
+    mock.on("strong-up", cut_stream("strong-up", 3));
+    let resp = post(&gw, &stream_body("premium", Some(true))).await;
+    assert_eq!(resp.status(), 200);
+    let events = read_events(resp).await;
+    assert_eq!(content(&events[..3]), "Hello from");
+    assert!(
+        !events.contains(&"[DONE]".to_string()),
+        "a cut-off answer must not look complete: {events:?}"
+    );
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "cut_off");
+    assert_eq!(last["error"]["type"], "api_error");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cut off"),
+        "{last}"
+    );
+    // A failure on the deployment's breaker, and a stream error with its reason.
+    let all: Value = reqwest::get(gw.url("/admin/deployments"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let strong = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["deployment"] == "strong")
+        .unwrap();
+    assert_eq!(strong["window"]["failures"], 1, "{strong}");
+    let text = gw.metrics().await;
+    let m = |s: &str| metric(&text, s);
+    assert_eq!(
+        m(
+            r#"switchyard_stream_errors_total{class="server_error",model="strong",reason="cut_off"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        m(r#"switchyard_provider_errors_total{class="server_error",model="strong"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"switchyard_requests_total{model="strong",status="502",tier="premium"}"#),
+        1.0
+    );
+    // No usage arrived: the streamed text is billed, marked estimated.
+    assert_eq!(
+        m(r#"switchyard_cost_estimated_total{model="strong",tier="premium"}"#),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_final_finish_reason_is_enough_unless_the_provider_requires_done() {
+    // Default (`stream_end: finish_reason`): a server that never sends [DONE] still finishes
+    // each answer with a finish_reason, so the answer is complete and the client gets [DONE].
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&config_yaml(&mock.url(), "")).await;
+    mock.on("strong-up", without_done("strong-up"));
+    let events = read_events(post(&gw, &stream_body("premium", Some(true))).await).await;
+    assert_eq!(content(&events), "Hello from mock");
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let text = gw.metrics().await;
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_requests_total{model="strong",status="200",tier="premium"}"#
+        ),
+        1.0
+    );
+    assert!(!text.contains("switchyard_stream_errors_total{"), "{text}");
+
+    // `stream_end: done`: only [DONE] ends a stream, so the same answer is reported as cut off.
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&with_stream_end(&mock, "done")).await;
+    mock.on("strong-up", without_done("strong-up"));
+    let events = read_events(post(&gw, &stream_body("premium", Some(true))).await).await;
+    assert_eq!(content(&events[..events.len() - 1]), "Hello from mock");
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "cut_off", "{last}");
+    assert!(!events.contains(&"[DONE]".to_string()));
+    // ...while a stream that does end with [DONE] is complete under it too.
+    let events = read_events(post(&gw, &stream_body("premium", None)).await).await;
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let text = gw.metrics().await;
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_stream_errors_total{class="server_error",model="strong",reason="cut_off"}"#
+        ),
+        1.0
+    );
+
+    // `stream_end: eof`: any clean end is complete (for servers that send neither marker);
+    // a cut-off answer then goes unnoticed, which is why it is not the default.
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&with_stream_end(&mock, "eof")).await;
+    mock.on("strong-up", cut_stream("strong-up", 3));
+    let events = read_events(post(&gw, &stream_body("premium", None)).await).await;
+    assert_eq!(content(&events), "Hello from");
+    assert_eq!(events.last().unwrap(), "[DONE]");
+
+    // Not a value the key takes: a config error naming the key.
+    let err = switchyard::config::Config::from_yaml(&with_stream_end(&mock, "never"), "t.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("stream_end"), "{err}");
+}
+
+#[tokio::test]
+async fn a_stream_that_ends_before_its_first_chunk_falls_back() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&without_retries(&config_yaml(&mock.url(), ""))).await;
+    // Headers, then a clean end with nothing at all: nothing reached the client yet.
+    mock.on(
+        "cheap-up",
+        Reply::Stream {
+            events: vec![],
+            gate: None,
+        },
+    );
+    let resp = post(&gw, &stream_body("auto", None)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-switchyard-tier"], "premium");
+    assert_eq!(resp.headers()["x-switchyard-fallbacks"], "budget->premium");
+    let events = read_events(resp).await;
+    assert_eq!(content(&events), "Hello from mock");
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let text = gw.metrics().await;
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_fallbacks_total{from_tier="budget",reason="server_error",to_tier="premium"}"#
+        ),
+        1.0
+    );
+    assert!(!text.contains("switchyard_stream_errors_total{"));
+}

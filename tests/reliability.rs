@@ -2,6 +2,9 @@
 //! providers) that falls back to a premium tier (a third). For every fault the tests check what
 //! the client saw, how many calls each upstream received, which deployment was cooled down and for
 //! how long (`/admin/deployments`), and the metric deltas.
+//!
+//! The scenario table at the end runs each fault on one deployment four times: with its sibling
+//! healthy, cooling down, at its rpm limit, and slow.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,6 +12,7 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 struct Setup {
@@ -54,7 +58,7 @@ fn table(mocks: [&Mock; 3], rest: &str) -> String {
     let mut yaml = String::from("server: { listen: \"127.0.0.1:0\" }\nproviders:\n");
     for (name, m) in ["a", "b", "p"].iter().zip(mocks) {
         yaml.push_str(&format!(
-            "  {name}: {{ kind: openai, base_url: \"{}\", api_key: \"{PROVIDER_KEY}\", timeout: 400ms, stream_idle_timeout: 300ms }}\n",
+            "  {name}: {{ kind: openai, base_url: \"{}\", api_key: \"{PROVIDER_KEY}\", timeout: 1s, stream_idle_timeout: 500ms }}\n",
             m.url()
         ));
     }
@@ -729,4 +733,928 @@ async fn a_reload_keeps_cooldowns() {
     let resp = post(&s.gw, &chat_body("auto", "hello")).await;
     assert_eq!(header(&resp, "x-switchyard-model"), "b1");
     assert_eq!(s.calls(), (1, 2, 0));
+}
+
+// ------------------------------------------------------------------------------------------------
+// Scenarios: each fault on a1, with its sibling b1 healthy, cooling, rate-limited and slow
+// ------------------------------------------------------------------------------------------------
+
+/// The state b1 is in when a scenario's fault hits a1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Sibling {
+    Healthy,
+    /// Cooling down after its provider rejected the key (an immediate 30 s cooldown).
+    Cooling,
+    /// At its rpm limit (`rpm: 1`, used) for the rest of the minute.
+    RateLimited,
+    /// Healthy, answering after 150 ms.
+    Slow,
+}
+
+const SIBLINGS: [Sibling; 4] = [
+    Sibling::Healthy,
+    Sibling::Cooling,
+    Sibling::RateLimited,
+    Sibling::Slow,
+];
+
+impl Sibling {
+    /// Whether b1 can take the request's retry.
+    fn up(self) -> bool {
+        matches!(self, Sibling::Healthy | Sibling::Slow)
+    }
+}
+
+/// How the client's answer ends.
+#[derive(Debug)]
+enum Ends {
+    /// A completion, or a stream that ends with `[DONE]`.
+    Answer,
+    /// A stream that sent content and then an error event with this code, and no `[DONE]`.
+    StreamError(&'static str),
+    /// A JSON error with this code.
+    Error(&'static str),
+}
+
+/// What one run must show.
+struct Expect {
+    status: u16,
+    ends: Ends,
+    /// `x-switchyard-model`, `x-switchyard-attempts`, `x-switchyard-fallbacks`.
+    model: &'static str,
+    attempts: &'static str,
+    chain: &'static str,
+    /// Calls the upstreams of a1, b1 and big received during the scenario.
+    calls: (usize, usize, usize),
+    /// a1 in `/admin/deployments` afterwards: its state and the failures in its breaker window.
+    a1: (&'static str, u64),
+    /// Every series of the failure metrics that moved, and by how much (nothing else may move).
+    metrics: Vec<(&'static str, f64)>,
+}
+
+struct Scenario {
+    fault: fn(&Setup),
+    stream: bool,
+    no_fallback: bool,
+    /// When b1 is healthy or slow, and when it is cooling or at its limit.
+    up: Expect,
+    out: Expect,
+}
+
+const SCENARIO_RELIABILITY: &str = "reliability:\n  retries: 2\n  max_attempts: 4\n  backoff: { initial: 5ms, max: 20ms }\n  cooldown: { allowed_fails: 2, window: 60s, duration: 30s }\n";
+
+/// The failure metrics whose every series a scenario accounts for.
+const FAILURE_METRICS: [&str; 5] = [
+    "switchyard_provider_errors_total{",
+    "switchyard_retries_total{",
+    "switchyard_fallbacks_total{",
+    "switchyard_deployment_cooldowns_total{",
+    "switchyard_stream_errors_total{",
+];
+
+fn failure_series(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| FAILURE_METRICS.iter().any(|m| l.starts_with(m)))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// `budget` = a1 and b1 (ordered), `premium` = big, with b1 put in the sibling state.
+async fn degraded(sibling: Sibling) -> Setup {
+    let (a, b, p) = (
+        Mock::start().await,
+        Mock::start().await,
+        Mock::start().await,
+    );
+    let rpm = if sibling == Sibling::RateLimited {
+        ", rpm: 1"
+    } else {
+        ""
+    };
+    let yaml = table(
+        [&a, &b, &p],
+        &format!(
+            "models:\n  - {{ name: a1, provider: a, model: small }}\n  - {{ name: b1, provider: b, model: small{rpm} }}\n  - {{ name: big, provider: p, model: large }}\ntiers:\n  budget: {{ models: [a1, b1], strategy: ordered }}\n  premium: {{ models: [big] }}\nrouting: {{ default: budget }}\nfallbacks: {{ budget: [premium] }}\n{SCENARIO_RELIABILITY}"
+        ),
+    );
+    let gw = Gateway::start(&yaml).await;
+    let s = Setup { a, b, p, gw };
+    match sibling {
+        Sibling::Healthy => {}
+        Sibling::Cooling => {
+            s.b.on(
+                "small",
+                error_reply(401, "Incorrect API key provided", Some("invalid_api_key")),
+            );
+            let resp = post(&s.gw, &chat_body("b1", "hello")).await;
+            assert_eq!(resp.status(), 502);
+            assert_eq!(s.deployment("b1").await["state"], "cooling_down");
+        }
+        Sibling::RateLimited => {
+            assert_eq!(post(&s.gw, &chat_body("b1", "hello")).await.status(), 200);
+            let b1 = s.deployment("b1").await;
+            assert_eq!(b1["usage"]["requests_this_minute"], 1, "{b1}");
+        }
+        Sibling::Slow => s.b.slow(Duration::from_millis(150)),
+    }
+    s
+}
+
+async fn run(sc: &Scenario) {
+    for sibling in SIBLINGS {
+        let want = if sibling.up() { &sc.up } else { &sc.out };
+        let what = format!("b1 {sibling:?}");
+        let s = degraded(sibling).await;
+        (sc.fault)(&s);
+        let calls = s.calls();
+        let before = failure_series(&s.gw.metrics().await);
+
+        let mut body = chat_body("auto", "hello");
+        if sc.stream {
+            body["stream"] = json!(true);
+        }
+        let mut req = reqwest::Client::new()
+            .post(s.gw.url("/v1/chat/completions"))
+            .json(&body);
+        if sc.no_fallback {
+            req = req.header("x-switchyard-no-fallback", "true");
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), want.status, "{what}");
+        assert_eq!(header(&resp, "x-switchyard-model"), want.model, "{what}");
+        assert_eq!(
+            header(&resp, "x-switchyard-attempts"),
+            want.attempts,
+            "{what}"
+        );
+        assert_eq!(
+            header(&resp, "x-switchyard-fallbacks"),
+            want.chain,
+            "{what}"
+        );
+        let text = resp.text().await.unwrap();
+        match want.ends {
+            Ends::Answer if sc.stream => {
+                assert!(text.contains("Hello"), "{what}: {text}");
+                assert!(text.ends_with("data: [DONE]\n\n"), "{what}: {text}");
+            }
+            Ends::Answer => {
+                let v: Value = serde_json::from_str(&text).unwrap();
+                assert!(v["choices"][0]["message"]["content"].is_string(), "{what}");
+            }
+            Ends::StreamError(code) => {
+                assert!(
+                    !text.contains("[DONE]"),
+                    "{what}: a failed stream must not look complete: {text}"
+                );
+                let last = text.trim_end().rsplit("\n\n").next().unwrap();
+                let v: Value = serde_json::from_str(last.strip_prefix("data: ").unwrap()).unwrap();
+                assert_eq!(v["error"]["code"], code, "{what}: {v}");
+                assert!(
+                    v["error"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("interrupted"),
+                    "{what}: {v}"
+                );
+            }
+            Ends::Error(code) => {
+                let v: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(v["error"]["code"], code, "{what}: {v}");
+            }
+        }
+
+        let (a, b, p) = s.calls();
+        assert_eq!(
+            (a - calls.0, b - calls.1, p - calls.2),
+            want.calls,
+            "{what}: upstream calls to a1, b1, big"
+        );
+        let a1 = s.deployment("a1").await;
+        assert_eq!(
+            (
+                a1["state"].as_str().unwrap(),
+                a1["window"]["failures"].as_u64().unwrap()
+            ),
+            want.a1,
+            "{what}: {a1}"
+        );
+        let b1 = s.deployment("b1").await;
+        match sibling {
+            Sibling::Cooling => assert_eq!(b1["state"], "cooling_down", "{what}"),
+            Sibling::RateLimited => {
+                assert_eq!(b1["usage"]["requests_this_minute"], 1, "{what}: {b1}");
+            }
+            Sibling::Healthy | Sibling::Slow => {}
+        }
+
+        let after = failure_series(&s.gw.metrics().await);
+        let moved: BTreeMap<String, f64> = after
+            .iter()
+            .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+            .filter(|(_, d)| *d != 0.0)
+            .collect();
+        let expected: BTreeMap<String, f64> = want
+            .metrics
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        assert_eq!(moved, expected, "{what}: failure metric deltas");
+    }
+}
+
+const PE_500: (&str, f64) = (
+    r#"switchyard_provider_errors_total{class="server_error",model="a1"}"#,
+    1.0,
+);
+const RETRY_500_B1: (&str, f64) = (
+    r#"switchyard_retries_total{class="server_error",deployment="b1"}"#,
+    1.0,
+);
+const RETRY_500_A1: (&str, f64) = (
+    r#"switchyard_retries_total{class="server_error",deployment="a1"}"#,
+    1.0,
+);
+
+fn one_off_500(s: &Setup) {
+    s.a.on("small", error_reply(500, "boom", None));
+}
+
+/// A 500 on a1 while b1 cannot take traffic goes back to a1 (after a backoff) instead of
+/// leaving the tier: no call to the pricier tier, with or without fallbacks.
+const ONE_OFF_500: fn(bool) -> Scenario = |no_fallback| Scenario {
+    fault: one_off_500,
+    stream: false,
+    no_fallback,
+    up: Expect {
+        status: 200,
+        ends: Ends::Answer,
+        model: "b1",
+        attempts: "2",
+        chain: "budget",
+        calls: (1, 1, 0),
+        a1: ("healthy", 1),
+        metrics: vec![PE_500, RETRY_500_B1],
+    },
+    out: Expect {
+        status: 200,
+        ends: Ends::Answer,
+        model: "a1",
+        attempts: "2",
+        chain: "budget",
+        calls: (2, 0, 0),
+        a1: ("healthy", 1),
+        metrics: vec![PE_500, RETRY_500_A1],
+    },
+};
+
+#[tokio::test]
+async fn scenario_a_one_off_500() {
+    run(&ONE_OFF_500(false)).await;
+}
+
+#[tokio::test]
+async fn scenario_a_one_off_500_without_fallback() {
+    run(&ONE_OFF_500(true)).await;
+}
+
+fn down_500(s: &Setup) {
+    s.a.fail_after(0, error_reply(500, "boom", None));
+}
+
+const DOWN_COOLED: &[(&str, f64)] = &[
+    (
+        r#"switchyard_provider_errors_total{class="server_error",model="a1"}"#,
+        3.0,
+    ),
+    (
+        r#"switchyard_retries_total{class="server_error",deployment="a1"}"#,
+        2.0,
+    ),
+    (
+        r#"switchyard_deployment_cooldowns_total{class="server_error",deployment="a1"}"#,
+        1.0,
+    ),
+];
+
+/// a1 answers every call with a 500: with b1 out, the retries on a1 cool it (more than
+/// `allowed_fails`), then the request falls back, or fails when it may not.
+#[tokio::test]
+async fn scenario_a_deployment_that_is_down() {
+    let up = || Expect {
+        status: 200,
+        ends: Ends::Answer,
+        model: "b1",
+        attempts: "2",
+        chain: "budget",
+        calls: (1, 1, 0),
+        a1: ("healthy", 1),
+        metrics: vec![PE_500, RETRY_500_B1],
+    };
+    run(&Scenario {
+        fault: down_500,
+        stream: false,
+        no_fallback: false,
+        up: up(),
+        out: Expect {
+            status: 200,
+            ends: Ends::Answer,
+            model: "big",
+            attempts: "4",
+            chain: "budget->premium",
+            calls: (3, 0, 1),
+            a1: ("cooling_down", 3),
+            metrics: [
+                DOWN_COOLED,
+                &[(
+                    r#"switchyard_fallbacks_total{from_tier="budget",reason="server_error",to_tier="premium"}"#,
+                    1.0,
+                )],
+            ]
+            .concat(),
+        },
+    })
+    .await;
+    run(&Scenario {
+        fault: down_500,
+        stream: false,
+        no_fallback: true,
+        up: up(),
+        out: Expect {
+            status: 500,
+            ends: Ends::Error("upstream_error"),
+            model: "a1",
+            attempts: "3",
+            chain: "budget",
+            calls: (3, 0, 0),
+            a1: ("cooling_down", 3),
+            metrics: DOWN_COOLED.to_vec(),
+        },
+    })
+    .await;
+}
+
+fn all_429(s: &Setup) {
+    for m in [&s.a, &s.b, &s.p] {
+        m.fail_after(
+            0,
+            Reply::Json {
+                status: 429,
+                body: json!({"error": {"message": "Rate limit reached", "code": "rate_limit_exceeded"}}),
+                headers: vec![],
+            },
+        );
+    }
+}
+
+const RL_A1: &str = r#"switchyard_provider_errors_total{class="rate_limit",model="a1"}"#;
+const RL_B1: &str = r#"switchyard_provider_errors_total{class="rate_limit",model="b1"}"#;
+const RL_BIG: &str = r#"switchyard_provider_errors_total{class="rate_limit",model="big"}"#;
+const RL_RETRY_A1: &str = r#"switchyard_retries_total{class="rate_limit",deployment="a1"}"#;
+const RL_RETRY_B1: &str = r#"switchyard_retries_total{class="rate_limit",deployment="b1"}"#;
+const RL_COOLED_A1: &str =
+    r#"switchyard_deployment_cooldowns_total{class="rate_limit",deployment="a1"}"#;
+const RL_FALLBACK: &str =
+    r#"switchyard_fallbacks_total{from_tier="budget",reason="rate_limit",to_tier="premium"}"#;
+
+/// 429 without `Retry-After` from every provider: retries within the tier (back on a1 when b1
+/// is out), then the premium tier until the attempt budget (4) is spent; the client gets the 429.
+#[tokio::test]
+async fn scenario_429_without_retry_after_everywhere() {
+    let limited = Ends::Error("rate_limit_exceeded");
+    run(&Scenario {
+        fault: all_429,
+        stream: false,
+        no_fallback: false,
+        up: Expect {
+            status: 429,
+            ends: Ends::Error("rate_limit_exceeded"),
+            model: "big",
+            attempts: "4",
+            chain: "budget->premium",
+            calls: (2, 1, 1),
+            a1: ("healthy", 2),
+            metrics: vec![
+                (RL_A1, 2.0),
+                (RL_B1, 1.0),
+                (RL_BIG, 1.0),
+                (RL_RETRY_A1, 1.0),
+                (RL_RETRY_B1, 1.0),
+                (RL_FALLBACK, 1.0),
+            ],
+        },
+        out: Expect {
+            status: 429,
+            ends: limited,
+            model: "big",
+            attempts: "4",
+            chain: "budget->premium",
+            calls: (3, 0, 1),
+            a1: ("cooling_down", 3),
+            metrics: vec![
+                (RL_A1, 3.0),
+                (RL_BIG, 1.0),
+                (RL_RETRY_A1, 2.0),
+                (RL_COOLED_A1, 1.0),
+                (RL_FALLBACK, 1.0),
+            ],
+        },
+    })
+    .await;
+    run(&Scenario {
+        fault: all_429,
+        stream: false,
+        no_fallback: true,
+        up: Expect {
+            status: 429,
+            ends: Ends::Error("rate_limit_exceeded"),
+            model: "a1",
+            attempts: "3",
+            chain: "budget",
+            calls: (2, 1, 0),
+            a1: ("healthy", 2),
+            metrics: vec![
+                (RL_A1, 2.0),
+                (RL_B1, 1.0),
+                (RL_RETRY_A1, 1.0),
+                (RL_RETRY_B1, 1.0),
+            ],
+        },
+        out: Expect {
+            status: 429,
+            ends: Ends::Error("rate_limit_exceeded"),
+            model: "a1",
+            attempts: "3",
+            chain: "budget",
+            calls: (3, 0, 0),
+            a1: ("cooling_down", 3),
+            metrics: vec![(RL_A1, 3.0), (RL_RETRY_A1, 2.0), (RL_COOLED_A1, 1.0)],
+        },
+    })
+    .await;
+}
+
+fn long_retry_after(s: &Setup) {
+    s.a.on(
+        "small",
+        Reply::Json {
+            status: 429,
+            body: json!({"error": {"message": "Rate limit reached", "code": "rate_limit_exceeded"}}),
+            headers: vec![("retry-after", "20".into())],
+        },
+    );
+}
+
+/// A 429 with `Retry-After: 20` cools a1 for 20 s at once (no window failure); too long to wait,
+/// so with b1 out the request falls back, or fails with the provider's `Retry-After`.
+#[tokio::test]
+async fn scenario_429_with_a_long_retry_after() {
+    let up = || Expect {
+        status: 200,
+        ends: Ends::Answer,
+        model: "b1",
+        attempts: "2",
+        chain: "budget",
+        calls: (1, 1, 0),
+        a1: ("cooling_down", 0),
+        metrics: vec![(RL_A1, 1.0), (RL_RETRY_B1, 1.0), (RL_COOLED_A1, 1.0)],
+    };
+    run(&Scenario {
+        fault: long_retry_after,
+        stream: false,
+        no_fallback: false,
+        up: up(),
+        out: Expect {
+            status: 200,
+            ends: Ends::Answer,
+            model: "big",
+            attempts: "2",
+            chain: "budget->premium",
+            calls: (1, 0, 1),
+            a1: ("cooling_down", 0),
+            metrics: vec![(RL_A1, 1.0), (RL_COOLED_A1, 1.0), (RL_FALLBACK, 1.0)],
+        },
+    })
+    .await;
+    run(&Scenario {
+        fault: long_retry_after,
+        stream: false,
+        no_fallback: true,
+        up: up(),
+        out: Expect {
+            status: 429,
+            ends: Ends::Error("rate_limit_exceeded"),
+            model: "a1",
+            attempts: "1",
+            chain: "budget",
+            calls: (1, 0, 0),
+            a1: ("cooling_down", 0),
+            metrics: vec![(RL_A1, 1.0), (RL_COOLED_A1, 1.0)],
+        },
+    })
+    .await;
+}
+
+/// a1 hangs once past its timeout; the retry goes to b1, or back to a1 when b1 is out.
+#[tokio::test]
+async fn scenario_a_hung_call() {
+    const PE: (&str, f64) = (
+        r#"switchyard_provider_errors_total{class="timeout",model="a1"}"#,
+        1.0,
+    );
+    run(&Scenario {
+        fault: |s| s.a.on("small", Reply::Hang),
+        stream: false,
+        no_fallback: false,
+        up: Expect {
+            status: 200,
+            ends: Ends::Answer,
+            model: "b1",
+            attempts: "2",
+            chain: "budget",
+            calls: (1, 1, 0),
+            a1: ("healthy", 1),
+            metrics: vec![
+                PE,
+                (
+                    r#"switchyard_retries_total{class="timeout",deployment="b1"}"#,
+                    1.0,
+                ),
+            ],
+        },
+        out: Expect {
+            status: 200,
+            ends: Ends::Answer,
+            model: "a1",
+            attempts: "2",
+            chain: "budget",
+            calls: (2, 0, 0),
+            a1: ("healthy", 1),
+            metrics: vec![
+                PE,
+                (
+                    r#"switchyard_retries_total{class="timeout",deployment="a1"}"#,
+                    1.0,
+                ),
+            ],
+        },
+    })
+    .await;
+}
+
+/// After the first byte nothing can be retried: whatever b1's state, a stream that breaks is an
+/// error event for the client, a failure on a1's breaker, and a stream error with its reason.
+fn after_first_byte(
+    fault: fn(&Setup),
+    code: &'static str,
+    metrics: &[(&'static str, f64)],
+) -> Scenario {
+    let e = || Expect {
+        status: 200,
+        ends: Ends::StreamError(code),
+        model: "a1",
+        attempts: "1",
+        chain: "budget",
+        calls: (1, 0, 0),
+        a1: ("healthy", 1),
+        metrics: metrics.to_vec(),
+    };
+    Scenario {
+        fault,
+        stream: true,
+        no_fallback: false,
+        up: e(),
+        out: e(),
+    }
+}
+
+#[tokio::test]
+async fn scenario_a_stream_that_ends_cleanly_without_done() {
+    run(&after_first_byte(
+        |s| s.a.on("small", cut_stream("small", 2)),
+        "cut_off",
+        &[
+            PE_500,
+            (
+                r#"switchyard_stream_errors_total{class="server_error",model="a1",reason="cut_off"}"#,
+                1.0,
+            ),
+        ],
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn scenario_a_stream_that_stalls_after_its_first_chunk() {
+    run(&after_first_byte(
+        |s| {
+            let _never_released = s.a.held_stream("small", 1);
+        },
+        "timeout",
+        &[
+            (
+                r#"switchyard_provider_errors_total{class="timeout",model="a1"}"#,
+                1.0,
+            ),
+            (
+                r#"switchyard_stream_errors_total{class="timeout",model="a1",reason="timeout"}"#,
+                1.0,
+            ),
+        ],
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn scenario_a_stream_whose_connection_breaks() {
+    run(&after_first_byte(
+        |s| s.a.on("small", Reply::BrokenStream(2)),
+        "connection",
+        &[
+            PE_500,
+            (
+                r#"switchyard_stream_errors_total{class="server_error",model="a1",reason="connection"}"#,
+                1.0,
+            ),
+        ],
+    ))
+    .await;
+}
+
+/// A stream that ends before its first chunk (only `[DONE]`) sent the client nothing: it is
+/// retried like any failure, on b1 or back on a1.
+#[tokio::test]
+async fn scenario_a_stream_that_ends_before_its_first_chunk() {
+    run(&Scenario {
+        fault: |s| {
+            s.a.on(
+                "small",
+                Reply::Stream {
+                    events: vec!["[DONE]".into()],
+                    gate: None,
+                },
+            )
+        },
+        stream: true,
+        no_fallback: true,
+        up: Expect {
+            status: 200,
+            ends: Ends::Answer,
+            model: "b1",
+            attempts: "2",
+            chain: "budget",
+            calls: (1, 1, 0),
+            a1: ("healthy", 1),
+            metrics: vec![PE_500, RETRY_500_B1],
+        },
+        out: Expect {
+            status: 200,
+            ends: Ends::Answer,
+            model: "a1",
+            attempts: "2",
+            chain: "budget",
+            calls: (2, 0, 0),
+            a1: ("healthy", 1),
+            metrics: vec![PE_500, RETRY_500_A1],
+        },
+    })
+    .await;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Errors that say which deployments are out and why; waits that are not overhead
+// ------------------------------------------------------------------------------------------------
+
+async fn error_of(resp: reqwest::Response) -> (u16, Option<String>, String, String) {
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let v: Value = resp.json().await.unwrap();
+    (
+        status,
+        retry_after,
+        v["error"]["code"].as_str().unwrap_or("").to_string(),
+        v["error"]["message"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+#[tokio::test]
+async fn a_tier_at_its_rpm_limits_says_so_and_is_not_called_cooling() {
+    let (a, b, p) = (
+        Mock::start().await,
+        Mock::start().await,
+        Mock::start().await,
+    );
+    let models = r#"
+models:
+  - { name: a1, provider: a, model: small, rpm: 1 }
+  - { name: b1, provider: b, model: small, rpm: 1 }
+  - { name: big, provider: p, model: large }
+tiers:
+  budget: { models: [a1, b1], strategy: ordered }
+  premium: { models: [big] }
+routing: { default: budget }
+"#;
+    let gw = Gateway::start(&table([&a, &b, &p], models)).await;
+    for _ in 0..2 {
+        assert_eq!(post(&gw, &chat_body("auto", "hi")).await.status(), 200);
+    }
+    let (status, retry_after, code, msg) =
+        error_of(post(&gw, &chat_body("auto", "hi")).await).await;
+    assert_eq!((status, code.as_str()), (503, "no_deployment_available"));
+    let secs: u64 = retry_after.unwrap().parse().unwrap();
+    assert!((1..=60).contains(&secs), "{secs}");
+    assert!(
+        msg.starts_with("no deployment of tier `budget` can take the request now: "),
+        "{msg}"
+    );
+    for d in ["a1", "b1"] {
+        assert!(
+            msg.contains(&format!(
+                "{d} has reached its rpm limit (1/min) until the minute ends at "
+            )),
+            "{msg}"
+        );
+    }
+    assert!(!msg.contains("cool") && !msg.contains("fail"), "{msg}");
+    assert_eq!((a.calls(), b.calls(), p.calls()), (1, 1, 0));
+
+    // With a fallback, the move is counted as a usage limit, not a cooldown.
+    let (a, b, p) = (
+        Mock::start().await,
+        Mock::start().await,
+        Mock::start().await,
+    );
+    let gw = Gateway::start(&table(
+        [&a, &b, &p],
+        &format!("{models}fallbacks: {{ budget: [premium] }}\n"),
+    ))
+    .await;
+    for _ in 0..3 {
+        assert_eq!(post(&gw, &chat_body("auto", "hi")).await.status(), 200);
+    }
+    assert_eq!((a.calls(), b.calls(), p.calls()), (1, 1, 1));
+    let text = gw.metrics().await;
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_fallbacks_total{from_tier="budget",reason="usage_limit",to_tier="premium"}"#
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_pinned_model_that_is_out_is_named_not_its_tier() {
+    let (a, b, p) = (
+        Mock::start().await,
+        Mock::start().await,
+        Mock::start().await,
+    );
+    let yaml = table(
+        [&a, &b, &p],
+        r#"
+models:
+  - { name: a1, provider: a, model: small }
+  - { name: b1, provider: b, model: small, tpm: 10 }
+  - { name: big, provider: p, model: large }
+tiers:
+  budget: { models: [a1, b1], strategy: ordered }
+  premium: { models: [big] }
+routing: { default: budget }
+reliability:
+  cooldown: { duration: 300ms }
+  backoff: { max_retry_wait: 1ms }    # never wait for the cooldown to end
+"#,
+    );
+    let gw = Gateway::start(&yaml).await;
+    // a1's key is rejected: it cools at once. b1 stays healthy.
+    a.on(
+        "small",
+        error_reply(401, "Incorrect API key provided", Some("invalid_api_key")),
+    );
+    let resp = post(&gw, &chat_body("a1", "hi")).await;
+    assert_eq!(resp.status(), 502);
+    let (status, retry_after, code, msg) = error_of(post(&gw, &chat_body("a1", "hi")).await).await;
+    assert_eq!((status, code.as_str()), (503, "no_deployment_available"));
+    assert!(retry_after.is_some());
+    assert!(
+        msg.starts_with(
+            "model `a1` cannot take the request now: it is cooling down after authentication failures until "
+        ),
+        "{msg}"
+    );
+    assert!(!msg.contains("tier") && !msg.contains("b1"), "{msg}");
+    // The tier itself still answers, from b1.
+    let resp = post(&gw, &chat_body("auto", "hi")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-switchyard-model"), "b1");
+
+    // b1's tpm: the prompt and the mock's 7 completion tokens are over its 10 already; the next
+    // prompt does not fit.
+    let (status, _, _, msg) = error_of(post(&gw, &chat_body("b1", "hi")).await).await;
+    assert_eq!(status, 503);
+    assert!(
+        msg.starts_with("model `b1` cannot take the request now: it has reached its tpm limit (")
+            && msg.contains(" of 10 tokens used this minute, the prompt needs about "),
+        "{msg}"
+    );
+
+    // Once the cooldown is over, one probe goes out; while it is in flight, the model is busy
+    // probing, which the error says.
+    let state = |gw: &Gateway| {
+        let url = gw.url("/admin/deployments");
+        async move {
+            let v: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+            v["data"][0]["state"].as_str().unwrap().to_string()
+        }
+    };
+    let start = std::time::Instant::now();
+    while state(&gw).await != "half_open" {
+        assert!(start.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _held = a.held_stream("small", 0);
+    let probe = spawn_stream_to(gw.url("/v1/chat/completions"), "a1");
+    let start = std::time::Instant::now();
+    while state(&gw).await != "probing" {
+        assert!(start.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (status, _, _, msg) = error_of(post(&gw, &chat_body("a1", "hi")).await).await;
+    assert_eq!(status, 503);
+    assert!(
+        msg.contains("it finished its cooldown (after authentication failures) and one probe request is testing it; the probe decides by "),
+        "{msg}"
+    );
+    probe.abort();
+}
+
+/// A streaming request for `model` in the background.
+fn spawn_stream_to(url: String, model: &str) -> tokio::task::JoinHandle<()> {
+    let body =
+        json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    tokio::spawn(async move {
+        if let Ok(r) = reqwest::Client::new().post(url).json(&body).send().await {
+            let _ = r.text().await;
+        }
+    })
+}
+
+#[tokio::test]
+async fn time_waiting_for_a_retry_after_is_a_wait_not_overhead() {
+    let (a, b, p) = (
+        Mock::start().await,
+        Mock::start().await,
+        Mock::start().await,
+    );
+    let gw = Gateway::start(&table(
+        [&a, &b, &p],
+        r#"
+models:
+  - { name: a1, provider: a, model: small }
+tiers:
+  budget: { models: [a1] }
+routing: { default: budget }
+"#,
+    ))
+    .await;
+    // The only deployment asks for one second: the request waits for it rather than failing.
+    a.on(
+        "small",
+        Reply::Json {
+            status: 429,
+            body: json!({"error": {"message": "slow down"}}),
+            headers: vec![("retry-after", "1".into())],
+        },
+    );
+    let resp = post(&gw, &chat_body("auto", "hi")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-switchyard-attempts"), "2");
+    let wait: f64 = header(&resp, "x-switchyard-wait-ms").parse().unwrap();
+    let overhead: f64 = header(&resp, "x-switchyard-overhead-ms").parse().unwrap();
+    assert!(wait >= 990.0, "{wait}");
+    assert!(
+        overhead < wait / 4.0,
+        "the wait counted as overhead: {overhead}"
+    );
+    let text = gw.metrics().await;
+    assert_eq!(metric(&text, "switchyard_retry_wait_seconds_count"), 1.0);
+    assert!(metric(&text, "switchyard_retry_wait_seconds_sum") >= 0.99);
+    assert!(metric(&text, "switchyard_gateway_overhead_seconds_sum") < 0.25);
+
+    // A request that did not wait says 0 and leaves the wait histogram alone.
+    let resp = post(&gw, &chat_body("auto", "hi")).await;
+    assert_eq!(header(&resp, "x-switchyard-wait-ms"), "0.000");
+    let text = gw.metrics().await;
+    assert_eq!(metric(&text, "switchyard_retry_wait_seconds_count"), 1.0);
+    assert_eq!(
+        metric(&text, "switchyard_gateway_overhead_seconds_count"),
+        2.0
+    );
 }

@@ -512,3 +512,115 @@ async fn postgres_connections_killed_mid_run_lose_nothing() {
         .await
         .unwrap();
 }
+
+/// The table as versions before `stream_end` created it.
+const OLD_TABLE: &str = "(unix_ms BIGINT NOT NULL, request_id TEXT NOT NULL, api_key TEXT, \
+    caller TEXT, task_type TEXT, tier TEXT, model TEXT, deployment TEXT, route_layer TEXT, \
+    route TEXT, stream BOOLEAN NOT NULL, prompt_tokens BIGINT NOT NULL, \
+    completion_tokens BIGINT NOT NULL, cached_tokens BIGINT NOT NULL, \
+    cost_usd DOUBLE PRECISION NOT NULL, counterfactual_usd DOUBLE PRECISION NOT NULL, \
+    cost_estimated BOOLEAN NOT NULL, latency_ms DOUBLE PRECISION NOT NULL, \
+    upstream_ms DOUBLE PRECISION NOT NULL, attempts INTEGER NOT NULL, status INTEGER NOT NULL)";
+
+const OLD_ROW: &str = "(unix_ms, request_id, stream, prompt_tokens, completion_tokens, \
+    cached_tokens, cost_usd, counterfactual_usd, cost_estimated, latency_ms, upstream_ms, \
+    attempts, status) VALUES (1, 'req_from_before', FALSE, 1, 1, 0, 0.5, 0.5, FALSE, 1, 1, 1, 200)";
+
+/// request_id, stream, stream_end, status, cost_estimated, completion_tokens
+type StreamRow = (String, bool, Option<String>, i32, bool, i64);
+
+/// A table from before `stream_end` existed: the gateway adds the column in place (the old row
+/// stays, with NULL), then records how each stream ended, a cut-off one included.
+async fn old_table_gains_stream_end(url: &str, table: &str) {
+    let target = Target::parse(url, Path::new("/")).unwrap();
+    let store = Store::connect_lazy(&target, true).unwrap();
+    let create = format!("CREATE TABLE {table} {OLD_TABLE}");
+    let insert = format!("INSERT INTO {table} {OLD_ROW}");
+    match &store {
+        Store::Sqlite(p) => {
+            sqlx::query(&create).execute(p).await.unwrap();
+            sqlx::query(&insert).execute(p).await.unwrap();
+        }
+        Store::Postgres(p) => {
+            sqlx::query(&create).execute(p).await.unwrap();
+            sqlx::query(&insert).execute(p).await.unwrap();
+        }
+    }
+
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&spend_yaml(&mock, url, table, "")).await;
+    let stream = |id: &str| {
+        reqwest::Client::new()
+            .post(gw.url("/v1/chat/completions"))
+            .header("x-request-id", id)
+            .json(&json!({"model": "auto", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+    };
+    let body = stream("req_whole").await.unwrap().text().await.unwrap();
+    assert!(body.ends_with("data: [DONE]\n\n"));
+    // The provider ends the body cleanly after "Hello": the answer was cut off.
+    mock.on("cheap-up", cut_stream("cheap-up", 2));
+    let body = stream("req_cut").await.unwrap().text().await.unwrap();
+    assert!(body.contains("Hello") && !body.contains("[DONE]"), "{body}");
+    let resp = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .header("x-request-id", "req_plain")
+        .json(&chat_body("auto", "hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let m = gw.state.metrics().spend_written.clone();
+    wait_counter("rows written", || m.get(), 3).await;
+
+    let select = format!(
+        "SELECT request_id, stream, stream_end, status, cost_estimated, completion_tokens FROM {table} ORDER BY unix_ms, request_id"
+    );
+    let rows: Vec<StreamRow> = match &store {
+        Store::Sqlite(p) => sqlx::query_as(&select).fetch_all(p).await.unwrap(),
+        Store::Postgres(p) => sqlx::query_as(&select).fetch_all(p).await.unwrap(),
+    };
+    let get = |id: &str| {
+        rows.iter()
+            .find(|r| r.0 == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row {id} in {rows:?}"))
+    };
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert_eq!(get("req_from_before").2, None, "the old row is kept");
+    assert_eq!(get("req_plain").2, None, "not a stream");
+    let whole = get("req_whole");
+    assert_eq!(
+        (whole.2.as_deref(), whole.3, whole.4),
+        (Some("complete"), 200, false)
+    );
+    // Cut off: failed (502 in the account), billed from the text that was streamed.
+    let cut = get("req_cut");
+    assert_eq!(
+        (cut.1, cut.2.as_deref(), cut.3),
+        (true, Some("cut_off"), 502)
+    );
+    assert!(cut.4 && cut.5 >= 1, "{cut:?}");
+    // A second start finds the column there and changes nothing.
+    store.ensure_schema(table).await.unwrap();
+    if let Store::Postgres(p) = &store {
+        sqlx::query(&format!("DROP TABLE {table}"))
+            .execute(p)
+            .await
+            .unwrap();
+    }
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_table_from_before_stream_end_is_migrated_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    old_table_gains_stream_end(&url, "switchyard_spend").await;
+}
+
+#[tokio::test]
+async fn postgres_table_from_before_stream_end_is_migrated_in_place() {
+    let Some(url) = postgres_url() else { return };
+    old_table_gains_stream_end(&url, &unique("spend_old")).await;
+}

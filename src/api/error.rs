@@ -119,7 +119,12 @@ impl ApiError {
                 "upstream_not_found",
             ),
         };
-        let message = redactor.redact(&format!("{model}: {}", e.message));
+        // The unavailability message names the tier or model itself.
+        let message = if e.code.as_deref() == Some(NO_DEPLOYMENT) {
+            redactor.redact(&e.message)
+        } else {
+            redactor.redact(&format!("{model}: {}", e.message))
+        };
         let code = e
             .code
             .as_deref()

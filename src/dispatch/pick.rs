@@ -71,7 +71,7 @@ impl Why {
     fn describe(&self) -> String {
         match *self {
             Why::Rpm { limit, resets_in } => format!(
-                "has used its rpm limit ({limit} requests per minute) until the minute ends {}",
+                "has reached its rpm limit ({limit}/min) until the minute ends at {}",
                 until(resets_in)
             ),
             Why::Tpm {
@@ -80,16 +80,16 @@ impl Why {
                 needed,
                 resets_in,
             } => format!(
-                "has used its tpm limit ({used} of {limit} tokens this minute, the prompt needs about {needed}) until the minute ends {}",
+                "has reached its tpm limit ({used} of {limit} tokens used this minute, the prompt needs about {needed}) until the minute ends at {}",
                 until(resets_in)
             ),
             Why::Cooling { class, remaining } => format!(
-                "is cooling down after {} failures {}",
+                "is cooling down after {} failures until {}",
                 class.unwrap_or("earlier"),
                 until(remaining)
             ),
             Why::Probing { class, within } => format!(
-                "finished its cooldown (after {} failures) and one probe request is testing it; the probe decides {}",
+                "finished its cooldown (after {} failures) and one probe request is testing it; the probe decides by {}",
                 class.unwrap_or("earlier"),
                 until(within)
             ),
@@ -101,10 +101,10 @@ impl Why {
     }
 }
 
-/// `until 2026-11-22T04:53:16Z (in 12.3s)`.
+/// `2026-11-22T04:53:16Z (in 12.3s)`, rounded up to the second.
 fn until(d: Duration) -> String {
     let at = humantime::format_rfc3339_seconds(SystemTime::now() + d + Duration::from_millis(999));
-    format!("at {at} (in {:.1}s)", d.as_secs_f64())
+    format!("{at} (in {:.1}s)", d.as_secs_f64())
 }
 
 /// Marks the synthesized "nothing could take it" error, so the fallback it causes is counted

@@ -221,10 +221,10 @@ impl Ending {
             StreamEndRule::Eof => None,
             StreamEndRule::FinishReason if finished => None,
             StreamEndRule::Done if finished => Some(
-                "the provider ended the stream after the answer's finish_reason but without [DONE], which this provider's `stream_end: done` requires; the usage report that comes last may be missing",
+                "the provider ended the stream after the answer's finish_reason but without its DONE event, which this provider's `stream_end: done` requires; the usage report that comes last may be missing",
             ),
             _ => Some(
-                "the provider ended the stream before its final chunk (no finish_reason, no [DONE]): the answer is cut off",
+                "the provider ended the stream before its final chunk (no finish_reason, no DONE event): the answer is cut off",
             ),
         }
     }

@@ -65,6 +65,8 @@ pub struct MockState {
     pub stream_started: Arc<Notify>,
     /// After this many requests (to any model), every request gets the reply.
     sticky: Mutex<Option<(usize, Reply)>>,
+    /// A pause before every answer: a provider that is slow but healthy.
+    delay: Mutex<Option<Duration>>,
 }
 
 pub struct Mock {
@@ -124,6 +126,11 @@ impl Mock {
         *self.state.sticky.lock().unwrap() = None;
     }
 
+    /// Every answer from now on (scripted or not) starts after `d`.
+    pub fn slow(&self, d: Duration) {
+        *self.state.delay.lock().unwrap() = Some(d);
+    }
+
     pub fn calls(&self) -> usize {
         self.state.requests.lock().unwrap().len()
     }
@@ -157,6 +164,15 @@ pub fn chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
     json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1700000000, "model": model,
            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
     .to_string()
+}
+
+/// A stream of `stream_events` whose body ends cleanly after the first `n` events: no
+/// `finish_reason`, no usage, no `[DONE]`, as when a proxy restart cuts an answer off.
+pub fn cut_stream(model: &str, n: usize) -> Reply {
+    Reply::Stream {
+        events: stream_events(model, false).into_iter().take(n).collect(),
+        gate: None,
+    }
 }
 
 /// A typical stream: role, three words, finish, usage (when asked), [DONE].
@@ -210,6 +226,10 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
         });
         requests.len()
     };
+    let delay = *state.delay.lock().unwrap();
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
     let sticky = state
         .sticky
         .lock()
