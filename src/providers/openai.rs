@@ -204,7 +204,9 @@ impl Ending {
         };
         for c in choices {
             let i = c.get("index").and_then(Value::as_u64).unwrap_or(0);
-            if c.get("finish_reason").is_some_and(|f| !f.is_null()) {
+            // Some servers send `"finish_reason": ""` on every chunk: only a reason ends a choice.
+            let reason = c.get("finish_reason").and_then(Value::as_str);
+            if reason.is_some_and(|r| !r.is_empty()) {
                 self.open.remove(&i);
                 self.finished.insert(i);
             } else if !self.finished.contains(&i) {
@@ -330,6 +332,8 @@ mod tests {
         with_done.push("[DONE]".into());
         // Two choices (n: 2): one finishing is not enough.
         let half = vec![chunk(0, None), chunk(1, None), chunk(0, Some("stop"))];
+        // An empty finish_reason on every chunk (some servers) is not a finish.
+        let empty = vec![chunk(0, Some("")), chunk(0, Some(""))];
         let cases: &[(&[String], StreamEndRule, &[&str])] = &[
             (&mid, FinishReason, &["ok", "ok", "cut_off"]),
             (&mid, Done, &["ok", "ok", "cut_off"]),
@@ -339,6 +343,7 @@ mod tests {
             (&with_done, Done, &["ok", "ok", "ok"]),
             (&with_done, FinishReason, &["ok", "ok", "ok"]),
             (&half, FinishReason, &["ok", "ok", "ok", "cut_off"]),
+            (&empty, FinishReason, &["ok", "ok", "cut_off"]),
             (&[], FinishReason, &["cut_off"]),
             (&["[DONE]".to_string()], FinishReason, &[]),
         ];
