@@ -174,7 +174,8 @@ pub(super) struct Tried {
 }
 
 /// Finds the deployment for the next attempt: untried ones in the strategy's order, then tried
-/// ones, oldest try first, whose failure a second call may not repeat.
+/// ones, oldest try first, unless their failure is one a second call would repeat (a rejected
+/// key, an unknown model).
 pub(super) async fn pick(
     gw: &Gateway,
     tier: &str,
