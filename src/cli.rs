@@ -1,4 +1,4 @@
-//! Command line: `serve`, `check`, `route`, `report`.
+//! Command line: `serve`, `check`, `route`, `report`, `import`.
 
 use crate::config::{Config, ConfigError, EnvString};
 use crate::gateway::Gateway;
@@ -96,6 +96,11 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: crate::cost::report::Format,
     },
+    /// Write a switchyard routing table from another gateway's config, and list what did not carry over.
+    Import {
+        #[command(subcommand)]
+        source: crate::import::Source,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -133,6 +138,7 @@ pub fn main() -> ExitCode {
                 table,
                 format,
             } => crate::cost::report::run(&since, &config, database, table, format).await,
+            Command::Import { source } => crate::import::run(source).await,
         }
     })
 }

@@ -9,6 +9,7 @@ pub mod cost;
 pub mod dispatch;
 pub mod embed;
 pub mod gateway;
+pub mod import;
 pub mod openai;
 pub mod outcomes;
 pub mod providers;

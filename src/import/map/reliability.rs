@@ -1,0 +1,202 @@
+//! The router's retry, cooldown and backoff settings, `retry_policy` and `allowed_fails_policy`,
+//! as `reliability`; and the attempt budget they need.
+
+use super::Mapper;
+use crate::import::table::{Cooling, Sourced};
+
+/// switchyard's defaults, to tell when LiteLLM's settings need more room.
+const DEFAULT_RETRIES: u64 = 2;
+const DEFAULT_MAX_FALLBACKS: u64 = 2;
+const DEFAULT_MAX_ATTEMPTS: u64 = 4;
+const DEFAULT_ALLOWED_FAILS: u64 = 3;
+const DEFAULT_BACKOFF_MAX: f64 = 2.0;
+/// LiteLLM idiom for "never cool down on this class": an allowance no minute reaches.
+const NEVER_COOLS: u64 = 1000;
+
+/// LiteLLM's exception names in `retry_policy` / `allowed_fails_policy` → switchyard's classes.
+const CLASSES: &[(&str, &str)] = &[
+    ("BadRequestError", "bad_request"),
+    ("AuthenticationError", "authentication"),
+    ("TimeoutError", "timeout"),
+    ("RateLimitError", "rate_limit"),
+    ("ContentPolicyViolationError", "content_policy"),
+    ("InternalServerError", "server_error"),
+    ("ContextWindowExceededError", "context_window"),
+    ("NotFoundError", "not_found"),
+];
+
+impl Mapper<'_> {
+    pub(super) fn reliability(&mut self) {
+        let l = self.l;
+        let s = &l.settings;
+        let mut r = std::mem::take(&mut self.table.reliability);
+        if let Some(n) = &s.num_retries {
+            r.retries = Some(Sourced::new(n.value, n.path.clone()));
+        }
+        for entry in &s.retry_policy {
+            let (key, n) = &entry.value;
+            match class_of(key, "Retries") {
+                Some(class) => {
+                    let p = r.policy(class);
+                    p.retries = Some(*n);
+                    p.from.push(entry.path.clone());
+                }
+                None => self.report.not_carried(
+                    entry.path.clone(),
+                    entry.line,
+                    format!(
+                        "unknown error type (switchyard's classes: {})",
+                        class_names("Retries")
+                    ),
+                ),
+            }
+        }
+        let allowed = s
+            .allowed_fails
+            .as_ref()
+            .map_or(DEFAULT_ALLOWED_FAILS, |a| a.value);
+        for entry in &s.allowed_fails_policy {
+            let (key, n) = &entry.value;
+            let Some(class) = class_of(key, "AllowedFails") else {
+                self.report.not_carried(
+                    entry.path.clone(),
+                    entry.line,
+                    format!(
+                        "unknown error type (switchyard's classes: {})",
+                        class_names("AllowedFails")
+                    ),
+                );
+                continue;
+            };
+            let mode = match *n {
+                0 => Cooling::Immediate,
+                n if n >= NEVER_COOLS => {
+                    self.report.changed(
+                        entry.path.clone(),
+                        entry.line,
+                        format!("{n} failures a minute: written as `cooldown: false` (this class never cools a deployment)"),
+                    );
+                    Cooling::Never
+                }
+                n => {
+                    if n != allowed {
+                        self.report.changed(
+                            entry.path.clone(),
+                            entry.line,
+                            format!("switchyard counts every cooling class toward one allowed_fails ({allowed}), not {n} for this class alone"),
+                        );
+                    }
+                    Cooling::Count
+                }
+            };
+            let p = r.policy(class);
+            p.cooldown = Some(mode);
+            p.from.push(entry.path.clone());
+        }
+        if let Some(d) = &s.disable_cooldowns {
+            r.cooldown_enabled = Some(Sourced::new(!d.value, d.path.clone()));
+        }
+        if let Some(a) = &s.allowed_fails {
+            r.allowed_fails = Some(Sourced::new(a.value, a.path.clone()));
+            r.window = Some(Sourced::new(60.0, "LiteLLM counts failures per minute"));
+        }
+        if let Some(c) = &s.cooldown_time {
+            r.duration = Some(Sourced::new(c.value, c.path.clone()));
+        }
+        if let Some(ra) = &s.retry_after {
+            r.backoff_initial = Some(Sourced::new(ra.value, ra.path.clone()));
+            if ra.value > DEFAULT_BACKOFF_MAX {
+                r.backoff_max = Some(Sourced::new(ra.value, ra.path.clone()));
+            }
+            self.report.changed(
+                ra.path.clone(),
+                ra.line,
+                "retry_after becomes the first backoff: switchyard doubles it with each retry, with full jitter (a wait may be shorter)",
+            );
+        }
+        let longest = self
+            .table
+            .fallbacks
+            .iter()
+            .map(|c| c.to.len() as u64)
+            .max()
+            .unwrap_or(0);
+        let max_fallbacks = match &s.max_fallbacks {
+            Some(m) => {
+                r.max_fallbacks = Some(Sourced::new(m.value, m.path.clone()));
+                m.value
+            }
+            None if longest > DEFAULT_MAX_FALLBACKS => {
+                r.max_fallbacks = Some(Sourced::new(longest, "the longest fallbacks list"));
+                self.report.chosen(
+                    "reliability.max_fallbacks",
+                    0,
+                    format!("{longest}: room for every group of the longest fallbacks list (switchyard's default is {DEFAULT_MAX_FALLBACKS})"),
+                );
+                longest
+            }
+            None => DEFAULT_MAX_FALLBACKS,
+        };
+        let retries = r
+            .policies
+            .iter()
+            .filter_map(|(_, p)| p.retries)
+            .chain(r.retries.as_ref().map(|x| x.value))
+            .max()
+            .unwrap_or(DEFAULT_RETRIES);
+        let need = 1
+            + retries
+            + if self.table.fallbacks.is_empty() {
+                0
+            } else {
+                max_fallbacks
+            };
+        if need > DEFAULT_MAX_ATTEMPTS {
+            r.max_attempts = Some(Sourced::new(need, "1 + retries + fallback hops"));
+            self.report.chosen(
+                "reliability.max_attempts",
+                0,
+                format!("{need}: the first tier's {retries} retries plus one call per fallback hop; LiteLLM retries each fallback group anew, switchyard spends one budget of calls per request"),
+            );
+        }
+        self.table.reliability = r;
+        if let Some(p) = &s.enable_pre_call_checks {
+            self.report.changed(
+                p.path.clone(),
+                p.line,
+                "switchyard always skips deployments whose context_window cannot hold the prompt (models[].context_window, from model_info.max_input_tokens)",
+            );
+        }
+    }
+}
+
+fn class_of(key: &str, suffix: &str) -> Option<&'static str> {
+    let base = key.strip_suffix(suffix)?;
+    CLASSES.iter().find(|(k, _)| *k == base).map(|(_, c)| *c)
+}
+
+fn class_names(suffix: &str) -> String {
+    CLASSES
+        .iter()
+        .map(|(k, _)| format!("{k}{suffix}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn litellm_error_names_map_to_classes() {
+        assert_eq!(
+            class_of("RateLimitErrorRetries", "Retries"),
+            Some("rate_limit")
+        );
+        assert_eq!(
+            class_of("InternalServerErrorAllowedFails", "AllowedFails"),
+            Some("server_error")
+        );
+        assert_eq!(class_of("FooErrorRetries", "Retries"), None);
+    }
+}
