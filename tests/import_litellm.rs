@@ -79,11 +79,7 @@ async fn every_fixture_imports_and_passes_check() {
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         // The report is at the end of the table, as comments, with file and line.
-        let tail = imported
-            .table
-            .split("# ---- What the import")
-            .nth(1)
-            .unwrap();
+        let tail = imported.table.split("# ---- Report:").nth(1).unwrap();
         assert!(tail.lines().skip(1).all(|l| l.starts_with('#')), "{name}");
         for item in &imported.report.items {
             assert!(
@@ -293,7 +289,8 @@ fn fallbacks_context_window_and_content_policy() {
     // Retries, cooldowns, timeouts and backoff from litellm_settings and router_settings.
     let r = &c.reliability;
     assert_eq!((r.retries, r.max_fallbacks), (3, 3));
-    assert_eq!(r.max_attempts, 1 + 3 + 3);
+    // Three retries, then at most two hops: gpt-3.5-turbo → gpt-4 → claude-opus.
+    assert_eq!(r.max_attempts, 1 + 3 + 2);
     assert_eq!(
         (r.cooldown.allowed_fails, r.cooldown.duration.0.as_secs()),
         (3, 30)
@@ -333,6 +330,51 @@ fn content_policy_fallbacks_equal_to_the_ordinary_ones_carry_over() {
 }
 
 #[test]
+fn base_urls_are_written_the_way_switchyard_calls_them() {
+    let text = "x-azure: &azure\n  api_version: \"2024-10-21\"\n  api_key: os.environ/AZURE_API_KEY\nmodel_list:\n  - model_name: a\n    litellm_params: {<<: *azure, model: azure/dep-a, api_base: \"https://res.openai.azure.com/openai/\"}\n  - model_name: b\n    litellm_params: {model: openai/gpt-4o, api_base: \"https://api.openai.com/v1\"}\n  - model_name: c\n    litellm_params: {model: anthropic/claude-3-5-haiku-latest, api_base: \"https://api.anthropic.com/v1/messages\"}\n  - model_name: d\n    litellm_params: {model: ollama/llama3, api_base: \"http://ollama.lan:11434/\"}\n";
+    let i = import::litellm(text, "urls.yaml").unwrap();
+    let c = Config::from_yaml(&i.checkable, "t.yaml").unwrap_or_else(|e| panic!("{e}"));
+    let base = |p: &str| {
+        c.providers[p]
+            .base_url
+            .as_ref()
+            .map(|u| u.as_str().to_string())
+    };
+    // YAML merge keys work; Azure's URL names the deployment once.
+    assert_eq!(
+        base("azure-dep-a").as_deref(),
+        Some("https://res.openai.azure.com/openai/deployments/dep-a")
+    );
+    assert_eq!(
+        c.providers["azure-dep-a"]
+            .api_version
+            .as_ref()
+            .unwrap()
+            .as_str(),
+        "2024-10-21"
+    );
+    // OpenAI's own URL is OpenAI: its key variable, its name.
+    assert_eq!(base("openai").as_deref(), Some("https://api.openai.com/v1"));
+    assert!(
+        i.table.contains("api_key: \"${OPENAI_API_KEY}\""),
+        "{}",
+        i.table
+    );
+    // Anthropic's base is the host; switchyard adds /v1/messages.
+    assert_eq!(
+        base("anthropic").as_deref(),
+        Some("https://api.anthropic.com")
+    );
+    assert_eq!(price(&c, "c@anthropic").0, 0.8);
+    assert_eq!(
+        base("ollama").as_deref(),
+        Some("http://ollama.lan:11434/v1")
+    );
+    // The top-level anchor holder is reported, not silently dropped.
+    reported(&i, Kind::NotCarried, "x-azure");
+}
+
+#[test]
 fn retry_policy_and_allowed_fails_policy() {
     let (i, c) = import("retry_policy.yaml");
     assert_eq!(c.tiers["gpt-4o"].strategy, Strategy::Latency);
@@ -366,7 +408,7 @@ fn retry_policy_and_allowed_fails_policy() {
     assert_eq!(c.reliability.cooldown.allowed_fails, 5);
     assert_eq!(c.reliability.cooldown.duration.0.as_secs(), 60);
     // Four rate-limit retries, then the fallback: the attempt budget makes room for both.
-    assert_eq!(c.reliability.max_attempts, 1 + 4 + 2);
+    assert_eq!(c.reliability.max_attempts, 1 + 4 + 1);
     // A per-class allowance switchyard cannot express is carried as "counts", and said so.
     let t = reported(
         &i,
@@ -786,4 +828,27 @@ fn bad_input_gets_a_clear_error_naming_file_line_and_key() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));
+}
+
+/// The README's example is what the import writes: its LiteLLM config, imported, gives its table.
+#[test]
+fn readme_example_is_what_the_import_writes() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme.split("## Coming from LiteLLM").nth(1).unwrap();
+    let block = |after: &str| {
+        let rest = section.split(after).nth(1).unwrap();
+        let rest = &rest[rest.find("```").unwrap()..];
+        let body = &rest[rest.find('\n').unwrap() + 1..];
+        body[..body.find("```").unwrap()].to_string()
+    };
+    let input = block("For this LiteLLM config:");
+    let written = block("the import writes");
+    let i = import::litellm(&input, "litellm.yaml").unwrap();
+    let body = &i.table[i.table.find("server:").unwrap()..i.table.find("# ---- Report").unwrap()];
+    assert_eq!(body.trim_end(), written.trim_end());
+    let reported = block("and reports on stderr:");
+    for line in i.report.lines().iter().take(5) {
+        assert!(reported.contains(line.as_str()), "README lacks: {line}");
+    }
 }

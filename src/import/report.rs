@@ -320,6 +320,9 @@ pub fn why_unread(path: &str) -> String {
             ("general_settings", "alerting" | "alerting_threshold" | "alert_types") => Some(
                 "alerting: switchyard exposes Prometheus metrics and ships alert rules (config/prometheus/alerts.yml)",
             ),
+            ("include", _) => Some(
+                "LiteLLM's include of other config files: switchyard imports one file; merge the included model lists into it first",
+            ),
             ("general_settings", "master_key") => None,
             ("general_settings", _) => {
                 Some("a LiteLLM proxy server setting with no switchyard equivalent")
@@ -339,7 +342,7 @@ pub fn why_unread(path: &str) -> String {
         Some(r) => r.to_string(),
         None if in_params => "a deployment parameter with no switchyard equivalent".into(),
         None if in_info => "model metadata with no switchyard equivalent".into(),
-        None => "not a section switchyard reads".into(),
+        None => "not a LiteLLM section switchyard reads (it reads model_list, router_settings, litellm_settings and general_settings; YAML anchors defined here still apply where they are merged)".into(),
     }
 }
 
@@ -384,9 +387,6 @@ mod tests {
         assert!(why_unread("litellm_settings.success_callback").contains("Prometheus"));
         assert!(why_unread("router_settings.redis_host").contains("Redis"));
         assert!(why_unread("environment_variables.REDIS_HOST").contains("environment"));
-        assert_eq!(
-            why_unread("something_else"),
-            "not a section switchyard reads"
-        );
+        assert!(why_unread("something_else").starts_with("not a LiteLLM section"));
     }
 }

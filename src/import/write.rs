@@ -183,7 +183,12 @@ pub fn table(t: &Table, report: &Report, vars: Vars) -> String {
             (format!("  - {{ {} }}", f.join(", ")), m.from.as_str())
         })
         .collect();
-    let width = lines.iter().map(|(l, _)| l.len()).max().unwrap_or(0) + 2;
+    let width = lines
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(0)
+        + 2;
     for (l, from) in &lines {
         let _ = writeln!(w, "{}", comment(l, from, width));
     }
@@ -208,7 +213,12 @@ pub fn table(t: &Table, report: &Report, vars: Vars) -> String {
             )
         })
         .collect();
-    let width = lines.iter().map(|(l, _)| l.len()).max().unwrap_or(0) + 2;
+    let width = lines
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(0)
+        + 2;
     for (l, from) in &lines {
         let _ = writeln!(w, "{}", comment(l, from, width));
     }
@@ -260,7 +270,12 @@ pub fn table(t: &Table, report: &Report, vars: Vars) -> String {
                 )
             })
             .collect();
-        let width = lines.iter().map(|(l, _)| l.len()).max().unwrap_or(0) + 2;
+        let width = lines
+            .iter()
+            .map(|(l, _)| l.chars().count())
+            .max()
+            .unwrap_or(0)
+            + 2;
         for (l, from) in &lines {
             let _ = writeln!(w, "{}", comment(l, from, width));
         }
@@ -301,7 +316,7 @@ pub fn table(t: &Table, report: &Report, vars: Vars) -> String {
 
     let _ = writeln!(
         w,
-        "\n# ---- What the import could not carry over, and why ----"
+        "\n# ---- Report: what did not carry over, what carried over with a difference, what the import chose ----"
     );
     out.push_str(&report.comments());
     out

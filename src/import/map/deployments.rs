@@ -246,7 +246,14 @@ impl Mapper<'_> {
     fn provider(&mut self, d: &Deployment, spec: &'static Spec) -> Result<String, ConfigError> {
         let s = &self.l.settings;
         let p = |k: &str| format!("{}.litellm_params.{k}", d.path);
-        let custom_base = d.api_base.is_some();
+        // OpenAI's own URL written out is still OpenAI, not a server of the user's own.
+        let openai_itself = |b: &At<Text>| {
+            b.value
+                .as_literal()
+                .and_then(|u| reqwest::Url::parse(&u).ok())
+                .is_some_and(|u| u.host_str() == Some("api.openai.com"))
+        };
+        let custom_base = d.api_base.as_ref().is_some_and(|b| !openai_itself(b));
         let base_url = match spec.kind {
             Kind::Azure => {
                 let base = match &d.api_base {
@@ -261,7 +268,8 @@ impl Mapper<'_> {
                         Text::var(var)
                     }
                 }
-                .trim_end_slash();
+                .trim_end_slash()
+                .strip_suffix("/openai");
                 let has_path = base
                     .as_literal()
                     .is_some_and(|b| b.contains("/openai/deployments/"));
@@ -399,7 +407,11 @@ impl Mapper<'_> {
             .iter()
             .map(|p| p.name.clone())
             .collect();
-        let host = d.api_base.as_ref().and_then(|b| host_slug(&b.value));
+        let host = d
+            .api_base
+            .as_ref()
+            .filter(|_| custom_base)
+            .and_then(|b| host_slug(&b.value));
         let base = match (spec.kind, &host) {
             (Kind::Azure, _) => format!("azure-{}", slug(&d.model.value)),
             // `openai/…` with an api_base is a server of the user's own, not OpenAI.
@@ -560,11 +572,18 @@ impl Mapper<'_> {
             let t = from_table.map(|(_, p)| p);
             let input = fill(&c.input, "input", t.map(|p| p.input), self.report);
             let output = fill(&c.output, "output", t.map(|p| p.output), self.report);
-            let cached_input = c
-                .cache_read
-                .as_ref()
-                .map(|v| prices::per_million(v.value))
-                .or(t.and_then(|p| p.cached_input));
+            let cached_input = match (&c.cache_read, t.and_then(|p| p.cached_input)) {
+                (Some(v), _) => Some(prices::per_million(v.value)),
+                (None, Some(f)) => {
+                    self.report.changed(
+                        format!("{}.model_info.cache_read_input_token_cost", d.path),
+                        d.line,
+                        format!("not given: prompt-cache reads are priced at the bundled table's {f} USD per million tokens"),
+                    );
+                    Some(f)
+                }
+                (None, None) => None,
+            };
             return Some(PriceRef::Inline(Price {
                 input,
                 output,

@@ -2,7 +2,7 @@
 //! as `reliability`; and the attempt budget they need.
 
 use super::Mapper;
-use crate::import::table::{Cooling, Sourced};
+use crate::import::table::{Chain, Cooling, Sourced};
 
 /// switchyard's defaults, to tell when LiteLLM's settings need more room.
 const DEFAULT_RETRIES: u64 = 2;
@@ -10,6 +10,8 @@ const DEFAULT_MAX_FALLBACKS: u64 = 2;
 const DEFAULT_MAX_ATTEMPTS: u64 = 4;
 const DEFAULT_ALLOWED_FAILS: u64 = 3;
 const DEFAULT_BACKOFF_MAX: f64 = 2.0;
+/// LiteLLM's own limit on fallbacks of fallbacks.
+const LITELLM_MAX_FALLBACKS: u64 = 5;
 /// LiteLLM idiom for "never cool down on this class": an allowance no minute reaches.
 const NEVER_COOLS: u64 = 1000;
 
@@ -114,11 +116,13 @@ impl Mapper<'_> {
                 "retry_after becomes the first backoff: switchyard doubles it with each retry, with full jitter (a wait may be shorter)",
             );
         }
-        let longest = self
+        // Tiers a failing request can walk through, chains of chains included, as dispatch walks
+        // them; LiteLLM follows fallbacks of fallbacks too, up to its max_fallbacks (5).
+        let reach = self
             .table
-            .fallbacks
+            .tiers
             .iter()
-            .map(|c| c.to.len() as u64)
+            .map(|t| reachable(&self.table.fallbacks, &t.name))
             .max()
             .unwrap_or(0);
         let max_fallbacks = match &s.max_fallbacks {
@@ -126,14 +130,15 @@ impl Mapper<'_> {
                 r.max_fallbacks = Some(Sourced::new(m.value, m.path.clone()));
                 m.value
             }
-            None if longest > DEFAULT_MAX_FALLBACKS => {
-                r.max_fallbacks = Some(Sourced::new(longest, "the longest fallbacks list"));
+            None if reach > DEFAULT_MAX_FALLBACKS => {
+                let n = reach.min(LITELLM_MAX_FALLBACKS);
+                r.max_fallbacks = Some(Sourced::new(n, "the longest fallback walk"));
                 self.report.chosen(
                     "reliability.max_fallbacks",
                     0,
-                    format!("{longest}: room for every group of the longest fallbacks list (switchyard's default is {DEFAULT_MAX_FALLBACKS})"),
+                    format!("{n}: room for the longest walk through the fallback chains ({reach} tiers; LiteLLM stops at {LITELLM_MAX_FALLBACKS}, switchyard's default is {DEFAULT_MAX_FALLBACKS})"),
                 );
-                longest
+                n
             }
             None => DEFAULT_MAX_FALLBACKS,
         };
@@ -144,19 +149,14 @@ impl Mapper<'_> {
             .chain(r.retries.as_ref().map(|x| x.value))
             .max()
             .unwrap_or(DEFAULT_RETRIES);
-        let need = 1
-            + retries
-            + if self.table.fallbacks.is_empty() {
-                0
-            } else {
-                max_fallbacks
-            };
+        let hops = max_fallbacks.min(reach);
+        let need = 1 + retries + hops;
         if need > DEFAULT_MAX_ATTEMPTS {
             r.max_attempts = Some(Sourced::new(need, "1 + retries + fallback hops"));
             self.report.chosen(
                 "reliability.max_attempts",
                 0,
-                format!("{need}: the first tier's {retries} retries plus one call per fallback hop; LiteLLM retries each fallback group anew, switchyard spends one budget of calls per request"),
+                format!("{need}: the first tier's {retries} retries plus one call for each of {hops} fallback hop(s); LiteLLM retries each fallback group anew, switchyard spends one budget of calls per request"),
             );
         }
         self.table.reliability = r;
@@ -168,6 +168,23 @@ impl Mapper<'_> {
             );
         }
     }
+}
+
+/// How many other tiers a request routed to `from` can fall back through, breadth-first.
+fn reachable(chains: &[Chain], from: &str) -> u64 {
+    let mut seen: Vec<&str> = vec![from];
+    let mut i = 0;
+    while i < seen.len() {
+        if let Some(c) = chains.iter().find(|c| c.from == seen[i]) {
+            for t in &c.to {
+                if !seen.contains(&t.as_str()) {
+                    seen.push(t);
+                }
+            }
+        }
+        i += 1;
+    }
+    (seen.len() - 1) as u64
 }
 
 fn class_of(key: &str, suffix: &str) -> Option<&'static str> {
@@ -198,5 +215,18 @@ mod tests {
             Some("server_error")
         );
         assert_eq!(class_of("FooErrorRetries", "Retries"), None);
+    }
+
+    #[test]
+    fn fallback_walks_count_chains_of_chains_once() {
+        let c = |from: &str, to: &[&str]| Chain {
+            from: from.into(),
+            to: to.iter().map(|s| s.to_string()).collect(),
+            source: String::new(),
+        };
+        let chains = [c("a", &["b"]), c("b", &["c", "a"]), c("c", &["d"])];
+        assert_eq!(reachable(&chains, "a"), 3);
+        assert_eq!(reachable(&chains, "c"), 1);
+        assert_eq!(reachable(&chains, "d"), 0);
     }
 }
