@@ -375,6 +375,15 @@ fn base_urls_are_written_the_way_switchyard_calls_them() {
 }
 
 #[test]
+fn weights_of_zero_everywhere_are_left_out_and_said_so() {
+    let text = "model_list:\n  - {model_name: a, litellm_params: {model: gpt-4o, weight: 0}}\n  - {model_name: a, litellm_params: {model: gpt-4o-mini, weight: 0}}\n";
+    let i = import::litellm(text, "w.yaml").unwrap();
+    let c = Config::from_yaml(&i.checkable, "t.yaml").unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.models.iter().all(|m| m.weight == 1.0));
+    reported(&i, Kind::NotCarried, "model_list[0].litellm_params.weight");
+}
+
+#[test]
 fn retry_policy_and_allowed_fails_policy() {
     let (i, c) = import("retry_policy.yaml");
     assert_eq!(c.tiers["gpt-4o"].strategy, Strategy::Latency);

@@ -221,7 +221,7 @@ impl Reader<'_> {
                 path,
                 format!(
                     "expected a non-negative number, found {}{}",
-                    e.node.kind(),
+                    e.node.found(),
                     env_hint(&e.node)
                 ),
             )),
@@ -240,8 +240,8 @@ impl Reader<'_> {
                 e,
                 path,
                 format!(
-                    "expected a whole number, found {}{}",
-                    e.node.kind(),
+                    "expected a non-negative whole number, found {}{}",
+                    e.node.found(),
                     env_hint(&e.node)
                 ),
             )
@@ -259,7 +259,7 @@ impl Reader<'_> {
             self.at_entry(
                 e,
                 path,
-                format!("expected a whole number, found {}", e.node.kind()),
+                format!("expected a whole number, found {}", e.node.found()),
             )
         })
     }
@@ -279,7 +279,7 @@ impl Reader<'_> {
             self.at_entry(
                 e,
                 path,
-                format!("expected true or false, found {}", e.node.kind()),
+                format!("expected true or false, found {}", e.node.found()),
             )
         })
     }
@@ -308,7 +308,7 @@ impl Reader<'_> {
                         _ => Err(self.at_node(
                             n,
                             &format!("{path}[{i}]"),
-                            format!("expected a model group name, found {}", n.kind()),
+                            format!("expected a model group name, found {}", n.found()),
                         )),
                     }
                 })
@@ -589,6 +589,20 @@ fn deployment(r: &Reader<'_>, n: &Node, path: &str) -> Result<Deployment> {
         Some(b) => Some(b),
         None => opt_text("base_url")?,
     };
+    if let Some(b) = &api_base {
+        let url = b.value.as_literal();
+        let ok = url.as_deref().is_none_or(|u| {
+            reqwest::Url::parse(u.trim()).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        });
+        if !ok {
+            return Err(r.error(
+                b.line,
+                0,
+                &b.path,
+                format!("{:?} is not an http(s) URL", url.unwrap_or_default()),
+            ));
+        }
+    }
     let api_version = opt_text("api_version")?;
     let api_key = opt_text("api_key")?;
     let mut headers = Vec::new();
@@ -600,7 +614,16 @@ fn deployment(r: &Reader<'_>, n: &Node, path: &str) -> Result<Deployment> {
             let m = r.map(e, &p(key))?;
             for h in m.entries() {
                 h.node.touch();
-                headers.push((h.key.clone(), r.text(h, &yaml::join(&p(key), &h.key))?));
+                let hp = yaml::join(&p(key), &h.key);
+                if reqwest::header::HeaderName::from_bytes(h.key.as_bytes()).is_err() {
+                    return Err(r.error(
+                        h.line,
+                        0,
+                        &hp,
+                        format!("{:?} is not a valid HTTP header name", h.key),
+                    ));
+                }
+                headers.push((h.key.clone(), r.text(h, &hp)?));
             }
         }
     }
@@ -965,6 +988,21 @@ mod tests {
             "model_list:\n  - model_name: a\n    litellm_params: {model: gpt-4o, api_key: os.environ/MY-KEY}\n",
         );
         assert!(e.message.contains("rename the variable"), "{e}");
+        let e =
+            err("model_list:\n  - model_name: a\n    litellm_params: {model: gpt-4o, rpm: -5}\n");
+        assert!(e.message.ends_with("found -5"), "{e}");
+        let e = err(
+            "model_list:\n  - model_name: a\n    litellm_params:\n      model: gpt-4o\n      api_base: localhost:8000\n",
+        );
+        assert_eq!(
+            (e.line, e.path.as_str()),
+            (Some(5), "model_list[0].litellm_params.api_base")
+        );
+        assert!(e.message.contains("not an http(s) URL"), "{e}");
+        let e = err(
+            "model_list:\n  - model_name: a\n    litellm_params: {model: gpt-4o, extra_headers: {\"x y\": z}}\n",
+        );
+        assert!(e.message.contains("not a valid HTTP header name"), "{e}");
     }
 
     #[test]

@@ -101,6 +101,17 @@ impl Node {
         }
     }
 
+    /// What the node is, with its value when it is a scalar: `-5`, `"lots"`, `a list`.
+    pub fn found(&self) -> String {
+        match &self.value {
+            Value::Bool(b) => b.to_string(),
+            Value::Int(i) => i.to_string(),
+            Value::Float(f) => f.to_string(),
+            Value::Str(s) => format!("{s:?}"),
+            _ => self.kind().to_string(),
+        }
+    }
+
     /// Every key under this node that was never read, as (YAML path, line), outermost first: an
     /// unread key is listed once, not with everything below it.
     pub fn unread(&self, path: &str) -> Vec<(String, u32)> {

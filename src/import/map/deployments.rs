@@ -153,6 +153,20 @@ impl Mapper<'_> {
         if models.len() > 1 {
             self.weights_from_limits(&mut models);
         }
+        if models.iter().all(|p| p.model.weight == Some(0.0)) {
+            if let Some(w) = models.iter().find_map(|p| p.from.weight.as_ref()) {
+                self.report.not_carried(
+                    w.path.clone(),
+                    w.line,
+                    format!(
+                        "every deployment of `{group}` has weight 0, which leaves nothing to pick: the weights are left out, so the tier's deployments share its traffic evenly"
+                    ),
+                );
+            }
+            for p in &mut models {
+                p.model.weight = None;
+            }
+        }
         let mut chosen: Option<Sourced<&'static str>> = None;
         if models.len() > 1 {
             if let Some(rs) = &s.routing_strategy {
