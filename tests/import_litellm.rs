@@ -383,6 +383,64 @@ fn weights_of_zero_everywhere_are_left_out_and_said_so() {
     reported(&i, Kind::NotCarried, "model_list[0].litellm_params.weight");
 }
 
+#[tokio::test]
+async fn order_cost_based_routing_generic_fallbacks_and_aliases() {
+    let text = r#"
+model_list:
+  - {model_name: cheap, litellm_params: {model: gpt-4o-mini}}
+  - {model_name: mid, litellm_params: {model: gpt-4o, order: 2}}
+  - {model_name: mid, litellm_params: {model: azure/gpt-4o, api_base: "https://r.openai.azure.com", api_version: "2024-10-21", order: 1}}
+  - {model_name: big, litellm_params: {model: anthropic/claude-opus-4-1}}
+  - {model_name: big, litellm_params: {model: anthropic/claude-sonnet-4-5}}
+router_settings:
+  routing_strategy: cost-based-routing
+  fallbacks: [{"*": ["big"]}]
+  disable_cooldowns: true
+  model_group_alias: {gpt-4: {model: mid, hidden: true}}
+"#;
+    let i = import::litellm(text, "mixed.yaml").unwrap();
+    let c = Config::from_yaml(&i.checkable, "t.yaml").unwrap_or_else(|e| panic!("{e}"));
+    // `order` first: the Azure deployment (order 1) is the primary.
+    assert_eq!(c.tiers["mid"].strategy, Strategy::Ordered);
+    assert_eq!(tier_models(&c, "mid"), ["mid@azure-gpt-4o", "mid@openai"]);
+    // cost-based-routing: ordered, cheapest first.
+    assert_eq!(c.tiers["big"].strategy, Strategy::Ordered);
+    assert_eq!(tier_models(&c, "big"), ["big@anthropic-2", "big@anthropic"]);
+    assert_eq!(
+        c.model("big@anthropic-2")
+            .unwrap()
+            .model
+            .as_ref()
+            .unwrap()
+            .as_str(),
+        "claude-sonnet-4-5"
+    );
+    reported(&i, Kind::Changed, "router_settings.routing_strategy");
+    // `*` applies to every other group; a group never falls back to itself.
+    assert_eq!(chain(&c.fallbacks.chains, "cheap"), ["big"]);
+    assert_eq!(chain(&c.fallbacks.chains, "mid"), ["big"]);
+    assert!(chain(&c.fallbacks.chains, "big").is_empty());
+    assert!(!c.reliability.cooldown.enabled);
+    reported(
+        &i,
+        Kind::Changed,
+        "router_settings.model_group_alias.gpt-4.hidden",
+    );
+    let gw = switchyard::gateway::Gateway::build(c, &reqwest::Client::new(), Path::new("."))
+        .await
+        .unwrap();
+    let req = serde_json::from_value(
+        json!({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .unwrap();
+    let d = gw
+        .router
+        .decide(&req, &http::HeaderMap::new())
+        .await
+        .unwrap();
+    assert_eq!(&*d.tier, "mid");
+}
+
 #[test]
 fn retry_policy_and_allowed_fails_policy() {
     let (i, c) = import("retry_policy.yaml");

@@ -28,7 +28,7 @@ fn strategy(name: &str) -> Option<&'static str> {
 
 const STRATEGIES: &str = "simple-shuffle, least-busy, usage-based-routing, usage-based-routing-v2, latency-based-routing, cost-based-routing";
 
-/// `a.b-c`-safe name: lowercase letters, digits and `-`.
+/// `s` as lowercase letters, digits and `-`: for names made from a host, a group or a deployment.
 fn slug(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
@@ -75,6 +75,7 @@ struct Mapper<'a> {
     tiers: BTreeMap<String, String>,
     /// Groups that were in `model_list` but not imported, and why.
     dropped: HashMap<String, String>,
+    /// Every tier, model and alias name given out so far: a request's `model` must mean one thing.
     names: HashSet<String>,
     /// Reports that should appear once, not per deployment.
     once: HashSet<&'static str>,
