@@ -533,6 +533,9 @@ pub struct CascadeConfig {
     /// A model from `models` that scores the answer 1–10.
     #[serde(default)]
     pub judge: Option<JudgeConfig>,
+    /// The second cheap model asked in parallel for `agree`, and how the two answers are compared.
+    #[serde(default)]
+    pub agreement: Option<AgreementConfig>,
     /// Above this share of escalations in `window`, the cascade stops escalating.
     #[serde(default = "default_max_escalation_rate")]
     pub max_escalation_rate: f64,
@@ -557,6 +560,8 @@ pub enum EscalateOn {
     InvalidJson,
     LowConfidence,
     Judge,
+    /// A second cheap model answers in parallel; the cascade escalates when the two disagree.
+    Agree,
 }
 
 impl EscalateOn {
@@ -569,6 +574,7 @@ impl EscalateOn {
             EscalateOn::InvalidJson => "invalid_json",
             EscalateOn::LowConfidence => "low_confidence",
             EscalateOn::Judge => "judge",
+            EscalateOn::Agree => "agree",
         }
     }
 }
@@ -600,4 +606,40 @@ pub struct JudgeConfig {
 
 fn default_min_score() -> f64 {
     7.0
+}
+
+/// `escalate_on: [agree]`: two cheap answers that settle on the same thing are rarely both wrong.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgreementConfig {
+    /// The second model, from `models`, asked the same request in parallel with the cheap tier.
+    pub model: Spanned<String>,
+    /// What the two answers are compared on.
+    #[serde(default)]
+    pub compare: AgreementCompare,
+    /// Token-set similarity (0–1) at which two code or long answers count as the same, for
+    /// `similar` and for code and prose under `auto`.
+    #[serde(default = "default_min_similarity")]
+    pub min_similarity: f64,
+}
+
+fn default_min_similarity() -> f64 {
+    0.8
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgreementCompare {
+    /// Short answers by their normalised text (or the option or number both settle on), code by
+    /// similarity, longer prose by the option or number it ends on, else by similarity.
+    #[default]
+    Auto,
+    /// The normalised text: labels, short extractions.
+    Exact,
+    /// The option letter or number each answer settles on.
+    Choice,
+    /// The final number of each answer.
+    Numeric,
+    /// Token-set similarity of the two texts at least `min_similarity`.
+    Similar,
 }

@@ -498,6 +498,35 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
             }
             _ => {}
         }
+        match (&cc.agreement, cc.escalate_on.contains(&EscalateOn::Agree)) {
+            (None, true) => {
+                return Err(ck.spanned(
+                    &cc.from,
+                    "routing.cascade.agreement".into(),
+                    "escalate_on has agree: set agreement.model (the second cheap model to ask)"
+                        .into(),
+                ));
+            }
+            (Some(a), _) if !model_names.contains(a.model.value.as_str()) => {
+                return Err(ck.spanned(
+                    &a.model,
+                    "routing.cascade.agreement.model".into(),
+                    format!(
+                        "unknown model `{}` (defined: {})",
+                        a.model.value,
+                        list(c.models.iter().map(|m| &m.name))
+                    ),
+                ));
+            }
+            (Some(a), _) if !(0.0..=1.0).contains(&a.min_similarity) => {
+                return Err(ck.spanned(
+                    &a.model,
+                    "routing.cascade.agreement.min_similarity".into(),
+                    format!("{} is outside 0.0–1.0", a.min_similarity),
+                ));
+            }
+            _ => {}
+        }
     }
 
     let check_chains = |section: &str,

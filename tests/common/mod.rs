@@ -53,6 +53,8 @@ pub enum Reply {
     SlowStream(Duration),
     /// A normal stream that breaks off after `n` events, without `[DONE]`.
     BrokenStream(usize),
+    /// Waits until the gate is notified, then gives the reply (an answer held back).
+    After(Arc<Notify>, Box<Reply>),
 }
 
 #[derive(Default)]
@@ -229,6 +231,13 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
             .unwrap_or(Reply::Ok)
     };
     let reply = match reply {
+        Reply::After(gate, then) => {
+            gate.notified().await;
+            *then
+        }
+        r => r,
+    };
+    let reply = match reply {
         Reply::Ok if stream => Reply::Stream {
             events: stream_events(&model, with_usage),
             gate: None,
@@ -255,6 +264,7 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
             resp
         }
         Reply::Garbage(text) => (http::StatusCode::OK, text).into_response(),
+        Reply::After(..) => unreachable!("unwrapped above"),
         Reply::Hang => {
             std::future::pending::<()>().await;
             unreachable!()
