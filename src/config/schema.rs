@@ -148,6 +148,14 @@ pub struct SimulateConfig {
     /// Pause between streamed words.
     #[serde(default)]
     pub chunk_interval: Dur,
+    /// Task type → chance (0–1) that the answer to a benchmark prompt is its reference answer
+    /// (`default` for task types not listed), so `switchyard bench` on simulated models shows a
+    /// meaningful quality matrix. Only prompts that carry `metadata.simulate_reference` use it.
+    #[serde(default)]
+    pub skill: BTreeMap<String, f64>,
+    /// Seed of the skill draws: the same seed, model and prompt give the same answer every run.
+    #[serde(default)]
+    pub seed: u64,
 }
 
 impl Default for SimulateConfig {
@@ -157,6 +165,8 @@ impl Default for SimulateConfig {
             output_tokens: default_sim_tokens(),
             failure_rate: 0.0,
             chunk_interval: Dur::ZERO,
+            skill: BTreeMap::new(),
+            seed: 0,
         }
     }
 }
@@ -302,6 +312,10 @@ pub struct RoutingConfig {
     pub aliases: Vec<String>,
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// Files that hold more rules (a YAML list of rules, e.g. what `switchyard bench
+    /// --write-rules` writes), relative to this file. Their rules follow `rules`, file by file.
+    #[serde(default)]
+    pub rules_files: Vec<Spanned<String>>,
     #[serde(default)]
     pub semantic: Option<SemanticConfig>,
     #[serde(default)]

@@ -67,7 +67,12 @@ pub struct MockState {
     pub stream_started: Arc<Notify>,
     /// After this many requests (to any model), every request gets the reply.
     sticky: Mutex<Option<(usize, Reply)>>,
+    /// Consulted before the script: a reply chosen from the request body (per prompt, per model).
+    responder: Mutex<Option<Responder>>,
 }
+
+/// Chooses a reply from a request body; `None` falls through to the script.
+pub type Responder = Arc<dyn Fn(&Value) -> Option<Reply> + Send + Sync>;
 
 pub struct Mock {
     pub addr: SocketAddr,
@@ -120,6 +125,11 @@ impl Mock {
     /// `reply`, scripted answers included: a deployment that starts failing and stays down.
     pub fn fail_after(&self, after: usize, reply: Reply) {
         *self.state.sticky.lock().unwrap() = Some((after, reply));
+    }
+
+    /// Answers each request as `f` decides from its body (e.g. right or wrong per prompt).
+    pub fn respond(&self, f: impl Fn(&Value) -> Option<Reply> + Send + Sync + 'static) {
+        *self.state.responder.lock().unwrap() = Some(Arc::new(f));
     }
 
     pub fn recover(&self) {
@@ -201,6 +211,8 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
     let model = body["model"].as_str().unwrap_or("").to_string();
     let stream = body["stream"] == true;
     let with_usage = body["stream_options"]["include_usage"] == true;
+    let responder = state.responder.lock().unwrap().clone();
+    let chosen = responder.and_then(|f| f(&body));
     let seen = {
         let mut requests = state.requests.lock().unwrap();
         requests.push(Recorded {
@@ -221,6 +233,8 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
         .map(|(_, r)| r.clone());
 
     let reply = if let Some(r) = sticky {
+        r
+    } else if let Some(r) = chosen {
         r
     } else {
         let mut script = state.script.lock().unwrap();
