@@ -323,6 +323,22 @@ async fn the_matrix_and_the_map_come_from_the_scripted_answers() {
         again.stdout
     );
     assert!(again.stdout.contains("0.500  [0.299, 0.701]"));
+
+    // A prompt whose text changed is run again on every model, and its row replaced.
+    let edited = task_file().replace("prompt: \"item 3\"", "prompt: \"item 3, again\"");
+    std::fs::write(f.path("tasks.yaml"), edited).unwrap();
+    let changed = bench(&f, &["--bar", "0.8"]).await;
+    assert_eq!(changed.code, Some(0), "{}", changed.stdout);
+    assert!(
+        changed.stdout.contains("1 prompt changed"),
+        "{}",
+        changed.stdout
+    );
+    assert_eq!(mock.calls(), 123);
+    let rows = f.rows();
+    assert_eq!(rows.len(), 40);
+    let l3 = rows.iter().find(|r| r["id"] == "l3").unwrap();
+    assert_eq!(l3["messages"][1]["content"], "item 3, again");
 }
 
 #[tokio::test]
@@ -344,6 +360,8 @@ async fn a_killed_run_resumes_where_it_stopped() {
         f.rows().len() == 3
     })
     .await;
+    // One call at a time: nothing else was sent while the 11th hangs.
+    assert_eq!(mock.calls(), 11, "--concurrency 1 keeps one call in flight");
     child.start_kill().unwrap();
     let status = child.wait().await.unwrap();
     assert!(!status.success());

@@ -217,7 +217,7 @@ fn scatter(m: &Matrix, bar: f64) -> String {
             h - bottom,
             h - bottom + 5.0,
             h - bottom + 18.0,
-            esc(&usd(10f64.powf(e)))
+            esc(&tick(e))
         );
         e += 1.0;
     }
@@ -247,30 +247,48 @@ fn scatter(m: &Matrix, bar: f64) -> String {
         (top + h - bottom) / 2.0,
         (top + h - bottom) / 2.0
     );
+    // Labels of points that sit on one another (two deployments of one model) are stacked.
+    let mut placed: Vec<(f64, f64)> = Vec::new();
     for (model, q, c) in &pts {
         let (x, y) = (px(*c), py(*q));
+        let mut ly = y + 4.0;
+        while placed
+            .iter()
+            .any(|(px_, py_)| (px_ - x).abs() < 60.0 && (py_ - ly).abs() < 13.0)
+        {
+            ly += 14.0;
+        }
+        placed.push((x, ly));
         let _ = write!(
             s,
-            r##"<circle cx="{x}" cy="{y}" r="6" fill="#3b6fb6"><title>{0}: {q:.3} at {1} per 1k</title></circle><text x="{2}" y="{3}">{0}</text>"##,
+            r##"<circle cx="{x}" cy="{y}" r="6" fill="#3b6fb6" fill-opacity="0.8"><title>{0}: {q:.3} at {1} per 1k</title></circle><text x="{2}" y="{ly}">{0}</text>"##,
             esc(model),
             esc(&usd(*c)),
             x + 9.0,
-            y + 4.0
         );
     }
     if let Some((q, c)) = mix {
         let (x, y) = (px(c), py(q));
         let _ = write!(
             s,
-            r##"<text x="{x}" y="{0}" text-anchor="middle" font-size="20" fill="#d98c00">★<title>routing map: {q:.3} at {1} per 1k</title></text><text x="{2}" y="{3}" fill="#a66a00">routing map</text>"##,
+            r##"<text x="{x}" y="{0}" text-anchor="middle" font-size="20" fill="#d98c00">★<title>routing map: {q:.3} at {1} per 1k</title></text><text x="{x}" y="{2}" text-anchor="middle" fill="#a66a00">routing map</text>"##,
             y + 7.0,
             esc(&usd(c)),
-            x + 12.0,
-            y - 8.0
+            y + 24.0
         );
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// An axis label for 10^e dollars: `$0.001`, `$1`, `$10`.
+fn tick(e: f64) -> String {
+    let e = e.round() as i32;
+    if e >= 0 {
+        format!("${}", 10u64.pow(e.unsigned_abs()))
+    } else {
+        format!("${:.*}", e.unsigned_abs() as usize, 10f64.powi(e))
+    }
 }
 
 fn esc(s: &str) -> String {
@@ -319,5 +337,9 @@ mod tests {
         assert_eq!(page.matches("<svg").count(), 2);
         assert!(page.contains(">1.00<") && page.contains(">0.50<"), "{page}");
         assert!(page.contains("routing map"));
+        assert_eq!(
+            (tick(-3.0), tick(0.0), tick(2.0)),
+            ("$0.001".into(), "$1".into(), "$100".into())
+        );
     }
 }

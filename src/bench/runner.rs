@@ -702,7 +702,7 @@ fn progress_bar(len: u64, visible: bool) -> indicatif::ProgressBar {
     };
     let bar = indicatif::ProgressBar::with_draw_target(Some(len), target);
     if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{elapsed_precise} [{bar:30}] {pos}/{len} calls · ETA {eta} · {msg}",
+        "{elapsed_precise} [{bar:24}] {pos}/{len} calls · ETA {eta} · {msg}",
     ) {
         bar.set_style(style.progress_chars("=> "));
     }

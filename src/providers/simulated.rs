@@ -8,9 +8,9 @@
 //! reproducible and a resumed run sees the same answers.
 
 use super::{Call, ChatResponse, ChunkStream, ErrorKind, ProviderError};
-use futures_util::StreamExt;
 use crate::config::{ProviderConfig, SimulateConfig};
 use crate::openai::{Usage, unix_now};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::time::Duration;
 
