@@ -81,7 +81,8 @@ impl SimulatedProvider {
         }
     }
 
-    fn finish_reason(&self, call: &Call<'_>) -> &'static str {
+    /// `length` when the request's output cap is below the answer's length in words (tokens).
+    fn finish_reason(call: &Call<'_>, words: usize) -> &'static str {
         let limit = call
             .request
             .extra
@@ -89,7 +90,7 @@ impl SimulatedProvider {
             .or_else(|| call.request.extra.get("max_completion_tokens"))
             .and_then(Value::as_u64);
         match limit {
-            Some(l) if l < u64::from(self.cfg.output_tokens) => "length",
+            Some(l) if l < words as u64 => "length",
             _ => "stop",
         }
     }
@@ -142,7 +143,7 @@ impl SimulatedProvider {
                 "index": 0,
                 "message": { "role": "assistant", "content": words.join(" ") },
                 "logprobs": null,
-                "finish_reason": self.finish_reason(call),
+                "finish_reason": Self::finish_reason(call, words.len()),
             }],
             "usage": usage.to_openai(),
         });
@@ -160,7 +161,7 @@ impl SimulatedProvider {
         let model = call.model.to_string();
         let words = self.words(call);
         let usage = Self::usage(call, words.len() as u64);
-        let finish = self.finish_reason(call);
+        let finish = Self::finish_reason(call, words.len());
         let interval = self.cfg.chunk_interval.0;
         let mut chunks: Vec<Value> = Vec::with_capacity(words.len() + 3);
         let chunk = |delta: Value, finish: Value| {
@@ -236,7 +237,7 @@ mod tests {
     async fn ask(p: &SimulatedProvider, prompt: &str, reference: &str) -> String {
         let req: ChatRequest = serde_json::from_value(json!({"model": "m",
             "messages": [{"role": "user", "content": prompt}],
-            "metadata": {"task_type": "maths", "simulate_reference": reference}}))
+            "max_tokens": 5, "metadata": {"task_type": "maths", "simulate_reference": reference}}))
         .unwrap();
         let call = Call {
             request: &req,
@@ -245,6 +246,7 @@ mod tests {
             stream_usage: false,
         };
         let r = p.chat(&call).await.unwrap();
+        assert_eq!(r.body["choices"][0]["finish_reason"], "stop");
         r.body["choices"][0]["message"]["content"]
             .as_str()
             .unwrap()
