@@ -30,8 +30,10 @@ pub struct Matrix {
     pub tasks: Vec<String>,
     /// Cheapest first.
     pub models: Vec<String>,
-    /// Model → its tier in the routing table, when it has one.
+    /// Model → its tier in the routing table (the first that lists it), when it has one.
     pub tiers: BTreeMap<String, String>,
+    /// Tier → its deployments, as the table lists them.
+    pub tier_members: BTreeMap<String, Vec<String>>,
     /// (task, model) → cell; absent when the model has no score on the task.
     pub cells: BTreeMap<(String, String), Cell>,
     /// Prompts per task.
@@ -45,10 +47,24 @@ pub struct Route {
     pub task: String,
     /// The cheapest model whose lower bound clears the bar.
     pub pick: Option<String>,
-    /// The cheapest one that also belongs to a tier (what a rule can route to).
-    pub tier_pick: Option<(String, String)>,
     /// The model with the best mean, for a task no model clears.
     pub best: Option<String>,
+    /// Where a rule sends the task type.
+    pub tier: Option<TierChoice>,
+}
+
+/// A tier for a task type. A rule routes to a tier, and the tier balances its traffic over all
+/// its deployments, so a tier clears the bar only when every deployment of it that was
+/// benchmarked does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierChoice {
+    pub tier: String,
+    /// False for the fallback: no tier clears, this one has the best mean.
+    pub clears: bool,
+    /// Its deployments with a score on the task.
+    pub measured: Vec<String>,
+    /// Its deployments without one (not benchmarked, or every call failed).
+    pub unmeasured: Vec<String>,
 }
 
 impl Matrix {
@@ -57,9 +73,15 @@ impl Matrix {
         rows: &[&Outcome],
         tasks: &[String],
         models: &[String],
-        tiers: BTreeMap<String, String>,
+        tier_members: BTreeMap<String, Vec<String>>,
         confidence: f64,
     ) -> Matrix {
+        let mut tiers = BTreeMap::new();
+        for (tier, members) in &tier_members {
+            for m in members {
+                tiers.entry(m.clone()).or_insert_with(|| tier.clone());
+            }
+        }
         let mut cells = BTreeMap::new();
         let mut prompts = BTreeMap::new();
         for task in tasks {
@@ -136,6 +158,7 @@ impl Matrix {
             tasks: tasks.to_vec(),
             models: order.into_iter().map(|(_, m)| m).collect(),
             tiers,
+            tier_members,
             cells,
             prompts,
             confidence,
@@ -177,13 +200,50 @@ impl Matrix {
                 Route {
                     task: task.clone(),
                     pick: clearing.first().map(|(m, _)| (*m).clone()),
-                    tier_pick: clearing
-                        .iter()
-                        .find_map(|(m, _)| self.tiers.get(*m).map(|t| ((*m).clone(), t.clone()))),
+                    tier: self.tier_choice(task, bar),
                     best,
                 }
             })
             .collect()
+    }
+
+    /// The cheapest tier all of whose measured deployments clear `bar` on `task`; else the tier
+    /// with the best mean over its measured deployments.
+    fn tier_choice(&self, task: &str, bar: f64) -> Option<TierChoice> {
+        let mut options: Vec<(TierChoice, f64, f64)> = Vec::new();
+        for (tier, members) in &self.tier_members {
+            let (measured, unmeasured): (Vec<String>, Vec<String>) = members
+                .iter()
+                .cloned()
+                .partition(|m| self.cell(task, m).is_some_and(|c| c.n > 0));
+            let cells: Vec<&Cell> = measured.iter().filter_map(|m| self.cell(task, m)).collect();
+            if cells.is_empty() {
+                continue;
+            }
+            let clears = cells.iter().all(|c| c.lo >= bar);
+            let cost = cells
+                .iter()
+                .map(|c| c.cost_per_1k.unwrap_or(f64::INFINITY))
+                .sum::<f64>()
+                / cells.len() as f64;
+            let mean = cells.iter().map(|c| c.mean).sum::<f64>() / cells.len() as f64;
+            options.push((
+                TierChoice {
+                    tier: tier.clone(),
+                    clears,
+                    measured,
+                    unmeasured,
+                },
+                three_digits(cost),
+                mean,
+            ));
+        }
+        let cheapest_clearing = options
+            .iter()
+            .filter(|o| o.0.clears)
+            .min_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.2.total_cmp(&a.2)));
+        let best = options.iter().max_by(|a, b| a.2.total_cmp(&b.2));
+        cheapest_clearing.or(best).map(|o| o.0.clone())
     }
 
     /// Quality and cost of a mix that sends each task type's prompts to one model, weighted by
@@ -308,14 +368,16 @@ impl Matrix {
                         c.mean,
                         c.cost_per_1k.map_or_else(|| "-".into(), usd)
                     );
-                    if let Some((tm, tt)) = &r.tier_pick {
-                        if tm != m {
-                            let _ = writeln!(
-                                out,
-                                "  {:<tw$}  (no tier serves {m}; the rule routes to {tt} for {tm})",
-                                ""
-                            );
-                        }
+                    if let Some(t) = r.tier.as_ref().filter(|t| t.tier != tier) {
+                        let why = if t.clears {
+                            format!("every measured deployment of {} clears", t.tier)
+                        } else {
+                            format!(
+                                "no tier has every deployment clear; {} has the best mean",
+                                t.tier
+                            )
+                        };
+                        let _ = writeln!(out, "  {:<tw$}  (rule: tier {}, {why})", "", t.tier);
                     }
                 }
                 None => {
@@ -366,41 +428,56 @@ impl Matrix {
         let pct = (self.confidence * 100.0).round();
         let mut out = format!(
             "# Routing rules written by `switchyard bench` from {source}:\n\
-             # per task type, the cheapest tier whose model's {pct}% interval lower bound clears {bar}.\n\
+             # per task type, the cheapest tier whose every benchmarked deployment has a {pct}%\n\
+             # interval lower bound of at least {bar}.\n\
              # Requests carry their task type in metadata.task_type. Include this file from the\n\
              # routing table with `routing.rules_files: [<this file>]`, or paste the entries under\n\
              # routing.rules.\n"
         );
         let mut any = false;
         for r in self.routing_map(bar) {
-            let (model, tier, note) = match (&r.tier_pick, &r.best) {
-                (Some((m, t)), _) => (m.clone(), t.clone(), "clears the bar"),
-                (None, Some(m)) if self.tiers.contains_key(m) => (
-                    m.clone(),
-                    self.tiers[m].clone(),
-                    "no tier clears the bar: the best model's tier",
-                ),
-                _ => {
-                    let _ = writeln!(out, "# {}: no model of a tier has a score; no rule", r.task);
-                    continue;
-                }
-            };
-            let Some(c) = self.cell(&r.task, &model) else {
+            let Some(t) = &r.tier else {
+                let _ = writeln!(
+                    out,
+                    "# {}: no deployment of a tier has a score; no rule",
+                    r.task
+                );
                 continue;
             };
             any = true;
             let _ = writeln!(
                 out,
-                "- name: {}\n  when: {{ task_type: [{}] }}\n  tier: {}\n  # {model}: {:.3} [{:.3}, {:.3}] over {} prompts, {} per 1k requests; {note}",
+                "- name: {}\n  when: {{ task_type: [{}] }}\n  tier: {}",
                 yaml_str(&format!("bench-{}", r.task)),
                 yaml_str(&r.task),
-                yaml_str(&tier),
-                c.mean,
-                c.lo,
-                c.hi,
-                c.n,
-                c.cost_per_1k.map_or_else(|| "-".into(), usd),
+                yaml_str(&t.tier),
             );
+            for m in &t.measured {
+                if let Some(c) = self.cell(&r.task, m) {
+                    let _ = writeln!(
+                        out,
+                        "  # {m}: {:.3} [{:.3}, {:.3}] over {} prompts, {} per 1k requests",
+                        c.mean,
+                        c.lo,
+                        c.hi,
+                        c.n,
+                        c.cost_per_1k.map_or_else(|| "-".into(), usd),
+                    );
+                }
+            }
+            if !t.unmeasured.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  # not measured on this task: {}",
+                    t.unmeasured.join(", ")
+                );
+            }
+            if !t.clears {
+                let _ = writeln!(
+                    out,
+                    "  # no tier clears {bar} on every deployment: this is the tier with the best mean"
+                );
+            }
         }
         if !any {
             out.push_str("[]\n");
@@ -479,8 +556,8 @@ mod tests {
         }
         let refs: Vec<&Outcome> = rows.iter().collect();
         let tiers = BTreeMap::from([
-            ("cheap".to_string(), "budget".to_string()),
-            ("big".to_string(), "premium".to_string()),
+            ("budget".to_string(), vec!["cheap".to_string()]),
+            ("premium".to_string(), vec!["big".to_string()]),
         ]);
         let m = Matrix::build(
             &refs,
@@ -497,7 +574,10 @@ mod tests {
         // 20/20 has a Wilson lower bound of 0.839: cheap clears 0.8 on easy; 15/20 (0.531) does not.
         assert_eq!(map[0].pick.as_deref(), Some("cheap"));
         assert_eq!(map[1].pick.as_deref(), Some("big"));
-        assert_eq!(map[1].tier_pick, Some(("big".into(), "premium".into())));
+        assert_eq!(
+            map[1].tier.as_ref().map(|t| t.tier.as_str()),
+            Some("premium")
+        );
         // A bar above 0.839 is cleared by nobody: 20 prompts cannot show more.
         let map = m.routing_map(0.9);
         assert_eq!(map[0].pick, None);
@@ -515,6 +595,72 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("mean score 1.000 at $5.500"), "{text}");
+    }
+
+    #[test]
+    fn a_tier_clears_only_when_every_deployment_of_it_does() {
+        // budget balances over `cheap` (right on all 20) and `shaky` (15 of 20): a rule to
+        // budget would send half the traffic to shaky, so the rule goes to premium.
+        let rows: Vec<Outcome> = (0..20)
+            .map(|i| {
+                let shaky = if i < 15 { 1.0 } else { 0.0 };
+                row(
+                    &format!("r{i}"),
+                    "t",
+                    &[
+                        ("cheap", 1.0, 0.001),
+                        ("shaky", shaky, 0.001),
+                        ("big", 1.0, 0.01),
+                    ],
+                )
+            })
+            .collect();
+        let refs: Vec<&Outcome> = rows.iter().collect();
+        let tiers = BTreeMap::from([
+            (
+                "budget".to_string(),
+                vec!["cheap".to_string(), "shaky".to_string()],
+            ),
+            ("premium".to_string(), vec!["big".to_string()]),
+        ]);
+        let models = ["cheap".to_string(), "shaky".to_string(), "big".to_string()];
+        let m = Matrix::build(&refs, &["t".into()], &models, tiers.clone(), 0.95);
+        let r = &m.routing_map(0.8)[0];
+        assert_eq!(
+            r.pick.as_deref(),
+            Some("cheap"),
+            "the cheapest model clears"
+        );
+        let t = r.tier.as_ref().unwrap();
+        assert_eq!((t.tier.as_str(), t.clears), ("premium", true));
+        assert!(
+            m.render_map(0.8)
+                .contains("(rule: tier premium, every measured deployment of premium clears)")
+        );
+        let rules: Vec<serde_json::Value> =
+            serde_saphyr::from_str(&m.rules_yaml(0.8, "o")).unwrap();
+        assert_eq!(rules[0]["tier"], "premium");
+        // Benchmarked without shaky, budget clears, and the rules say what was not measured.
+        let m = Matrix::build(
+            &refs,
+            &["t".into()],
+            &models[..1]
+                .iter()
+                .chain(&models[2..])
+                .cloned()
+                .collect::<Vec<_>>(),
+            tiers,
+            0.95,
+        );
+        let t = m.routing_map(0.8)[0].tier.clone().unwrap();
+        assert_eq!(
+            (t.tier.as_str(), t.unmeasured.as_slice()),
+            ("budget", &["shaky".to_string()][..])
+        );
+        assert!(
+            m.rules_yaml(0.8, "o")
+                .contains("# not measured on this task: shaky")
+        );
     }
 
     #[test]

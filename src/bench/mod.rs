@@ -284,16 +284,17 @@ fn rows_of(set: &tasks::TaskSet, store: &store::Store) -> Vec<Outcome> {
     out
 }
 
-/// Each model's tier: the first tier that lists it.
-fn tiers_of(gw: &Gateway) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for (tier, models) in &gw.tiers {
-        for m in models {
-            out.entry(m.name.to_string())
-                .or_insert_with(|| tier.to_string());
-        }
-    }
-    out
+/// Each tier's deployments, as the table lists them.
+fn tiers_of(gw: &Gateway) -> BTreeMap<String, Vec<String>> {
+    gw.tiers
+        .iter()
+        .map(|(tier, models)| {
+            (
+                tier.to_string(),
+                models.iter().map(|m| m.name.to_string()).collect(),
+            )
+        })
+        .collect()
 }
 
 /// The models to benchmark: those named, those of the tiers named, or every model of the table,
