@@ -117,10 +117,21 @@ pub enum Compare {
     /// Token-set similarity of the two texts at least this share (in percent), for code and
     /// longer answers where wording differs but the content should not.
     Similar(u8),
+    /// Whatever fits the two answers, `Similar`'s share for code and long prose; see [`agree`].
+    Auto(u8),
 }
+
+/// Answers of at most this many words (normalised) are "short": labels, names, single values.
+const SHORT_WORDS: usize = 8;
 
 /// Whether two answers settle on the same thing. An answer that cannot be read (no option, no
 /// number, empty) agrees with nothing.
+///
+/// `Auto` reads the answers in this order: code (either has a fenced block) by the similarity of
+/// the code; the same normalised text; the option both settle on, when both name one; the number
+/// both end on, when both have one; then short answers by the similarity of their normalised words
+/// ("Paris is the capital" and "the capital is Paris" agree, "positive" and "negative" do not) and
+/// longer prose by the similarity of the texts.
 pub fn agree(a: &str, b: &str, how: Compare) -> bool {
     match how {
         Compare::Exact => {
@@ -132,7 +143,72 @@ pub fn agree(a: &str, b: &str, how: Compare) -> bool {
             matches!((number(a), number(b)), (Some(x), Some(y)) if same_number(x, y, 1e-6))
         }
         Compare::Similar(pct) => similarity(a, b) * 100.0 >= f64::from(pct),
+        Compare::Auto(pct) => auto_agree(a, b, f64::from(pct) / 100.0),
     }
+}
+
+fn auto_agree(a: &str, b: &str, min: f64) -> bool {
+    let (ca, cb) = (code(a), code(b));
+    if ca.is_some() || cb.is_some() {
+        return similarity(ca.as_deref().unwrap_or(a), cb.as_deref().unwrap_or(b)) >= min;
+    }
+    let (na, nb) = (normalize(a), normalize(b));
+    if na.is_empty() || nb.is_empty() {
+        return false;
+    }
+    if na == nb {
+        return true;
+    }
+    if let (Some(x), Some(y)) = (choice(a), choice(b)) {
+        return x == y;
+    }
+    if let (Some(x), Some(y)) = (number(a), number(b)) {
+        return same_number(x, y, 1e-6);
+    }
+    let short = |s: &str| s.split_whitespace().count() <= SHORT_WORDS;
+    if short(&na) && short(&nb) {
+        return similarity(&na, &nb) >= min;
+    }
+    similarity(a, b) >= min
+}
+
+static FENCED: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"(?s)```[^\n`]*\n(.*?)```").ok());
+
+/// The code an answer carries: the contents of its fenced blocks, joined; `None` without any.
+pub fn code(text: &str) -> Option<String> {
+    let blocks: Vec<&str> = FENCED
+        .as_ref()?
+        .captures_iter(text)
+        .filter_map(|c| c.get(1).map(|m| m.as_str()))
+        .collect();
+    (!blocks.is_empty()).then(|| blocks.join("\n"))
+}
+
+static DOUBLE_BRACKETED: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"\[\[\s*(\d+(?:\.\d+)?)\s*\]\]").ok());
+static OUT_OF_TEN: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"(\d+(?:\.\d+)?)\s*(?:/|out of)\s*10\b").ok());
+static FIRST_NUMBER: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"\d+(?:\.\d+)?").ok());
+
+/// A judge's grade from 1 to 10: `[[8]]` (MT-Bench's judges), `7/10` or `7 out of 10`, else the
+/// first number in the reply. A number outside 1–10 is no grade.
+pub fn rating(text: &str) -> Option<f64> {
+    let group = |re: &LazyLock<Option<Regex>>| {
+        re.as_ref()?
+            .captures(text)
+            .and_then(|c| c.get(1))
+            .and_then(|m| m.as_str().parse::<f64>().ok())
+    };
+    let v = group(&DOUBLE_BRACKETED)
+        .or_else(|| group(&OUT_OF_TEN))
+        .or_else(|| {
+            FIRST_NUMBER
+                .as_ref()?
+                .find(text)
+                .and_then(|m| m.as_str().parse::<f64>().ok())
+        })?;
+    (1.0..=10.0).contains(&v).then_some(v)
 }
 
 /// Jaccard similarity of the two texts' sets of word tokens (identifiers, numbers, operators
@@ -220,5 +296,47 @@ mod tests {
         let f2 = "def add(a, b):\n    return a+b  # sum";
         assert!(agree(f1, f2, Compare::Similar(70)));
         assert!(!agree(f1, "SELECT * FROM users", Compare::Similar(70)));
+    }
+
+    #[test]
+    fn auto_agreement_fits_the_answers() {
+        let auto = Compare::Auto(80);
+        assert!(agree("Positive.", "positive", auto));
+        assert!(!agree("positive", "negative", auto));
+        assert!(agree("Paris is the capital.", "The capital is Paris", auto));
+        assert!(!agree(
+            "The sentiment is positive",
+            "The sentiment is negative",
+            auto
+        ));
+        assert!(agree("The answer is (B).", "B", auto));
+        assert!(!agree("The answer is (B).", "C. Because", auto));
+        assert!(agree("#### 42", "It comes to 42 apples.", auto));
+        assert!(!agree("So 41 remain.", "So 42 remain.", auto));
+        let a = "Here you go:\n```python\ndef add(a, b):\n    return a + b\n```\nIt adds.";
+        let b = "```py\ndef add(a, b):\n    return a + b\n```";
+        let c = "```python\ndef mul(x, y):\n    print(x * y)\n```";
+        assert!(agree(a, b, auto));
+        assert!(!agree(a, c, auto));
+        assert!(!agree("", "", auto));
+        assert_eq!(
+            code(b).as_deref(),
+            Some("def add(a, b):\n    return a + b\n")
+        );
+        assert_eq!(code("no code"), None);
+    }
+
+    #[test]
+    fn reads_a_judges_rating() {
+        assert_eq!(rating("8"), Some(8.0));
+        assert_eq!(rating("Score: 7/10"), Some(7.0));
+        assert_eq!(rating("9.5"), Some(9.5));
+        assert_eq!(rating("Rating: [[6]]"), Some(6.0));
+        assert_eq!(
+            rating("On a scale of 1 to 10 I give it 8 out of 10"),
+            Some(8.0)
+        );
+        assert_eq!(rating("eleven"), None);
+        assert_eq!(rating("42"), None);
     }
 }

@@ -1,4 +1,4 @@
-//! Command line: `serve`, `check`, `route`, `report`, `import`.
+//! Command line: `serve`, `check`, `route`, `report`, `bench`, `import`.
 
 use crate::config::{Config, ConfigError, EnvString};
 use crate::gateway::Gateway;
@@ -101,6 +101,61 @@ enum Command {
         #[command(subcommand)]
         source: crate::import::Source,
     },
+    /// Step 0: run a task file's prompts on the table's models, grade the answers, write an
+    /// outcomes file, and print the quality matrix and the routing map.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The task file: YAML, or JSONL with one prompt per line.
+    #[arg(long, short, default_value = "config/bench-tasks.yaml")]
+    tasks: PathBuf,
+    /// The outcomes file (JSONL); a re-run skips the prompts it already has.
+    #[arg(long, short, default_value = "bench-outcomes.jsonl")]
+    out: PathBuf,
+    /// Only these models (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    models: Vec<String>,
+    /// Only the models of these tiers (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    tiers: Vec<String>,
+    /// The quality a model must clear on a task type, judged by its interval's lower bound.
+    #[arg(long, default_value_t = 0.85)]
+    bar: f64,
+    /// The confidence level of the intervals.
+    #[arg(long, default_value_t = 0.95)]
+    confidence: f64,
+    /// Calls in flight at most (each model's rpm and tpm are kept as well).
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Stop before spending more than this many USD (each call reserves its worst case first).
+    #[arg(long)]
+    max_cost: Option<f64>,
+    /// Times a failed call is tried again (after the table's own retries) when its error passes.
+    #[arg(long, default_value_t = 2)]
+    retries: u32,
+    /// `max_tokens` for tasks that set none.
+    #[arg(long, default_value_t = 512)]
+    max_tokens: u64,
+    /// How long calls wait for a model that is cooling down after failures, since its last
+    /// answer, before they are recorded as failed.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    max_wait: std::time::Duration,
+    /// Write the routing map as routing rules (YAML) to this file.
+    #[arg(long)]
+    write_rules: Option<PathBuf>,
+    /// Write the matrix as an HTML page (heat map, cost-quality scatter) to this file.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Print the calls to make and their worst-case cost, and make none.
+    #[arg(long)]
+    dry_run: bool,
+    /// No progress bar.
+    #[arg(long)]
+    no_progress: bool,
 }
 
 pub fn main() -> ExitCode {
@@ -139,6 +194,7 @@ pub fn main() -> ExitCode {
                 format,
             } => crate::cost::report::run(&since, &config, database, table, format).await,
             Command::Import { source } => crate::import::run(source).await,
+            Command::Bench(b) => bench(b).await,
         }
     })
 }
@@ -185,6 +241,35 @@ async fn serve(
             ExitCode::FAILURE
         }
     }
+}
+
+async fn bench(b: BenchArgs) -> ExitCode {
+    // Warnings of the dispatch layer (cooldowns, retries) go to stderr; the report goes to stdout.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    crate::bench::run(crate::bench::Options {
+        config: b.config.config,
+        tasks: b.tasks,
+        out: b.out,
+        models: b.models,
+        tiers: b.tiers,
+        bar: b.bar,
+        confidence: b.confidence,
+        concurrency: b.concurrency,
+        max_cost: b.max_cost,
+        retries: b.retries,
+        max_tokens: b.max_tokens,
+        max_wait: b.max_wait,
+        write_rules: b.write_rules,
+        report: b.report,
+        dry_run: b.dry_run,
+        progress: !b.no_progress,
+    })
+    .await
 }
 
 fn refuse(e: &ConfigError) -> ExitCode {

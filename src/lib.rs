@@ -3,6 +3,7 @@
 
 pub mod answers;
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod cost;

@@ -13,6 +13,11 @@
 //!  "responses": {"gpt-4": "The answer is B.", "mixtral": "B"}}
 //! ```
 //!
+//! `switchyard bench` writes `category` as the task type and adds, where they apply, `reference`
+//! (the prompt's reference answer), `unreadable` (model → why the scorer could not read its
+//! answer, scored 0), `failed` (model → the error of a call that failed and has no score) and
+//! `judge_costs_usd` (model → what grading its answer cost); they are kept in `extra`.
+//!
 //! This module sits below routing, bench and eval and imports none of them.
 
 use serde::{Deserialize, Serialize};

@@ -22,6 +22,41 @@ pub use telemetry::{OTLP_BUILT_IN, OtlpConfig, TelemetryConfig};
 
 use std::path::Path;
 
+/// Appends the rules of `routing.rules_files` (relative to the config file's folder). Each file's
+/// mistakes are reported with that file's name and line.
+fn include_rules(config: &mut Config, source: &str, text: &str) -> Result<(), ConfigError> {
+    let base = Path::new(source)
+        .parent()
+        .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf);
+    for (i, f) in config.routing.rules_files.clone().iter().enumerate() {
+        let path = base.join(&f.value);
+        let name = path.display().to_string();
+        let included = std::fs::read_to_string(&path).map_err(|e| {
+            let line = u32::try_from(f.referenced.line()).ok().filter(|&l| l > 0);
+            let col = u32::try_from(f.referenced.column()).ok().filter(|&c| c > 0);
+            ConfigError::at(
+                source,
+                text,
+                line,
+                col,
+                &format!("routing.rules_files[{i}]"),
+                format!("cannot read {name}: {e}"),
+            )
+        })?;
+        let mut err_path = String::new();
+        let parsed = serde_saphyr::with_deserializer_from_str(&included, |de| {
+            serde_path_to_error::deserialize::<_, Vec<RuleConfig>>(de).map_err(|e| {
+                err_path = e.path().to_string();
+                e.into_inner()
+            })
+        });
+        let rules = parsed.map_err(|e| ConfigError::from_yaml(&e, &err_path, &name, &included))?;
+        validate::included_rules(config, &rules, &name, &included)?;
+        config.routing.rules.extend(rules);
+    }
+    Ok(())
+}
+
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -44,6 +79,7 @@ impl Config {
             })
         });
         let mut config = parsed.map_err(|e| ConfigError::from_yaml(&e, &err_path, source, text))?;
+        include_rules(&mut config, source, text)?;
         crate::cost::prices::resolve(&mut config, source, text)?;
         validate::validate(&config, source, text)?;
         telemetry::validate(&config.telemetry, source, text)?;

@@ -166,6 +166,14 @@ pub struct SimulateConfig {
     /// Pause between streamed words.
     #[serde(default)]
     pub chunk_interval: Dur,
+    /// Task type → chance (0–1) that the answer to a benchmark prompt is its reference answer
+    /// (`default` for task types not listed), so `switchyard bench` on simulated models shows a
+    /// meaningful quality matrix. Only prompts that carry `metadata.simulate_reference` use it.
+    #[serde(default)]
+    pub skill: BTreeMap<String, f64>,
+    /// Seed of the skill draws: the same seed, model and prompt give the same answer every run.
+    #[serde(default)]
+    pub seed: u64,
 }
 
 impl Default for SimulateConfig {
@@ -175,6 +183,8 @@ impl Default for SimulateConfig {
             output_tokens: default_sim_tokens(),
             failure_rate: 0.0,
             chunk_interval: Dur::ZERO,
+            skill: BTreeMap::new(),
+            seed: 0,
         }
     }
 }
@@ -320,6 +330,10 @@ pub struct RoutingConfig {
     pub aliases: Vec<String>,
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// Files that hold more rules (a YAML list of rules, e.g. what `switchyard bench
+    /// --write-rules` writes), relative to this file. Their rules follow `rules`, file by file.
+    #[serde(default)]
+    pub rules_files: Vec<Spanned<String>>,
     #[serde(default)]
     pub semantic: Option<SemanticConfig>,
     #[serde(default)]
@@ -551,6 +565,9 @@ pub struct CascadeConfig {
     /// A model from `models` that scores the answer 1–10.
     #[serde(default)]
     pub judge: Option<JudgeConfig>,
+    /// The second cheap model asked in parallel for `agree`, and how the two answers are compared.
+    #[serde(default)]
+    pub agreement: Option<AgreementConfig>,
     /// Above this share of escalations in `window`, the cascade stops escalating.
     #[serde(default = "default_max_escalation_rate")]
     pub max_escalation_rate: f64,
@@ -575,6 +592,8 @@ pub enum EscalateOn {
     InvalidJson,
     LowConfidence,
     Judge,
+    /// A second cheap model answers in parallel; the cascade escalates when the two disagree.
+    Agree,
 }
 
 impl EscalateOn {
@@ -587,6 +606,7 @@ impl EscalateOn {
             EscalateOn::InvalidJson => "invalid_json",
             EscalateOn::LowConfidence => "low_confidence",
             EscalateOn::Judge => "judge",
+            EscalateOn::Agree => "agree",
         }
     }
 }
@@ -618,4 +638,40 @@ pub struct JudgeConfig {
 
 fn default_min_score() -> f64 {
     7.0
+}
+
+/// `escalate_on: [agree]`: two cheap answers that settle on the same thing are rarely both wrong.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgreementConfig {
+    /// The second model, from `models`, asked the same request in parallel with the cheap tier.
+    pub model: Spanned<String>,
+    /// What the two answers are compared on.
+    #[serde(default)]
+    pub compare: AgreementCompare,
+    /// Token-set similarity (0–1) at which two code or long answers count as the same, for
+    /// `similar` and for code and prose under `auto`.
+    #[serde(default = "default_min_similarity")]
+    pub min_similarity: f64,
+}
+
+fn default_min_similarity() -> f64 {
+    0.8
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgreementCompare {
+    /// Short answers by their normalised text (or the option or number both settle on), code by
+    /// similarity, longer prose by the option or number it ends on, else by similarity.
+    #[default]
+    Auto,
+    /// The normalised text: labels, short extractions.
+    Exact,
+    /// The option letter or number each answer settles on.
+    Choice,
+    /// The final number of each answer.
+    Numeric,
+    /// Token-set similarity of the two texts at least `min_similarity`.
+    Similar,
 }

@@ -143,6 +143,16 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
                 format!("{rate} is outside 0.0–1.0"),
             ));
         }
+        for (task, skill) in &p.simulate.skill {
+            if !(0.0..=1.0).contains(skill) {
+                return Err(ck.key(
+                    "providers",
+                    name,
+                    format!("{path}.simulate.skill.{task}"),
+                    format!("{skill} is outside 0.0–1.0 (the chance of answering right)"),
+                ));
+            }
+        }
         for h in p.headers.keys() {
             if reqwest::header::HeaderName::from_bytes(h.as_bytes()).is_err() {
                 return Err(ck.key(
@@ -498,6 +508,35 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
             }
             _ => {}
         }
+        match (&cc.agreement, cc.escalate_on.contains(&EscalateOn::Agree)) {
+            (None, true) => {
+                return Err(ck.spanned(
+                    &cc.from,
+                    "routing.cascade.agreement".into(),
+                    "escalate_on has agree: set agreement.model (the second cheap model to ask)"
+                        .into(),
+                ));
+            }
+            (Some(a), _) if !model_names.contains(a.model.value.as_str()) => {
+                return Err(ck.spanned(
+                    &a.model,
+                    "routing.cascade.agreement.model".into(),
+                    format!(
+                        "unknown model `{}` (defined: {})",
+                        a.model.value,
+                        list(c.models.iter().map(|m| &m.name))
+                    ),
+                ));
+            }
+            (Some(a), _) if !(0.0..=1.0).contains(&a.min_similarity) => {
+                return Err(ck.spanned(
+                    &a.model,
+                    "routing.cascade.agreement.min_similarity".into(),
+                    format!("{} is outside 0.0–1.0", a.min_similarity),
+                ));
+            }
+            _ => {}
+        }
     }
 
     let check_chains = |section: &str,
@@ -640,6 +679,45 @@ fn base_dir(file: &str) -> std::path::PathBuf {
 
 fn list_names<'a>(names: impl Iterator<Item = &'a String>) -> String {
     list(names)
+}
+
+/// The rules of one `routing.rules_files` file, checked against the table (its tiers, its aliases,
+/// the names of the rules before them) with errors located in that file.
+pub(super) fn included_rules(
+    c: &Config,
+    rules: &[super::schema::RuleConfig],
+    file: &str,
+    text: &str,
+) -> Result<(), ConfigError> {
+    let ck = Checker { file, text };
+    let routed_names: Vec<&str> = std::iter::once(AUTO_MODEL)
+        .chain(c.routing.aliases.iter().map(String::as_str))
+        .collect();
+    let mut names: HashSet<&str> = c.routing.rules.iter().map(|r| r.name.as_str()).collect();
+    for (i, r) in rules.iter().enumerate() {
+        let path = format!("[{i}]");
+        if !names.insert(r.name.as_str()) {
+            return Err(ck.spanned(
+                &r.when,
+                format!("{path}.name"),
+                format!("rule `{}` is defined twice", r.name),
+            ));
+        }
+        if !c.tiers.contains_key(&r.tier.value) {
+            return Err(ck.spanned(
+                &r.tier,
+                format!("{path}.tier"),
+                format!(
+                    "unknown tier `{}` (defined: {})",
+                    r.tier.value,
+                    list(c.tiers.keys())
+                ),
+            ));
+        }
+        check_condition(&r.when.value, &format!("{path}.when"), &routed_names)
+            .map_err(|(p, m)| ck.spanned(&r.when, p, m))?;
+    }
+    Ok(())
 }
 
 /// Checks one condition and everything nested in it; errors carry the condition's YAML path.

@@ -2,9 +2,13 @@
 //! when it falls short. Escalation is capped: when more than `max_escalation_rate` of the recent
 //! cascaded requests escalated, the cheap answers are kept (and a metric and log line say so),
 //! because a cascade that always escalates costs more than routing to the premium tier directly.
+//!
+//! With `agree`, a second cheap model answers the same request in parallel; when the two answers
+//! settle on different things, the cascade escalates. Both calls are billed either way.
 
-use super::{Outcome, Plan, Progress, chat as dispatch_chat, judge, verdict};
-use crate::config::{CascadeConfig, EscalateOn};
+use super::{Discarded, Outcome, Plan, Progress, chat as dispatch_chat, judge, verdict};
+use crate::answers::Compare;
+use crate::config::{AgreementCompare, CascadeConfig, EscalateOn};
 use crate::gateway::{Gateway, Model};
 use crate::openai::ChatRequest;
 use crate::providers::{ChatResponse, ProviderError};
@@ -20,6 +24,8 @@ pub struct Cascade {
     escalate_on: Vec<EscalateOn>,
     min_mean_logprob: Option<f64>,
     judge: Option<(Arc<Model>, f64)>,
+    /// The second model asked for `agree`, and how its answer is compared with the cheap one.
+    agreement: Option<(Arc<Model>, Compare)>,
     max_rate: f64,
     min_requests: u64,
     /// Shared with the next config's cascade on reload, so a reload does not reset the cap.
@@ -53,7 +59,18 @@ impl Cascade {
             )),
             None => None,
         };
+        let agreement = match &cfg.agreement {
+            Some(a) if cfg.escalate_on.contains(&EscalateOn::Agree) => Some((
+                models
+                    .get(a.model.value.as_str())
+                    .cloned()
+                    .ok_or_else(|| format!("cascade agreement: unknown model {}", a.model.value))?,
+                compare(a.compare, a.min_similarity),
+            )),
+            _ => None,
+        };
         Ok(Cascade {
+            agreement,
             from: cfg.from.value.as_str().into(),
             to: cfg.to.value.as_str().into(),
             escalate_on: cfg.escalate_on.clone(),
@@ -117,7 +134,27 @@ impl Cascade {
             req
         };
         let cheap = Plan::tier(gw, self.from.clone(), false);
-        let (result, mut out) = dispatch_chat(gw, cheap_req, &cheap, progress).await;
+        let (result, mut out, second) = match self.second_model(req) {
+            Some((model, how)) => {
+                let side_progress = Progress::default();
+                let plan = Plan {
+                    pinned: Some(model.clone()),
+                    ..Plan::tier(gw, tier_of(gw, &model, &self.from), false)
+                };
+                let ((result, out), (second, side)) = tokio::join!(
+                    dispatch_chat(gw, cheap_req, &cheap, progress),
+                    // Its own progress: the two calls overlap, and the request's upstream time
+                    // is the cheap answer's wait, not the sum of both.
+                    dispatch_chat(gw, req, &plan, &side_progress)
+                );
+                (result, out, Some((second, side, how)))
+            }
+            None => {
+                let (result, out) = dispatch_chat(gw, cheap_req, &cheap, progress).await;
+                (result, out, None)
+            }
+        };
+        let second = second.map(|(r, side, how)| (bill_second(&mut out, r, side), how));
 
         let reason = match &result {
             Err(e) if gw.policies.for_kind(e.kind).fallback && self.on(EscalateOn::Error) => {
@@ -128,12 +165,15 @@ impl Cascade {
             Ok(resp) => {
                 match verdict::check(req, &resp.body, &self.escalate_on, self.min_mean_logprob) {
                     Some(r) => Some(r),
-                    None => {
+                    None => match disagrees(&resp.body, second.as_ref()) {
+                        Some(r) => Some(r),
                         // The judge is a provider call: its time is not the gateway's overhead.
-                        progress
-                            .on_provider(self.judge_says_escalate(req, &resp.body))
-                            .await
-                    }
+                        None => {
+                            progress
+                                .on_provider(self.judge_says_escalate(req, &resp.body))
+                                .await
+                        }
+                    },
                 }
             }
         };
@@ -178,7 +218,7 @@ impl Cascade {
             } else {
                 String::new()
             };
-            out.discarded.push(super::Discarded {
+            out.discarded.push(Discarded {
                 tier: c.tier.clone(),
                 model: c.model.clone(),
                 usage: cheap.usage,
@@ -192,6 +232,13 @@ impl Cascade {
         out.absorb(more);
         out.cascade = Some(step("escalated", Some(reason)));
         (result, out)
+    }
+
+    /// The model whose answer the cheap one is checked against, for `agree`. The seam where a
+    /// per-request choice (the learned layer's second-cheapest model) plugs in; today the
+    /// configured `agreement.model`.
+    fn second_model(&self, _req: &ChatRequest) -> Option<(Arc<Model>, Compare)> {
+        self.agreement.clone()
     }
 
     async fn judge_says_escalate(&self, req: &ChatRequest, answer: &Value) -> Option<EscalateOn> {
@@ -208,6 +255,73 @@ impl Cascade {
                 None
             }
         }
+    }
+}
+
+/// `agree` fires when the second answer exists and settles on something else. A second model that
+/// failed keeps the cheap answer, as a failing judge does: its outage must not double the bill.
+fn disagrees(cheap: &Value, second: Option<&(Option<Value>, Compare)>) -> Option<EscalateOn> {
+    match second? {
+        (Some(other), how) if !verdict::agree(cheap, other, *how) => Some(EscalateOn::Agree),
+        (Some(_), _) => None,
+        (None, _) => {
+            tracing::warn!(
+                "cascade agreement: the second model gave no answer, keeping the cheap one"
+            );
+            None
+        }
+    }
+}
+
+/// Folds the second model's call into the request's outcome: its attempts and failures count, its
+/// answer is paid for (never returned), and since it ran alongside the cheap call, the time spent
+/// waiting on providers is the longer of the two. Returns the answer's body, if any.
+fn bill_second(
+    out: &mut Outcome,
+    result: Result<ChatResponse, ProviderError>,
+    side: Outcome,
+) -> Option<Value> {
+    out.attempts += side.attempts;
+    out.failures.extend(side.failures);
+    out.retries.extend(side.retries);
+    out.cooldowns.extend(side.cooldowns);
+    let resp = result.ok()?;
+    if let Some(c) = side.served {
+        let text = if resp.usage.is_none() {
+            resp.body["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        } else {
+            String::new()
+        };
+        out.discarded.push(Discarded {
+            tier: c.tier,
+            model: c.model,
+            usage: resp.usage,
+            text,
+        });
+    }
+    Some(resp.body)
+}
+
+/// The tier a model serves in (its cost is counted there), or `fallback` for a model no tier lists.
+fn tier_of(gw: &Gateway, model: &Model, fallback: &Arc<str>) -> Arc<str> {
+    gw.tiers
+        .iter()
+        .find(|(_, models)| models.iter().any(|m| m.name == model.name))
+        .map_or_else(|| fallback.clone(), |(t, _)| t.clone())
+}
+
+fn compare(how: AgreementCompare, min_similarity: f64) -> Compare {
+    // The share in percent; validation keeps min_similarity within 0–1.
+    let pct = (min_similarity.clamp(0.0, 1.0) * 100.0).round() as u8;
+    match how {
+        AgreementCompare::Auto => Compare::Auto(pct),
+        AgreementCompare::Exact => Compare::Exact,
+        AgreementCompare::Choice => Compare::Choice,
+        AgreementCompare::Numeric => Compare::Numeric,
+        AgreementCompare::Similar => Compare::Similar(pct),
     }
 }
 

@@ -40,7 +40,7 @@ pub async fn score(judge: &Model, req: &ChatRequest, answer: &str) -> Result<f64
     let text = resp.body["choices"][0]["message"]["content"]
         .as_str()
         .unwrap_or("");
-    parse_score(text).ok_or_else(|| {
+    crate::answers::rating(text).ok_or_else(|| {
         ProviderError::invalid_response(format!("the judge answered {text:?}, not a score"))
     })
 }
@@ -49,30 +49,5 @@ fn clip(s: &str) -> &str {
     match s.char_indices().nth(MAX_CHARS) {
         Some((i, _)) => &s[..i],
         None => s,
-    }
-}
-
-/// The first number in the reply, if it is a score from 1 to 10.
-fn parse_score(text: &str) -> Option<f64> {
-    let start = text.find(|c: char| c.is_ascii_digit())?;
-    let digits: String = text[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
-    let v: f64 = digits.trim_end_matches('.').parse().ok()?;
-    (1.0..=10.0).contains(&v).then_some(v)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_score;
-
-    #[test]
-    fn reads_the_score() {
-        assert_eq!(parse_score("8"), Some(8.0));
-        assert_eq!(parse_score("Score: 7/10"), Some(7.0));
-        assert_eq!(parse_score("9.5"), Some(9.5));
-        assert_eq!(parse_score("eleven"), None);
-        assert_eq!(parse_score("42"), None);
     }
 }

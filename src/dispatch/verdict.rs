@@ -149,6 +149,45 @@ fn valid(schema: &Value, v: &Value) -> bool {
     }
 }
 
+/// Whether two answers to the same request settle on the same thing (the `agree` signal): their
+/// texts as [`crate::answers::agree`] reads them, or, for tool calls, the same tools called with
+/// the same arguments (key order aside). A text answer and a tool call never agree.
+pub fn agree(a: &Value, b: &Value, how: crate::answers::Compare) -> bool {
+    match (tool_calls(a), tool_calls(b)) {
+        (Some(x), Some(y)) => x == y,
+        (None, None) => crate::answers::agree(content(a), content(b), how),
+        _ => false,
+    }
+}
+
+fn content(answer: &Value) -> &str {
+    answer["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or("")
+}
+
+/// (name, parsed arguments) of each tool call, `None` when the answer calls no tool.
+fn tool_calls(answer: &Value) -> Option<Vec<(String, Value)>> {
+    let calls = answer["choices"][0]["message"]["tool_calls"].as_array()?;
+    if calls.is_empty() {
+        return None;
+    }
+    Some(
+        calls
+            .iter()
+            .map(|c| {
+                let f = &c["function"];
+                let args = f["arguments"].as_str().unwrap_or("");
+                (
+                    f["name"].as_str().unwrap_or("").to_string(),
+                    // Arguments that are not JSON are compared as they were written.
+                    serde_json::from_str(args).unwrap_or_else(|_| Value::String(args.into())),
+                )
+            })
+            .collect(),
+    )
+}
+
 /// Mean log-probability of the answer's tokens, when the provider returned them.
 pub fn mean_logprob(choice: &Value) -> Option<f64> {
     let items = choice.get("logprobs")?.get("content")?.as_array()?;
@@ -306,6 +345,41 @@ mod tests {
             check(&r, &call("stocks", "{}"), ALL, None),
             Some(EscalateOn::InvalidJson)
         );
+    }
+
+    #[test]
+    fn two_answers_agree_on_text_or_on_the_same_tool_calls() {
+        use crate::answers::Compare;
+        let auto = Compare::Auto(80);
+        assert!(agree(
+            &answer(json!("The answer is (B)."), "stop"),
+            &answer(json!("B"), "stop"),
+            auto
+        ));
+        assert!(!agree(
+            &answer(json!("B"), "stop"),
+            &answer(json!("C"), "stop"),
+            auto
+        ));
+        let call = |args: &str| {
+            json!({"choices": [{"message": {"role": "assistant", "content": null,
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "weather", "arguments": args}}]}}]})
+        };
+        assert!(agree(
+            &call(r#"{"city": "Oslo", "unit": "C"}"#),
+            &call(r#"{"unit":"C","city":"Oslo"}"#),
+            auto
+        ));
+        assert!(!agree(
+            &call(r#"{"city": "Oslo"}"#),
+            &call(r#"{"city": "Bergen"}"#),
+            auto
+        ));
+        assert!(!agree(
+            &call(r#"{"city": "Oslo"}"#),
+            &answer(json!("Oslo"), "stop"),
+            auto
+        ));
     }
 
     #[test]

@@ -1,9 +1,16 @@
 //! A provider with no network behind it, for the demo config and for tests of switchyard's own
 //! logic. Every answer says it is simulated, so nobody mistakes it for a model's output.
+//!
+//! One exception: a benchmark prompt (`switchyard bench` passes the reference answer to simulated
+//! models, and only to them, in `metadata.simulate_reference`) is answered like a model of a given
+//! skill would: with the reference, at the chance `simulate.skill` gives its task type, else with
+//! a plausible wrong answer. The draw is a hash of the seed, the model and the prompt, so a run is
+//! reproducible and a resumed run sees the same answers.
 
 use super::{Call, ChatResponse, ChunkStream, ErrorKind, ProviderError};
 use crate::config::{ProviderConfig, SimulateConfig};
 use crate::openai::{Usage, unix_now};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -49,7 +56,14 @@ impl SimulatedProvider {
         Ok(())
     }
 
-    fn words(&self, model: &str) -> Vec<String> {
+    fn words(&self, call: &Call<'_>) -> Vec<String> {
+        if let Some(answer) = self.benchmark_answer(call) {
+            let words: Vec<String> = answer.split_whitespace().map(str::to_string).collect();
+            if !words.is_empty() {
+                return words;
+            }
+        }
+        let model = call.model;
         let n = self.cfg.output_tokens.max(1) as usize;
         let mut out = Vec::with_capacity(n);
         out.push(format!("[simulated {model}]"));
@@ -67,7 +81,8 @@ impl SimulatedProvider {
         }
     }
 
-    fn finish_reason(&self, call: &Call<'_>) -> &'static str {
+    /// `length` when the request's output cap is below the answer's length in words (tokens).
+    fn finish_reason(call: &Call<'_>, words: usize) -> &'static str {
         let limit = call
             .request
             .extra
@@ -75,15 +90,49 @@ impl SimulatedProvider {
             .or_else(|| call.request.extra.get("max_completion_tokens"))
             .and_then(Value::as_u64);
         match limit {
-            Some(l) if l < u64::from(self.cfg.output_tokens) => "length",
+            Some(l) if l < words as u64 => "length",
             _ => "stop",
         }
+    }
+
+    /// The answer to a benchmark prompt: the reference with the task type's skill, else a wrong one.
+    fn benchmark_answer(&self, call: &Call<'_>) -> Option<String> {
+        let meta = call.request.extra.get("metadata")?;
+        let reference = match meta.get("simulate_reference")? {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let task = meta.get("task_type").and_then(Value::as_str).unwrap_or("");
+        let skill = self
+            .cfg
+            .skill
+            .get(task)
+            .or_else(|| self.cfg.skill.get("default"))
+            .copied()
+            .unwrap_or(0.5);
+        let mut key = Vec::new();
+        key.extend_from_slice(&self.cfg.seed.to_le_bytes());
+        for part in [call.model, task] {
+            key.extend_from_slice(part.as_bytes());
+            key.push(0);
+        }
+        for m in &call.request.messages {
+            key.extend_from_slice(m.text_ref().as_bytes());
+            key.push(0);
+        }
+        let h = xxhash_rust::xxh3::xxh3_64(&key);
+        let draw = (h >> 11) as f64 / (1u64 << 53) as f64;
+        Some(if draw < skill {
+            reference
+        } else {
+            wrong_answer(&reference, xxhash_rust::xxh3::xxh3_64_with_seed(&key, 1))
+        })
     }
 
     pub async fn chat(&self, call: &Call<'_>) -> Result<ChatResponse, ProviderError> {
         tokio::time::sleep(self.cfg.latency.0).await;
         self.maybe_fail()?;
-        let words = self.words(call.model);
+        let words = self.words(call);
         let usage = Self::usage(call, words.len() as u64);
         let body = json!({
             "id": format!("chatcmpl-sim-{}", uuid::Uuid::new_v4().simple()),
@@ -94,7 +143,7 @@ impl SimulatedProvider {
                 "index": 0,
                 "message": { "role": "assistant", "content": words.join(" ") },
                 "logprobs": null,
-                "finish_reason": self.finish_reason(call),
+                "finish_reason": Self::finish_reason(call, words.len()),
             }],
             "usage": usage.to_openai(),
         });
@@ -110,9 +159,9 @@ impl SimulatedProvider {
         let id = format!("chatcmpl-sim-{}", uuid::Uuid::new_v4().simple());
         let created = unix_now();
         let model = call.model.to_string();
-        let words = self.words(call.model);
+        let words = self.words(call);
         let usage = Self::usage(call, words.len() as u64);
-        let finish = self.finish_reason(call);
+        let finish = Self::finish_reason(call, words.len());
         let interval = self.cfg.chunk_interval.0;
         let mut chunks: Vec<Value> = Vec::with_capacity(words.len() + 3);
         let chunk = |delta: Value, finish: Value| {
@@ -144,4 +193,99 @@ impl SimulatedProvider {
     }
 }
 
-use futures_util::StreamExt;
+/// A plausible wrong answer: another option, a number that is off, a label the task does not have,
+/// or, for a long reference (a summary), only its first third.
+fn wrong_answer(reference: &str, h: u64) -> String {
+    let r = reference.trim();
+    let mut chars = r.chars();
+    if let (Some(c @ 'A'..='J'), None) = (chars.next(), chars.next()) {
+        let i = u64::from(c as u8 - b'A');
+        let options = (i + 1).max(4);
+        let other = (i + 1 + h % (options - 1)) % options;
+        return char::from(b'A' + other as u8).to_string();
+    }
+    if let Ok(v) = r.parse::<f64>() {
+        let off = (1 + h % 9) as f64;
+        return if r.contains('.') {
+            format!("{}", v + off / 10.0)
+        } else {
+            format!("{}", v + off)
+        };
+    }
+    let words: Vec<&str> = r.split_whitespace().collect();
+    if words.len() <= 3 {
+        return "unsure".into();
+    }
+    words[..words.len().div_ceil(3)].join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::openai::ChatRequest;
+
+    fn provider(skill: f64) -> SimulatedProvider {
+        let mut cfg = SimulateConfig {
+            latency: crate::config::Dur::ZERO,
+            ..SimulateConfig::default()
+        };
+        cfg.skill.insert("maths".into(), skill);
+        SimulatedProvider { cfg }
+    }
+
+    async fn ask(p: &SimulatedProvider, prompt: &str, reference: &str) -> String {
+        let req: ChatRequest = serde_json::from_value(json!({"model": "m",
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": 5, "metadata": {"task_type": "maths", "simulate_reference": reference}}))
+        .unwrap();
+        let call = Call {
+            request: &req,
+            model: "sim-1",
+            max_output_tokens: None,
+            stream_usage: false,
+        };
+        let r = p.chat(&call).await.unwrap();
+        assert_eq!(r.body["choices"][0]["finish_reason"], "stop");
+        r.body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn answers_benchmark_prompts_with_its_skill_reproducibly() {
+        let (good, bad, half) = (provider(1.0), provider(0.0), provider(0.5));
+        assert_eq!(ask(&good, "2+2?", "4").await, "4");
+        let wrong = ask(&bad, "2+2?", "4").await;
+        assert_ne!(wrong, "4");
+        assert!(wrong.parse::<f64>().is_ok(), "{wrong}");
+        let mut right = 0;
+        for i in 0..200 {
+            let prompt = format!("question {i}");
+            let first = ask(&half, &prompt, "B").await;
+            assert_eq!(
+                ask(&half, &prompt, "B").await,
+                first,
+                "same prompt, same answer"
+            );
+            assert!(["A", "B", "C", "D"].contains(&first.as_str()), "{first}");
+            right += usize::from(first == "B");
+        }
+        assert!(
+            (70..=130).contains(&right),
+            "{right} of 200 right at skill 0.5"
+        );
+    }
+
+    #[test]
+    fn wrong_answers_look_like_answers() {
+        assert_eq!(wrong_answer("positive", 3), "unsure");
+        assert_ne!(wrong_answer("C", 5), "C");
+        assert_ne!(wrong_answer("12", 0), "12");
+        assert_eq!(
+            wrong_answer("the launch moved to May because of supply delays", 0),
+            "the launch moved"
+        );
+    }
+}

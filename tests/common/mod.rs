@@ -53,6 +53,8 @@ pub enum Reply {
     SlowStream(Duration),
     /// A normal stream that breaks off after `n` events, without `[DONE]`.
     BrokenStream(usize),
+    /// Waits until the gate is notified, then gives the reply (an answer held back).
+    After(Arc<Notify>, Box<Reply>),
 }
 
 #[derive(Default)]
@@ -67,7 +69,12 @@ pub struct MockState {
     sticky: Mutex<Option<(usize, Reply)>>,
     /// A pause before every answer: a provider that is slow but healthy.
     delay: Mutex<Option<Duration>>,
+    /// Consulted before the script: a reply chosen from the request body (per prompt, per model).
+    responder: Mutex<Option<Responder>>,
 }
+
+/// Chooses a reply from a request body; `None` falls through to the script.
+pub type Responder = Arc<dyn Fn(&Value) -> Option<Reply> + Send + Sync>;
 
 pub struct Mock {
     pub addr: SocketAddr,
@@ -120,6 +127,11 @@ impl Mock {
     /// `reply`, scripted answers included: a deployment that starts failing and stays down.
     pub fn fail_after(&self, after: usize, reply: Reply) {
         *self.state.sticky.lock().unwrap() = Some((after, reply));
+    }
+
+    /// Answers each request as `f` decides from its body (e.g. right or wrong per prompt).
+    pub fn respond(&self, f: impl Fn(&Value) -> Option<Reply> + Send + Sync + 'static) {
+        *self.state.responder.lock().unwrap() = Some(Arc::new(f));
     }
 
     pub fn recover(&self) {
@@ -215,6 +227,8 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
     let model = body["model"].as_str().unwrap_or("").to_string();
     let stream = body["stream"] == true;
     let with_usage = body["stream_options"]["include_usage"] == true;
+    let responder = state.responder.lock().unwrap().clone();
+    let chosen = responder.and_then(|f| f(&body));
     let seen = {
         let mut requests = state.requests.lock().unwrap();
         requests.push(Recorded {
@@ -240,6 +254,8 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
 
     let reply = if let Some(r) = sticky {
         r
+    } else if let Some(r) = chosen {
+        r
     } else {
         let mut script = state.script.lock().unwrap();
         script
@@ -247,6 +263,13 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
             .and_then(VecDeque::pop_front)
             .or_else(|| script.get_mut("*").and_then(VecDeque::pop_front))
             .unwrap_or(Reply::Ok)
+    };
+    let reply = match reply {
+        Reply::After(gate, then) => {
+            gate.notified().await;
+            *then
+        }
+        r => r,
     };
     let reply = match reply {
         Reply::Ok if stream => Reply::Stream {
@@ -275,6 +298,7 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
             resp
         }
         Reply::Garbage(text) => (http::StatusCode::OK, text).into_response(),
+        Reply::After(..) => unreachable!("unwrapped above"),
         Reply::Hang => {
             std::future::pending::<()>().await;
             unreachable!()
