@@ -5,6 +5,7 @@ pub mod answers;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod cost;
 pub mod dispatch;
 pub mod embed;
