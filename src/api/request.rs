@@ -5,8 +5,31 @@ use super::error::ApiError;
 use crate::openai::ChatRequest;
 use axum::body::Body;
 use http::{HeaderMap, StatusCode};
+use std::future::Future;
+use std::time::Duration;
 
-pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<ChatRequest, ApiError> {
+/// What a request body may be: at most `max_bytes` (`server.max_body_bytes`), all of it within
+/// `timeout` (`server.body_read_timeout`).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub max_bytes: usize,
+    pub timeout: Duration,
+}
+
+/// The codes of the two ways a body read ends without a body; both answers close the connection,
+/// whose unread body would otherwise be taken for the next request.
+pub const BODY_TIMEOUT: &str = "request_timeout";
+pub const DRAINING: &str = "gateway_draining";
+
+/// Reads and parses the body. Stops early, with a 503 the SDKs retry, when `drain` resolves
+/// (shutdown began) before the body has arrived.
+pub async fn read(
+    headers: &HeaderMap,
+    body: Body,
+    limits: BodyLimits,
+    drain: impl Future<Output = ()>,
+) -> Result<ChatRequest, ApiError> {
+    let limit = limits.max_bytes;
     if let Some(ct) = headers.get(http::header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
         let essence = ct.split(';').next().unwrap_or("").trim();
@@ -34,7 +57,33 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<ChatR
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+    let read = tokio::time::timeout(limits.timeout, axum::body::to_bytes(body, limit));
+    let read = tokio::select! {
+        biased;
+        r = read => r,
+        () = drain => {
+            let mut e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "This gateway began shutting down before the request body arrived; retry (another replica will answer).",
+            )
+            .with_code(DRAINING);
+            e.retry_after = Some(Duration::from_secs(1));
+            return Err(e);
+        }
+    };
+    let Ok(read) = read else {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            format!(
+                "The request body did not arrive within {:?} (server.body_read_timeout).",
+                limits.timeout
+            ),
+        )
+        .with_code(BODY_TIMEOUT));
+    };
+    let bytes = read.map_err(|e| {
         let inner = e.into_inner();
         if inner
             .downcast_ref::<http_body_util::LengthLimitError>()
