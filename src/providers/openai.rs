@@ -192,6 +192,11 @@ impl OpenAiProvider {
                         ))));
                     }
                 };
+                if !v.is_object() {
+                    return Some(Err(ProviderError::invalid_response(
+                        "the provider sent a stream chunk that is not a JSON object",
+                    )));
+                }
                 if let Some(err) = v.get("error") {
                     let msg = err
                         .get("message")
