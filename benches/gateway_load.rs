@@ -4,7 +4,8 @@
 //!     cargo bench --bench gateway_load [-- --rate 1000 --duration 20 --warmup 3 --segment 2 --gateway-log info]
 //!
 //! Options can also be given as environment variables: `BENCH_RATE`, `BENCH_DURATION`,
-//! `BENCH_WARMUP`, `BENCH_SEGMENT`, `BENCH_GATEWAY_LOG` (flags win).
+//! `BENCH_WARMUP`, `BENCH_SEGMENT`, `BENCH_GATEWAY_LOG` (flags win). `BENCH_GATEWAY_BIN` runs
+//! another build of the gateway instead of this one (for A/B runs against a baseline).
 //!
 //! - The mock upstream is an axum server on 127.0.0.1:0 with its own single-threaded tokio runtime
 //!   on its own thread. It answers `POST /v1/chat/completions` at once with a fixed
@@ -478,7 +479,10 @@ struct Gateway {
 
 impl Gateway {
     fn start(config: &Path, log: GatewayLog) -> Res<Gateway> {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        // `BENCH_GATEWAY_BIN` runs another build of the gateway (a baseline, for an A/B run).
+        let bin = std::env::var_os("BENCH_GATEWAY_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_switchyard").into());
+        let mut cmd = Command::new(bin);
         cmd.arg("serve")
             .arg("--config")
             .arg(config)

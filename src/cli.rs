@@ -1,12 +1,14 @@
 //! Command line: `serve`, `check`, `route`, `report`, `bench`, `import`.
 
-use crate::config::{Config, ConfigError, EnvString};
+use crate::config::{Config, ConfigError, EnvString, Uses};
+use crate::console::{error, print_to_stdout};
 use crate::gateway::Gateway;
 use crate::openai::ChatRequest;
 use crate::routing::{Layer, tokens};
 use crate::server::{self, Server};
 use crate::telemetry::{self, LogFormat};
 use clap::{Parser, Subcommand};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -166,7 +168,7 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            error(format_args!("cannot start the async runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -218,12 +220,7 @@ async fn serve(
     let base_dir = path.parent().unwrap_or_else(|| Path::new("."));
     let gateway = match Gateway::build(config, &http, base_dir).await {
         Ok(g) => g,
-        Err(message) => {
-            return refuse(&ConfigError::whole_file(
-                &path.display().to_string(),
-                message,
-            ));
-        }
+        Err(message) => return refuse(&ConfigError::after_build(&path, message)),
     };
     let server = match Server::bind(gateway).await {
         Ok(s) => s,
@@ -274,7 +271,7 @@ async fn bench(b: BenchArgs) -> ExitCode {
 
 fn refuse(e: &ConfigError) -> ExitCode {
     tracing::error!("invalid config, not starting: {e}");
-    eprintln!("error: {e}");
+    error(format_args!("{e}"));
     ExitCode::from(2)
 }
 
@@ -283,34 +280,40 @@ async fn check(path: &Path) -> ExitCode {
     let gw = match Gateway::load(path, &http).await {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("error: {e}");
+            error(format_args!("{e}"));
             return ExitCode::from(2);
         }
     };
+    print_to_stdout(|out| summary(out, path, &gw))
+}
+
+fn summary(out: &mut dyn Write, path: &Path, gw: &Gateway) -> std::io::Result<()> {
     let c = &gw.config;
-    println!("{}: OK", path.display());
-    println!("  listen     {}", c.server.listen);
-    println!(
+    writeln!(out, "{}: OK", path.display())?;
+    writeln!(out, "  listen     {}", c.server.listen)?;
+    writeln!(
+        out,
         "  providers  {}",
         c.providers
             .iter()
             .map(|(n, p)| format!("{n} ({:?})", p.kind).to_lowercase())
             .collect::<Vec<_>>()
             .join(", ")
-    );
-    println!("  models     {}", c.models.len());
+    )?;
+    writeln!(out, "  models     {}", c.models.len())?;
     for m in &c.models {
         let target = format!(
             "{}/{}",
             m.provider.value,
             m.model.as_ref().map_or(m.name.as_str(), |x| x.as_str())
         );
-        println!(
+        writeln!(
+            out,
             "    {:<20} {:<40} ${}/M in, ${}/M out",
             m.name, target, m.price.input, m.price.output
-        );
+        )?;
     }
-    println!("  tiers");
+    writeln!(out, "  tiers")?;
     for (name, t) in &c.tiers {
         let models: Vec<&str> = t.models.iter().map(|m| m.value.as_str()).collect();
         let fb = c.fallbacks.chains.get(name).map(|f| {
@@ -330,7 +333,8 @@ async fn check(path: &Path) -> ExitCode {
                 .collect::<Vec<_>>()
                 .join(" → ")
         });
-        println!(
+        writeln!(
+            out,
             "    {:<12} {}{}{}{}",
             name,
             models.join(", "),
@@ -339,10 +343,11 @@ async fn check(path: &Path) -> ExitCode {
                 .unwrap_or_default(),
             cw.map(|f| format!("   (too long: {f})"))
                 .unwrap_or_default()
-        );
+        )?;
     }
     let r = &c.reliability;
-    println!(
+    writeln!(
+        out,
         "  reliability {} attempt(s) per request, {} retr{} per tier, {} fallback hop(s), cooldown {}",
         r.max_attempts,
         r.retries,
@@ -358,8 +363,9 @@ async fn check(path: &Path) -> ExitCode {
         } else {
             "off".into()
         }
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "  routing    default {}, {} rule(s){}",
         c.routing.default.value,
         c.routing.rules.len(),
@@ -368,28 +374,44 @@ async fn check(path: &Path) -> ExitCode {
             .as_ref()
             .map(|t| format!(", counterfactual {}", t.value))
             .unwrap_or_default()
-    );
+    )?;
     for r in &c.routing.rules {
-        println!("    {:<20} → {}", r.name, r.tier.value);
+        writeln!(out, "    {:<20} → {}", r.name, r.tier.value)?;
     }
     if let Some(s) = &gw.spend_log {
-        println!("  spend log  {}, table {}", s.target.describe(), s.table);
+        writeln!(
+            out,
+            "  spend log  {}, table {}",
+            s.target.describe(),
+            s.table
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "  auth       {}",
         if gw.auth_required() {
             "api keys required"
         } else {
             "none (no server.api_keys)"
         }
-    );
+    )?;
+    writeln!(
+        out,
+        "  admin      {}",
+        if gw.admin_keys_set() {
+            "/admin/* with server.admin_keys"
+        } else {
+            "/admin/* from this host only (no server.admin_keys)"
+        }
+    )?;
     if let Some(o) = &c.telemetry.otlp {
-        println!(
+        writeln!(
+            out,
             "  spans      OTLP/HTTP to {} as {}",
             o.value.endpoint.value, o.value.service_name
-        );
+        )?;
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 async fn route(
@@ -399,17 +421,18 @@ async fn route(
     headers: Vec<String>,
     prompt: Option<String>,
 ) -> ExitCode {
-    let gw = match Gateway::load(path, &reqwest::Client::new()).await {
+    // Routing calls no provider and writes no spend log: their variables may be unset here.
+    let gw = match Gateway::load_for(path, &reqwest::Client::new(), Uses::Routing).await {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("error: {e}");
+            error(format_args!("{e}"));
             return ExitCode::from(2);
         }
     };
     let req = match route_request(messages, model, prompt) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
+            error(format_args!("{e}"));
             return ExitCode::from(2);
         }
     };
@@ -426,50 +449,80 @@ async fn route(
                 hm.append(k, v);
             }
             None => {
-                eprintln!("error: --header wants `name: value`, got {h:?}");
+                error(format_args!("--header wants `name: value`, got {h:?}"));
                 return ExitCode::from(2);
             }
         }
     }
     let Some(d) = gw.router.decide(&req, &hm).await else {
-        eprintln!(
-            "error: model `{}` is not `auto`, an alias, a tier or a model of this config",
+        error(format_args!(
+            "model `{}` is not `auto`, an alias, a tier or a model of this config",
             req.model
-        );
+        ));
         return ExitCode::from(2);
     };
-    println!("tier      {}", d.tier);
-    println!("layer     {}", d.layer.as_str());
-    println!("route     {d}");
+    note_unresolved(&gw.config);
+    print_to_stdout(|out| explain(out, &gw, &req, &d))
+}
+
+/// Says which variables were left unset because routing does not need them.
+fn note_unresolved(c: &Config) {
+    if c.unresolved.is_empty() {
+        return;
+    }
+    let list: Vec<String> = c
+        .unresolved
+        .iter()
+        .map(|(part, vars)| format!("{} ({part})", vars.join(", ")))
+        .collect();
+    let _ = writeln!(
+        std::io::stderr(),
+        "note: not set, and not needed to route: {}",
+        list.join("; ")
+    );
+}
+
+fn explain(
+    out: &mut dyn Write,
+    gw: &Gateway,
+    req: &ChatRequest,
+    d: &crate::routing::Decision,
+) -> std::io::Result<()> {
+    writeln!(out, "tier      {}", d.tier)?;
+    writeln!(out, "layer     {}", d.layer.as_str())?;
+    writeln!(out, "route     {d}")?;
     match &d.model {
-        Some(m) => println!("model     {m}"),
+        Some(m) => writeln!(out, "model     {m}")?,
         None => {
             if let Some(models) = gw.tiers.get(&d.tier) {
-                println!(
+                writeln!(
+                    out,
                     "models    {}",
                     models
                         .iter()
                         .map(|m| &*m.name)
                         .collect::<Vec<_>>()
                         .join(", ")
-                );
+                )?;
             }
         }
     }
     if let Some(to) = &d.cascade_to {
-        println!(
+        writeln!(
+            out,
             "cascade   answer on {}, escalate to {to} if the answer falls short",
             d.tier
-        );
+        )?;
     }
     if let Some(sem) = gw.router.semantic() {
-        println!(
+        writeln!(
+            out,
             "semantic  {} embedder, {} utterances",
             sem.embedder_name(),
             sem.utterances()
-        );
+        )?;
         if d.scores.is_empty() {
-            println!("          (not consulted: an earlier layer decided)");
+            writeln!(out, "          (not consulted: an earlier layer decided)")?;
         }
         for (tier, score) in &d.scores {
             let mark = if d.layer == Layer::Semantic && *tier == d.tier {
@@ -477,15 +530,16 @@ async fn route(
             } else {
                 ""
             };
-            println!("          {tier:<12} {score:.3}{mark}");
+            writeln!(out, "          {tier:<12} {score:.3}{mark}")?;
         }
     }
-    println!(
+    writeln!(
+        out,
         "tokens    {} (o200k estimate of the prompt)",
-        tokens::estimate_prompt(&req)
-    );
-    println!("took      {:.1} µs", d.elapsed.as_secs_f64() * 1e6);
-    ExitCode::SUCCESS
+        tokens::estimate_prompt(req)
+    )?;
+    writeln!(out, "took      {:.1} µs", d.elapsed.as_secs_f64() * 1e6)?;
+    Ok(())
 }
 
 fn route_request(

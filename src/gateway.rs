@@ -1,7 +1,7 @@
 //! The compiled form of one config: providers built, rules compiled, names indexed. A request takes
 //! an `Arc` of it at arrival and keeps it to the end, so a reload never changes a request midway.
 
-use crate::config::{Config, ConfigError, Price, Strategy};
+use crate::config::{Config, ConfigError, Price, Strategy, Uses};
 use crate::dispatch::DispatchState;
 use crate::dispatch::cascade::Cascade;
 use crate::dispatch::policy::Policies;
@@ -58,6 +58,8 @@ pub struct Gateway {
     /// `spend_log`, with relative SQLite paths resolved against the config file's folder.
     pub spend_log: Option<crate::cost::spend::Settings>,
     api_keys: HashSet<String>,
+    admin_keys: HashSet<String>,
+    metrics_keys: HashSet<String>,
 }
 
 impl Gateway {
@@ -69,7 +71,16 @@ impl Gateway {
         base_dir: &Path,
     ) -> Result<Gateway, String> {
         let mut providers = HashMap::new();
+        // Only a command that calls no provider (`route`) loads a file with providers whose
+        // variables are unset; they become simulated stand-ins, so nothing can reach a half-built
+        // provider.
+        let stand_in = crate::config::ProviderConfig::simulated();
         for (name, p) in &config.providers {
+            let p = if config.is_unresolved(&format!("providers.{name}")) {
+                &stand_in
+            } else {
+                p
+            };
             // reqwest sets the connect timeout per client, so a provider that overrides it gets its own pool.
             let http = match p.connect_timeout {
                 Some(t) => &crate::server::http_client_with(t.0),
@@ -152,7 +163,11 @@ impl Gateway {
             Some(c) => Some(Cascade::build(c, &models)?),
             None => None,
         };
-        let spend_log = match &config.spend_log {
+        let spend_log = match config
+            .spend_log
+            .as_ref()
+            .filter(|_| !config.is_unresolved("spend_log"))
+        {
             Some(s) => Some(
                 crate::cost::spend::Settings::from_config(s, base_dir)
                     .map_err(|e| format!("spend_log.url: {e}"))?,
@@ -166,6 +181,19 @@ impl Gateway {
             router: Router::compile(&config, semantic)?,
             redactor: Redactor::new(&config.secrets()),
             api_keys: config.server.api_keys.iter().map(|k| k.0.clone()).collect(),
+            admin_keys: config
+                .server
+                .admin_keys
+                .iter()
+                .map(|k| k.0.clone())
+                .collect(),
+            metrics_keys: config
+                .server
+                .metrics
+                .keys
+                .iter()
+                .map(|k| k.0.clone())
+                .collect(),
             models,
             tiers,
             strategies,
@@ -180,11 +208,20 @@ impl Gateway {
     /// Loads, validates and compiles a config file: the one path `check`, `serve` and reload share,
     /// so all three accept and reject exactly the same files with the same messages.
     pub async fn load(path: &Path, http: &reqwest::Client) -> Result<Gateway, ConfigError> {
-        let config = Config::load(path)?;
+        Gateway::load_for(path, http, Uses::Everything).await
+    }
+
+    /// Like [`Gateway::load`] for a command that uses only part of the file (see [`Uses`]).
+    pub async fn load_for(
+        path: &Path,
+        http: &reqwest::Client,
+        uses: Uses,
+    ) -> Result<Gateway, ConfigError> {
+        let config = Config::load_for(path, uses)?;
         let base_dir = path.parent().unwrap_or_else(|| Path::new("."));
         Gateway::build(config, http, base_dir)
             .await
-            .map_err(|message| ConfigError::whole_file(&path.display().to_string(), message))
+            .map_err(|message| ConfigError::after_build(path, message))
     }
 
     /// Keeps the previous config's deployment state (cooldowns, usage, load) and the cascade's
@@ -203,5 +240,23 @@ impl Gateway {
 
     pub fn key_is_valid(&self, key: &str) -> bool {
         self.api_keys.contains(key)
+    }
+
+    /// `server.admin_keys` is set: `/admin/*` asks for one of them, from any address.
+    pub fn admin_keys_set(&self) -> bool {
+        !self.admin_keys.is_empty()
+    }
+
+    pub fn is_admin_key(&self, key: &str) -> bool {
+        self.admin_keys.contains(key)
+    }
+
+    /// `server.metrics.keys` is set: a scrape presents one of them (or an admin key).
+    pub fn metrics_keys_set(&self) -> bool {
+        !self.metrics_keys.is_empty()
+    }
+
+    pub fn is_metrics_key(&self, key: &str) -> bool {
+        self.metrics_keys.contains(key) || self.admin_keys.contains(key)
     }
 }

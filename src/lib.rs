@@ -6,6 +6,7 @@ pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod cost;
 pub mod dispatch;
 pub mod embed;

@@ -394,25 +394,35 @@ async fn sigterm_drains_in_flight_streams_then_exits() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // Still running: the stream holds it open. New connections are no longer accepted.
+    // Still running: the stream holds it open. The listener stays open so that orchestrators see
+    // readiness turn 503; new work is turned away with a 503 that clients retry elsewhere.
     assert!(b.child.try_wait().unwrap().is_none());
-    // The log line can reach us a moment before the listener is closed: poll until it is.
-    let start = Instant::now();
-    loop {
-        let fresh = reqwest::Client::new()
-            .get(b.url("/health/live"))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await;
-        if fresh.is_err() {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "new connections are still accepted during drain"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let ready = reqwest::Client::new()
+        .get(b.url("/health/ready"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    assert_eq!(ready.json::<Value>().await.unwrap()["status"], "draining");
+    let fresh = reqwest::Client::new()
+        .post(b.url("/v1/chat/completions"))
+        .json(&chat_body("auto", "hi"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        fresh.status(),
+        503,
+        "new requests must not be served during the drain"
+    );
+    assert_eq!(fresh.headers()["connection"], "close");
+    assert_eq!(
+        mock.calls(),
+        1,
+        "a request turned away reached the upstream"
+    );
     gate.notify_one();
     let text = in_flight.await.unwrap();
     assert!(

@@ -328,6 +328,39 @@ async fn admin_spend_checks_since_auth_and_configuration() {
         (Some("…3456"), Some("alice"))
     );
 
+    // A request refused for its body still names the key it was sent with; one refused for its
+    // key writes no row at all (its caller is unknown).
+    let bad = client
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("gw-key-123456")
+        .header("content-type", "application/json")
+        .body(r#"{"model": "auto", "messages": [{"role": "user", "content": "hi"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let refused = client
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("gw-wrong-key-1")
+        .json(&chat_body("auto", "hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    wait_counter("row written", || m.get(), 2).await;
+    let rows: Vec<(Option<String>, i32)> =
+        sqlx::query_as("SELECT api_key, status FROM t ORDER BY status")
+            .fetch_all(p)
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (Some("…3456".to_string()), 200),
+            (Some("…3456".to_string()), 400)
+        ]
+    );
+
     // Without a spend_log section the endpoint says so.
     let plain = Gateway::start(&config_yaml(&mock.url(), "")).await;
     let resp = admin_spend(&plain, "1h").await;

@@ -47,7 +47,7 @@ impl RequestFacts {
         }
     }
 
-    pub fn read(&mut self, req: &ChatRequest, headers: &HeaderMap, gw: &Gateway) {
+    pub fn read(&mut self, req: &ChatRequest, gw: &Gateway) {
         self.task_type = req.metadata_str("task_type").map(clip);
         self.caller = req
             .extra
@@ -60,23 +60,11 @@ impl RequestFacts {
                 .get_key_value(t)
                 .map_or_else(|| Arc::from(UNKNOWN_TIER), |(k, _)| k.clone())
         });
-        if gw.auth_required() {
-            self.api_key = presented_key(headers).map(key_suffix);
-        }
     }
 }
 
-/// The key as the auth layer read it (which already accepted it).
-fn presented_key(h: &HeaderMap) -> Option<&str> {
-    h.get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' ').map(|(_, k)| k))
-        .or_else(|| h.get("x-api-key").and_then(|v| v.to_str().ok()))
-        .map(str::trim)
-}
-
 /// `…abcd`: enough to tell keys apart in a report, too little to use one.
-fn key_suffix(k: &str) -> String {
+pub(super) fn key_suffix(k: &str) -> String {
     let tail: String = k
         .chars()
         .rev()
@@ -171,6 +159,6 @@ mod tests {
         assert_eq!(key_suffix("ab"), "…ab");
         let mut h = HeaderMap::new();
         h.insert("authorization", HeaderValue::from_static("Bearer  k-9876 "));
-        assert_eq!(presented_key(&h), Some("k-9876"));
+        assert_eq!(super::super::auth::presented(&h), Some("k-9876"));
     }
 }

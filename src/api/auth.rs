@@ -1,44 +1,162 @@
-//! Gateway keys: when the config lists `server.api_keys`, every API route needs one of them, sent
-//! the way OpenAI SDKs send keys (`Authorization: Bearer …`) or as `x-api-key`.
+//! Who may call what. Client keys (`server.api_keys`) open the API routes; admin keys
+//! (`server.admin_keys`) open `/admin/*`; `server.metrics.keys` (or an admin key) open `/metrics`
+//! when set. Keys are sent the way OpenAI SDKs send them (`Authorization: Bearer …`) or as
+//! `x-api-key`. Every refusal is logged (never with the key) and counted when it was a chat request.
 
 use super::AppState;
 use super::error::ApiError;
-use axum::extract::{Request, State};
+use super::request_id::RequestId;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use std::net::SocketAddr;
 
-pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let gw = state.gateway();
-    if !gw.auth_required() {
-        return next.run(req).await;
-    }
-    let headers = req.headers();
-    let presented = headers
+/// The accepted client key's last characters, for the spend log (see `account::key_suffix`).
+#[derive(Clone)]
+pub struct CallerKey(pub String);
+
+/// The key as sent: `Authorization: Bearer …` (scheme case-insensitive, RFC 9110 §11.1) or
+/// `x-api-key`.
+pub fn presented(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
-            // The scheme name is case-insensitive (RFC 9110 §11.1).
             let (scheme, key) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then_some(key)
         })
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-        .map(str::trim);
-    match presented {
-        Some(key) if gw.key_is_valid(key) => next.run(req).await,
-        Some(_) => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "Incorrect API key provided. Use one of the keys listed in the gateway's server.api_keys.",
-        )
-        .with_code("invalid_api_key")
-        .into_response(),
-        None => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
-        )
-        .with_code("missing_api_key")
-        .into_response(),
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+}
+
+pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let gw = state.gateway();
+    if !gw.auth_required() {
+        return next.run(req).await;
     }
+    match presented(req.headers()) {
+        Some(key) if gw.key_is_valid(key) => {
+            let suffix = super::account::key_suffix(key);
+            req.extensions_mut().insert(CallerKey(suffix));
+            next.run(req).await
+        }
+        Some(_) => refuse(&state, &req, wrong_key("server.api_keys")),
+        None => refuse(&state, &req, missing_key()),
+    }
+}
+
+/// `/admin/*`: with `server.admin_keys`, an admin key from anywhere; without, loopback clients
+/// only (and, when `server.api_keys` is set, with a client key, as for `/v1`).
+pub async fn admin_layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let gw = state.gateway();
+    let key = presented(req.headers());
+    if gw.admin_keys_set() {
+        return match key {
+            Some(k) if gw.is_admin_key(k) => next.run(req).await,
+            Some(k) if gw.key_is_valid(k) => refuse(
+                &state,
+                &req,
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "permission_error",
+                    "This is a client key: /admin/* needs one of the gateway's server.admin_keys.",
+                )
+                .with_code("admin_key_required"),
+            ),
+            Some(_) => refuse(&state, &req, wrong_key("server.admin_keys")),
+            None => refuse(&state, &req, missing_key()),
+        };
+    }
+    if !from_loopback(&req) {
+        return refuse(
+            &state,
+            &req,
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "/admin/* answers only clients on this host while no server.admin_keys are configured; set admin keys to reach it from elsewhere.",
+            )
+            .with_code("admin_loopback_only"),
+        );
+    }
+    if !gw.auth_required() {
+        return next.run(req).await;
+    }
+    match key {
+        Some(k) if gw.key_is_valid(k) => next.run(req).await,
+        Some(_) => refuse(&state, &req, wrong_key("server.api_keys")),
+        None => refuse(&state, &req, missing_key()),
+    }
+}
+
+/// `/metrics`: open unless `server.metrics.keys` is set; then one of them or an admin key.
+pub async fn metrics_layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let gw = state.gateway();
+    if !gw.metrics_keys_set() {
+        return next.run(req).await;
+    }
+    match presented(req.headers()) {
+        Some(k) if gw.is_metrics_key(k) => next.run(req).await,
+        Some(_) => refuse(&state, &req, wrong_key("server.metrics.keys")),
+        None => refuse(&state, &req, missing_key()),
+    }
+}
+
+/// The TCP peer, not a forwarded-for header: a proxy on this host makes every client look local,
+/// which is why admin keys are the way to expose `/admin/*` behind one.
+fn from_loopback(req: &Request) -> bool {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|ConnectInfo(a)| a.ip().to_canonical().is_loopback())
+}
+
+fn missing_key() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_request_error",
+        "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
+    )
+    .with_code("missing_api_key")
+}
+
+fn wrong_key(list: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_request_error",
+        format!("Incorrect API key provided. Use one of the keys listed in the gateway's {list}."),
+    )
+    .with_code("invalid_api_key")
+}
+
+fn refuse(state: &AppState, req: &Request, e: ApiError) -> Response {
+    let request_id = req.extensions().get::<RequestId>().map_or("", |r| &*r.0);
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(a)| *a);
+    super::record::refused(
+        state,
+        super::record::Refusal {
+            request_id,
+            method: req.method().as_str(),
+            path: req
+                .extensions()
+                .get::<axum::extract::OriginalUri>()
+                .map_or_else(|| req.uri().path(), |u| u.0.path()),
+            peer,
+            status: e.status.as_u16(),
+            code: e.body.error.code.as_deref().unwrap_or(""),
+        },
+    );
+    let unauthorized = e.status == StatusCode::UNAUTHORIZED;
+    let mut resp = e.into_response();
+    if unauthorized {
+        resp.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"switchyard\""),
+        );
+    }
+    resp
 }

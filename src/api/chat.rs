@@ -1,5 +1,6 @@
 //! `POST /v1/chat/completions`: parse, route, dispatch, answer.
 
+use super::auth::CallerKey;
 use super::error::ApiError;
 use super::headers;
 use super::record::{Record, format_ms};
@@ -10,26 +11,34 @@ use crate::gateway::DEFAULT_STREAM_IDLE_TIMEOUT;
 use crate::routing::Decision;
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 pub async fn completions(
     State(state): State<AppState>,
     Extension(RequestId(request_id)): Extension<RequestId>,
+    key: Option<Extension<CallerKey>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let start = Instant::now();
     let gw = state.gateway();
-    let mut rec = Record::start(state, gw.clone(), request_id, start);
+    let mut rec = Record::start(state.clone(), gw.clone(), request_id, start);
+    rec.caller_key(key.map(|Extension(CallerKey(k))| k));
 
-    let req = match request::read(&headers, body, gw.config.server.max_body_bytes).await {
-        Ok(r) => r,
-        Err(e) => return fail(&mut rec, e),
+    let limits = request::BodyLimits {
+        max_bytes: gw.config.server.max_body_bytes,
+        timeout: gw.config.server.body_read_timeout.0,
     };
-    rec.request(&req, &headers);
+    let req = match request::read(&headers, body, limits, state.drain_started()).await {
+        Ok(r) => r,
+        Err(e) => return unread_body(&state, &mut rec, e, peer.map(|Extension(ConnectInfo(p))| p)),
+    };
+    rec.request(&req);
     rec.requested_model = Some(req.model.clone());
     let Some(decision) = gw.router.decide(&req, &headers).await else {
         let available: Vec<&str> = gw.router.model_names().collect();
@@ -121,6 +130,41 @@ pub async fn completions(
     };
     let overhead = rec.overhead();
     decorate(resp.headers_mut(), &decision, Some(&outcome), overhead);
+    resp
+}
+
+/// A request whose body could not be read. A body that stopped arriving, or that shutdown
+/// interrupted, leaves the connection unusable: the answer closes it, and both are counted.
+fn unread_body(
+    state: &AppState,
+    rec: &mut Record,
+    e: ApiError,
+    peer: Option<SocketAddr>,
+) -> Response {
+    let code = e.body.error.code.clone();
+    let edge = &state.metrics().edge;
+    let closes = match code.as_deref() {
+        Some(request::BODY_TIMEOUT) => {
+            edge.client_timeouts.with_label_values(&["body"]).inc();
+            tracing::warn!(
+                request_id = %rec.request_id,
+                peer = peer.map(tracing::field::display),
+                phase = "body",
+                "closing a connection whose request body did not arrive within server.body_read_timeout"
+            );
+            true
+        }
+        Some(request::DRAINING) => {
+            edge.shed.with_label_values(&["draining"]).inc();
+            true
+        }
+        _ => false,
+    };
+    let mut resp = fail(rec, e);
+    if closes {
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
     resp
 }
 

@@ -4,6 +4,7 @@ mod account;
 mod admin;
 mod auth;
 mod chat;
+mod cors;
 mod error;
 pub mod headers;
 mod health;
@@ -39,6 +40,8 @@ struct Shared {
     gateway: ArcSwap<Gateway>,
     metrics: Metrics,
     draining: AtomicBool,
+    /// Woken when shutdown begins, so requests still reading their body can stop waiting.
+    drain_started: tokio::sync::Notify,
     fallback_alert: crate::telemetry::FallbackAlert,
     /// Opened once at start: unlike the gateway, it survives reloads (a change needs a restart).
     spend_log: std::sync::OnceLock<crate::cost::spend::SpendLog>,
@@ -57,6 +60,7 @@ impl AppState {
                 gateway: ArcSwap::from_pointee(gateway),
                 metrics,
                 draining: AtomicBool::new(false),
+                drain_started: tokio::sync::Notify::new(),
                 fallback_alert: Default::default(),
                 spend_log: std::sync::OnceLock::new(),
                 spans,
@@ -66,6 +70,11 @@ impl AppState {
 
     pub fn gateway(&self) -> Arc<Gateway> {
         self.inner.gateway.load_full()
+    }
+
+    /// The current gateway without taking a reference count, for a quick look at a setting.
+    pub fn gateway_ref(&self) -> arc_swap::Guard<Arc<Gateway>> {
+        self.inner.gateway.load()
     }
 
     pub fn swap_gateway(&self, mut gateway: Gateway) {
@@ -100,14 +109,83 @@ impl AppState {
     /// Readiness turns false once shutdown begins, so a load balancer stops sending new traffic.
     pub fn set_draining(&self) {
         self.inner.draining.store(true, Ordering::SeqCst);
+        self.inner.drain_started.notify_waiters();
     }
 
     pub fn is_draining(&self) -> bool {
         self.inner.draining.load(Ordering::SeqCst)
     }
+
+    /// Resolves once shutdown has begun (at once if it has).
+    pub async fn drain_started(&self) {
+        let notified = self.inner.drain_started.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.is_draining() {
+            return;
+        }
+        notified.await;
+    }
 }
 
+/// Why the server turned a request away before any handler saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shed {
+    /// Shutdown began; another replica should take it.
+    Draining,
+    /// The connection is over `server.max_connections`.
+    ConnectionLimit,
+    /// `server.max_in_flight_requests` are being served.
+    InFlightLimit,
+}
+
+impl Shed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shed::Draining => "draining",
+            Shed::ConnectionLimit => "connection_limit",
+            Shed::InFlightLimit => "in_flight_limit",
+        }
+    }
+}
+
+/// The answer to a shed request: a 503 in OpenAI's shape that the SDKs retry (after
+/// `Retry-After`), and `connection: close`, so the retry opens a new connection (which a load
+/// balancer can send elsewhere).
+pub fn shed_response(reason: Shed, request: &http::HeaderMap) -> axum::response::Response {
+    let (code, message) = match reason {
+        Shed::Draining => (
+            "gateway_draining",
+            "This gateway is shutting down and takes no new requests; retry (another replica will answer).".to_string(),
+        ),
+        Shed::ConnectionLimit => (
+            "gateway_overloaded",
+            "This gateway has too many open connections (server.max_connections); retry shortly.".to_string(),
+        ),
+        Shed::InFlightLimit => (
+            "gateway_overloaded",
+            "This gateway is serving as many requests as it is allowed to (server.max_in_flight_requests); retry shortly.".to_string(),
+        ),
+    };
+    let mut e =
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "api_error", message).with_code(code);
+    e.retry_after = Some(std::time::Duration::from_secs(1));
+    let mut resp = e.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&request_id::assign(request)) {
+        h.insert(headers::REQUEST_ID, v);
+    }
+    resp
+}
+
+/// Every route of the API address. `/metrics` is among them unless `server.metrics.listen` moves
+/// it to its own address; CORS is answered when `server.cors` is set (both read at start-up).
 pub fn router(state: AppState) -> Router {
+    let gw = state.gateway();
     let api = Router::new()
         .route("/chat/completions", post(chat::completions))
         .route("/models", get(models::list))
@@ -121,16 +199,41 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/spend", get(spend::report))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            auth::layer,
+            auth::admin_layer,
         ));
-    Router::new()
+    let mut app = Router::new()
         .nest("/v1", api.clone())
         .merge(api)
         .merge(admin)
         .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
+        .route("/health/ready", get(health::ready));
+    if gw.config.server.metrics.listen.is_none() {
+        app = app.merge(metrics_routes(&state));
+    }
+    let app = finish(app, state);
+    match &gw.config.server.cors {
+        Some(c) => app.layer(cors::layer(c)),
+        None => app,
+    }
+}
+
+/// The routes of `server.metrics.listen`, when it is set: `/metrics` and nothing else.
+pub fn metrics_router(state: AppState) -> Router {
+    let app = metrics_routes(&state);
+    finish(app, state)
+}
+
+fn metrics_routes(state: &AppState) -> Router<AppState> {
+    Router::new()
         .route("/metrics", get(health::metrics))
-        .fallback(not_found)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::metrics_layer,
+        ))
+}
+
+fn finish(app: Router<AppState>, state: AppState) -> Router {
+    app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(request_id::layer))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {

@@ -126,9 +126,15 @@ impl Record {
         self.progress.clone()
     }
 
+    /// The accepted client key, known before the body is read, so that a request refused for its
+    /// body still names its key in the spend log.
+    pub fn caller_key(&mut self, suffix: Option<String>) {
+        self.facts.api_key = suffix;
+    }
+
     /// Notes the request's caller and metadata (task type, expected tier) for the account.
-    pub fn request(&mut self, req: &ChatRequest, headers: &http::HeaderMap) {
-        self.facts.read(req, headers, &self.gw);
+    pub fn request(&mut self, req: &ChatRequest) {
+        self.facts.read(req, &self.gw);
     }
 
     /// A non-streaming answer: its usage, or, when the provider reported none, an estimate.
@@ -463,6 +469,39 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
+/// A request refused before any handler read it: a missing or wrong key, or a key without the
+/// right to the route.
+pub struct Refusal<'a> {
+    pub request_id: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub peer: Option<std::net::SocketAddr>,
+    pub status: u16,
+    pub code: &'a str,
+}
+
+/// One access line for a refused request (it never carries the key), and, for a chat request, a
+/// count in `switchyard_requests_total` like every other answered chat request. No spend row: the
+/// caller is unknown, and a flood of bad keys must not fill the spend log.
+pub fn refused(state: &AppState, r: Refusal<'_>) {
+    if r.path.ends_with("/chat/completions") {
+        state
+            .metrics()
+            .requests
+            .with_label_values(&["none", "none", status_label(r.status)])
+            .inc();
+    }
+    tracing::info!(
+        request_id = r.request_id,
+        status = r.status,
+        method = r.method,
+        path = r.path,
+        peer = r.peer.map(tracing::field::display),
+        error = r.code,
+        "request refused"
+    );
+}
+
 /// Status labels come from this fixed set so that a misbehaving provider cannot mint new series.
 fn status_label(status: u16) -> &'static str {
     match status {
@@ -471,6 +510,7 @@ fn status_label(status: u16) -> &'static str {
         401 => "401",
         403 => "403",
         404 => "404",
+        408 => "408",
         413 => "413",
         415 => "415",
         422 => "422",

@@ -5,6 +5,8 @@
 //! variable is reported at the exact line and key where it is used.
 
 use serde::{Deserialize, Deserializer};
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// A string from the config after `${VAR}` / `${VAR:-default}` substitution. `$${` writes a literal `${`.
@@ -32,14 +34,31 @@ impl fmt::Display for EnvString {
 impl<'de> Deserialize<'de> for EnvString {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
-        interpolate(&raw, |name| std::env::var(name).ok())
-            .map(EnvString)
-            .map_err(serde::de::Error::custom)
+        let lookup = |name: &str| std::env::var(name).ok();
+        let expanded = if LENIENT.with(Cell::get) {
+            let mut unset = Vec::new();
+            let v = expand(&raw, lookup, Some(&mut unset));
+            UNSET.with(|u| u.borrow_mut().extend(unset));
+            v
+        } else {
+            expand(&raw, lookup, None)
+        };
+        expanded.map(EnvString).map_err(serde::de::Error::custom)
     }
 }
 
 /// Substitutes every `${NAME}` and `${NAME:-default}` in `raw`, looking names up with `lookup`.
 pub fn interpolate(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    expand(raw, lookup, None)
+}
+
+/// With `unset`, a variable that is not set (and has no default) becomes the empty string and its
+/// name is pushed there, instead of being an error.
+fn expand(
+    raw: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+    mut unset: Option<&mut Vec<String>>,
+) -> Result<String, String> {
     let mut out = String::with_capacity(raw.len());
     let mut rest = raw;
     while let Some(pos) = rest.find('$') {
@@ -71,17 +90,159 @@ pub fn interpolate(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result
         match (lookup(name), default) {
             (Some(v), _) if !v.is_empty() || default.is_none() => out.push_str(&v),
             (_, Some(d)) => out.push_str(d),
-            (None, None) => {
-                return Err(format!(
-                    "environment variable {name} is not set (write `${{{name}:-default}}` to give a default)"
-                ));
-            }
+            (None, None) => match unset.as_deref_mut() {
+                Some(names) => names.push(name.to_string()),
+                None => {
+                    return Err(format!(
+                        "environment variable {name} is not set (write `${{{name}:-default}}` to give a default)"
+                    ));
+                }
+            },
             (Some(v), None) => out.push_str(&v),
         }
         rest = &body_start[end + 1..];
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// The sections of the file whose `${VAR}`s a command may leave unset, because it does not use
+/// them: `route` calls no provider and writes no spend log; `report` only reads the spend log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uses {
+    /// `serve`, `check` and reloads: every variable must be set.
+    Everything,
+    /// `route`: the routing table, models and tiers.
+    Routing,
+    /// `report`: `spend_log`.
+    SpendLog,
+}
+
+/// A section of the file that may be read leniently (see [`Uses`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Section {
+    Server,
+    Providers,
+    SpendLog,
+    Telemetry,
+}
+
+impl Uses {
+    fn lenient(self, s: Section) -> bool {
+        match self {
+            Uses::Everything => false,
+            Uses::Routing => true,
+            Uses::SpendLog => s != Section::SpendLog,
+        }
+    }
+}
+
+thread_local! {
+    /// What the file being parsed on this thread is for (serde gives no other way to pass it).
+    static USES: Cell<Uses> = const { Cell::new(Uses::Everything) };
+    /// Inside a section that may leave variables unset.
+    static LENIENT: Cell<bool> = const { Cell::new(false) };
+    static UNSET: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    /// Variables left unset, by the part of the file that uses them (`server`, `providers.openai`).
+    static UNRESOLVED: RefCell<BTreeMap<String, Vec<String>>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+/// Sets what the file parsed on this thread is for, until dropped.
+pub(crate) struct Parsing {
+    previous: Uses,
+}
+
+impl Parsing {
+    pub(crate) fn start(uses: Uses) -> Parsing {
+        UNRESOLVED.with(|u| u.borrow_mut().clear());
+        Parsing {
+            previous: USES.with(|c| c.replace(uses)),
+        }
+    }
+
+    /// The variables left unset, by the part of the file that uses them.
+    pub(crate) fn unresolved(&self) -> BTreeMap<String, Vec<String>> {
+        UNRESOLVED.with(|u| std::mem::take(&mut *u.borrow_mut()))
+    }
+}
+
+impl Drop for Parsing {
+    fn drop(&mut self) {
+        USES.with(|c| c.set(self.previous));
+        LENIENT.with(|c| c.set(false));
+        UNSET.with(|u| u.borrow_mut().clear());
+    }
+}
+
+/// Runs `f` (one part of the file, named `part`) leniently when the current purpose allows it
+/// for `section`, and notes the variables it left unset.
+pub(crate) fn in_section<T, E>(
+    section: Section,
+    part: &str,
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    if !USES.with(Cell::get).lenient(section) {
+        return f();
+    }
+    let outer = LENIENT.with(|c| c.replace(true));
+    let before = UNSET.with(|u| u.borrow().len());
+    let result = f();
+    LENIENT.with(|c| c.set(outer));
+    let names: Vec<String> = UNSET.with(|u| u.borrow_mut().split_off(before));
+    if !names.is_empty() {
+        UNRESOLVED.with(|u| {
+            u.borrow_mut()
+                .entry(part.to_string())
+                .or_default()
+                .extend(names)
+        });
+    }
+    result
+}
+
+/// `#[serde(deserialize_with)]` for a lenient-capable section other than `providers`.
+macro_rules! section_deserializer {
+    ($fn_name:ident, $section:expr, $part:literal) => {
+        pub(crate) fn $fn_name<'de, D, T>(d: D) -> Result<T, D::Error>
+        where
+            D: Deserializer<'de>,
+            T: Deserialize<'de>,
+        {
+            in_section($section, $part, || T::deserialize(d))
+        }
+    };
+}
+section_deserializer!(server_section, Section::Server, "server");
+section_deserializer!(spend_log_section, Section::SpendLog, "spend_log");
+section_deserializer!(telemetry_section, Section::Telemetry, "telemetry");
+
+/// `providers:`, read entry by entry so that the variables a command leaves unset are known per
+/// provider.
+pub(crate) fn providers_section<'de, D, T>(d: D) -> Result<BTreeMap<String, T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+        type Value = BTreeMap<String, T>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map of provider names to providers")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(name) = map.next_key::<String>()? {
+                let part = format!("providers.{name}");
+                let value = in_section(Section::Providers, &part, || map.next_value::<T>())?;
+                out.insert(name, value);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(V(std::marker::PhantomData))
 }
 
 #[cfg(test)]

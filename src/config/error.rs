@@ -23,6 +23,15 @@ impl ConfigError {
             .and_then(|l| u32::try_from(l.column()).ok())
             .filter(|&c| c > 0);
         let mut message = e.without_snippet().to_string();
+        // The loader's depth limit, and the parser's own for flow collections.
+        if message.starts_with("budget breached: Depth")
+            || message.starts_with("recursion limit exceeded")
+        {
+            message = format!(
+                "the document nests deeper than {} levels of mappings and lists; no routing table needs that many (flatten nested any/all/not conditions)",
+                super::MAX_DEPTH
+            );
+        }
         // The library appends the position; we print it up front instead.
         if let Some(idx) = message.rfind(" at line ") {
             message.truncate(idx);
@@ -30,7 +39,7 @@ impl ConfigError {
         let path = if path == "." {
             String::new()
         } else {
-            path.to_string()
+            super::locate::normalize(text, path)
         };
         Self::at(file, text, line, column, &path, message)
     }
@@ -44,6 +53,33 @@ impl ConfigError {
             path: String::new(),
             message: message.into(),
             snippet: None,
+        }
+    }
+
+    /// An error found while compiling a valid file (an embedding model that does not load…). When
+    /// the message opens with the YAML path it is about (`routing.semantic.embedder: …`), the
+    /// error points there.
+    pub fn after_build(path: &std::path::Path, message: String) -> Self {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let located = message.split_once(": ").and_then(|(head, rest)| {
+            let is_path = !head.is_empty()
+                && head
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '[' | ']'));
+            let pos = super::locate::locate(&text, head).filter(|_| is_path)?;
+            Some((head, rest, pos))
+        });
+        match located {
+            Some((head, rest, pos)) => Self::at(
+                &file,
+                &text,
+                Some(pos.line),
+                Some(pos.column),
+                head,
+                rest.to_string(),
+            ),
+            None => Self::whole_file(&file, message),
         }
     }
 

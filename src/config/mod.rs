@@ -8,19 +8,25 @@
 mod duration;
 mod env;
 mod error;
+mod locate;
 mod reliability;
 mod schema;
 mod telemetry;
 mod validate;
 
 pub use duration::Dur;
-pub use env::{EnvString, interpolate};
+pub use env::{EnvString, Uses, interpolate};
 pub use error::ConfigError;
 pub use reliability::*;
 pub use schema::*;
 pub use telemetry::{OTLP_BUILT_IN, OtlpConfig, TelemetryConfig};
 
 use std::path::Path;
+
+/// Nesting (mappings and lists) a config may have. A real table needs about a dozen levels; the
+/// limit keeps a hostile or broken file (conditions nested hundreds deep) from exhausting the
+/// stack of the thread that loads it, which for a reload is a 2 MiB runtime worker.
+pub const MAX_DEPTH: usize = 24;
 
 /// Appends the rules of `routing.rules_files` (relative to the config file's folder). Each file's
 /// mistakes are reported with that file's name and line.
@@ -44,12 +50,17 @@ fn include_rules(config: &mut Config, source: &str, text: &str) -> Result<(), Co
             )
         })?;
         let mut err_path = String::new();
-        let parsed = serde_saphyr::with_deserializer_from_str(&included, |de| {
-            serde_path_to_error::deserialize::<_, Vec<RuleConfig>>(de).map_err(|e| {
-                err_path = e.path().to_string();
-                e.into_inner()
-            })
-        });
+        let mut options = serde_saphyr::Options::default();
+        if let Some(b) = options.budget.as_mut() {
+            b.max_depth = MAX_DEPTH;
+        }
+        let parsed =
+            serde_saphyr::with_deserializer_from_str_with_options(&included, options, |de| {
+                serde_path_to_error::deserialize::<_, Vec<RuleConfig>>(de).map_err(|e| {
+                    err_path = e.path().to_string();
+                    e.into_inner()
+                })
+            });
         let rules = parsed.map_err(|e| ConfigError::from_yaml(&e, &err_path, &name, &included))?;
         validate::included_rules(config, &rules, &name, &included)?;
         config.routing.rules.extend(rules);
@@ -58,32 +69,59 @@ fn include_rules(config: &mut Config, source: &str, text: &str) -> Result<(), Co
 }
 
 impl Config {
-    /// Reads and validates the file at `path`.
+    /// Reads and validates the file at `path`; every `${VAR}` must be set.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_for(path, Uses::Everything)
+    }
+
+    /// Reads and validates the file at `path` for a command that uses only part of it: the
+    /// `${VAR}`s of the other parts may be unset (they are listed in `unresolved`).
+    pub fn load_for(path: &Path, uses: Uses) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError::whole_file(
                 &path.display().to_string(),
                 format!("cannot read the config file: {e}"),
             )
         })?;
-        Self::from_yaml(&text, &path.display().to_string())
+        Self::from_yaml_for(&text, &path.display().to_string(), uses)
     }
 
     /// Parses and validates YAML text; `source` names the text in error messages.
     pub fn from_yaml(text: &str, source: &str) -> Result<Config, ConfigError> {
+        Self::from_yaml_for(text, source, Uses::Everything)
+    }
+
+    /// Like [`Config::from_yaml`], for a command that uses only part of the file.
+    pub fn from_yaml_for(text: &str, source: &str, uses: Uses) -> Result<Config, ConfigError> {
         let mut err_path = String::new();
-        let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
+        let parsing = env::Parsing::start(uses);
+        let mut options = serde_saphyr::Options::default();
+        if let Some(b) = options.budget.as_mut() {
+            b.max_depth = MAX_DEPTH;
+        }
+        let parsed = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
             serde_path_to_error::deserialize::<_, Config>(de).map_err(|e| {
                 err_path = e.path().to_string();
                 e.into_inner()
             })
         });
+        let unresolved = parsing.unresolved();
+        drop(parsing);
         let mut config = parsed.map_err(|e| ConfigError::from_yaml(&e, &err_path, source, text))?;
+        config.unresolved = unresolved;
         include_rules(&mut config, source, text)?;
         crate::cost::prices::resolve(&mut config, source, text)?;
         validate::validate(&config, source, text)?;
-        telemetry::validate(&config.telemetry, source, text)?;
+        if !config.unresolved.contains_key("telemetry") {
+            telemetry::validate(&config.telemetry, source, text)?;
+        }
         Ok(config)
+    }
+
+    /// Whether the command that loaded the file left `part`'s variables unset (`server`,
+    /// `providers.<name>`, `spend_log`, `telemetry`).
+    pub fn is_unresolved(&self, part: &str) -> bool {
+        self.unresolved.contains_key(part)
     }
 
     pub fn model(&self, name: &str) -> Option<&ModelConfig> {
@@ -105,6 +143,8 @@ impl Config {
             }
         }
         out.extend(self.server.api_keys.iter().map(|k| k.0.clone()));
+        out.extend(self.server.admin_keys.iter().map(|k| k.0.clone()));
+        out.extend(self.server.metrics.keys.iter().map(|k| k.0.clone()));
         if let Some(s) = &self.spend_log {
             if let Some(pw) = reqwest::Url::parse(s.url.value.as_str())
                 .ok()

@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::env::server_section")]
     pub server: ServerConfig,
+    #[serde(deserialize_with = "super::env::providers_section")]
     pub providers: BTreeMap<String, ProviderConfig>,
     pub models: Vec<ModelConfig>,
     pub tiers: BTreeMap<String, TierConfig>,
@@ -30,11 +31,16 @@ pub struct Config {
     #[serde(default)]
     pub prices: BTreeMap<String, Price>,
     /// Where each request's account is appended; absent: no spend log.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::env::spend_log_section")]
     pub spend_log: Option<SpendLogConfig>,
     /// Span export (see `telemetry.rs`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::env::telemetry_section")]
     pub telemetry: super::telemetry::TelemetryConfig,
+    /// `${VAR}`s left unset because the command that loaded the file does not use their part of
+    /// it (see [`super::Uses`]), by part: `server`, `providers.<name>`, `spend_log`, `telemetry`.
+    /// Always empty for `serve` and `check`.
+    #[serde(skip)]
+    pub unresolved: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -51,9 +57,32 @@ pub struct ServerConfig {
     /// Keys clients must present as `Authorization: Bearer …`. Empty: no authentication.
     #[serde(default)]
     pub api_keys: Vec<EnvString>,
+    /// Keys for `/admin/*` (and `/metrics` when it asks for keys). Empty: the admin routes answer
+    /// loopback clients only.
+    #[serde(default)]
+    pub admin_keys: Vec<EnvString>,
     /// Reload the file when it changes on disk (SIGHUP always reloads).
     #[serde(default)]
     pub watch_config: bool,
+    /// From a connection's opening (or the end of its previous response) to the last byte of the
+    /// request's headers; a connection that takes longer is closed.
+    #[serde(default = "default_client_timeout")]
+    pub header_read_timeout: Dur,
+    /// From the end of the headers to the last byte of the body; a slower request gets 408.
+    #[serde(default = "default_client_timeout")]
+    pub body_read_timeout: Dur,
+    /// Open client connections at most; connections beyond it get one 503 and are closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Requests being served at once at most (health and metrics excluded); beyond it, 503.
+    #[serde(default)]
+    pub max_in_flight_requests: Option<usize>,
+    /// Where `/metrics` is served and who may read it.
+    #[serde(default)]
+    pub metrics: MetricsEndpointConfig,
+    /// Cross-origin access for browser clients; absent: no CORS headers, preflights refused.
+    #[serde(default)]
+    pub cors: Option<CorsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -63,9 +92,40 @@ impl Default for ServerConfig {
             max_body_bytes: default_max_body(),
             drain_timeout: default_drain(),
             api_keys: Vec::new(),
+            admin_keys: Vec::new(),
             watch_config: false,
+            header_read_timeout: default_client_timeout(),
+            body_read_timeout: default_client_timeout(),
+            max_connections: default_max_connections(),
+            max_in_flight_requests: None,
+            metrics: MetricsEndpointConfig::default(),
+            cors: None,
         }
     }
+}
+
+/// `server.metrics`: Prometheus scrapes `/metrics` on the main address unless `listen` moves it
+/// to one of its own; `keys` makes a scrape present a key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsEndpointConfig {
+    /// Serve `/metrics` here only (not on `server.listen`).
+    #[serde(default)]
+    pub listen: Option<EnvString>,
+    /// Keys a scrape must send as `Authorization: Bearer …` (admin keys work too). Empty: open.
+    #[serde(default)]
+    pub keys: Vec<EnvString>,
+}
+
+/// `server.cors`: browsers on these origins may call the API.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Exact origins (`https://app.example.com`, `http://localhost:3000`); `*` is not accepted.
+    pub allowed_origins: Vec<String>,
+    /// How long a browser may cache a preflight answer.
+    #[serde(default = "default_cors_max_age")]
+    pub max_age: Dur,
 }
 
 fn default_listen() -> EnvString {
@@ -76,6 +136,18 @@ fn default_max_body() -> usize {
 }
 fn default_drain() -> Dur {
     Dur::from_secs(30)
+}
+/// Long enough for any real client on a slow link, short enough that a stalled one does not hold a
+/// connection for minutes; longer than the idle timeout of the OpenAI SDKs' connection pools (5 s),
+/// so the server is not the side that closes a pooled connection they are about to reuse.
+fn default_client_timeout() -> Dur {
+    Dur::from_secs(30)
+}
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_cors_max_age() -> Dur {
+    Dur::from_secs(600)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -126,6 +198,26 @@ pub struct ProviderConfig {
     /// Simulated provider only.
     #[serde(default)]
     pub simulate: SimulateConfig,
+}
+
+impl ProviderConfig {
+    /// A simulated provider with default settings.
+    pub fn simulated() -> ProviderConfig {
+        ProviderConfig {
+            kind: ProviderKind::Simulated,
+            base_url: None,
+            api_key: None,
+            api_version: None,
+            anthropic_version: None,
+            headers: BTreeMap::new(),
+            timeout: None,
+            connect_timeout: None,
+            stream_idle_timeout: None,
+            stream_usage: true,
+            stream_end: StreamEndRule::default(),
+            simulate: SimulateConfig::default(),
+        }
+    }
 }
 
 fn yes() -> bool {

@@ -1,5 +1,6 @@
 //! Cross-reference checks that serde cannot express.
 
+use super::env::EnvString;
 use super::error::ConfigError;
 use super::reliability::{CONTEXT_WINDOW_KEY, Strategy};
 use super::schema::{Condition, Config, EmbedderKind, EscalateOn, ProviderKind};
@@ -25,49 +26,19 @@ impl Checker<'_> {
         self.at(s.referenced, path, message)
     }
 
-    /// For map keys, which carry no span: the first line that defines `key:` under a section.
-    fn key(&self, section: &str, key: &str, path: String, message: String) -> ConfigError {
-        let line = find_key_line(self.text, section, key);
+    /// The key or item at a YAML path (`routing.cascade.rules[0]`), found in the file's text;
+    /// when the path leads past the document (a key that is missing), its deepest existing part.
+    fn path(&self, path: String, message: String) -> ConfigError {
+        let pos = super::locate::locate(self.text, &path);
         ConfigError::at(
             self.file,
             self.text,
-            line.map(|(l, _)| l),
-            line.map(|(_, c)| c),
+            pos.map(|p| p.line),
+            pos.map(|p| p.column),
             &path,
             message,
         )
     }
-}
-
-fn find_key_line(text: &str, section: &str, key: &str) -> Option<(u32, u32)> {
-    let mut in_section = false;
-    for (i, line) in text.lines().enumerate() {
-        let trimmed = line.trim_start();
-        let indent = line.len() - trimmed.len();
-        if indent == 0 && !trimmed.is_empty() && !trimmed.starts_with('#') {
-            in_section = trimmed.starts_with(&format!("{section}:"));
-            if in_section && key.is_empty() {
-                return Some((u32::try_from(i + 1).ok()?, 1));
-            }
-            if in_section {
-                // Flow style on the section line itself: `fallbacks: { budget: [mid] }`.
-                if let Some(pos) = line.find(&format!("{key}:")) {
-                    return Some((u32::try_from(i + 1).ok()?, u32::try_from(pos + 1).ok()?));
-                }
-            }
-            continue;
-        }
-        let bare = trimmed.trim_start_matches(['"', '\'']);
-        if in_section
-            && bare.starts_with(key)
-            && bare[key.len()..]
-                .trim_start_matches(['"', '\''])
-                .starts_with(':')
-        {
-            return Some((u32::try_from(i + 1).ok()?, u32::try_from(indent + 1).ok()?));
-        }
-    }
-    None
 }
 
 fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
@@ -82,40 +53,21 @@ fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
 pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigError> {
     let ck = Checker { file, text };
 
-    if c.server
-        .listen
-        .as_str()
-        .parse::<std::net::SocketAddr>()
-        .is_err()
-    {
-        return Err(ck.key(
-            "server",
-            "listen",
-            "server.listen".into(),
-            format!(
-                "{:?} is not a socket address (write e.g. 127.0.0.1:4000)",
-                c.server.listen.as_str()
-            ),
-        ));
-    }
-    if c.server.max_body_bytes == 0 {
-        return Err(ck.key(
-            "server",
-            "max_body_bytes",
-            "server.max_body_bytes".into(),
-            "must be greater than 0".into(),
-        ));
+    if !c.is_unresolved("server") {
+        check_server(c, &ck)?;
     }
 
     for (name, p) in &c.providers {
         let path = format!("providers.{name}");
+        if c.is_unresolved(&path) {
+            // Not used by the command that loaded the file, and missing what it would need.
+            continue;
+        }
         if let Some(url) = &p.base_url {
             match reqwest::Url::parse(url.as_str()) {
                 Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
                 _ => {
-                    return Err(ck.key(
-                        "providers",
-                        name,
+                    return Err(ck.path(
                         format!("{path}.base_url"),
                         format!("{:?} is not an http(s) URL", url.as_str()),
                     ));
@@ -123,31 +75,25 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
             }
         }
         if p.kind == ProviderKind::Azure && p.base_url.is_none() {
-            return Err(ck.key("providers", name, format!("{path}.base_url"),
+            return Err(ck.path(format!("{path}.base_url"),
                 "an azure provider needs base_url (https://RESOURCE.openai.azure.com/openai/deployments/DEPLOYMENT)".into()));
         }
         if p.kind == ProviderKind::Azure && p.api_version.is_none() {
-            return Err(ck.key(
-                "providers",
-                name,
+            return Err(ck.path(
                 format!("{path}.api_version"),
                 "an azure provider needs api_version (e.g. 2024-10-21)".into(),
             ));
         }
         let rate = p.simulate.failure_rate;
         if !(0.0..=1.0).contains(&rate) {
-            return Err(ck.key(
-                "providers",
-                name,
+            return Err(ck.path(
                 format!("{path}.simulate.failure_rate"),
                 format!("{rate} is outside 0.0–1.0"),
             ));
         }
         for (task, skill) in &p.simulate.skill {
             if !(0.0..=1.0).contains(skill) {
-                return Err(ck.key(
-                    "providers",
-                    name,
+                return Err(ck.path(
                     format!("{path}.simulate.skill.{task}"),
                     format!("{skill} is outside 0.0–1.0 (the chance of answering right)"),
                 ));
@@ -155,10 +101,8 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
         }
         for h in p.headers.keys() {
             if reqwest::header::HeaderName::from_bytes(h.as_bytes()).is_err() {
-                return Err(ck.key(
-                    "providers",
-                    name,
-                    format!("{path}.headers"),
+                return Err(ck.path(
+                    format!("{path}.headers.{h}"),
                     format!("{h:?} is not a valid header name"),
                 ));
             }
@@ -169,23 +113,20 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
     let mut model_names = HashSet::new();
     for (i, m) in c.models.iter().enumerate() {
         let path = format!("models[{i}]");
-        let loc = m.provider.referenced;
         if m.name.is_empty() {
-            return Err(ck.at(
-                loc,
+            return Err(ck.path(
                 format!("{path}.name"),
                 "a model needs a non-empty name".into(),
             ));
         }
         if !model_names.insert(m.name.as_str()) {
-            return Err(ck.at(
-                loc,
+            return Err(ck.path(
                 format!("{path}.name"),
                 format!("model `{}` is defined twice", m.name),
             ));
         }
         if m.name == AUTO_MODEL || tier_names.contains(&m.name) {
-            return Err(ck.at(loc, format!("{path}.name"),
+            return Err(ck.path(format!("{path}.name"),
                 format!("model name `{}` is also a tier name or `auto`; a request's `model` must mean one thing", m.name)));
         }
         if !c.providers.contains_key(&m.provider.value) {
@@ -205,8 +146,7 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
             ("cached_input", m.price.cached_input.unwrap_or(0.0)),
         ] {
             if !v.is_finite() || v < 0.0 {
-                return Err(ck.at(
-                    loc,
+                return Err(ck.path(
                     format!("{path}.price.{what}"),
                     format!("price {v} must be a non-negative number"),
                 ));
@@ -215,18 +155,14 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
     }
 
     if c.tiers.contains_key(AUTO_MODEL) {
-        return Err(ck.key(
-            "tiers",
-            AUTO_MODEL,
+        return Err(ck.path(
             "tiers.auto".into(),
             "`auto` is reserved for the router".into(),
         ));
     }
     for (name, t) in &c.tiers {
         if t.models.is_empty() {
-            return Err(ck.key(
-                "tiers",
-                name,
+            return Err(ck.path(
                 format!("tiers.{name}.models"),
                 "a tier needs at least one model".into(),
             ));
@@ -246,12 +182,7 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
         }
     }
     if c.tiers.is_empty() {
-        return Err(ck.key(
-            "tiers",
-            "",
-            "tiers".into(),
-            "define at least one tier".into(),
-        ));
+        return Err(ck.path("tiers".into(), "define at least one tier".into()));
     }
 
     let tier_check = |s: &Spanned<String>, path: String| -> Result<(), ConfigError> {
@@ -282,22 +213,24 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
             })?;
         }
     }
-    if let Some(s) = &c.spend_log {
+    if let Some(s) = c
+        .spend_log
+        .as_ref()
+        .filter(|_| !c.is_unresolved("spend_log"))
+    {
         crate::cost::spend::check_config(s).map_err(|(key, m)| {
             let path = format!("spend_log.{key}");
             match key {
                 "url" => ck.spanned(&s.url, path, m),
                 "table" => ck.spanned(&s.table, path, m),
-                _ => ck.key("spend_log", key, path, m),
+                _ => ck.path(path, m),
             }
         })?;
     }
 
     for (i, a) in c.routing.aliases.iter().enumerate() {
         if a == AUTO_MODEL || c.tiers.contains_key(a) || model_names.contains(a.as_str()) {
-            return Err(ck.key(
-                "routing",
-                "aliases",
+            return Err(ck.path(
                 format!("routing.aliases[{i}]"),
                 format!("alias `{a}` is already `auto`, a tier or a model name"),
             ));
@@ -311,32 +244,27 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
     for (i, r) in c.routing.rules.iter().enumerate() {
         let path = format!("routing.rules[{i}]");
         if !rule_names.insert(r.name.as_str()) {
-            return Err(ck.spanned(
-                &r.when,
+            return Err(ck.path(
                 format!("{path}.name"),
                 format!("rule `{}` is defined twice", r.name),
             ));
         }
         tier_check(&r.tier, format!("{path}.tier"))?;
         check_condition(&r.when.value, &format!("{path}.when"), &routed_names)
-            .map_err(|(p, m)| ck.spanned(&r.when, p, m))?;
+            .map_err(|(p, m)| ck.path(p, m))?;
     }
 
     if let Some(sem) = &c.routing.semantic {
         let loc = |p: &str| format!("routing.semantic.{p}");
         if sem.utterances.is_empty() {
-            return Err(ck.key(
-                "routing",
-                "semantic",
+            return Err(ck.path(
                 loc("utterances"),
                 "give at least one tier's utterances".into(),
             ));
         }
         for (tier, list) in &sem.utterances {
             if !c.tiers.contains_key(tier) {
-                return Err(ck.key(
-                    "routing",
-                    "semantic",
+                return Err(ck.path(
                     loc(&format!("utterances.{tier}")),
                     format!(
                         "unknown tier `{tier}` (defined: {})",
@@ -344,10 +272,14 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
                     ),
                 ));
             }
-            if list.is_empty() || list.iter().any(|u| u.trim().is_empty()) {
-                return Err(ck.key(
-                    "routing",
-                    "semantic",
+            if let Some(j) = list.iter().position(|u| u.trim().is_empty()) {
+                return Err(ck.path(
+                    loc(&format!("utterances.{tier}[{j}]")),
+                    "utterances must be non-empty strings".into(),
+                ));
+            }
+            if list.is_empty() {
+                return Err(ck.path(
                     loc(&format!("utterances.{tier}")),
                     "utterances must be non-empty strings".into(),
                 ));
@@ -355,37 +287,32 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
         }
         for (tier, t) in &sem.thresholds {
             if !sem.utterances.contains_key(tier) {
-                return Err(ck.key(
-                    "routing",
-                    "semantic",
+                return Err(ck.path(
                     loc(&format!("thresholds.{tier}")),
                     format!("tier `{tier}` has no utterances"),
                 ));
             }
             if !(-1.0..=1.0).contains(t) {
-                return Err(ck.key(
-                    "routing",
-                    "semantic",
+                return Err(ck.path(
                     loc(&format!("thresholds.{tier}")),
                     format!("{t} is outside -1.0–1.0"),
                 ));
             }
         }
-        if !(-1.0..=1.0).contains(&sem.threshold) || !(0.0..=2.0).contains(&sem.margin) {
-            return Err(ck.key(
-                "routing",
-                "semantic",
+        if !(-1.0..=1.0).contains(&sem.threshold) {
+            return Err(ck.path(
                 loc("threshold"),
-                "threshold must be within -1.0–1.0 and margin within 0.0–2.0".into(),
+                format!("{} is outside -1.0–1.0", sem.threshold),
             ));
+        }
+        if !(0.0..=2.0).contains(&sem.margin) {
+            return Err(ck.path(loc("margin"), format!("{} is outside 0.0–2.0", sem.margin)));
         }
         let e = &sem.embedder;
         match e.kind {
             EmbedderKind::Static | EmbedderKind::Bert => {
                 let Some(p) = &e.path else {
-                    return Err(ck.key(
-                        "routing",
-                        "semantic",
+                    return Err(ck.path(
                         loc("embedder.path"),
                         "this embedder loads a model folder: set `path`".into(),
                     ));
@@ -399,19 +326,28 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
                     ));
                 }
                 if e.kind == EmbedderKind::Bert && !cfg!(feature = "bert") {
-                    return Err(ck.key("routing", "semantic", loc("embedder.kind"),
+                    return Err(ck.path(loc("embedder.kind"),
                         "this switchyard was built without the `bert` feature (cargo build --features bert)".into()));
                 }
             }
             EmbedderKind::Openai => {
                 let Some(p) = &e.provider else {
-                    return Err(ck.key(
-                        "routing",
-                        "semantic",
+                    return Err(ck.path(
                         loc("embedder.provider"),
                         "the openai embedder needs `provider` (a key of providers)".into(),
                     ));
                 };
+                if let Some(vars) = c.unresolved.get(&format!("providers.{}", p.value)) {
+                    return Err(ck.spanned(
+                        p,
+                        loc("embedder.provider"),
+                        format!(
+                            "the semantic layer embeds prompts through provider `{}`, which needs {} (not set)",
+                            p.value,
+                            vars.join(", ")
+                        ),
+                    ));
+                }
                 match c.providers.get(&p.value) {
                     Some(pc) if matches!(pc.kind, ProviderKind::Openai | ProviderKind::Azure) => {}
                     Some(_) => {
@@ -437,9 +373,7 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
                     }
                 }
                 if e.model.as_deref().is_none_or(|m| m.trim().is_empty()) {
-                    return Err(ck.key(
-                        "routing",
-                        "semantic",
+                    return Err(ck.path(
                         loc("embedder.model"),
                         "the openai embedder needs `model` (e.g. text-embedding-3-small)".into(),
                     ));
@@ -447,12 +381,9 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
             }
             EmbedderKind::HashedNgrams => {
                 if e.dims.is_some_and(|d| !(16..=65536).contains(&d)) {
-                    return Err(ck.key(
-                        "routing",
-                        "semantic",
-                        loc("embedder.dims"),
-                        "dims must be within 16–65536".into(),
-                    ));
+                    return Err(
+                        ck.path(loc("embedder.dims"), "dims must be within 16–65536".into())
+                    );
                 }
             }
         }
@@ -470,32 +401,44 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
         }
         for (i, r) in cc.rules.iter().enumerate() {
             if !rule_names.contains(r.as_str()) {
-                return Err(ck.spanned(
-                    &cc.from,
+                return Err(ck.path(
                     format!("routing.cascade.rules[{i}]"),
-                    format!("unknown rule `{r}`"),
+                    format!("unknown rule `{r}` (defined: {})", {
+                        let mut names: Vec<&str> = rule_names.iter().copied().collect();
+                        names.sort_unstable();
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    }),
                 ));
             }
         }
         if !(0.0..=1.0).contains(&cc.max_escalation_rate) {
-            return Err(ck.spanned(
-                &cc.from,
+            return Err(ck.path(
                 "routing.cascade.max_escalation_rate".into(),
-                "must be within 0.0–1.0".into(),
+                format!("{} is outside 0.0–1.0", cc.max_escalation_rate),
             ));
         }
+        // A signal that needs a setting points at the signal when it is written out, else (the
+        // default list) at the cascade.
+        let signal = |s: EscalateOn| {
+            cc.escalate_on.iter().position(|x| *x == s).map_or_else(
+                || "routing.cascade.escalate_on".to_string(),
+                |i| format!("routing.cascade.escalate_on[{i}]"),
+            )
+        };
         if cc.escalate_on.contains(&EscalateOn::LowConfidence) && cc.min_mean_logprob.is_none() {
-            return Err(ck.spanned(
-                &cc.from,
-                "routing.cascade.min_mean_logprob".into(),
+            return Err(ck.path(
+                signal(EscalateOn::LowConfidence),
                 "escalate_on has low_confidence: set min_mean_logprob (e.g. -1.0)".into(),
             ));
         }
         match (&cc.judge, cc.escalate_on.contains(&EscalateOn::Judge)) {
             (None, true) => {
-                return Err(ck.spanned(
-                    &cc.from,
-                    "routing.cascade.judge".into(),
+                return Err(ck.path(
+                    signal(EscalateOn::Judge),
                     "escalate_on has judge: set judge.model".into(),
                 ));
             }
@@ -503,7 +446,11 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
                 return Err(ck.spanned(
                     &j.model,
                     "routing.cascade.judge.model".into(),
-                    format!("unknown model `{}`", j.model.value),
+                    format!(
+                        "unknown model `{}` (defined: {})",
+                        j.model.value,
+                        list(c.models.iter().map(|m| &m.name))
+                    ),
                 ));
             }
             _ => {}
@@ -544,9 +491,7 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
      -> Result<(), ConfigError> {
         for (from, chain) in chains {
             if !c.tiers.contains_key(from) {
-                return Err(ck.key(
-                    "fallbacks",
-                    from,
+                return Err(ck.path(
                     format!("{section}.{from}"),
                     format!("unknown tier `{from}` (defined: {})", list(c.tiers.keys())),
                 ));
@@ -567,10 +512,7 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
     check_chains("fallbacks", &c.fallbacks.chains)?;
     check_chains("fallbacks.context_window", &c.fallbacks.context_window)?;
     if c.tiers.contains_key(CONTEXT_WINDOW_KEY) && !c.fallbacks.context_window.is_empty() {
-        return Err(ck.key(
-            "tiers",
-            CONTEXT_WINDOW_KEY,
-            format!("tiers.{CONTEXT_WINDOW_KEY}"),
+        return Err(ck.path(format!("tiers.{CONTEXT_WINDOW_KEY}"),
             "`context_window` under `fallbacks:` names the context-window chains, so a tier of that name is ambiguous; rename the tier".into(),
         ));
     }
@@ -579,21 +521,137 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
     Ok(())
 }
 
+fn check_server(c: &Config, ck: &Checker<'_>) -> Result<(), ConfigError> {
+    let s = &c.server;
+    let socket = |v: &EnvString, path: &str| -> Result<std::net::SocketAddr, ConfigError> {
+        v.as_str().parse().map_err(|_| {
+            ck.path(
+                path.into(),
+                format!(
+                    "{:?} is not a socket address (write e.g. 127.0.0.1:4000)",
+                    v.as_str()
+                ),
+            )
+        })
+    };
+    let listen = socket(&s.listen, "server.listen")?;
+    if s.max_body_bytes == 0 {
+        return Err(ck.path(
+            "server.max_body_bytes".into(),
+            "must be greater than 0".into(),
+        ));
+    }
+    for (key, d) in [
+        ("header_read_timeout", s.header_read_timeout),
+        ("body_read_timeout", s.body_read_timeout),
+    ] {
+        if d.0.is_zero() {
+            return Err(ck.path(format!("server.{key}"), "must be longer than 0".into()));
+        }
+    }
+    if s.max_connections == 0 {
+        return Err(ck.path("server.max_connections".into(), "must be at least 1".into()));
+    }
+    if s.max_in_flight_requests == Some(0) {
+        return Err(ck.path(
+            "server.max_in_flight_requests".into(),
+            "must be at least 1 (leave it out for no limit)".into(),
+        ));
+    }
+    let mut seen: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for (list, keys) in [
+        ("api_keys", &s.api_keys),
+        ("admin_keys", &s.admin_keys),
+        ("metrics.keys", &s.metrics.keys),
+    ] {
+        for (i, k) in keys.iter().enumerate() {
+            let path = format!("server.{list}[{i}]");
+            if k.as_str().trim().is_empty() {
+                return Err(ck.path(
+                    path,
+                    "a key must not be empty (an unset variable with an empty default, `${KEY:-}`, gives one); remove the entry or set the variable".into(),
+                ));
+            }
+            if k.as_str().trim() != k.as_str() {
+                return Err(ck.path(
+                    path,
+                    "a key must not start or end with whitespace (clients' keys are trimmed)"
+                        .into(),
+                ));
+            }
+            match seen.insert(k.as_str(), list) {
+                Some(other) if other != list && (other == "admin_keys" || list == "admin_keys") => {
+                    return Err(ck.path(
+                        path,
+                        format!("this key is also in server.{other}: admin keys must be separate from client keys"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some(m) = &s.metrics.listen {
+        if socket(m, "server.metrics.listen")? == listen && listen.port() != 0 {
+            return Err(ck.path(
+                "server.metrics.listen".into(),
+                "is the same address as server.listen; leave it out to serve /metrics there".into(),
+            ));
+        }
+    }
+    if let Some(cors) = &s.cors {
+        if cors.allowed_origins.is_empty() {
+            return Err(ck.path(
+                "server.cors.allowed_origins".into(),
+                "list at least one origin (e.g. https://app.example.com), or remove server.cors"
+                    .into(),
+            ));
+        }
+        for (i, o) in cors.allowed_origins.iter().enumerate() {
+            if let Err(m) = check_origin(o) {
+                return Err(ck.path(format!("server.cors.allowed_origins[{i}]"), m));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A browser's `Origin`: `scheme://host[:port]`, nothing more, compared exactly.
+fn check_origin(o: &str) -> Result<(), String> {
+    if o == "*" {
+        return Err(
+            "`*` would let any web page call the gateway with a user's key; list the origins"
+                .into(),
+        );
+    }
+    let bad = || {
+        format!("{o:?} is not an origin: write scheme://host[:port], e.g. https://app.example.com")
+    };
+    let u = reqwest::Url::parse(o).map_err(|_| bad())?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return Err(bad());
+    }
+    if u.origin().ascii_serialization() != o {
+        return Err(format!(
+            "{o:?} is not written as browsers send it: {:?} (no path, no trailing slash, lowercase host)",
+            u.origin().ascii_serialization()
+        ));
+    }
+    Ok(())
+}
+
 /// Balancing inputs: a weight of 0 everywhere would leave a tier nothing to pick.
 fn check_deployments(c: &Config, ck: &Checker<'_>) -> Result<(), ConfigError> {
     for (i, m) in c.models.iter().enumerate() {
         let path = format!("models[{i}]");
         if !m.weight.is_finite() || m.weight < 0.0 {
-            return Err(ck.at(
-                m.provider.referenced,
+            return Err(ck.path(
                 format!("{path}.weight"),
                 format!("weight {} must be a non-negative number", m.weight),
             ));
         }
         for (what, v) in [("rpm", m.rpm), ("tpm", m.tpm)] {
             if v == Some(0) {
-                return Err(ck.at(
-                    m.provider.referenced,
+                return Err(ck.path(
                     format!("{path}.{what}"),
                     format!("{what} must be at least 1 (leave it out for no limit)"),
                 ));
@@ -608,10 +666,7 @@ fn check_deployments(c: &Config, ck: &Checker<'_>) -> Result<(), ConfigError> {
             .map(|m| m.weight)
             .sum();
         if t.strategy == Strategy::Weighted && weights <= 0.0 {
-            return Err(ck.key(
-                "tiers",
-                name,
-                format!("tiers.{name}.strategy"),
+            return Err(ck.path(format!("tiers.{name}.strategy"),
                 "every deployment of this tier has weight 0, so the weighted strategy could pick none".into(),
             ));
         }
@@ -621,48 +676,37 @@ fn check_deployments(c: &Config, ck: &Checker<'_>) -> Result<(), ConfigError> {
 
 fn check_reliability(c: &Config, ck: &Checker<'_>) -> Result<(), ConfigError> {
     let r = &c.reliability;
-    let bad = |key: &str, message: &str| {
-        ck.key(
-            "reliability",
-            key,
-            format!("reliability.{key}"),
-            message.into(),
-        )
-    };
+    let bad = |key: &str, message: &str| ck.path(format!("reliability.{key}"), message.into());
     if r.max_attempts == 0 {
         return Err(bad("max_attempts", "must be at least 1"));
     }
     if r.backoff.initial.0 > r.backoff.max.0 {
         return Err(bad(
-            "backoff",
+            "backoff.initial",
             "backoff.initial must not exceed backoff.max",
         ));
     }
     let cd = &r.cooldown;
     if cd.window.0.is_zero() {
-        return Err(bad("cooldown", "cooldown.window must be longer than 0"));
+        return Err(bad("cooldown.window", "must be longer than 0"));
     }
     if let Some(ratio) = cd.failure_ratio {
         if !(ratio > 0.0 && ratio <= 1.0) {
             return Err(bad(
-                "cooldown",
-                &format!("cooldown.failure_ratio {ratio} must be within (0, 1]"),
+                "cooldown.failure_ratio",
+                &format!("{ratio} must be within (0, 1]"),
             ));
         }
     }
     if let Some(a) = &c.alerts.fallback_rate {
         if !(a.max.is_finite() && (0.0..=1.0).contains(&a.max)) {
-            return Err(ck.key(
-                "alerts",
-                "fallback_rate",
+            return Err(ck.path(
                 "alerts.fallback_rate.max".into(),
                 format!("{} must be a share between 0 and 1 (0.03 for 3 %)", a.max),
             ));
         }
         if a.window.0.is_zero() {
-            return Err(ck.key(
-                "alerts",
-                "fallback_rate",
+            return Err(ck.path(
                 "alerts.fallback_rate.window".into(),
                 "must be longer than 0".into(),
             ));
@@ -730,12 +774,12 @@ fn check_condition(
         return Err((path.to_string(), "a condition needs at least one test (keywords, regex, header, task_type, metadata, tags, prompt_tokens, has_tools, has_images, json_response, model, all, any, not)".into()));
     }
     for (field, list) in [("keywords", &w.keywords), ("keywords_all", &w.keywords_all)] {
-        if list
+        if let Some(j) = list
             .iter()
-            .any(|k| k.trim().trim_end_matches('*').is_empty())
+            .position(|k| k.trim().trim_end_matches('*').is_empty())
         {
             return Err((
-                format!("{path}.{field}"),
+                format!("{path}.{field}[{j}]"),
                 "keywords must not be empty strings".into(),
             ));
         }
@@ -777,10 +821,10 @@ fn check_condition(
             }
         }
     }
-    for m in &w.model {
+    for (j, m) in w.model.iter().enumerate() {
         if !routed_names.contains(&m.as_str()) {
             return Err((
-                format!("{path}.model"),
+                format!("{path}.model[{j}]"),
                 format!(
                     "`{m}` is not `auto` or one of routing.aliases, so no routed request can carry it"
                 ),

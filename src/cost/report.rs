@@ -266,10 +266,11 @@ pub async fn run(
     table: String,
     format: Format,
 ) -> ExitCode {
+    use crate::console::{error, print_to_stdout};
     let since = match Since::parse(since) {
         Ok(s) => s,
         Err(m) => {
-            eprintln!("error: --since: {m}");
+            error(format_args!("--since: {m}"));
             return ExitCode::from(2);
         }
     };
@@ -277,43 +278,45 @@ pub async fn run(
         Some(url) => match Target::parse(&url, Path::new(".")) {
             Ok(t) => (t, table),
             Err(m) => {
-                eprintln!("error: --database: {m}");
+                error(format_args!("--database: {m}"));
                 return ExitCode::from(2);
             }
         },
         None => {
-            let c = match Config::load(config) {
+            // The report reads the spend log and calls no provider: only `spend_log`'s
+            // variables must be set.
+            let c = match Config::load_for(config, crate::config::Uses::SpendLog) {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    error(format_args!("{e}"));
                     return ExitCode::from(2);
                 }
             };
             let Some(s) = &c.spend_log else {
-                eprintln!(
-                    "error: {} has no spend_log section, so there is nothing to report (or pass --database)",
+                error(format_args!(
+                    "{} has no spend_log section, so there is nothing to report (or pass --database)",
                     config.display()
-                );
+                ));
                 return ExitCode::from(2);
             };
             let base = config.parent().unwrap_or_else(|| Path::new("."));
             match Settings::from_config(s, base) {
                 Ok(s) => (s.target, s.table),
                 Err(m) => {
-                    eprintln!("error: {}: spend_log.url: {m}", config.display());
+                    error(format_args!("{}: spend_log.url: {m}", config.display()));
                     return ExitCode::from(2);
                 }
             }
         }
     };
     if let Err(m) = super::spend::check_table(&table) {
-        eprintln!("error: --table: {m}");
+        error(format_args!("--table: {m}"));
         return ExitCode::from(2);
     }
     let store = match Store::connect_lazy(&target, false) {
         Ok(s) => s,
         Err(m) => {
-            eprintln!("error: {m}");
+            error(format_args!("{m}"));
             return ExitCode::FAILURE;
         }
     };
@@ -322,25 +325,25 @@ pub async fn run(
     let report = match report {
         Ok(r) => r,
         Err(e) => {
-            eprintln!(
-                "error: cannot read table {table} from {}: {e}",
+            error(format_args!(
+                "cannot read table {table} from {}: {e}",
                 target.describe()
-            );
+            ));
             return ExitCode::FAILURE;
         }
     };
-    match format {
-        Format::Table => print!("{}", report.table()),
-        Format::Csv => print!("{}", report.csv()),
+    let text = match format {
+        Format::Table => report.table(),
+        Format::Csv => report.csv(),
         Format::Json => match serde_json::to_string_pretty(&report) {
-            Ok(j) => println!("{j}"),
+            Ok(j) => j + "\n",
             Err(e) => {
-                eprintln!("error: {e}");
+                error(format_args!("{e}"));
                 return ExitCode::FAILURE;
             }
         },
-    }
-    ExitCode::SUCCESS
+    };
+    print_to_stdout(|out| out.write_all(text.as_bytes()))
 }
 
 #[cfg(test)]

@@ -271,6 +271,12 @@ where
                     return Some((Err(e), (events, ending, true)));
                 }
             };
+            if !v.is_object() {
+                let e = ProviderError::invalid_response(
+                    "the provider sent a stream chunk that is not a JSON object",
+                );
+                return Some((Err(e), (events, ending, true)));
+            }
             if let Some(err) = v.get("error") {
                 let msg = err
                     .get("message")

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub spend_written: IntCounter,
     pub spend_dropped: IntCounterVec,
     pub spend_write_failures: IntCounter,
+    /// Connections, slow clients and shed requests (see `connections.rs`).
+    pub edge: super::EdgeMetrics,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -219,7 +221,9 @@ impl Metrics {
             "Failed attempts to write a batch of spend log records (a batch is retried before it is dropped).",
         )?;
         registry.register(Box::new(spend_write_failures.clone()))?;
+        let edge = super::EdgeMetrics::register(&registry)?;
         Ok(Metrics {
+            edge,
             cost,
             counterfactual_cost,
             cost_estimated,

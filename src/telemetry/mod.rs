@@ -1,10 +1,12 @@
 //! Prometheus metrics, OTLP spans (feature `otlp`) and log setup.
 
 mod alerts;
+mod connections;
 mod metrics;
 mod spans;
 
 pub use alerts::FallbackAlert;
+pub use connections::EdgeMetrics;
 pub use metrics::Metrics;
 pub use spans::{ChatSpan, Spans, provider_name};
 

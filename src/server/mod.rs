@@ -1,10 +1,12 @@
-//! Running the gateway: bind, serve, reload the config in place, drain on shutdown.
+//! Running the gateway: bind, serve, reload the config in place, drain on shutdown. How each
+//! connection is served (timeouts, limits, the drain) is in `conn.rs`.
 
-use crate::api::{self, AppState};
+mod conn;
+
+use crate::api::AppState;
 use crate::config::ConfigError;
 use crate::gateway::Gateway;
 use crate::telemetry::{Metrics, Spans};
-use axum::serve::ListenerExt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -32,18 +34,31 @@ pub fn http_client_with(connect_timeout: Duration) -> reqwest::Client {
 
 pub struct Server {
     listener: TcpListener,
+    /// `server.metrics.listen`, when `/metrics` has an address of its own.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     addr: SocketAddr,
 }
 
 impl Server {
-    /// Binds the config's `server.listen` address (port 0 picks a free port; see `local_addr`).
+    /// Binds the config's `server.listen` address (port 0 picks a free port; see `local_addr`),
+    /// and `server.metrics.listen` when it is set.
     pub async fn bind(gateway: Gateway) -> io::Result<Server> {
-        let listen: SocketAddr = gateway.config.server.listen.as_str().parse().map_err(|e| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("server.listen: {e}"))
-        })?;
+        let parse = |key: &str, v: &str| -> io::Result<SocketAddr> {
+            v.parse()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{key}: {e}")))
+        };
+        let listen = parse("server.listen", gateway.config.server.listen.as_str())?;
+        let metrics_listen = match &gateway.config.server.metrics.listen {
+            Some(m) => Some(parse("server.metrics.listen", m.as_str())?),
+            None => None,
+        };
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
+        let metrics_listener = match metrics_listen {
+            Some(a) => Some(TcpListener::bind(a).await?),
+            None => None,
+        };
         let metrics = Metrics::new().map_err(io::Error::other)?;
         let spend_log = match &gateway.spend_log {
             Some(s) => Some(
@@ -59,6 +74,7 @@ impl Server {
         }
         Ok(Server {
             listener,
+            metrics_listener,
             state,
             addr,
         })
@@ -68,62 +84,36 @@ impl Server {
         self.addr
     }
 
+    /// Where `/metrics` is served when `server.metrics.listen` gives it an address of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     pub fn state(&self) -> AppState {
         self.state.clone()
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests and streams
-    /// finish, and returns once they have or once `server.drain_timeout` has passed, after sending
-    /// any spans still queued for export.
+    /// Serves until `shutdown` resolves, then drains (see [`conn::serve`]): in-flight requests and
+    /// streams finish, new ones are answered 503, idle and half-sent connections are closed at
+    /// once; returns when no request is left or once `server.drain_timeout` has passed, after
+    /// writing the spend log's queue and sending any spans still queued for export.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let spans_state = self.state.clone();
-        let result = self.serve(shutdown).await;
-        if spans_state.spans().enabled() {
-            let _ = tokio::task::spawn_blocking(move || spans_state.spans().flush()).await;
-        }
-        result
-    }
-
-    async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
-        let state = self.state.clone();
         let spend = self.state.clone();
-        let app = api::router(self.state);
-        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<Duration>();
-        let graceful = async move {
-            shutdown.await;
-            state.set_draining();
-            let drain = state.gateway().config.server.drain_timeout.0;
-            tracing::info!(
-                drain_timeout_s = drain.as_secs_f64(),
-                "shutting down: no new connections, draining in-flight requests"
-            );
-            let _ = started_tx.send(drain);
-        };
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let serve = axum::serve(listener, app)
-            .with_graceful_shutdown(graceful)
-            .into_future();
-        tokio::pin!(serve);
-        let deadline = async {
-            match started_rx.await {
-                Ok(drain) => tokio::time::sleep(drain).await,
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        let result = tokio::select! {
-            r = &mut serve => {
-                tracing::info!("all requests finished; stopped");
-                r
-            }
-            () = deadline => {
-                tracing::warn!("drain timeout reached; closing the remaining connections");
-                Ok(())
-            }
-        };
+        let result = conn::serve(
+            self.listener,
+            self.metrics_listener,
+            self.state,
+            Box::pin(shutdown),
+        )
+        .await;
         if let Some(log) = spend.spend_log() {
             log.close().await;
+        }
+        if spans_state.spans().enabled() {
+            let _ = tokio::task::spawn_blocking(move || spans_state.spans().flush()).await;
         }
         result
     }
@@ -143,6 +133,16 @@ pub async fn reload(
             if old.config.server.listen != gw.config.server.listen {
                 tracing::warn!(
                     "server.listen changed; the new address takes effect only after a restart"
+                );
+            }
+            if old.config.server.metrics.listen != gw.config.server.metrics.listen {
+                tracing::warn!(
+                    "server.metrics.listen changed; the new address takes effect only after a restart"
+                );
+            }
+            if old.config.server.cors != gw.config.server.cors {
+                tracing::warn!(
+                    "server.cors changed; CORS settings take effect only after a restart"
                 );
             }
             if old.spend_log != gw.spend_log {
