@@ -1,4 +1,4 @@
-//! Command line: `serve`, `check`, `route`, `report`.
+//! Command line: `serve`, `check`, `route`, `report`, `eval`, `calibrate`.
 
 use crate::config::{Config, ConfigError, EnvString};
 use crate::gateway::Gateway;
@@ -96,6 +96,11 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: crate::cost::report::Format,
     },
+    /// Replay outcome files through the routing table offline: cost–quality curve, APGR, CPT.
+    Eval(crate::eval::cli::EvalArgs),
+    /// Find the learned layer's bar that hits a premium share or a quality share, and write it
+    /// into the table.
+    Calibrate(crate::eval::calibrate::CalibrateArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -133,6 +138,8 @@ pub fn main() -> ExitCode {
                 table,
                 format,
             } => crate::cost::report::run(&since, &config, database, table, format).await,
+            Command::Eval(args) => crate::eval::cli::run(args).await,
+            Command::Calibrate(args) => crate::eval::calibrate::run(args).await,
         }
     })
 }

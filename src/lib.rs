@@ -8,6 +8,7 @@ pub mod config;
 pub mod cost;
 pub mod dispatch;
 pub mod embed;
+pub mod eval;
 pub mod gateway;
 pub mod openai;
 pub mod outcomes;

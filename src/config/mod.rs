@@ -8,6 +8,7 @@
 mod duration;
 mod env;
 mod error;
+mod learned;
 mod reliability;
 mod schema;
 mod telemetry;
@@ -16,6 +17,7 @@ mod validate;
 pub use duration::Dur;
 pub use env::{EnvString, interpolate};
 pub use error::ConfigError;
+pub use learned::*;
 pub use reliability::*;
 pub use schema::*;
 pub use telemetry::{OTLP_BUILT_IN, OtlpConfig, TelemetryConfig};
