@@ -396,12 +396,80 @@ async fn route(
             println!("          {tier:<12} {score:.3}{mark}");
         }
     }
+    if let Some(l) = gw.router.learned() {
+        print_learned(l, &d, &req).await;
+    }
     println!(
         "tokens    {} (o200k estimate of the prompt)",
         tokens::estimate_prompt(&req)
     );
     println!("took      {:.1} µs", d.elapsed.as_secs_f64() * 1e6);
     ExitCode::SUCCESS
+}
+
+/// The learned layer's side of `switchyard route`: each tier's prediction and the recorded
+/// prompts it came from.
+async fn print_learned(
+    l: &crate::routing::Learned,
+    d: &crate::routing::Decision,
+    req: &ChatRequest,
+) {
+    println!(
+        "learned   {} on {} embeddings, {} recorded prompts, bar {} ({})",
+        l.method().as_str(),
+        l.embedder_name(),
+        l.rows(),
+        l.bar().value,
+        match l.bar().kind {
+            crate::config::BarKind::ShareOfBest => "share of the best tier's prediction",
+            crate::config::BarKind::Score => "predicted score",
+        }
+    );
+    let text = req
+        .last_user_message()
+        .map(|m| m.text())
+        .unwrap_or_default();
+    if d.predictions.is_empty() {
+        println!("          (not consulted: an earlier layer decided)");
+        return;
+    }
+    for (tier, score) in &d.predictions {
+        let mark = if d.layer == Layer::Learned && *tier == d.tier {
+            "  <- chosen"
+        } else {
+            ""
+        };
+        println!("          {tier:<12} {score:.3}{mark}");
+    }
+    if d.layer != Layer::Learned {
+        println!("          abstained: no recorded prompt is similar enough");
+    }
+    if let Ok(v) = l.decide(&text).await {
+        println!("nearest   similarity  scores (cheapest tier first)  prompt");
+        for n in v.neighbours.iter().take(5) {
+            let Some((id, preview)) = l.row(n.row) else {
+                continue;
+            };
+            let scores: Vec<String> = l
+                .tiers()
+                .iter()
+                .map(|t| {
+                    let s = crate::routing::learned::tier_score(
+                        &(0..l.predictor().data().models.len())
+                            .map(|c| l.predictor().data().score(n.row, c))
+                            .collect::<Vec<_>>(),
+                        &t.columns,
+                    );
+                    format!("{s:.2}")
+                })
+                .collect();
+            println!(
+                "          {:>6.3}      {:<29} {id}: {preview}",
+                n.similarity,
+                scores.join(" ")
+            );
+        }
+    }
 }
 
 fn route_request(

@@ -8,6 +8,9 @@
 
 use super::data::Dataset;
 
+const MIN_STEPS: usize = 400;
+const MAX_EPOCHS: usize = 400;
+
 #[derive(Debug, Clone)]
 pub struct Linear {
     dims: usize,
@@ -67,7 +70,10 @@ impl Linear {
         let mut order: Vec<usize> = (0..n).collect();
         let mut rng = fastrand::Rng::with_seed(0x5157_4954);
         let mut t = 0i32;
-        for _ in 0..p.epochs {
+        // Small data needs more passes to move off the base rate: at least MIN_STEPS updates.
+        let per_epoch = n.div_ceil(p.batch.max(1));
+        let epochs = p.epochs.max(MIN_STEPS.div_ceil(per_epoch)).min(MAX_EPOCHS);
+        for _ in 0..epochs {
             rng.shuffle(&mut order);
             for batch in order.chunks(p.batch.max(1)) {
                 t += 1;
