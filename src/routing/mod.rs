@@ -273,7 +273,8 @@ impl Router {
             }
         }
         if let Some(learned) = &self.learned {
-            match learned.decide(&text).await {
+            let task_type = req.metadata_str("task_type");
+            match learned.decide(&text, task_type).await {
                 Ok(v) => {
                     d.predictions = v.tiers;
                     if let Some((tier, s)) = v.chosen {

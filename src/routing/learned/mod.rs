@@ -30,10 +30,21 @@ use std::sync::Arc;
 pub struct Predictor {
     data: Dataset,
     prior: Vec<f32>,
+    /// Per category (task type) of the recorded prompts: mean score per model, shrunk towards
+    /// `prior`. A request that names its task type (`metadata.task_type`) gets its category's.
+    categories: BTreeMap<String, Vec<f32>>,
     linear: Option<linear::Linear>,
     method: LearnedMethod,
     k: usize,
 }
+
+/// Pseudo-count of the overall mean in each category's mean: a category with five prompts says
+/// half of what it would with many.
+const CATEGORY_SHRINK: f32 = 5.0;
+/// Weight of the category's mean against the prompt's own prediction, when the request names a
+/// category the data has: a task type's record is the steadier signal, the prompt's neighbours
+/// tell it apart within the type (chosen on the public sets; see the README's figures).
+const CATEGORY_WEIGHT: f32 = 0.6;
 
 /// What the predictor says about one prompt.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +59,7 @@ pub struct ModelScores {
 impl Predictor {
     pub fn train(data: Dataset, method: LearnedMethod, k: usize) -> Predictor {
         let prior = knn::model_means(&data);
+        let categories = category_means(&data, &prior);
         let linear = match method {
             LearnedMethod::Knn => None,
             LearnedMethod::Linear => Some(linear::Linear::train(&data, linear::Params::default())),
@@ -55,6 +67,7 @@ impl Predictor {
         Predictor {
             data,
             prior,
+            categories,
             linear,
             method,
             k: k.max(1),
@@ -69,7 +82,8 @@ impl Predictor {
         self.method
     }
 
-    pub fn predict(&self, v: &[f32]) -> ModelScores {
+    /// Predicted scores for an embedded prompt, of `category` when the request names one.
+    pub fn predict(&self, v: &[f32], category: Option<&str>) -> ModelScores {
         let neighbours = knn::nearest(&self.data, v, self.k);
         let nearest = neighbours
             .first()
@@ -84,12 +98,49 @@ impl Predictor {
                 .map(|(a, b)| 0.5 * (a + b))
                 .collect(),
         };
+        let scores = match category.and_then(|c| self.categories.get(c)) {
+            Some(cat) => scores
+                .iter()
+                .zip(cat)
+                .map(|(s, c)| CATEGORY_WEIGHT * c + (1.0 - CATEGORY_WEIGHT) * s)
+                .collect(),
+            None => scores,
+        };
         ModelScores {
             scores,
             nearest,
             neighbours,
         }
     }
+}
+
+fn category_means(data: &Dataset, prior: &[f32]) -> BTreeMap<String, Vec<f32>> {
+    let m = data.models.len();
+    let mut acc: BTreeMap<&str, (Vec<f32>, Vec<f32>)> = BTreeMap::new();
+    for i in 0..data.len() {
+        let Some(c) = data.categories[i].as_deref() else {
+            continue;
+        };
+        let (sum, n) = acc.entry(c).or_insert_with(|| (vec![0.0; m], vec![0.0; m]));
+        for col in 0..m {
+            let s = data.score(i, col);
+            if s.is_finite() {
+                sum[col] += s;
+                n[col] += 1.0;
+            }
+        }
+    }
+    acc.into_iter()
+        .map(|(c, (sum, n))| {
+            let means = (0..m)
+                .map(|col| {
+                    let p = prior.get(col).copied().unwrap_or(0.0);
+                    (sum[col] + CATEGORY_SHRINK * p) / (n[col] + CATEGORY_SHRINK)
+                })
+                .collect();
+            (c.to_string(), means)
+        })
+        .collect()
 }
 
 /// How a tier's prediction is compared with the bar.
@@ -266,14 +317,14 @@ impl Learned {
         Some((d.ids.get(i)?.as_str(), d.previews.get(i)?.as_str()))
     }
 
-    pub async fn decide(&self, text: &str) -> Result<Verdict, EmbedError> {
+    pub async fn decide(&self, text: &str, category: Option<&str>) -> Result<Verdict, EmbedError> {
         let v = self.embedder.embed(text).await?;
-        Ok(self.decide_vector(&v))
+        Ok(self.decide_vector(&v, category))
     }
 
     /// The verdict on an already embedded prompt (what the benchmark measures, and eval replays).
-    pub fn decide_vector(&self, v: &[f32]) -> Verdict {
-        let p = self.predictor.predict(v);
+    pub fn decide_vector(&self, v: &[f32], category: Option<&str>) -> Verdict {
+        let p = self.predictor.predict(v, category);
         let tiers: Vec<(Arc<str>, f32)> = self
             .tiers
             .iter()
