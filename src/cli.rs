@@ -444,7 +444,7 @@ async fn print_learned(
     if d.layer != Layer::Learned {
         println!("          abstained: no recorded prompt is similar enough");
     }
-    if let Ok(v) = l.decide(&text, req.metadata_str("task_type")).await {
+    if let Ok(v) = l.explain(&text, req.metadata_str("task_type"), 5).await {
         println!("nearest   similarity  scores (cheapest tier first)  prompt");
         for n in v.neighbours.iter().take(5) {
             let Some((id, preview)) = l.row(n.row) else {

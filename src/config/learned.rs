@@ -35,9 +35,11 @@ pub struct LearnedConfig {
     /// `switchyard route`).
     #[serde(default = "default_k")]
     pub k: usize,
-    /// Abstain (the default tier decides) when no recorded prompt is at least this similar.
+    /// Abstain (the default tier decides) when no recorded prompt is at least this similar
+    /// (cosine). Unset: never abstain. Setting it makes each decision read every recorded
+    /// vector to find the nearest one.
     #[serde(default)]
-    pub min_similarity: f32,
+    pub min_similarity: Option<f32>,
     /// Where prompt embeddings are cached between starts; `false` turns the cache off. Default:
     /// `$XDG_CACHE_HOME/switchyard`, else `~/.cache/switchyard`.
     #[serde(default)]

@@ -519,11 +519,8 @@ fn check_learned(
     if l.k == 0 {
         return Err(key("k", "must be at least 1".into()));
     }
-    if !(-1.0..=1.0).contains(&l.min_similarity) {
-        return Err(key(
-            "min_similarity",
-            format!("{} is outside -1.0–1.0", l.min_similarity),
-        ));
+    if let Some(m) = l.min_similarity.filter(|m| !(-1.0..=1.0).contains(m)) {
+        return Err(key("min_similarity", format!("{m} is outside -1.0–1.0")));
     }
     check_embedder(c, ck, &l.embedder, "learned")
 }

@@ -186,7 +186,8 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
             .unwrap_or(crate::config::DEFAULT_K);
     let min_similarity = table_learned
         .as_ref()
-        .map_or(f32::NEG_INFINITY, |l| l.min_similarity);
+        .and_then(|l| l.min_similarity)
+        .unwrap_or(f32::NEG_INFINITY);
     let providers = config
         .as_ref()
         .map(|c| c.providers.clone())
@@ -412,6 +413,7 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
                 plans[i] = plan_for(
                     &predictor,
                     test.vector(i),
+                    test.lengths[i],
                     test.categories[i].as_deref(),
                     &tier_cols,
                     min_similarity,
@@ -641,6 +643,7 @@ fn concat(mut a: Dataset, b: Dataset) -> Dataset {
     a.ids.extend(b.ids);
     a.previews.extend(b.previews);
     a.categories.extend(b.categories);
+    a.lengths.extend(b.lengths);
     a.scores.extend(b.scores);
     a.costs.extend(b.costs);
     a.vectors.extend(b.vectors);
@@ -681,7 +684,7 @@ fn no_learned_config() -> crate::config::LearnedConfig {
         tiers: BTreeMap::new(),
         ignore_models: Vec::new(),
         k: crate::config::DEFAULT_K,
-        min_similarity: 0.0,
+        min_similarity: None,
         cache: crate::config::CacheSetting::Off,
     }
 }
@@ -807,12 +810,14 @@ async fn fixed_decision(
 fn plan_for(
     predictor: &Predictor,
     v: &[f32],
+    length: f32,
     category: Option<&str>,
     tier_cols: &[Vec<usize>],
     min_similarity: f32,
     default_idx: Option<usize>,
 ) -> Plan {
-    let p = predictor.predict(v, category);
+    let look = usize::from(min_similarity.is_finite());
+    let p = predictor.predict_with(v, length, category, look);
     if p.nearest < min_similarity {
         if let Some(d) = default_idx {
             return Plan::Fixed(d);
@@ -879,6 +884,7 @@ fn choose_on_train(
             plans[i] = plan_for(
                 &predictor,
                 data.vector(i),
+                data.lengths[i],
                 data.categories[i].as_deref(),
                 &tier_cols,
                 min_similarity,

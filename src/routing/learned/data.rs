@@ -19,6 +19,8 @@ pub struct Dataset {
     pub ids: Vec<String>,
     pub previews: Vec<String>,
     pub categories: Vec<Option<String>>,
+    /// `ln(1 + characters)` of each prompt: longer prompts tend to be harder ones.
+    pub lengths: Vec<f32>,
     pub scores: Vec<f32>,
     /// Recorded USD per call, `NaN` where unknown.
     pub costs: Vec<f32>,
@@ -98,7 +100,9 @@ impl Dataset {
                 }
             }
             d.ids.push(r.id.clone());
-            d.previews.push(preview(&r.prompt()));
+            let prompt = r.prompt();
+            d.lengths.push(length_feature(&prompt));
+            d.previews.push(preview(&prompt));
             d.categories.push(r.category.clone());
             if v.len() == dims {
                 d.vectors.extend_from_slice(&v);
@@ -135,12 +139,18 @@ impl Dataset {
             d.ids.push(self.ids[i].clone());
             d.previews.push(self.previews[i].clone());
             d.categories.push(self.categories[i].clone());
+            d.lengths.push(self.lengths[i]);
             d.scores.extend_from_slice(&self.scores[i * m..(i + 1) * m]);
             d.costs.extend_from_slice(&self.costs[i * m..(i + 1) * m]);
             d.vectors.extend_from_slice(self.vector(i));
         }
         d
     }
+}
+
+/// The prompt-length input of the predictors.
+pub fn length_feature(text: &str) -> f32 {
+    (1.0 + text.chars().count() as f32).ln()
 }
 
 fn preview(text: &str) -> String {

@@ -14,8 +14,11 @@ const MAX_EPOCHS: usize = 400;
 #[derive(Debug, Clone)]
 pub struct Linear {
     dims: usize,
-    /// Per model: `dims` weights, then the bias.
+    /// Per model: `dims` weights for the embedding, one for the standardised prompt length, then
+    /// the bias.
     weights: Vec<Vec<f32>>,
+    length_mean: f32,
+    length_scale: f32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +33,7 @@ impl Default for Params {
     fn default() -> Self {
         Params {
             epochs: 12,
-            l2: 1e-4,
+            l2: 1e-3,
             learning_rate: 0.05,
             batch: 64,
         }
@@ -43,9 +46,23 @@ fn sigmoid(z: f32) -> f32 {
 
 impl Linear {
     pub fn train(data: &Dataset, p: Params) -> Linear {
-        let d = data.dims;
-        let m = data.models.len();
         let n = data.len();
+        let (length_mean, length_scale) = {
+            let mean = data.lengths.iter().sum::<f32>() / n.max(1) as f32;
+            let var =
+                data.lengths.iter().map(|l| (l - mean).powi(2)).sum::<f32>() / n.max(1) as f32;
+            (mean, if var > 1e-12 { 1.0 / var.sqrt() } else { 0.0 })
+        };
+        // Inputs: the embedding and the standardised length, laid out as one row per prompt.
+        let d = data.dims + 1;
+        let inputs: Vec<f32> = (0..n)
+            .flat_map(|i| {
+                data.vector(i).iter().copied().chain(std::iter::once(
+                    (data.lengths[i] - length_mean) * length_scale,
+                ))
+            })
+            .collect();
+        let m = data.models.len();
         let mut weights = vec![vec![0.0f32; d + 1]; m];
         // Start at the base rate, so a model with few rows predicts its mean.
         for (c, w) in weights.iter_mut().enumerate() {
@@ -60,8 +77,13 @@ impl Linear {
             };
             w[d] = (mean / (1.0 - mean)).ln() as f32;
         }
-        if n == 0 || d == 0 {
-            return Linear { dims: d, weights };
+        if n == 0 || data.dims == 0 {
+            return Linear {
+                dims: data.dims,
+                weights,
+                length_mean,
+                length_scale,
+            };
         }
         let mut first = vec![vec![0.0f32; d + 1]; m];
         let mut second = vec![vec![0.0f32; d + 1]; m];
@@ -82,7 +104,7 @@ impl Linear {
                 }
                 let mut counts = vec![0usize; m];
                 for &i in batch {
-                    let x = data.vector(i);
+                    let x = &inputs[i * d..(i + 1) * d];
                     for c in 0..m {
                         let y = data.score(i, c);
                         if !y.is_finite() {
@@ -116,18 +138,25 @@ impl Linear {
                 }
             }
         }
-        Linear { dims: d, weights }
+        Linear {
+            dims: data.dims,
+            weights,
+            length_mean,
+            length_scale,
+        }
     }
 
-    /// Predicted score per model.
-    pub fn predict(&self, v: &[f32]) -> Vec<f32> {
+    /// Predicted score per model for an embedded prompt of `length` (see `length_feature`).
+    pub fn predict(&self, v: &[f32], length: f32) -> Vec<f32> {
+        let d = self.dims;
+        let x_len = (length - self.length_mean) * self.length_scale;
         self.weights
             .iter()
             .map(|w| {
-                if v.len() != self.dims {
-                    return sigmoid(w[self.dims]);
+                if v.len() != d {
+                    return sigmoid(w[d + 1]);
                 }
-                sigmoid(crate::embed::cosine(&w[..self.dims], v) + w[self.dims])
+                sigmoid(crate::embed::cosine(&w[..d], v) + w[d] * x_len + w[d + 1])
             })
             .collect()
     }

@@ -51,7 +51,8 @@ const CATEGORY_WEIGHT: f32 = 0.6;
 pub struct ModelScores {
     /// Per model column of the training data.
     pub scores: Vec<f32>,
-    /// Similarity of the most similar recorded prompt (for abstaining).
+    /// Similarity of the most similar recorded prompt (for abstaining); `NaN` when the
+    /// neighbours were not looked up.
     pub nearest: f32,
     pub neighbours: Vec<Neighbour>,
 }
@@ -82,21 +83,35 @@ impl Predictor {
         self.method
     }
 
-    /// Predicted scores for an embedded prompt, of `category` when the request names one.
-    pub fn predict(&self, v: &[f32], category: Option<&str>) -> ModelScores {
-        let neighbours = knn::nearest(&self.data, v, self.k);
-        let nearest = neighbours
-            .first()
-            .map_or(f32::NEG_INFINITY, |n| n.similarity);
-        let from_neighbours = knn::predict(&self.data, &neighbours, &self.prior);
+    /// Predicted scores for an embedded prompt of `length` (`data::length_feature`), of
+    /// `category` when the request names one.
+    ///
+    /// `neighbours`: how many of the most similar recorded prompts to return (and, for `knn`, to
+    /// predict from). Finding them reads every recorded vector, so the `linear` method asks for
+    /// none on the request path unless the layer abstains by similarity.
+    pub fn predict_with(
+        &self,
+        v: &[f32],
+        length: f32,
+        category: Option<&str>,
+        neighbours: usize,
+    ) -> ModelScores {
+        let want = match self.method {
+            LearnedMethod::Knn => self.k.max(neighbours),
+            LearnedMethod::Linear => neighbours,
+        };
+        let found = if want > 0 {
+            knn::nearest(&self.data, v, want)
+        } else {
+            Vec::new()
+        };
+        let nearest = found.first().map_or(f32::NAN, |n| n.similarity);
         let scores = match &self.linear {
-            None => from_neighbours,
-            Some(l) => l
-                .predict(v)
-                .into_iter()
-                .zip(from_neighbours)
-                .map(|(a, b)| 0.5 * (a + b))
-                .collect(),
+            Some(l) => l.predict(v, length),
+            None => {
+                let k = self.k.min(found.len());
+                knn::predict(&self.data, &found[..k], &self.prior)
+            }
         };
         let scores = match category.and_then(|c| self.categories.get(c)) {
             Some(cat) => scores
@@ -109,8 +124,13 @@ impl Predictor {
         ModelScores {
             scores,
             nearest,
-            neighbours,
+            neighbours: found,
         }
+    }
+
+    /// Predicted scores, with the nearest recorded prompts only where the method needs them.
+    pub fn predict(&self, v: &[f32], length: f32, category: Option<&str>) -> ModelScores {
+        self.predict_with(v, length, category, 0)
     }
 }
 
@@ -198,7 +218,7 @@ pub struct Learned {
     /// Cheapest first.
     tiers: Vec<LearnedTier>,
     bar: Bar,
-    min_similarity: f32,
+    min_similarity: Option<f32>,
     files: Vec<String>,
 }
 
@@ -318,19 +338,40 @@ impl Learned {
     }
 
     pub async fn decide(&self, text: &str, category: Option<&str>) -> Result<Verdict, EmbedError> {
+        self.explain(text, category, 0).await
+    }
+
+    /// The verdict with the `neighbours` most similar recorded prompts (`switchyard route`).
+    pub async fn explain(
+        &self,
+        text: &str,
+        category: Option<&str>,
+        neighbours: usize,
+    ) -> Result<Verdict, EmbedError> {
         let v = self.embedder.embed(text).await?;
-        Ok(self.decide_vector(&v, category))
+        Ok(self.decide_vector(&v, data::length_feature(text), category, neighbours))
     }
 
     /// The verdict on an already embedded prompt (what the benchmark measures, and eval replays).
-    pub fn decide_vector(&self, v: &[f32], category: Option<&str>) -> Verdict {
-        let p = self.predictor.predict(v, category);
+    pub fn decide_vector(
+        &self,
+        v: &[f32],
+        length: f32,
+        category: Option<&str>,
+        neighbours: usize,
+    ) -> Verdict {
+        let look = if self.min_similarity.is_some() {
+            neighbours.max(1)
+        } else {
+            neighbours
+        };
+        let p = self.predictor.predict_with(v, length, category, look);
         let tiers: Vec<(Arc<str>, f32)> = self
             .tiers
             .iter()
             .map(|t| (t.name.clone(), tier_score(&p.scores, &t.columns)))
             .collect();
-        let chosen = if p.nearest < self.min_similarity {
+        let chosen = if self.min_similarity.is_some_and(|m| p.nearest < m) {
             None
         } else {
             let scores: Vec<f32> = tiers.iter().map(|t| t.1).collect();
