@@ -150,7 +150,7 @@ const REPORTED_POINTS: usize = 41;
 /// Runs the evaluation.
 pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
     let http = reqwest::Client::new();
-    let (config, mut router, table_learned) = match &o.config {
+    let (config, router, table_learned) = match &o.config {
         Some(path) => {
             let gw = crate::gateway::Gateway::load(path, &http)
                 .await
@@ -345,16 +345,13 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
         .and_then(|d| candidates.iter().position(|c| &c.name == d));
     let mut fixed: Vec<Option<usize>> = vec![None; test.len()];
     let mut layers: BTreeMap<String, usize> = BTreeMap::new();
-    if let Some(r) = router.as_mut() {
+    if let Some(r) = router.as_ref() {
         for (i, row) in test_rows.iter().enumerate() {
             let layer =
                 fixed_decision(r, row, &candidates, default_idx, table_learned.is_some()).await?;
-            match layer {
-                (Some(t), name) => {
-                    fixed[i] = Some(t);
-                    *layers.entry(name).or_default() += 1;
-                }
-                (None, _) => {}
+            if let (Some(t), name) = layer {
+                fixed[i] = Some(t);
+                *layers.entry(name).or_default() += 1;
             }
         }
     }
@@ -392,12 +389,6 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
     } else {
         vec![(0..test.len()).collect()]
     };
-    let best_single_col = {
-        // The best single candidate by training quality (ties: the cheaper).
-        let _ = &train;
-        strong
-    };
-    let _ = best_single_col;
     for group in &groups {
         let held: HashSet<&str> = group.iter().map(|&i| test.ids[i].as_str()).collect();
         let train_rows: Vec<usize> = (0..train.len())
@@ -507,7 +498,7 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
             apgr: curve::apgr(&pgr),
             cpt50: curve::cpt(&pgr, 0.5),
             cpt80: curve::cpt(&pgr, 0.8),
-            oracle_apgr: ranked_apgr(&gains, &served, qw, qs, strong, |i| gains[i]),
+            oracle_apgr: ranked_apgr(&gains, &served, qw, qs, |i| gains[i]),
             // The mean over many random orders: one order of 72 prompts can land anywhere
             // between 0.4 and 0.6.
             random_apgr: {
@@ -516,7 +507,7 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
                 (0..runs)
                     .map(|_| {
                         let r: Vec<f64> = (0..gains.len()).map(|_| rng.f64()).collect();
-                        ranked_apgr(&gains, &served, qw, qs, strong, |i| r[i])
+                        ranked_apgr(&gains, &served, qw, qs, |i| r[i])
                     })
                     .sum::<f64>()
                     / f64::from(runs)
@@ -947,7 +938,6 @@ fn ranked_apgr(
     served: &[Vec<Served>],
     qw: f64,
     qs: f64,
-    strong: usize,
     key: impl Fn(usize) -> f64,
 ) -> f64 {
     let n = gains.len();
@@ -974,7 +964,6 @@ fn ranked_apgr(
             strong_share: k as f64 / n as f64,
         });
     }
-    let _ = strong;
     curve::apgr(&curve::pgr_curve(&pts, qw, qs))
 }
 
