@@ -288,6 +288,24 @@ async fn check(path: &Path) -> ExitCode {
     for r in &c.routing.rules {
         println!("    {:<20} → {}", r.name, r.tier.value);
     }
+    if let Some(l) = gw.router.learned() {
+        println!(
+            "  learned    {} on {} embeddings, {} recorded prompts from {}, bar {}",
+            l.method().as_str(),
+            l.embedder_name(),
+            l.rows(),
+            l.files().join(", "),
+            l.bar().value
+        );
+        for t in l.tiers() {
+            let models: Vec<&str> = t
+                .columns
+                .iter()
+                .filter_map(|&c| l.predictor().data().models.get(c).map(String::as_str))
+                .collect();
+            println!("    {:<12} ← {}", t.name, models.join(", "));
+        }
+    }
     if let Some(s) = &gw.spend_log {
         println!("  spend log  {}, table {}", s.target.describe(), s.table);
     }
