@@ -1,4 +1,4 @@
-//! Command line: `serve`, `check`, `route`, `report`, `bench`, `import`.
+//! Command line: `serve`, `check`, `route`, `report`, `bench`, `eval`, `calibrate`, `import`.
 
 use crate::config::{Config, ConfigError, EnvString, Uses};
 use crate::console::{error, print_to_stdout};
@@ -106,6 +106,11 @@ enum Command {
     /// Step 0: run a task file's prompts on the table's models, grade the answers, write an
     /// outcomes file, and print the quality matrix and the routing map.
     Bench(BenchArgs),
+    /// Replay outcome files through the routing table offline: cost–quality curve, APGR, CPT.
+    Eval(crate::eval::cli::EvalArgs),
+    /// Find the learned layer's bar that hits a premium share or a quality share, and write it
+    /// into the table.
+    Calibrate(crate::eval::calibrate::CalibrateArgs),
 }
 
 #[derive(clap::Args)]
@@ -197,6 +202,8 @@ pub fn main() -> ExitCode {
             } => crate::cost::report::run(&since, &config, database, table, format).await,
             Command::Import { source } => crate::import::run(source).await,
             Command::Bench(b) => bench(b).await,
+            Command::Eval(args) => crate::eval::cli::run(args).await,
+            Command::Calibrate(args) => crate::eval::calibrate::run(args).await,
         }
     })
 }
@@ -378,6 +385,24 @@ fn summary(out: &mut dyn Write, path: &Path, gw: &Gateway) -> std::io::Result<()
     for r in &c.routing.rules {
         writeln!(out, "    {:<20} → {}", r.name, r.tier.value)?;
     }
+    if let Some(l) = gw.router.learned() {
+        println!(
+            "  learned    {} on {} embeddings, {} recorded prompts from {}, bar {}",
+            l.method().as_str(),
+            l.embedder_name(),
+            l.rows(),
+            l.files().join(", "),
+            l.bar().value
+        );
+        for t in l.tiers() {
+            let models: Vec<&str> = t
+                .columns
+                .iter()
+                .filter_map(|&c| l.predictor().data().models.get(c).map(String::as_str))
+                .collect();
+            println!("    {:<12} ← {}", t.name, models.join(", "));
+        }
+    }
     if let Some(s) = &gw.spend_log {
         writeln!(
             out,
@@ -462,7 +487,13 @@ async fn route(
         return ExitCode::from(2);
     };
     note_unresolved(&gw.config);
-    print_to_stdout(|out| explain(out, &gw, &req, &d))
+    // The learned layer's neighbours are found by embedding the prompt, which may be async
+    // (a remote embedder): done before any output, so the output itself is plain writes.
+    let learned = match gw.router.learned() {
+        Some(l) => Some(learned_lines(l, &d, &req).await),
+        None => None,
+    };
+    print_to_stdout(|out| explain(out, &gw, &req, &d, learned.as_deref()))
 }
 
 /// Says which variables were left unset because routing does not need them.
@@ -487,6 +518,7 @@ fn explain(
     gw: &Gateway,
     req: &ChatRequest,
     d: &crate::routing::Decision,
+    learned: Option<&str>,
 ) -> std::io::Result<()> {
     writeln!(out, "tier      {}", d.tier)?;
     writeln!(out, "layer     {}", d.layer.as_str())?;
@@ -533,6 +565,9 @@ fn explain(
             writeln!(out, "          {tier:<12} {score:.3}{mark}")?;
         }
     }
+    if let Some(lines) = learned {
+        out.write_all(lines.as_bytes())?;
+    }
     writeln!(
         out,
         "tokens    {} (o200k estimate of the prompt)",
@@ -540,6 +575,84 @@ fn explain(
     )?;
     writeln!(out, "took      {:.1} µs", d.elapsed.as_secs_f64() * 1e6)?;
     Ok(())
+}
+
+/// The learned layer's side of `switchyard route`: each tier's prediction and the recorded
+/// prompts it came from.
+/// What `route` shows of the learned layer: its predictions per tier and the nearest recorded
+/// prompts.
+async fn learned_lines(
+    l: &crate::routing::Learned,
+    d: &crate::routing::Decision,
+    req: &ChatRequest,
+) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "learned   {} on {} embeddings, {} recorded prompts, bar {} ({})",
+        l.method().as_str(),
+        l.embedder_name(),
+        l.rows(),
+        l.bar().value,
+        match l.bar().kind {
+            crate::config::BarKind::ShareOfBest => "share of the best tier's prediction",
+            crate::config::BarKind::Score => "predicted score",
+        }
+    );
+    let text = req
+        .last_user_message()
+        .map(|m| m.text())
+        .unwrap_or_default();
+    if d.predictions.is_empty() {
+        let _ = writeln!(s, "          (not consulted: an earlier layer decided)");
+        return s;
+    }
+    for (tier, score) in &d.predictions {
+        let mark = if d.layer == Layer::Learned && *tier == d.tier {
+            "  <- chosen"
+        } else {
+            ""
+        };
+        let _ = writeln!(s, "          {tier:<12} {score:.3}{mark}");
+    }
+    if d.layer != Layer::Learned {
+        let _ = writeln!(
+            s,
+            "          abstained: no recorded prompt is similar enough"
+        );
+    }
+    if let Ok(v) = l.explain(&text, req.metadata_str("task_type"), 5).await {
+        let _ = writeln!(
+            s,
+            "nearest   similarity  scores (cheapest tier first)  prompt"
+        );
+        for n in v.neighbours.iter().take(5) {
+            let Some((id, preview)) = l.row(n.row) else {
+                continue;
+            };
+            let scores: Vec<String> = l
+                .tiers()
+                .iter()
+                .map(|t| {
+                    let s = crate::routing::learned::tier_score(
+                        &(0..l.predictor().data().models.len())
+                            .map(|c| l.predictor().data().score(n.row, c))
+                            .collect::<Vec<_>>(),
+                        &t.columns,
+                    );
+                    format!("{s:.2}")
+                })
+                .collect();
+            let _ = writeln!(
+                s,
+                "          {:>6.3}      {:<29} {id}: {preview}",
+                n.similarity,
+                scores.join(" ")
+            );
+        }
+    }
+    s
 }
 
 fn route_request(

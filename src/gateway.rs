@@ -8,7 +8,7 @@ use crate::dispatch::policy::Policies;
 use crate::embed::Embedder;
 use crate::providers::Provider;
 use crate::redact::Redactor;
-use crate::routing::{Router, Semantic};
+use crate::routing::{Learned, Router, Semantic};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -159,6 +159,14 @@ impl Gateway {
             }
             None => None,
         };
+        let learned = match &config.routing.learned {
+            Some(lc) => {
+                let embedder = Embedder::build(&lc.embedder, &config.providers, http, base_dir)
+                    .map_err(|e| format!("routing.learned.embedder: {e}"))?;
+                Some(Learned::compile(lc, &config, embedder, base_dir).await?)
+            }
+            None => None,
+        };
         let cascade = match &config.routing.cascade {
             Some(c) => Some(Cascade::build(c, &models)?),
             None => None,
@@ -178,7 +186,7 @@ impl Gateway {
             counterfactual: crate::cost::Counterfactual::from_config(&config),
             spend_log,
             cascade,
-            router: Router::compile(&config, semantic)?,
+            router: Router::compile(&config, semantic, learned)?,
             redactor: Redactor::new(&config.secrets()),
             api_keys: config.server.api_keys.iter().map(|k| k.0.clone()).collect(),
             admin_keys: config

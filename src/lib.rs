@@ -10,6 +10,7 @@ pub mod console;
 pub mod cost;
 pub mod dispatch;
 pub mod embed;
+pub mod eval;
 pub mod gateway;
 pub mod import;
 pub mod openai;

@@ -23,7 +23,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// One prompt and how every model did on it.
@@ -105,26 +105,30 @@ pub struct OutcomeError {
 /// fails the read with its line number, because a silently skipped row would bias every figure
 /// computed from the file.
 pub fn read(path: &Path) -> Result<Vec<Outcome>, OutcomeError> {
-    let whole = |message: String| OutcomeError {
+    let text = std::fs::read_to_string(path).map_err(|e| OutcomeError {
         file: path.to_path_buf(),
         line: None,
-        message,
-    };
-    let file = std::fs::File::open(path).map_err(|e| whole(format!("cannot open: {e}")))?;
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+/// Parses a whole outcomes file already in memory (`path` names it in errors), with the checks
+/// of [`read`]: for callers that also hash the bytes (the learned layer's embedding cache).
+pub fn parse(path: &Path, text: &str) -> Result<Vec<Outcome>, OutcomeError> {
     let mut rows = Vec::new();
     let mut ids = std::collections::HashMap::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
+    for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         let at = |message: String| OutcomeError {
             file: path.to_path_buf(),
             line: Some(n),
             message,
         };
-        let line = line.map_err(|e| at(format!("cannot read: {e}")))?;
         if line.trim().is_empty() {
             continue;
         }
-        let row = parse_line(&line).map_err(at)?;
+        let row = parse_line(line).map_err(at)?;
         if let Some(first) = ids.insert(row.id.clone(), n) {
             return Err(at(format!(
                 "duplicate id {:?} (first on line {first})",

@@ -8,6 +8,7 @@
 mod duration;
 mod env;
 mod error;
+mod learned;
 mod locate;
 mod reliability;
 mod schema;
@@ -17,6 +18,7 @@ mod validate;
 pub use duration::Dur;
 pub use env::{EnvString, Uses, interpolate};
 pub use error::ConfigError;
+pub use learned::*;
 pub use reliability::*;
 pub use schema::*;
 pub use telemetry::{OTLP_BUILT_IN, OtlpConfig, TelemetryConfig};

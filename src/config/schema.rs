@@ -430,6 +430,9 @@ pub struct RoutingConfig {
     pub semantic: Option<SemanticConfig>,
     #[serde(default)]
     pub cascade: Option<CascadeConfig>,
+    /// Layer 3: predictions from recorded outcomes (see `learned.rs`).
+    #[serde(default)]
+    pub learned: Option<super::learned::LearnedConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

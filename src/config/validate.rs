@@ -308,85 +308,11 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
         if !(0.0..=2.0).contains(&sem.margin) {
             return Err(ck.path(loc("margin"), format!("{} is outside 0.0–2.0", sem.margin)));
         }
-        let e = &sem.embedder;
-        match e.kind {
-            EmbedderKind::Static | EmbedderKind::Bert => {
-                let Some(p) = &e.path else {
-                    return Err(ck.path(
-                        loc("embedder.path"),
-                        "this embedder loads a model folder: set `path`".into(),
-                    ));
-                };
-                let full = base_dir(file).join(&p.value);
-                if !full.is_dir() {
-                    return Err(ck.spanned(
-                        p,
-                        loc("embedder.path"),
-                        format!("model folder {} does not exist", full.display()),
-                    ));
-                }
-                if e.kind == EmbedderKind::Bert && !cfg!(feature = "bert") {
-                    return Err(ck.path(loc("embedder.kind"),
-                        "this switchyard was built without the `bert` feature (cargo build --features bert)".into()));
-                }
-            }
-            EmbedderKind::Openai => {
-                let Some(p) = &e.provider else {
-                    return Err(ck.path(
-                        loc("embedder.provider"),
-                        "the openai embedder needs `provider` (a key of providers)".into(),
-                    ));
-                };
-                if let Some(vars) = c.unresolved.get(&format!("providers.{}", p.value)) {
-                    return Err(ck.spanned(
-                        p,
-                        loc("embedder.provider"),
-                        format!(
-                            "the semantic layer embeds prompts through provider `{}`, which needs {} (not set)",
-                            p.value,
-                            vars.join(", ")
-                        ),
-                    ));
-                }
-                match c.providers.get(&p.value) {
-                    Some(pc) if matches!(pc.kind, ProviderKind::Openai | ProviderKind::Azure) => {}
-                    Some(_) => {
-                        return Err(ck.spanned(
-                            p,
-                            loc("embedder.provider"),
-                            format!(
-                                "provider `{}` does not speak the OpenAI embeddings API",
-                                p.value
-                            ),
-                        ));
-                    }
-                    None => {
-                        return Err(ck.spanned(
-                            p,
-                            loc("embedder.provider"),
-                            format!(
-                                "unknown provider `{}` (defined: {})",
-                                p.value,
-                                list_names(c.providers.keys())
-                            ),
-                        ));
-                    }
-                }
-                if e.model.as_deref().is_none_or(|m| m.trim().is_empty()) {
-                    return Err(ck.path(
-                        loc("embedder.model"),
-                        "the openai embedder needs `model` (e.g. text-embedding-3-small)".into(),
-                    ));
-                }
-            }
-            EmbedderKind::HashedNgrams => {
-                if e.dims.is_some_and(|d| !(16..=65536).contains(&d)) {
-                    return Err(
-                        ck.path(loc("embedder.dims"), "dims must be within 16–65536".into())
-                    );
-                }
-            }
-        }
+        check_embedder(c, &ck, &sem.embedder, "semantic")?;
+    }
+
+    if let Some(l) = &c.routing.learned {
+        check_learned(c, &ck, l)?;
     }
 
     if let Some(cc) = &c.routing.cascade {
@@ -635,6 +561,150 @@ fn check_origin(o: &str) -> Result<(), String> {
             "{o:?} is not written as browsers send it: {:?} (no path, no trailing slash, lowercase host)",
             u.origin().ascii_serialization()
         ));
+    }
+    Ok(())
+}
+
+/// `routing.learned`: the files exist, the mapping names real tiers, the numbers are in range.
+/// Whether the files' models map to tiers is checked when they are read (`Gateway::build`).
+fn check_learned(
+    c: &Config,
+    ck: &Checker<'_>,
+    l: &super::learned::LearnedConfig,
+) -> Result<(), ConfigError> {
+    let key = |p: &str, m: String| ck.path(format!("routing.learned.{p}"), m);
+    if l.outcomes.is_empty() {
+        return Err(key(
+            "outcomes",
+            "give at least one outcome file (JSONL, as `switchyard bench` writes)".into(),
+        ));
+    }
+    for (i, f) in l.outcomes.iter().enumerate() {
+        let full = base_dir(ck.file).join(&f.value);
+        if !full.is_file() {
+            return Err(ck.spanned(
+                f,
+                format!("routing.learned.outcomes[{i}]"),
+                format!("outcome file {} does not exist", full.display()),
+            ));
+        }
+    }
+    for tier in l.tiers.keys() {
+        if !c.tiers.contains_key(tier) {
+            return Err(key(
+                &format!("tiers.{tier}"),
+                format!("unknown tier `{tier}` (defined: {})", list(c.tiers.keys())),
+            ));
+        }
+    }
+    for (tier, names) in &l.tiers {
+        if names.0.is_empty() {
+            return Err(key(
+                &format!("tiers.{tier}"),
+                "name at least one model of the outcome files".into(),
+            ));
+        }
+    }
+    let b = l.bar.value;
+    if !(b.is_finite() && (0.0..=1.0).contains(&b)) {
+        return Err(ck.spanned(
+            &l.bar,
+            "routing.learned.bar".into(),
+            format!("{b} is outside 0.0–1.0 (scores and shares of the best score are in [0, 1])"),
+        ));
+    }
+    if l.k == 0 {
+        return Err(key("k", "must be at least 1".into()));
+    }
+    if let Some(m) = l.min_similarity.filter(|m| !(-1.0..=1.0).contains(m)) {
+        return Err(key("min_similarity", format!("{m} is outside -1.0–1.0")));
+    }
+    check_embedder(c, ck, &l.embedder, "learned")
+}
+
+/// The embedder of a layer (`section`: `semantic` or `learned`).
+fn check_embedder(
+    c: &Config,
+    ck: &Checker<'_>,
+    e: &super::schema::EmbedderConfig,
+    section: &str,
+) -> Result<(), ConfigError> {
+    let loc = |p: &str| format!("routing.{section}.{p}");
+    match e.kind {
+        EmbedderKind::Static | EmbedderKind::Bert => {
+            let Some(p) = &e.path else {
+                return Err(ck.path(
+                    loc("embedder.path"),
+                    "this embedder loads a model folder: set `path`".into(),
+                ));
+            };
+            let full = base_dir(ck.file).join(&p.value);
+            if !full.is_dir() {
+                return Err(ck.spanned(
+                    p,
+                    loc("embedder.path"),
+                    format!("model folder {} does not exist", full.display()),
+                ));
+            }
+            if e.kind == EmbedderKind::Bert && !cfg!(feature = "bert") {
+                return Err(ck.path(loc("embedder.kind"),
+                    "this switchyard was built without the `bert` feature (cargo build --features bert)".into()));
+            }
+        }
+        EmbedderKind::Openai => {
+            let Some(p) = &e.provider else {
+                return Err(ck.path(
+                    loc("embedder.provider"),
+                    "the openai embedder needs `provider` (a key of providers)".into(),
+                ));
+            };
+            if let Some(vars) = c.unresolved.get(&format!("providers.{}", p.value)) {
+                return Err(ck.spanned(
+                    p,
+                    loc("embedder.provider"),
+                    format!(
+                        "the {section} layer embeds prompts through provider `{}`, which needs {} (not set)",
+                        p.value,
+                        vars.join(", ")
+                    ),
+                ));
+            }
+            match c.providers.get(&p.value) {
+                Some(pc) if matches!(pc.kind, ProviderKind::Openai | ProviderKind::Azure) => {}
+                Some(_) => {
+                    return Err(ck.spanned(
+                        p,
+                        loc("embedder.provider"),
+                        format!(
+                            "provider `{}` does not speak the OpenAI embeddings API",
+                            p.value
+                        ),
+                    ));
+                }
+                None => {
+                    return Err(ck.spanned(
+                        p,
+                        loc("embedder.provider"),
+                        format!(
+                            "unknown provider `{}` (defined: {})",
+                            p.value,
+                            list_names(c.providers.keys())
+                        ),
+                    ));
+                }
+            }
+            if e.model.as_deref().is_none_or(|m| m.trim().is_empty()) {
+                return Err(ck.path(
+                    loc("embedder.model"),
+                    "the openai embedder needs `model` (e.g. text-embedding-3-small)".into(),
+                ));
+            }
+        }
+        EmbedderKind::HashedNgrams => {
+            if e.dims.is_some_and(|d| !(16..=65536).contains(&d)) {
+                return Err(ck.path(loc("embedder.dims"), "dims must be within 16–65536".into()));
+            }
+        }
     }
     Ok(())
 }

@@ -1,15 +1,18 @@
 //! The routing decision: which tier serves a request, and why. No I/O but the embedder, so the same
 //! decision can be printed by `switchyard route`, logged, counted and tested.
 //!
-//! Layers, in order: rules (first match wins) → semantic similarity → the table's default. Cascade
-//! (answer cheap, judge, escalate) is decided here too but carried out by `dispatch`.
+//! Layers, in order: rules (first match wins) → semantic similarity → learned (predicted scores
+//! from recorded outcomes) → the table's default. Cascade (answer cheap, judge, escalate) is
+//! decided here too but carried out by `dispatch`.
 
 mod facts;
+pub mod learned;
 mod rules;
 pub mod semantic;
 pub mod tokens;
 
 pub use facts::Facts;
+pub use learned::Learned;
 pub use rules::Rules;
 pub use semantic::{Scores, Semantic};
 
@@ -29,6 +32,8 @@ pub enum Layer {
     Rules,
     /// The prompt resembled one tier's utterances clearly enough.
     Semantic,
+    /// Recorded outcomes of similar prompts predicted this tier clears the bar.
+    Learned,
     /// Nothing decided; the table's default tier.
     Default,
     /// The client named a tier.
@@ -42,6 +47,7 @@ impl Layer {
         match self {
             Layer::Rules => "rules",
             Layer::Semantic => "semantic",
+            Layer::Learned => "learned",
             Layer::Default => "default",
             Layer::Tier => "tier",
             Layer::Model => "model",
@@ -57,10 +63,13 @@ pub struct Decision {
     pub layer: Layer,
     /// The rule (or the tier / model named by the client) that decided.
     pub rule: Option<Arc<str>>,
-    /// The semantic layer's similarity for the chosen tier.
+    /// The semantic layer's similarity, or the learned layer's predicted score, for the chosen
+    /// tier.
     pub score: Option<f32>,
     /// Every tier's semantic similarity, when the semantic layer ran (for `switchyard route`).
     pub scores: Vec<(Arc<str>, f32)>,
+    /// Every tier's predicted score, cheapest first, when the learned layer ran.
+    pub predictions: Vec<(Arc<str>, f32)>,
     /// The tier to escalate to if the answer falls short, when this request is cascadable.
     pub cascade_to: Option<Arc<str>>,
     /// How long the decision took.
@@ -68,12 +77,12 @@ pub struct Decision {
 }
 
 impl fmt::Display for Decision {
-    /// The `x-switchyard-route` value: `rules:summarize`, `semantic:budget@0.91`, `default`,
-    /// `tier:budget`, `model:haiku`.
+    /// The `x-switchyard-route` value: `rules:summarize`, `semantic:budget@0.91`,
+    /// `learned:budget@0.87`, `default`, `tier:budget`, `model:haiku`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.layer.as_str())?;
         match (self.layer, &self.rule, self.score) {
-            (Layer::Semantic, _, Some(s)) => write!(f, ":{}@{s:.2}", self.tier),
+            (Layer::Semantic | Layer::Learned, _, Some(s)) => write!(f, ":{}@{s:.2}", self.tier),
             (_, Some(r), _) => write!(f, ":{r}"),
             _ => Ok(()),
         }
@@ -100,6 +109,7 @@ pub struct Router {
     aliases: Vec<String>,
     rules: Rules,
     semantic: Option<Semantic>,
+    learned: Option<Arc<Learned>>,
     cascade: Option<CascadePlan>,
     tiers: Vec<Arc<str>>,
     /// Concrete model name → the tier it is reported under (its first tier, else the default).
@@ -107,7 +117,11 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn compile(config: &Config, semantic: Option<Semantic>) -> Result<Router, String> {
+    pub fn compile(
+        config: &Config,
+        semantic: Option<Semantic>,
+        learned: Option<Learned>,
+    ) -> Result<Router, String> {
         let default_tier: Arc<str> = config.routing.default.value.as_str().into();
         let tiers: Vec<Arc<str>> = config.tiers.keys().map(|t| Arc::from(t.as_str())).collect();
         let model_tiers = config
@@ -134,6 +148,7 @@ impl Router {
             rules: Rules::compile(&config.routing.rules)?,
             aliases: config.routing.aliases.clone(),
             semantic,
+            learned: learned.map(Arc::new),
             cascade,
             default_tier,
             tiers,
@@ -157,6 +172,15 @@ impl Router {
         self.semantic.as_ref()
     }
 
+    pub fn learned(&self) -> Option<&Arc<Learned>> {
+        self.learned.as_ref()
+    }
+
+    /// Replaces the learned layer (`switchyard eval` trains one per cross-validation fold).
+    pub fn set_learned(&mut self, learned: Option<Arc<Learned>>) {
+        self.learned = learned;
+    }
+
     pub fn rules(&self) -> &Rules {
         &self.rules
     }
@@ -171,6 +195,7 @@ impl Router {
             rule,
             score: None,
             scores: Vec::new(),
+            predictions: Vec::new(),
             cascade_to: None,
             elapsed: Duration::ZERO,
         };
@@ -208,6 +233,7 @@ impl Router {
         Some(d)
     }
 
+    /// Layers 2 and 3, then the default: for a request no rule decided.
     async fn semantic_or_default(&self, req: &ChatRequest) -> Decision {
         let mut d = Decision {
             tier: self.default_tier.clone(),
@@ -216,10 +242,13 @@ impl Router {
             rule: None,
             score: None,
             scores: Vec::new(),
+            predictions: Vec::new(),
             cascade_to: None,
             elapsed: Duration::ZERO,
         };
-        let Some(sem) = &self.semantic else { return d };
+        if self.semantic.is_none() && self.learned.is_none() {
+            return d;
+        }
         let text = req
             .last_user_message()
             .map(|m| m.text())
@@ -227,18 +256,35 @@ impl Router {
         if text.trim().is_empty() {
             return d;
         }
-        match sem.score(&text).await {
-            Ok(scores) => {
-                if let Some((tier, s)) = &scores.chosen {
-                    d.tier = tier.clone();
-                    d.layer = Layer::Semantic;
-                    d.score = Some(*s);
+        if let Some(sem) = &self.semantic {
+            match sem.score(&text).await {
+                Ok(scores) => {
+                    d.scores = scores.tiers;
+                    if let Some((tier, s)) = scores.chosen {
+                        d.tier = tier;
+                        d.layer = Layer::Semantic;
+                        d.score = Some(s);
+                        return d;
+                    }
                 }
-                d.scores = scores.tiers;
+                // An embedder that fails (a remote one timing out) must not fail the request: the
+                // layer abstains and the next one decides.
+                Err(e) => tracing::warn!("semantic layer abstained: {e}"),
             }
-            // An embedder that fails (a remote one timing out) must not fail the request: the
-            // layer abstains and the default decides.
-            Err(e) => tracing::warn!("semantic layer abstained: {e}"),
+        }
+        if let Some(learned) = &self.learned {
+            let task_type = req.metadata_str("task_type");
+            match learned.decide(&text, task_type).await {
+                Ok(v) => {
+                    d.predictions = v.tiers;
+                    if let Some((tier, s)) = v.chosen {
+                        d.tier = tier;
+                        d.layer = Layer::Learned;
+                        d.score = Some(s);
+                    }
+                }
+                Err(e) => tracing::warn!("learned layer abstained: {e}"),
+            }
         }
         d
     }
@@ -246,7 +292,10 @@ impl Router {
     /// Only routed requests cascade: a client that named a tier or model asked for exactly that.
     fn cascade_target(&self, d: &Decision) -> Option<Arc<str>> {
         let c = self.cascade.as_ref()?;
-        let routed = matches!(d.layer, Layer::Rules | Layer::Semantic | Layer::Default);
+        let routed = matches!(
+            d.layer,
+            Layer::Rules | Layer::Semantic | Layer::Learned | Layer::Default
+        );
         let rule_ok = c.rules.is_empty()
             || d.rule
                 .as_deref()

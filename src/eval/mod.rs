@@ -1,0 +1,975 @@
+//! `switchyard eval`: proves a routing table offline. Every test prompt of an outcome file is
+//! replayed through the table (rules, semantic, the learned layer) without calling any
+//! provider, and quality and cost are added up from the recorded outcomes of the model the
+//! table would have used. The learned layer's bar is swept, giving a cost–quality curve (and,
+//! for two models, RouteLLM's PGR/APGR/CPT); the operating point to deploy is chosen on the
+//! training data only, by cross-validation inside it.
+//!
+//! - `curve`: the metrics. `sweep`: the exact curve over the bar. `report`: table, JSON, SVG,
+//!   choices.
+//! - here: reading the data, the folds, training per fold, and the replay of each prompt.
+//!
+//! When the learned layer's own data is the test set, each prompt is predicted by a layer trained
+//! on the other folds (k-fold cross-validation), and the report says the result is in-domain.
+
+pub mod calibrate;
+pub mod cli;
+pub mod curve;
+pub mod report;
+pub mod sweep;
+
+use crate::config::{BarKind, Config, EmbedderConfig, LearnedMethod};
+use crate::embed::Embedder;
+use crate::routing::learned::{self, Dataset, Predictor, cache, data};
+use crate::routing::{Layer, Router};
+use curve::Point;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use sweep::{Plan, Served};
+
+/// What `switchyard eval` was asked.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub config: Option<PathBuf>,
+    /// Outcome files whose prompts are replayed (one test set).
+    pub test: Vec<PathBuf>,
+    pub train: Vec<PathBuf>,
+    pub folds: usize,
+    pub seed: u64,
+    /// Overrides of the learned layer's settings (or its defaults, without a table).
+    pub method: Option<LearnedMethod>,
+    pub bar_kind: Option<BarKind>,
+    pub k: Option<usize>,
+    pub embedder: Option<EmbedderConfig>,
+    /// Output tokens assumed per call where an outcome has neither a cost nor a response.
+    pub output_tokens: u64,
+    pub cache: bool,
+}
+
+/// One candidate: a tier of the table (or, without a table, a model of the outcome files), and
+/// the outcome columns that stand for it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    pub name: String,
+    /// The model whose recorded outcome is used when this candidate serves a prompt.
+    pub model: String,
+    #[serde(skip)]
+    pub column: usize,
+    #[serde(skip)]
+    pub columns: Vec<usize>,
+}
+
+/// Everything `eval` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    pub test: String,
+    pub train: Vec<String>,
+    pub prompts: usize,
+    /// `in-domain (k-fold cross-validation)` or `held-out`.
+    pub setting: String,
+    pub folds: Option<usize>,
+    pub method: String,
+    pub embedder: String,
+    pub bar_kind: String,
+    /// Candidates, cheapest first.
+    pub candidates: Vec<Candidate>,
+    /// How many prompts each layer decided.
+    pub layers: BTreeMap<String, usize>,
+    pub curve: Vec<Point>,
+    /// Every distinct operating point (the reported `curve` is a thinned copy).
+    #[serde(skip)]
+    pub points: Vec<Point>,
+    pub singles: Vec<Single>,
+    pub random: Point,
+    pub oracle: Point,
+    pub two_model: Option<TwoModel>,
+    pub selected: Option<Selected>,
+    /// Whether every single model's point lies on or under the router's curve, and which do not.
+    pub above_single_models: bool,
+    pub below: Vec<String>,
+    pub notes: Vec<String>,
+    #[serde(skip)]
+    pub choices: Vec<ChoiceRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Single {
+    pub name: String,
+    pub quality: f64,
+    pub standard_error: f64,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TwoModel {
+    pub strong: String,
+    pub weak: String,
+    pub apgr: f64,
+    pub cpt50: Option<f64>,
+    pub cpt80: Option<f64>,
+    /// The same metrics for an oracle (strong only where it beats weak) and a random router.
+    pub oracle_apgr: f64,
+    pub random_apgr: f64,
+    pub pgr_curve: Vec<(f64, f64)>,
+}
+
+/// The operating point chosen on training data only: the cheapest point whose training quality
+/// matched the best single model's within one standard error, then applied to the test prompts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Selected {
+    /// The bar deployed (the median over folds under cross-validation).
+    pub point: f64,
+    /// Per fold, under cross-validation.
+    pub per_fold: Vec<f64>,
+    pub quality: f64,
+    pub cost_usd: f64,
+    /// The best single model on the test prompts, for comparison.
+    pub best_single: String,
+    pub best_quality: f64,
+    pub best_standard_error: f64,
+    /// Router cost as a share of the best single model's.
+    pub cost_share: f64,
+    /// Test quality within one standard error of the best single model's.
+    pub matches_best: bool,
+}
+
+/// One line of `--choices`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChoiceRow {
+    pub point: f64,
+    pub id: String,
+    pub model: String,
+    pub asked: Vec<String>,
+}
+
+/// At most this many points in the reported curve (and so in `--choices`); the metrics use
+/// every point.
+const REPORTED_POINTS: usize = 41;
+
+/// Runs the evaluation.
+pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
+    let http = reqwest::Client::new();
+    let (config, router, table_learned) = match &o.config {
+        Some(path) => {
+            let gw = crate::gateway::Gateway::load(path, &http)
+                .await
+                .map_err(|e| e.to_string())?;
+            let lc = gw.config.routing.learned.clone();
+            let mut router = gw.router;
+            router.set_learned(None);
+            (Some(gw.config), Some(router), lc)
+        }
+        None => (None, None, None),
+    };
+    let base_dir = o
+        .config
+        .as_deref()
+        .and_then(Path::parent)
+        .unwrap_or_else(|| Path::new("."))
+        .to_path_buf();
+    let embedder_cfg = o
+        .embedder
+        .clone()
+        .or_else(|| table_learned.as_ref().map(|l| l.embedder.clone()))
+        .unwrap_or_default();
+    let method = o
+        .method
+        .or(table_learned.as_ref().map(|l| l.method))
+        .unwrap_or_default();
+    let bar_kind = o
+        .bar_kind
+        .or(table_learned.as_ref().map(|l| l.bar_kind))
+        .unwrap_or_default();
+    let k =
+        o.k.or(table_learned.as_ref().map(|l| l.k))
+            .unwrap_or(crate::config::DEFAULT_K);
+    let min_similarity = table_learned
+        .as_ref()
+        .and_then(|l| l.min_similarity)
+        .unwrap_or(f32::NEG_INFINITY);
+    let providers = config
+        .as_ref()
+        .map(|c| c.providers.clone())
+        .unwrap_or_default();
+    let embedder = Embedder::build(&embedder_cfg, &providers, &http, &base_dir)?;
+    let embedder_id = format!(
+        "v1/{}/{}/{:?}",
+        embedder.name(),
+        embedder.dims().unwrap_or(0),
+        embedder_cfg.path.as_ref().map(|p| p.value.clone())
+    );
+    let cache_dir = if o.cache { cache::default_dir() } else { None };
+
+    let test_name = o
+        .test
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let test = data::load(&o.test, &embedder, &embedder_id, cache_dir.as_deref()).await?;
+    if test.is_empty() {
+        return Err(format!("{test_name}: no outcome rows"));
+    }
+    let train_files: Vec<PathBuf> = if !o.train.is_empty() {
+        o.train.clone()
+    } else if let Some(l) = &table_learned {
+        l.outcomes.iter().map(|f| base_dir.join(&f.value)).collect()
+    } else {
+        Vec::new()
+    };
+    let train = if train_files.is_empty() {
+        test.clone()
+    } else {
+        let mut rows = Dataset::default();
+        for f in &train_files {
+            if let Some(pos) = o.test.iter().position(|t| same_file(f, t)) {
+                let d = data::load(
+                    std::slice::from_ref(&o.test[pos]),
+                    &embedder,
+                    &embedder_id,
+                    cache_dir.as_deref(),
+                )
+                .await?;
+                rows = concat(rows, d);
+            } else {
+                let d = data::load(
+                    std::slice::from_ref(f),
+                    &embedder,
+                    &embedder_id,
+                    cache_dir.as_deref(),
+                )
+                .await?;
+                rows = concat(rows, d);
+            }
+        }
+        rows
+    };
+    // One column layout for both.
+    let mut models: Vec<String> = test.models.clone();
+    for m in &train.models {
+        if !models.contains(m) {
+            models.push(m.clone());
+        }
+    }
+    let test = align(&test, &models);
+    let train = align(&train, &models);
+    let mut notes = Vec::new();
+
+    // Candidates: the table's tiers mapped to outcome models, or every model.
+    let mut candidates = match (&config, &table_learned) {
+        (Some(c), Some(l)) => {
+            let mapping = learned::map_tiers(l, c, &models)?;
+            tiers_to_candidates(&mapping, &models)
+        }
+        (Some(c), None) => {
+            let l = no_learned_config();
+            let mapping = learned::map_tiers(&l, c, &models).or_else(|e| {
+                // Without a learned layer, models the table does not serve are only reported.
+                notes.push(e);
+                let mut lenient = l.clone();
+                lenient.ignore_models = models.clone();
+                learned::map_tiers(&lenient, c, &models)
+            })?;
+            tiers_to_candidates(&mapping, &models)
+        }
+        _ => models
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Candidate {
+                name: m.clone(),
+                model: m.clone(),
+                column: i,
+                columns: vec![i],
+            })
+            .collect(),
+    };
+    if candidates.len() < 2 {
+        return Err(
+            "eval needs at least two candidates (tiers with outcome data, or models)".into(),
+        );
+    }
+    for c in &candidates {
+        if let Some(missing) = (0..test.len()).find(|&i| !test.score(i, c.column).is_finite()) {
+            return Err(format!(
+                "{test_name}: prompt {:?} has no score for `{}`, which {} stands for; every test prompt needs a score for every candidate",
+                test.ids[missing], c.model, c.name
+            ));
+        }
+    }
+    let test_rows = read_all(&o.test)?;
+    let costs = cost_table(
+        &test,
+        &candidates,
+        &test_rows,
+        &test_name,
+        o.output_tokens,
+        config.as_ref(),
+    )?;
+    let mean_cost: Vec<f64> = (0..candidates.len())
+        .map(|t| costs.iter().map(|r| r[t]).sum::<f64>() / test.len() as f64)
+        .collect();
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by(|&a, &b| {
+        mean_cost[a]
+            .total_cmp(&mean_cost[b])
+            .then(candidates[a].name.cmp(&candidates[b].name))
+    });
+    candidates = order.iter().map(|&i| candidates[i].clone()).collect();
+    let costs: Vec<Vec<f64>> = costs
+        .iter()
+        .map(|r| order.iter().map(|&i| r[i]).collect())
+        .collect();
+    let strong = candidates.len() - 1;
+
+    // What each prompt on each candidate comes to.
+    let served: Vec<Vec<Served>> = (0..test.len())
+        .map(|i| {
+            candidates
+                .iter()
+                .enumerate()
+                .map(|(t, c)| Served {
+                    model: t,
+                    asked: vec![t],
+                    quality: f64::from(test.score(i, c.column)),
+                    cost: costs[i][t],
+                })
+                .collect()
+        })
+        .collect();
+
+    // Which layer decides each prompt (the learned layer's part is predicted per fold below).
+    let default_tier = config.as_ref().map(|c| c.routing.default.value.clone());
+    let default_idx = default_tier
+        .as_ref()
+        .and_then(|d| candidates.iter().position(|c| &c.name == d));
+    let mut fixed: Vec<Option<usize>> = vec![None; test.len()];
+    let mut layers: BTreeMap<String, usize> = BTreeMap::new();
+    if let Some(r) = router.as_ref() {
+        for (i, row) in test_rows.iter().enumerate() {
+            let layer =
+                fixed_decision(r, row, &candidates, default_idx, table_learned.is_some()).await?;
+            if let (Some(t), name) = layer {
+                fixed[i] = Some(t);
+                *layers.entry(name).or_default() += 1;
+            }
+        }
+    }
+
+    // Folds: in-domain when test prompts are in the training data.
+    let train_index: HashMap<&str, usize> = train
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let overlap: Vec<usize> = (0..test.len())
+        .filter(|&i| train_index.contains_key(test.ids[i].as_str()))
+        .collect();
+    let in_domain = !overlap.is_empty();
+    if in_domain && overlap.len() < test.len() {
+        notes.push(format!(
+            "{} of {} test prompts are in the training data; those are cross-validated, the rest are predicted by a layer trained on all of it",
+            overlap.len(),
+            test.len()
+        ));
+    }
+    let folds = o.folds.max(2);
+    let fold_of = fold_assignment(&test.ids, folds, o.seed);
+    let tier_cols: Vec<Vec<usize>> = candidates.iter().map(|c| c.columns.clone()).collect();
+    let needs_learned = fixed.iter().any(Option::is_none);
+
+    let mut plans: Vec<Plan> = fixed.iter().map(|f| Plan::Fixed(f.unwrap_or(0))).collect();
+    let mut per_fold_bars = Vec::new();
+    let mut selected_tier: Vec<usize> = vec![0; test.len()];
+    let groups: Vec<Vec<usize>> = if in_domain {
+        (0..folds)
+            .map(|f| (0..test.len()).filter(|&i| fold_of[i] == f).collect())
+            .collect()
+    } else {
+        vec![(0..test.len()).collect()]
+    };
+    for group in &groups {
+        let held: HashSet<&str> = group.iter().map(|&i| test.ids[i].as_str()).collect();
+        let train_rows: Vec<usize> = (0..train.len())
+            .filter(|&j| !held.contains(train.ids[j].as_str()))
+            .collect();
+        let fold_train = train.subset(&train_rows);
+        if needs_learned {
+            let predictor = Predictor::train(fold_train.clone(), method, k);
+            for &i in group {
+                if fixed[i].is_some() {
+                    continue;
+                }
+                plans[i] = plan_for(
+                    &predictor,
+                    test.vector(i),
+                    test.lengths[i],
+                    test.categories[i].as_deref(),
+                    &tier_cols,
+                    min_similarity,
+                    default_idx,
+                );
+            }
+        }
+        // The operating point, chosen on this fold's training rows by cross-validation inside them.
+        let bar = choose_on_train(
+            &fold_train,
+            &candidates,
+            method,
+            k,
+            bar_kind,
+            folds,
+            o.seed,
+            min_similarity,
+            default_idx,
+            o.output_tokens,
+            config.as_ref(),
+        )?;
+        per_fold_bars.push(bar);
+        for &i in group {
+            selected_tier[i] = sweep::tier_at(&plans[i], bar, bar_kind).unwrap_or(0);
+        }
+    }
+    for (i, p) in plans.iter().enumerate() {
+        if fixed[i].is_none() {
+            let name = match p {
+                Plan::Learned(_) => "learned",
+                Plan::Fixed(_) => "default (learned abstained)",
+            };
+            *layers.entry(name.to_string()).or_default() += 1;
+        }
+    }
+
+    let all_points = sweep::sweep(&plans, &served, bar_kind, strong);
+    let curve_points = sweep::thin(&all_points, REPORTED_POINTS);
+    let n = test.len() as f64;
+    let singles: Vec<Single> = candidates
+        .iter()
+        .enumerate()
+        .map(|(t, c)| {
+            let scores: Vec<f64> = (0..test.len()).map(|i| served[i][t].quality).collect();
+            Single {
+                name: c.name.clone(),
+                quality: scores.iter().sum::<f64>() / n,
+                standard_error: curve::standard_error(&scores),
+                cost_usd: (0..test.len()).map(|i| served[i][t].cost).sum(),
+            }
+        })
+        .collect();
+    let random = Point {
+        point: f64::NAN,
+        quality: singles.iter().map(|s| s.quality).sum::<f64>() / singles.len() as f64,
+        cost_usd: singles.iter().map(|s| s.cost_usd).sum::<f64>() / singles.len() as f64,
+        strong_share: 1.0 / singles.len() as f64,
+    };
+    let oracle = {
+        let mut q = 0.0;
+        let mut c = 0.0;
+        let mut s = 0usize;
+        for row in &served {
+            let best = row
+                .iter()
+                .map(|x| x.quality)
+                .fold(f64::NEG_INFINITY, f64::max);
+            let pick = row
+                .iter()
+                .filter(|x| x.quality >= best - 1e-12)
+                .min_by(|a, b| a.cost.total_cmp(&b.cost))
+                .unwrap_or(&row[0]);
+            q += pick.quality;
+            c += pick.cost;
+            s += usize::from(pick.model == strong);
+        }
+        Point {
+            point: f64::NAN,
+            quality: q / n,
+            cost_usd: c,
+            strong_share: s as f64 / n,
+        }
+    };
+    let two_model = (candidates.len() == 2).then(|| {
+        let (qw, qs) = (singles[0].quality, singles[1].quality);
+        let pgr = curve::pgr_curve(&all_points, qw, qs);
+        let gains: Vec<f64> = served.iter().map(|r| r[1].quality - r[0].quality).collect();
+        TwoModel {
+            strong: candidates[1].name.clone(),
+            weak: candidates[0].name.clone(),
+            apgr: curve::apgr(&pgr),
+            cpt50: curve::cpt(&pgr, 0.5),
+            cpt80: curve::cpt(&pgr, 0.8),
+            oracle_apgr: ranked_apgr(&gains, &served, qw, qs, |i| gains[i]),
+            // The mean over many random orders: one order of 72 prompts can land anywhere
+            // between 0.4 and 0.6.
+            random_apgr: {
+                let mut rng = fastrand::Rng::with_seed(o.seed ^ 0x7261_6e64);
+                let runs = 100;
+                (0..runs)
+                    .map(|_| {
+                        let r: Vec<f64> = (0..gains.len()).map(|_| rng.f64()).collect();
+                        ranked_apgr(&gains, &served, qw, qs, |i| r[i])
+                    })
+                    .sum::<f64>()
+                    / f64::from(runs)
+            },
+            pgr_curve: thin_pairs(&pgr, 201),
+        }
+    });
+    let front = curve::frontier(&all_points);
+    let below: Vec<String> = singles
+        .iter()
+        .filter(|s| {
+            curve::quality_at(&front, s.cost_usd + 1e-12).is_none_or(|q| q < s.quality - 1e-9)
+        })
+        .map(|s| s.name.clone())
+        .collect();
+    let selected = {
+        let (mut q, mut c) = (0.0, 0.0);
+        for (i, &t) in selected_tier.iter().enumerate() {
+            q += served[i][t].quality;
+            c += served[i][t].cost;
+        }
+        let best = singles
+            .iter()
+            .max_by(|a, b| {
+                a.quality
+                    .total_cmp(&b.quality)
+                    .then(b.cost_usd.total_cmp(&a.cost_usd))
+            })
+            .cloned();
+        best.map(|b| {
+            let mut bars = per_fold_bars.clone();
+            bars.sort_by(f64::total_cmp);
+            Selected {
+                point: bars[bars.len() / 2],
+                per_fold: per_fold_bars.clone(),
+                quality: q / n,
+                cost_usd: c,
+                cost_share: if b.cost_usd > 0.0 {
+                    c / b.cost_usd
+                } else {
+                    f64::NAN
+                },
+                matches_best: q / n >= b.quality - b.standard_error - 1e-12,
+                best_single: b.name,
+                best_quality: b.quality,
+                best_standard_error: b.standard_error,
+            }
+        })
+    };
+    let mut choices = Vec::new();
+    for p in &curve_points {
+        for (i, plan) in plans.iter().enumerate() {
+            let t = sweep::tier_at(plan, p.point, bar_kind).unwrap_or(0);
+            let s = &served[i][t];
+            choices.push(ChoiceRow {
+                point: p.point,
+                id: test.ids[i].clone(),
+                model: candidates[s.model].model.clone(),
+                asked: s
+                    .asked
+                    .iter()
+                    .map(|&a| candidates[a].model.clone())
+                    .collect(),
+            });
+        }
+    }
+    Ok(Evaluation {
+        test: test_name,
+        train: train_files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect(),
+        prompts: test.len(),
+        setting: if in_domain {
+            format!("in-domain ({folds}-fold cross-validation)")
+        } else {
+            "held-out (trained on --train, tested on --test)".into()
+        },
+        folds: in_domain.then_some(folds),
+        method: method.as_str().into(),
+        embedder: embedder.name().into(),
+        bar_kind: match bar_kind {
+            BarKind::ShareOfBest => "share-of-best".into(),
+            BarKind::Score => "score".into(),
+        },
+        candidates,
+        layers,
+        curve: curve_points,
+        points: all_points,
+        singles,
+        random,
+        oracle,
+        two_model,
+        selected,
+        above_single_models: below.is_empty(),
+        below,
+        notes,
+        choices,
+    })
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+fn concat(mut a: Dataset, b: Dataset) -> Dataset {
+    if a.is_empty() {
+        return b;
+    }
+    let models: Vec<String> = {
+        let mut m = a.models.clone();
+        for x in &b.models {
+            if !m.contains(x) {
+                m.push(x.clone());
+            }
+        }
+        m
+    };
+    a = align(&a, &models);
+    let b = align(&b, &models);
+    a.ids.extend(b.ids);
+    a.previews.extend(b.previews);
+    a.categories.extend(b.categories);
+    a.lengths.extend(b.lengths);
+    a.scores.extend(b.scores);
+    a.costs.extend(b.costs);
+    a.vectors.extend(b.vectors);
+    a
+}
+
+/// The data with its columns laid out as `models` (missing ones all `NaN`).
+fn align(d: &Dataset, models: &[String]) -> Dataset {
+    let map: Vec<Option<usize>> = models.iter().map(|m| d.column(m)).collect();
+    let mut out = d.clone();
+    out.models = models.to_vec();
+    out.scores = (0..d.len())
+        .flat_map(|i| {
+            map.iter()
+                .map(move |c| c.map_or(f32::NAN, |c| d.score(i, c)))
+        })
+        .collect();
+    out.costs = (0..d.len())
+        .flat_map(|i| {
+            map.iter()
+                .map(move |c| c.map_or(f32::NAN, |c| d.cost(i, c)))
+        })
+        .collect();
+    out
+}
+
+fn no_learned_config() -> crate::config::LearnedConfig {
+    crate::config::LearnedConfig {
+        outcomes: Vec::new(),
+        embedder: EmbedderConfig::default(),
+        method: LearnedMethod::default(),
+        bar: serde_saphyr::Spanned::new(
+            crate::config::DEFAULT_BAR,
+            serde_saphyr::Location::UNKNOWN,
+            serde_saphyr::Location::UNKNOWN,
+        ),
+        bar_kind: BarKind::default(),
+        tiers: BTreeMap::new(),
+        ignore_models: Vec::new(),
+        k: crate::config::DEFAULT_K,
+        min_similarity: None,
+        cache: crate::config::CacheSetting::Off,
+    }
+}
+
+fn tiers_to_candidates(
+    mapping: &BTreeMap<String, Vec<usize>>,
+    models: &[String],
+) -> Vec<Candidate> {
+    mapping
+        .iter()
+        .filter_map(|(tier, cols)| {
+            let first = *cols.first()?;
+            Some(Candidate {
+                name: tier.clone(),
+                model: models[first].clone(),
+                column: first,
+                columns: cols.clone(),
+            })
+        })
+        .collect()
+}
+
+/// USD per (prompt, candidate): the recorded cost, else the prompt's tokens (and the response's,
+/// or `output_tokens`) at the model's price in the table or the bundled price table.
+fn cost_table(
+    test: &Dataset,
+    candidates: &[Candidate],
+    rows: &[crate::outcomes::Outcome],
+    file: &str,
+    output_tokens: u64,
+    config: Option<&Config>,
+) -> Result<Vec<Vec<f64>>, String> {
+    let mut prices: Vec<Option<crate::config::Price>> = Vec::new();
+    for c in candidates {
+        prices.push(price_of(c, config));
+    }
+    let mut out = vec![vec![0.0; candidates.len()]; test.len()];
+    for (i, row_out) in out.iter_mut().enumerate() {
+        for (t, c) in candidates.iter().enumerate() {
+            let recorded = test.cost(i, c.column);
+            row_out[t] = if recorded.is_finite() {
+                f64::from(recorded)
+            } else {
+                let Some(p) = prices[t] else {
+                    return Err(format!(
+                        "{file}: no recorded cost for `{}` and no price for it (give the table's model a price, or add costs_usd to the outcomes)",
+                        c.model
+                    ));
+                };
+                let row = rows.get(i);
+                let input = row.map_or(0, |r| crate::routing::tokens::count(&r.prompt()));
+                let output = row
+                    .and_then(|r| r.response(&c.model))
+                    .map_or(output_tokens, crate::routing::tokens::count);
+                (input as f64 * p.input + output as f64 * p.output) / 1e6
+            };
+        }
+    }
+    Ok(out)
+}
+
+fn price_of(c: &Candidate, config: Option<&Config>) -> Option<crate::config::Price> {
+    if let Some(cfg) = config {
+        if let Some(m) = cfg
+            .tiers
+            .get(&c.name)
+            .and_then(|t| t.models.first())
+            .and_then(|m| cfg.model(&m.value))
+        {
+            return Some(m.price);
+        }
+    }
+    let table = crate::cost::prices::bundled().ok()?;
+    let short = c.model.rsplit('/').next().unwrap_or(&c.model);
+    table.get(&c.model).or_else(|| table.get(short)).copied()
+}
+
+fn read_all(paths: &[PathBuf]) -> Result<Vec<crate::outcomes::Outcome>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        out.extend(crate::outcomes::read(p).map_err(|e| e.to_string())?);
+    }
+    Ok(out)
+}
+
+/// The tier rules or the semantic layer give a prompt, or `None` where the learned layer (or,
+/// without one, the default) decides.
+async fn fixed_decision(
+    router: &Router,
+    row: &crate::outcomes::Outcome,
+    candidates: &[Candidate],
+    default_idx: Option<usize>,
+    has_learned: bool,
+) -> Result<(Option<usize>, String), String> {
+    // The recorded category travels as the task type, as a client that knows it would send it.
+    let body = match &row.category {
+        Some(c) => {
+            serde_json::json!({"model": crate::routing::AUTO, "messages": row.messages, "metadata": {"task_type": c}})
+        }
+        None => serde_json::json!({"model": crate::routing::AUTO, "messages": row.messages}),
+    };
+    let req: crate::openai::ChatRequest = serde_json::from_value(body)
+        .map_err(|e| format!("prompt {:?}: not a chat request: {e}", row.id))?;
+    let d = router
+        .decide(&req, &http::HeaderMap::new())
+        .await
+        .ok_or_else(|| "the table routes no `auto` request".to_string())?;
+    let idx = |tier: &str| {
+        candidates.iter().position(|c| c.name == tier).ok_or_else(|| {
+            format!(
+                "prompt {:?} is routed to tier `{tier}`, which has no model in the outcome files",
+                row.id
+            )
+        })
+    };
+    match d.layer {
+        Layer::Default if has_learned => Ok((None, String::new())),
+        Layer::Default => Ok((default_idx.or(Some(idx(&d.tier)?)), "default".into())),
+        l => Ok((Some(idx(&d.tier)?), l.as_str().into())),
+    }
+}
+
+fn plan_for(
+    predictor: &Predictor,
+    v: &[f32],
+    length: f32,
+    category: Option<&str>,
+    tier_cols: &[Vec<usize>],
+    min_similarity: f32,
+    default_idx: Option<usize>,
+) -> Plan {
+    let look = usize::from(min_similarity.is_finite());
+    let p = predictor.predict_with(v, length, category, look);
+    if p.nearest < min_similarity {
+        if let Some(d) = default_idx {
+            return Plan::Fixed(d);
+        }
+    }
+    Plan::Learned(
+        tier_cols
+            .iter()
+            .map(|c| learned::tier_score(&p.scores, c))
+            .collect(),
+    )
+}
+
+/// Fold of each prompt: a hash of its id and the seed, so folds do not depend on file order.
+fn fold_assignment(ids: &[String], folds: usize, seed: u64) -> Vec<usize> {
+    let mut order: Vec<(u64, usize)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), seed), i))
+        .collect();
+    order.sort_unstable();
+    let mut out = vec![0; ids.len()];
+    for (rank, (_, i)) in order.into_iter().enumerate() {
+        out[i] = rank % folds;
+    }
+    out
+}
+
+/// The bar to deploy, chosen on `train` alone: its prompts are predicted by cross-validation,
+/// the bar swept, and the cheapest point whose quality is within one standard error of the best
+/// single candidate (on these prompts) taken.
+#[allow(clippy::too_many_arguments)]
+fn choose_on_train(
+    train: &Dataset,
+    candidates: &[Candidate],
+    method: LearnedMethod,
+    k: usize,
+    kind: BarKind,
+    folds: usize,
+    seed: u64,
+    min_similarity: f32,
+    default_idx: Option<usize>,
+    output_tokens: u64,
+    config: Option<&Config>,
+) -> Result<f64, String> {
+    let usable: Vec<usize> = (0..train.len())
+        .filter(|&i| {
+            candidates
+                .iter()
+                .all(|c| train.score(i, c.column).is_finite())
+        })
+        .collect();
+    if usable.len() < folds * 2 {
+        return Ok(crate::config::DEFAULT_BAR);
+    }
+    let data = train.subset(&usable);
+    let tier_cols: Vec<Vec<usize>> = candidates.iter().map(|c| c.columns.clone()).collect();
+    let fold_of = fold_assignment(&data.ids, folds, seed.wrapping_add(1));
+    let mut plans = vec![Plan::Fixed(0); data.len()];
+    for f in 0..folds {
+        let inner: Vec<usize> = (0..data.len()).filter(|&i| fold_of[i] != f).collect();
+        let predictor = Predictor::train(data.subset(&inner), method, k);
+        for i in (0..data.len()).filter(|&i| fold_of[i] == f) {
+            plans[i] = plan_for(
+                &predictor,
+                data.vector(i),
+                data.lengths[i],
+                data.categories[i].as_deref(),
+                &tier_cols,
+                min_similarity,
+                default_idx,
+            );
+        }
+    }
+    // Costs of training prompts: recorded, else estimated like the test's (without responses).
+    let costs: Vec<Vec<f64>> = (0..data.len())
+        .map(|i| {
+            candidates
+                .iter()
+                .map(|c| {
+                    let r = data.cost(i, c.column);
+                    if r.is_finite() {
+                        f64::from(r)
+                    } else {
+                        price_of(c, config).map_or(0.0, |p| {
+                            (data.previews[i].len() as f64 / 4.0 * p.input
+                                + output_tokens as f64 * p.output)
+                                / 1e6
+                        })
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    let mean = |t: usize| costs.iter().map(|r| r[t]).sum::<f64>();
+    order.sort_by(|&a, &b| mean(a).total_cmp(&mean(b)));
+    let served: Vec<Vec<Served>> = (0..data.len())
+        .map(|i| {
+            (0..candidates.len())
+                .map(|t| Served {
+                    model: t,
+                    asked: vec![t],
+                    quality: f64::from(data.score(i, candidates[t].column)),
+                    cost: costs[i][t],
+                })
+                .collect()
+        })
+        .collect();
+    let points = sweep::sweep(&plans, &served, kind, candidates.len() - 1);
+    let best = (0..candidates.len())
+        .map(|t| {
+            let s: Vec<f64> = served.iter().map(|r| r[t].quality).collect();
+            (
+                s.iter().sum::<f64>() / s.len() as f64,
+                curve::standard_error(&s),
+            )
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .unwrap_or((1.0, 0.0));
+    Ok(curve::cheapest_reaching(&points, best.0 - best.1).map_or(1.0, |p| p.point.min(1.0)))
+}
+
+/// APGR of a router that ranks prompts by `key` (highest to the strong model first).
+fn ranked_apgr(
+    gains: &[f64],
+    served: &[Vec<Served>],
+    qw: f64,
+    qs: f64,
+    key: impl Fn(usize) -> f64,
+) -> f64 {
+    let n = gains.len();
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.sort_by(|&a, &b| key(b).total_cmp(&key(a)));
+    let mut q = served.iter().map(|r| r[0].quality).sum::<f64>();
+    let mut pts = vec![Point {
+        point: 0.0,
+        quality: q / n as f64,
+        cost_usd: 0.0,
+        strong_share: 0.0,
+    }];
+    let mut k = 0;
+    while k < n {
+        let v = key(idx[k]);
+        while k < n && key(idx[k]) == v {
+            q += gains[idx[k]];
+            k += 1;
+        }
+        pts.push(Point {
+            point: v,
+            quality: q / n as f64,
+            cost_usd: 0.0,
+            strong_share: k as f64 / n as f64,
+        });
+    }
+    curve::apgr(&curve::pgr_curve(&pts, qw, qs))
+}
+
+fn thin_pairs(v: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
+    if v.len() <= max {
+        return v.to_vec();
+    }
+    (0..max).map(|j| v[j * (v.len() - 1) / (max - 1)]).collect()
+}

@@ -1,0 +1,198 @@
+//! The sweep of the operating point: how every test prompt's choice moves as the bar rises, and
+//! the totals at each step. A prompt the learned layer decides moves to a dearer tier each time
+//! the bar passes one of its breakpoints (the same test `routing::learned::choose` applies), so
+//! the exact curve has one point per distinct breakpoint, found with one sort of them.
+
+use super::curve::Point;
+use crate::config::BarKind;
+use crate::routing::learned::{Bar, choose};
+
+/// How a test prompt is decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// Rules, semantic similarity, the default, or the learned layer abstaining: the same tier
+    /// whatever the bar.
+    Fixed(usize),
+    /// Predicted score per tier (cheapest first): the bar decides.
+    Learned(Vec<f32>),
+}
+
+/// What serving one prompt on one tier comes to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Served {
+    /// The candidate whose answer is returned.
+    pub model: usize,
+    /// Every candidate called, in order (more than one when a cascade escalated).
+    pub asked: Vec<usize>,
+    pub quality: f64,
+    pub cost: f64,
+}
+
+/// The bar value at which a prompt leaves each tier: `(leaves_above, tier)` in rising order; the
+/// last entry never leaves.
+fn segments(pred: &[f32], kind: BarKind) -> Vec<(f64, usize)> {
+    let best = pred
+        .iter()
+        .copied()
+        .filter(|p| p.is_finite())
+        .fold(f32::NEG_INFINITY, f32::max);
+    let mut out: Vec<(f64, usize)> = Vec::new();
+    let mut record = f64::NEG_INFINITY;
+    for (t, p) in pred.iter().enumerate() {
+        if !p.is_finite() {
+            continue;
+        }
+        let key = match kind {
+            BarKind::ShareOfBest if best > 0.0 => f64::from(*p) / f64::from(best),
+            BarKind::ShareOfBest => 1.0,
+            BarKind::Score => f64::from(*p),
+        };
+        if key > record {
+            out.push((key, t));
+            record = key;
+        }
+    }
+    out
+}
+
+/// The tier a plan picks at `bar`.
+pub fn tier_at(plan: &Plan, bar: f64, kind: BarKind) -> Option<usize> {
+    match plan {
+        Plan::Fixed(t) => Some(*t),
+        Plan::Learned(p) => choose(p, Bar { value: bar, kind }),
+    }
+}
+
+/// Every distinct operating point, cheapest-bar first. `served[i][t]` is prompt `i` on tier `t`;
+/// `strong` the candidate counted for `strong_share`.
+pub fn sweep(plans: &[Plan], served: &[Vec<Served>], kind: BarKind, strong: usize) -> Vec<Point> {
+    let n = plans.len().max(1) as f64;
+    let mut state: Vec<usize> = Vec::with_capacity(plans.len());
+    let mut events: Vec<(f64, usize, usize)> = Vec::new();
+    for (i, plan) in plans.iter().enumerate() {
+        match plan {
+            Plan::Fixed(t) => state.push(*t),
+            Plan::Learned(p) => {
+                let seg = segments(p, kind);
+                state.push(seg.first().map_or(0, |s| s.1));
+                for w in seg.windows(2) {
+                    events.push((w[0].0, i, w[1].1));
+                }
+            }
+        }
+    }
+    let mut quality = 0.0;
+    let mut cost = 0.0;
+    let mut strong_calls = 0usize;
+    for (i, &t) in state.iter().enumerate() {
+        let s = &served[i][t];
+        quality += s.quality;
+        cost += s.cost;
+        strong_calls += usize::from(s.model == strong);
+    }
+    events.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // A point's bar is where the state holds: below the next breakpoint (choose() keeps a tier
+    // whose key equals the bar), so the midpoint of two breakpoints, or just above the last.
+    let mut points = Vec::new();
+    let first_bar = events.first().map_or(1.0, |e| e.0.min(1.0));
+    let lowest = if first_bar > 0.0 { 0.0 } else { first_bar };
+    points.push(Point {
+        point: lowest,
+        quality: quality / n,
+        cost_usd: cost,
+        strong_share: strong_calls as f64 / n,
+    });
+    let mut k = 0;
+    while k < events.len() {
+        let v = events[k].0;
+        while k < events.len() && events[k].0 == v {
+            let (_, i, to) = events[k];
+            let from = state[i];
+            let (a, b) = (&served[i][from], &served[i][to]);
+            quality += b.quality - a.quality;
+            cost += b.cost - a.cost;
+            strong_calls =
+                strong_calls + usize::from(b.model == strong) - usize::from(a.model == strong);
+            state[i] = to;
+            k += 1;
+        }
+        let next = events.get(k).map(|e| e.0);
+        let bar = match next {
+            Some(nv) => (v + nv) / 2.0,
+            None if v < 1.0 => (v + 1.0) / 2.0,
+            None => v + 1e-6,
+        };
+        points.push(Point {
+            point: bar,
+            quality: quality / n,
+            cost_usd: cost,
+            strong_share: strong_calls as f64 / n,
+        });
+    }
+    points
+}
+
+/// At most `max` points spread evenly over the curve's cost range (always keeping both ends), for
+/// output that stays readable: the exact curve can have a point per prompt.
+pub fn thin(points: &[Point], max: usize) -> Vec<Point> {
+    if points.len() <= max || max < 2 {
+        return points.to_vec();
+    }
+    let mut out = Vec::with_capacity(max);
+    for j in 0..max {
+        let idx = j * (points.len() - 1) / (max - 1);
+        if out
+            .last()
+            .is_none_or(|l: &Point| l.point != points[idx].point)
+        {
+            out.push(points[idx]);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn served(model: usize, quality: f64, cost: f64) -> Served {
+        Served {
+            model,
+            asked: vec![model],
+            quality,
+            cost,
+        }
+    }
+
+    #[test]
+    fn the_sweep_matches_choosing_at_each_bar() {
+        let plans = vec![
+            Plan::Learned(vec![0.9, 1.0]),
+            Plan::Learned(vec![0.2, 0.8]),
+            Plan::Fixed(1),
+            Plan::Learned(vec![0.7, 0.6]),
+        ];
+        let table: Vec<Vec<Served>> = vec![
+            vec![served(0, 1.0, 1.0), served(1, 1.0, 10.0)],
+            vec![served(0, 0.0, 1.0), served(1, 1.0, 10.0)],
+            vec![served(0, 0.0, 1.0), served(1, 1.0, 10.0)],
+            vec![served(0, 1.0, 1.0), served(1, 0.0, 10.0)],
+        ];
+        for kind in [BarKind::ShareOfBest, BarKind::Score] {
+            let pts = sweep(&plans, &table, kind, 1);
+            for p in &pts {
+                let mut q = 0.0;
+                let mut c = 0.0;
+                for (i, plan) in plans.iter().enumerate() {
+                    let t = tier_at(plan, p.point, kind).unwrap();
+                    q += table[i][t].quality;
+                    c += table[i][t].cost;
+                }
+                assert!((p.quality - q / 4.0).abs() < 1e-12, "{kind:?} {p:?}");
+                assert!((p.cost_usd - c).abs() < 1e-12, "{kind:?} {p:?}");
+            }
+            assert_eq!(pts.first().unwrap().strong_share, 0.25);
+            assert_eq!(pts.last().unwrap().strong_share, 0.75);
+        }
+    }
+}

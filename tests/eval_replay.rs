@@ -1,0 +1,335 @@
+//! `switchyard eval` and `switchyard calibrate`, run as the real binary: small fixtures whose
+//! answers are known by hand (random, oracle, a perfectly separable router's APGR), the per-prompt
+//! choices checked against the reported curve, a routing table replayed with rules before the
+//! learned layer, and one public set end to end.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn switchyard(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(args)
+        .env(
+            "XDG_CACHE_HOME",
+            std::env::temp_dir().join("switchyard-test-cache"),
+        )
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn eval_json(args: &[&str]) -> Value {
+    let mut all = vec!["eval", "--format", "json", "--no-cache"];
+    all.extend_from_slice(args);
+    let (ok, out, err) = switchyard(&all);
+    assert!(ok, "eval failed: {err}\n{out}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// Ten prompts in two kinds: four hard ones (the strong model right, the weak one wrong) and six
+/// easy ones (both right). Each kind shares its vocabulary, so neighbours are always of the
+/// same kind.
+fn fixture(dir: &Path) -> PathBuf {
+    let hard = [
+        "prove the theorem about prime gaps in number theory",
+        "prove the lemma on prime ideals in ring theory",
+        "prove this theorem on prime factorisation rigorously",
+        "prove the prime number theorem sketch carefully",
+    ];
+    let easy = [
+        "translate hello into spanish please",
+        "translate goodbye into spanish please",
+        "translate thank you into spanish please",
+        "translate good night into spanish please",
+        "translate see you soon into spanish please",
+        "translate welcome into spanish please",
+    ];
+    let mut text = String::new();
+    for (i, p) in hard.iter().enumerate() {
+        let row = json!({"id": format!("hard/{i}"), "messages": [{"role": "user", "content": p}],
+            "scores": {"big": 1.0, "small": 0.0}, "costs_usd": {"big": 0.01, "small": 0.001}});
+        text.push_str(&format!("{row}\n"));
+    }
+    for (i, p) in easy.iter().enumerate() {
+        let row = json!({"id": format!("easy/{i}"), "messages": [{"role": "user", "content": p}],
+            "scores": {"big": 1.0, "small": 1.0}, "costs_usd": {"big": 0.01, "small": 0.001}});
+        text.push_str(&format!("{row}\n"));
+    }
+    let path = dir.join("fixture.jsonl");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol
+}
+
+#[test]
+fn known_answers_on_a_small_fixture() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = fixture(dir.path());
+    let choices = dir.path().join("choices.jsonl");
+    let plot = dir.path().join("curve.svg");
+    let e = eval_json(&[
+        "--test",
+        file.to_str().unwrap(),
+        "--method",
+        "knn",
+        "--k",
+        "3",
+        "--choices",
+        choices.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert_eq!(e["prompts"], 10);
+    assert!(
+        e["setting"]
+            .as_str()
+            .unwrap()
+            .starts_with("in-domain (5-fold"),
+        "{e}"
+    );
+    let two = &e["two_model"];
+    assert_eq!(two["strong"], "big");
+    assert_eq!(two["weak"], "small");
+    // Oracle: the four hard prompts first. PGR climbs to 1 at c = 0.4 and stays:
+    // 0.4 · 1/2 + 0.6 · 1 = 0.8.
+    assert!(
+        close(two["oracle_apgr"].as_f64().unwrap(), 0.8, 1e-9),
+        "{two}"
+    );
+    assert!(
+        close(two["random_apgr"].as_f64().unwrap(), 0.5, 0.05),
+        "{two}"
+    );
+    // The kinds are separable, so the learned layer ranks like the oracle.
+    assert!(close(two["apgr"].as_f64().unwrap(), 0.8, 1e-9), "{two}");
+    assert!(close(two["cpt50"].as_f64().unwrap(), 0.2, 1e-9), "{two}");
+    assert!(close(two["cpt80"].as_f64().unwrap(), 0.32, 1e-9), "{two}");
+    // Oracle row: every prompt right, the strong model only on the hard ones.
+    assert!(close(e["oracle"]["quality"].as_f64().unwrap(), 1.0, 1e-12));
+    // Costs are held as f32: equal to about 1e-9 USD.
+    assert!(close(
+        e["oracle"]["cost_usd"].as_f64().unwrap(),
+        4.0 * 0.01 + 6.0 * 0.001,
+        1e-6
+    ));
+    assert!(close(e["random"]["quality"].as_f64().unwrap(), 0.8, 1e-12));
+    // Chosen on the training folds: the strong model's quality at the small model's price on
+    // easy prompts.
+    let sel = &e["selected"];
+    assert!(sel["point"].is_number(), "{e}");
+    assert_eq!(sel["best_single"], "big");
+    assert_eq!(sel["matches_best"], true, "{sel}");
+    assert!(
+        close(sel["cost_share"].as_f64().unwrap(), 0.46, 1e-6),
+        "{sel}"
+    );
+    assert_eq!(e["above_single_models"], true);
+
+    // The choices file: one line per reported point and prompt, and the curve re-computed
+    // from it alone.
+    let text = std::fs::read_to_string(&choices).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let curve = e["curve"].as_array().unwrap();
+    assert_eq!(lines.len(), curve.len() * 10);
+    let rows: Vec<Value> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for p in curve {
+        let at: Vec<&Value> = lines.iter().filter(|l| l["point"] == p["point"]).collect();
+        assert_eq!(at.len(), 10);
+        let (mut q, mut c) = (0.0, 0.0);
+        for l in at {
+            let row = rows.iter().find(|r| r["id"] == l["id"]).unwrap();
+            let model = l["model"].as_str().unwrap();
+            assert_eq!(l["asked"], json!([model]));
+            q += row["scores"][model].as_f64().unwrap();
+            c += row["costs_usd"][model].as_f64().unwrap();
+        }
+        assert!(close(q / 10.0, p["quality"].as_f64().unwrap(), 1e-9), "{p}");
+        assert!(close(c, p["cost_usd"].as_f64().unwrap(), 1e-6), "{p}");
+    }
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("oracle") && svg.contains("polyline"));
+}
+
+#[test]
+fn a_table_is_replayed_rules_first_and_unknown_models_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = fixture(dir.path());
+    let table = dir.path().join("table.yaml");
+    std::fs::write(
+        &table,
+        format!(
+            r#"
+providers: {{ sim: {{ kind: simulated }} }}
+models:
+  - {{ name: small, provider: sim, price: {{ input: 0.1, output: 0.4 }} }}
+  - {{ name: big, provider: sim, price: {{ input: 5, output: 15 }} }}
+tiers:
+  budget: {{ models: [small] }}
+  premium: {{ models: [big] }}
+routing:
+  default: budget
+  rules:
+    - {{ name: lemma, when: {{ keywords: [lemma] }}, tier: budget }}
+  learned: {{ outcomes: ["{}"], method: knn, k: 3, cache: false }}
+"#,
+            file.display()
+        ),
+    )
+    .unwrap();
+    let e = eval_json(&[
+        "--config",
+        table.to_str().unwrap(),
+        "--test",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(e["layers"]["rules"], 1, "{e}");
+    assert_eq!(e["layers"]["learned"], 9, "{e}");
+    // The rule sends one hard prompt to the budget tier whatever the bar: it is never right.
+    let last = e["curve"].as_array().unwrap().last().unwrap();
+    assert!(
+        close(last["quality"].as_f64().unwrap(), 0.9, 1e-9),
+        "{last}"
+    );
+    assert_eq!(e["candidates"][0]["name"], "budget");
+
+    // A model in the outcomes that no tier stands for is an error, not a silent drop.
+    let extra = dir.path().join("extra.jsonl");
+    std::fs::write(
+        &extra,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("\"small\":0.0", "\"small\":0.0,\"mystery\":1.0"),
+    )
+    .unwrap();
+    let t2 = dir.path().join("table2.yaml");
+    std::fs::write(
+        &t2,
+        std::fs::read_to_string(&table)
+            .unwrap()
+            .replace("fixture.jsonl", "extra.jsonl"),
+    )
+    .unwrap();
+    let (ok, _, err) = switchyard(&[
+        "eval",
+        "--config",
+        t2.to_str().unwrap(),
+        "--test",
+        extra.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("mystery") && err.contains("no tier stands for"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_malformed_line_names_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = fixture(dir.path());
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str("{\"id\": \"bad\", \"messages\": [], \"scores\": {\"big\": \"yes\"}}\n");
+    std::fs::write(&file, text).unwrap();
+    let (ok, _, err) = switchyard(&["eval", "--no-cache", "--test", file.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("{}:11: scores.big", file.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn calibrate_writes_the_bar_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = fixture(dir.path());
+    let table = dir.path().join("table.yaml");
+    let original = format!(
+        r#"# my routing table
+providers: {{ sim: {{ kind: simulated }} }}
+models:
+  - {{ name: small, provider: sim }}
+  - {{ name: big, provider: sim }}
+tiers:
+  budget: {{ models: [small] }}
+  premium: {{ models: [big] }}
+routing:
+  default: budget
+  learned:
+    outcomes: ["{}"]   # Step 0
+    method: knn
+    k: 3
+    bar: 0.123
+    cache: false
+"#,
+        file.display()
+    );
+    std::fs::write(&table, &original).unwrap();
+    let (ok, out, err) = switchyard(&[
+        "calibrate",
+        "--config",
+        table.to_str().unwrap(),
+        "--premium-share",
+        "0.4",
+    ]);
+    assert!(ok, "{err}{out}");
+    assert!(
+        out.contains("40.0% of requests on the dearest tier"),
+        "{out}"
+    );
+    let edited = std::fs::read_to_string(&table).unwrap();
+    let bar_line = edited
+        .lines()
+        .find(|l| l.trim_start().starts_with("bar:"))
+        .unwrap();
+    let bar: f64 = bar_line
+        .trim()
+        .trim_start_matches("bar:")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(bar > 0.0 && bar <= 1.0 && bar != 0.123, "{bar_line}");
+    // Nothing else changed.
+    assert_eq!(edited.replace(bar_line, "    bar: 0.123"), original);
+    switchyard::config::Config::from_yaml(&edited, "t.yaml").unwrap();
+}
+
+#[test]
+fn a_public_set_end_to_end() {
+    let file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/eval/routellm-mt-bench.jsonl");
+    // knn: the linear method's training is slow in an unoptimised test build.
+    let e = eval_json(&["--test", file.to_str().unwrap(), "--method", "knn"]);
+    assert_eq!(e["prompts"], 72);
+    let two = &e["two_model"];
+    assert_eq!(two["strong"], "gpt-4-1106-preview");
+    assert_eq!(two["weak"], "mixtral-8x7b-instruct-v0.1");
+    // The data's own oracle, computed by hand from the file: 0.9639.
+    assert!(
+        close(two["oracle_apgr"].as_f64().unwrap(), 0.9639, 1e-4),
+        "{two}"
+    );
+    assert!(
+        close(two["random_apgr"].as_f64().unwrap(), 0.5, 0.03),
+        "{two}"
+    );
+    let apgr = two["apgr"].as_f64().unwrap();
+    assert!(apgr > 0.55 && apgr < 0.9639, "{apgr}");
+    assert!(e["selected"]["point"].is_number());
+    assert_eq!(e["singles"].as_array().unwrap().len(), 2);
+}
