@@ -156,6 +156,7 @@ tiers: { small: { models: [a] }, big: { models: [b] } }
 routing:
   default: small
   semantic:
+    embedder: { kind: hashed-ngrams }
     threshold: 0.2
     utterances:
       small: ["translate this sentence into French"]
@@ -192,8 +193,8 @@ routing:
         &dir,
         "static.yaml",
         &yaml.replace(
-            "threshold: 0.2",
-            "threshold: 0.2\n    embedder: { kind: static, path: models/nope }",
+            "embedder: { kind: hashed-ngrams }",
+            "embedder: { kind: static, path: models/nope }",
         ),
     );
     let out = bin()
@@ -216,8 +217,8 @@ routing:
         &dir,
         "broken.yaml",
         &yaml.replace(
-            "threshold: 0.2",
-            "threshold: 0.2\n    embedder: { kind: static, path: models/broken }",
+            "embedder: { kind: hashed-ngrams }",
+            "embedder: { kind: static, path: models/broken }",
         ),
     );
     let out = bin()
@@ -266,6 +267,70 @@ routing:
     - {{ name: summarize, when: {{ keywords: [summarize] }}, tier: {tier_for_summaries} }}
 "#
     )
+}
+
+/// A table that names no embedder gets the built-in model: the real server routes a paraphrase
+/// that shares almost no words with any utterance like the utterance it means, on simulated
+/// providers, with no model folder anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_builtin_model_routes_a_paraphrase_like_its_canonical_utterance() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = r#"
+providers:
+  sim: { kind: simulated, simulate: { latency: 1ms } }
+models: [{ name: small, provider: sim }, { name: medium, provider: sim }, { name: large, provider: sim }]
+tiers: { budget: { models: [small] }, mid: { models: [medium] }, premium: { models: [large] } }
+routing:
+  default: mid
+  semantic:
+    threshold: 0.4
+    margin: 0.03
+    utterances:
+      budget: ["summarize this text"]
+      premium: ["assess whether this evidence supports a causal claim"]
+"#;
+    let path = write(&dir, "sem.yaml", yaml);
+    let b = Binary::serve(&path, &[]);
+    let route = |prompt: &'static str| {
+        let url = b.url("/v1/chat/completions");
+        async move {
+            let resp = reqwest::Client::new()
+                .post(url)
+                .json(&chat_body("auto", prompt))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            let h = resp.headers();
+            (
+                h["x-switchyard-tier"].to_str().unwrap().to_string(),
+                h["x-switchyard-route"].to_str().unwrap().to_string(),
+            )
+        }
+    };
+    let (tier, canonical) = route("summarize this text").await;
+    assert_eq!(tier, "budget");
+    assert!(canonical.starts_with("semantic:budget@"), "{canonical}");
+    let (tier, r) = route("give me the gist of this email thread").await;
+    assert_eq!(tier, "budget", "{r}");
+    assert!(r.starts_with("semantic:budget@"), "{r}");
+    let (tier, r) =
+        route("Does this study really show that coffee makes people live longer?").await;
+    assert_eq!(tier, "premium", "{r}");
+    // Nothing like either: the default.
+    assert_eq!(route("qwxz plmk").await.1, "default");
+
+    let out = bin()
+        .args(["route", "--config"])
+        .arg(&path)
+        .arg("boil this memo down to one line")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("builtin embedder, 2 utterances") && text.contains("tier      budget"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

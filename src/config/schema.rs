@@ -478,8 +478,10 @@ fn default_threshold() -> f32 {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EmbedderKind {
-    /// Character n-grams hashed into a fixed-size vector: no weights, no download.
+    /// The static model compiled into switchyard (distilled from all-MiniLM-L6-v2).
     #[default]
+    Builtin,
+    /// Character n-grams hashed into a fixed-size vector: no weights, no download.
     HashedNgrams,
     /// A model2vec-format static embedding model from a local folder.
     Static,
@@ -494,7 +496,7 @@ pub enum EmbedderKind {
 pub struct EmbedderConfig {
     #[serde(default)]
     pub kind: EmbedderKind,
-    /// hashed-ngrams: vector size.
+    /// hashed-ngrams: vector size; builtin, static: checked against the model's.
     #[serde(default)]
     pub dims: Option<usize>,
     /// static / bert: the model folder (relative paths are relative to the config file).
