@@ -95,11 +95,8 @@ async fn measure(e: &Embedder) -> (Similarity, f64, Vec<f32>) {
         .collect();
     let s = Similarity { para, unrelated };
     let top1 = s.top1(&va, &vb);
-    // Every a-b cosine, for comparing two embedders' judgements.
-    let all: Vec<f32> = va
-        .iter()
-        .flat_map(|x| vb.iter().map(move |y| cosine(x, y)))
-        .collect();
+    // The cosines of every pair of both kinds, for comparing two embedders' judgements.
+    let all: Vec<f32> = s.para.iter().chain(&s.unrelated).copied().collect();
     (s, top1, all)
 }
 

@@ -467,6 +467,10 @@ pub struct SemanticConfig {
     /// How far the best tier's similarity must beat the runner-up tier's.
     #[serde(default)]
     pub margin: f32,
+    /// Take the utterances' mean out of every vector before comparing; default on from 10
+    /// utterances (`routing::semantic::CENTER_MIN_UTTERANCES`).
+    #[serde(default)]
+    pub center: Option<bool>,
     /// Tier → example prompts.
     pub utterances: BTreeMap<String, Vec<String>>,
 }

@@ -13,9 +13,6 @@ use std::sync::{Arc, OnceLock};
 /// How the embedder is named in `route` output, logs and errors.
 pub const NAME: &str = "builtin";
 
-/// What the model is, for `check` and `route`.
-pub const DESCRIPTION: &str = "all-MiniLM-L6-v2 distilled to a static model";
-
 static TOKENIZER: &[u8] = include_bytes!("builtin/tokenizer.json");
 static MODEL: &[u8] = include_bytes!("builtin/model.safetensors");
 static CONFIG: &[u8] = include_bytes!("builtin/config.json");
@@ -23,11 +20,13 @@ static CONFIG: &[u8] = include_bytes!("builtin/config.json");
 /// The shared built-in model (parsed on first use; a few tens of milliseconds).
 pub fn model() -> Result<Arc<StaticModel>, String> {
     static MODEL_CELL: OnceLock<Result<Arc<StaticModel>, String>> = OnceLock::new();
-    MODEL_CELL
-        .get_or_init(|| {
-            StaticModel::from_static(TOKENIZER, MODEL, Some(CONFIG), "builtin model").map(Arc::new)
-        })
-        .clone()
+    MODEL_CELL.get_or_init(|| parse().map(Arc::new)).clone()
+}
+
+/// Parses the compiled-in files afresh (what the first `model()` call costs; for the benchmark).
+#[doc(hidden)]
+pub fn parse() -> Result<StaticModel, String> {
+    StaticModel::from_static(TOKENIZER, MODEL, Some(CONFIG), "builtin model")
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ mod wordpiece;
 
 #[cfg(feature = "bert")]
 pub use bert::BertEmbedder;
-pub use builtin::model as builtin_model;
+pub use builtin::{model as builtin_model, parse as parse_builtin_model};
 pub use hashed::HashedNgrams;
 pub use remote::RemoteEmbedder;
 pub use static_model::{StaticModel, testing as static_testing};
