@@ -1,11 +1,13 @@
 //! Latency and memory benchmark: client → mock upstream directly, then client → switchyard → mock,
 //! at the same fixed request rate with the same bodies, and the difference between the two.
 //!
-//!     cargo bench --bench gateway_load [-- --rate 1000 --duration 20 --warmup 3 --segment 2 --gateway-log info]
+//!     cargo bench --bench gateway_load [-- --rate 1000 --duration 20 --warmup 3 --segment 2 --gateway-log info --semantic off]
 //!
 //! Options can also be given as environment variables: `BENCH_RATE`, `BENCH_DURATION`,
-//! `BENCH_WARMUP`, `BENCH_SEGMENT`, `BENCH_GATEWAY_LOG` (flags win). `BENCH_GATEWAY_BIN` runs
-//! another build of the gateway instead of this one (for A/B runs against a baseline).
+//! `BENCH_WARMUP`, `BENCH_SEGMENT`, `BENCH_GATEWAY_LOG`, `BENCH_SEMANTIC` (flags win).
+//! `BENCH_GATEWAY_BIN` runs another build of the gateway instead of this one (for A/B runs
+//! against a baseline). `--semantic builtin|hashed-ngrams` adds a semantic layer (the example
+//! table's 44 utterances) with that embedder; the one prompt no rule matches is then routed by it.
 //!
 //! - The mock upstream is an axum server on 127.0.0.1:0 with its own single-threaded tokio runtime
 //!   on its own thread. It answers `POST /v1/chat/completions` at once with a fixed
@@ -101,6 +103,8 @@ impl GatewayLog {
 
 struct Opts {
     rate: u32,
+    /// The semantic layer's embedder, or `None` for rules only.
+    semantic: Option<String>,
     duration: Duration,
     warmup: Duration,
     segment: Duration,
@@ -119,6 +123,7 @@ fn parse_opts() -> Res<Opts> {
     let mut warmup = env("BENCH_WARMUP");
     let mut segment = env("BENCH_SEGMENT");
     let mut log = env("BENCH_GATEWAY_LOG");
+    let mut semantic = env("BENCH_SEMANTIC");
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let (key, inline) = match a.split_once('=') {
@@ -133,9 +138,10 @@ fn parse_opts() -> Res<Opts> {
             "--warmup" => &mut warmup,
             "--segment" => &mut segment,
             "--gateway-log" => &mut log,
+            "--semantic" => &mut semantic,
             "-h" | "--help" => {
                 println!(
-                    "cargo bench --bench gateway_load -- [--rate REQ_PER_S] [--duration SECONDS] [--warmup SECONDS] [--segment SECONDS] [--gateway-log info|quiet]"
+                    "cargo bench --bench gateway_load -- [--rate REQ_PER_S] [--duration SECONDS] [--warmup SECONDS] [--segment SECONDS] [--gateway-log info|quiet] [--semantic off|builtin|hashed-ngrams]"
                 );
                 std::process::exit(0);
             }
@@ -180,8 +186,16 @@ fn parse_opts() -> Res<Opts> {
         Some("quiet") | Some("warn") => GatewayLog::Quiet,
         Some(other) => return Err(format!("--gateway-log: info or quiet, not {other}").into()),
     };
+    let semantic = match semantic.as_deref() {
+        None | Some("off") => None,
+        Some(e @ ("builtin" | "hashed-ngrams")) => Some(e.to_string()),
+        Some(other) => {
+            return Err(format!("--semantic: off, builtin or hashed-ngrams, not {other}").into());
+        }
+    };
     Ok(Opts {
         rate,
+        semantic,
         duration,
         warmup: secs(warmup, if smoke { 0.5 } else { 3.0 }, "--warmup")?,
         segment: secs(segment, if smoke { 0.5 } else { 2.0 }, "--segment")?
@@ -320,7 +334,22 @@ fn rules_yaml() -> &'static str {
 "#
 }
 
-fn config_yaml(mock: SocketAddr) -> String {
+/// The example table's utterances (config/example.yaml), with the embedder asked for.
+fn semantic_yaml(embedder: &str) -> String {
+    let example = include_str!("../config/example.yaml");
+    let start = example.find("  semantic:\n").unwrap_or(0);
+    let end = example[start..]
+        .find("\n\n")
+        .map_or(example.len(), |e| start + e);
+    let section = &example[start..end];
+    section.replacen(
+        "  semantic:\n",
+        &format!("  semantic:\n    embedder: {{ kind: {embedder} }}\n"),
+        1,
+    ) + "\n"
+}
+
+fn config_yaml(mock: SocketAddr, semantic: Option<&str>) -> String {
     format!(
         r#"# Written by benches/gateway_load.rs.
 providers:
@@ -345,19 +374,28 @@ routing:
   counterfactual: premium
   rules:
 {rules}
+{semantic}
 fallbacks:
   budget: [mid]
   mid: [premium]
 "#,
-        rules = rules_yaml()
+        rules = rules_yaml(),
+        semantic = semantic.map(semantic_yaml).unwrap_or_default(),
     )
 }
 
-fn request_bodies() -> Res<Vec<(&'static str, Bytes)>> {
+/// The prompts' bodies and the route each must take (`semantic:mid` for the one no rule matches,
+/// when the semantic layer is on; scores after `@` are not compared).
+fn request_bodies(semantic: bool) -> Res<Vec<(&'static str, Bytes)>> {
     PROMPTS
         .iter()
         .enumerate()
         .map(|(i, (route, prompt))| {
+            let route = if semantic && *route == "default" {
+                "semantic:mid"
+            } else {
+                route
+            };
             let body = json!({
                 "model": "auto",
                 "messages": [
@@ -368,7 +406,7 @@ fn request_bodies() -> Res<Vec<(&'static str, Bytes)>> {
                 "max_tokens": 512,
                 "user": format!("bench-user-{i}"),
             });
-            Ok((*route, Bytes::from(serde_json::to_vec(&body)?)))
+            Ok((route, Bytes::from(serde_json::to_vec(&body)?)))
         })
         .collect()
 }
@@ -927,7 +965,7 @@ async fn one(
         .saturating_record(nanos(sent.saturating_duration_since(due)));
     if let Some(route) = parts.headers.get("x-switchyard-route") {
         let route = route.to_str().unwrap_or("?");
-        if route != expected_route {
+        if route.split('@').next() != Some(expected_route) {
             s.misrouted += 1;
         }
         *s.routes.entry(route.to_string()).or_default() += 1;
@@ -1116,13 +1154,16 @@ fn quantiles(h: &Histogram<u64>) -> [(&'static str, f64); 6] {
 
 fn run() -> Res<bool> {
     let opts = parse_opts()?;
-    let bodies = request_bodies()?;
+    let bodies = request_bodies(opts.semantic.is_some())?;
     let avg_body = bodies.iter().map(|(_, b)| b.len()).sum::<usize>() / bodies.len().max(1);
 
     let mock = Mock::start()?;
     let dir = tempfile::tempdir()?;
     let config_path = dir.path().join("switchyard-bench.yaml");
-    std::fs::write(&config_path, config_yaml(mock.addr))?;
+    std::fs::write(
+        &config_path,
+        config_yaml(mock.addr, opts.semantic.as_deref()),
+    )?;
     let started = Instant::now();
     let gateway = Gateway::start(&config_path, opts.log)?;
     let pid = gateway.pid();
@@ -1143,13 +1184,14 @@ fn run() -> Res<bool> {
     }
     println!(
         "gateway_load: {} req/s, {:.0} s per target (after {:.1} s warm-up) in turns of {:.1} s; {} bodies of ~{avg_body} B; \
-         gateway log: {}; mock {}, gateway {} (pid {pid})",
+         gateway log: {}; semantic layer: {}; mock {}, gateway {} (pid {pid})",
         opts.rate,
         opts.duration.as_secs_f64(),
         opts.warmup.as_secs_f64(),
         opts.segment.as_secs_f64(),
         bodies.len(),
         opts.log.name(),
+        opts.semantic.as_deref().unwrap_or("off"),
         mock.addr,
         gateway.addr,
     );
@@ -1375,6 +1417,7 @@ fn report(
         "warmup_s": opts.warmup.as_secs_f64(),
         "segment_s": opts.segment.as_secs_f64(),
         "gateway_log": opts.log.name(),
+        "semantic": opts.semantic.as_deref().unwrap_or("off"),
         "request_body_bytes_avg": avg_body,
         "response_body_bytes": MOCK_ANSWER.len(),
         "cores": cores,

@@ -1,13 +1,16 @@
 //! The semantic layer's cost per request: embed one prompt, score it against every utterance.
 //!
 //!     cargo bench --bench semantic
+//!     cargo bench --bench semantic -- builtin           # the built-in model only
 //!     SWITCHYARD_STATIC_MODEL=/path/to/potion-base-8M cargo bench --bench semantic   # a real model
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::path::Path;
-use switchyard::embed::{HashedNgrams, StaticModel, cosine, static_testing};
+use switchyard::embed::{
+    HashedNgrams, StaticModel, builtin_model, cosine, parse_builtin_model, static_testing,
+};
 
 /// About 200 tokens (~1,000 characters) of an ordinary request.
 const PROMPT: &str = "I have a long article about the history of the Roman Empire and I would like \
@@ -136,5 +139,32 @@ fn bench_static(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_hashed, bench_static);
+/// The model compiled into switchyard, the semantic layer's default: the issue's budget is 30 µs
+/// for embedding the 200-token prompt and scoring 100 utterances.
+fn bench_builtin(c: &mut Criterion) {
+    let model = builtin_model().unwrap();
+    let utts: Vec<Vec<f32>> = utterances()
+        .iter()
+        .map(|u| model.embed(u).unwrap())
+        .collect();
+    let mut g = c.benchmark_group("builtin");
+    g.bench_function("embed 200-token prompt + score 100", |b| {
+        b.iter(|| best(&model.embed(black_box(PROMPT)).unwrap(), &utts))
+    });
+    g.bench_function("embed 200-token prompt", |b| {
+        b.iter(|| model.embed(black_box(PROMPT)).unwrap())
+    });
+    g.bench_function("tokenize 200-token prompt", |b| {
+        b.iter(|| model.token_ids(black_box(PROMPT)).unwrap())
+    });
+    g.finish();
+    let mut g = c.benchmark_group("builtin start-up");
+    g.sample_size(10);
+    g.bench_function("parse the compiled-in model", |b| {
+        b.iter(|| parse_builtin_model().unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_builtin, bench_hashed, bench_static);
 criterion_main!(benches);

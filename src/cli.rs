@@ -1,4 +1,5 @@
-//! Command line: `serve`, `check`, `route`, `report`, `bench`, `eval`, `calibrate`, `import`.
+//! Command line: `serve`, `check`, `route`, `report`, `bench`, `eval`, `calibrate`, `distill`,
+//! `import`.
 
 use crate::config::{Config, ConfigError, EnvString, Uses};
 use crate::console::{error, print_to_stdout};
@@ -111,6 +112,43 @@ enum Command {
     /// Find the learned layer's bar that hits a premium share or a quality share, and write it
     /// into the table.
     Calibrate(crate::eval::calibrate::CalibrateArgs),
+    /// Distil a static embedding model (model2vec format, for `embedder: { kind: static }`) from a
+    /// local BERT-family sentence encoder folder. Needs a build with `--features bert`.
+    Distill {
+        /// The encoder's folder: config.json, tokenizer.json, model.safetensors.
+        #[arg(long = "from", value_name = "BERT_FOLDER")]
+        from: PathBuf,
+        /// Where to write model.safetensors, tokenizer.json and config.json (created if missing).
+        #[arg(long, value_name = "FOLDER")]
+        out: PathBuf,
+        /// Dimensions kept by PCA (at most the encoder's).
+        #[arg(long, default_value_t = 256)]
+        dims: usize,
+        /// How the matrix is stored.
+        #[arg(long, value_enum, default_value = "int8")]
+        quantize: DistillQuantize,
+        /// Token weighting by vocabulary rank.
+        #[arg(long, value_enum, default_value = "sif")]
+        weighting: DistillWeighting,
+    },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum DistillQuantize {
+    /// One byte per value and one scale per row: a quarter of f32's size and memory.
+    Int8,
+    F16,
+    F32,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum DistillWeighting {
+    /// SIF weights from a Zipf law over the vocabulary order (model2vec's default).
+    Sif,
+    /// ln(2 + rank).
+    Zipf,
+    /// All tokens alike.
+    None,
 }
 
 #[derive(clap::Args)]
@@ -204,8 +242,93 @@ pub fn main() -> ExitCode {
             Command::Bench(b) => bench(b).await,
             Command::Eval(args) => crate::eval::cli::run(args).await,
             Command::Calibrate(args) => crate::eval::calibrate::run(args).await,
+            Command::Distill {
+                from,
+                out,
+                dims,
+                quantize,
+                weighting,
+            } => tokio::task::block_in_place(|| distill(&from, &out, dims, quantize, weighting)),
         }
     })
+}
+
+#[cfg(feature = "bert")]
+fn distill(
+    from: &Path,
+    out: &Path,
+    dims: usize,
+    quantize: DistillQuantize,
+    weighting: DistillWeighting,
+) -> ExitCode {
+    use crate::embed::distill::{self, Options, Quantize, Weighting};
+    let opts = Options {
+        dims,
+        quantize: match quantize {
+            DistillQuantize::Int8 => Quantize::Int8,
+            DistillQuantize::F16 => Quantize::F16,
+            DistillQuantize::F32 => Quantize::F32,
+        },
+        weighting: match weighting {
+            DistillWeighting::Sif => Weighting::Sif,
+            DistillWeighting::Zipf => Weighting::Zipf,
+            DistillWeighting::None => Weighting::None,
+        },
+    };
+    let started = std::time::Instant::now();
+    // Drawn only on a terminal; a log (CI) gets the closing lines alone.
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "embedding the vocabulary {bar:40} {pos}/{len} tokens, {eta} left",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let result = distill::distill(from, out, &opts, &mut |done, all| {
+        bar.set_length(all as u64);
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    match result {
+        Ok(s) => {
+            println!(
+                "distilled {} tokens from {} ({} dims) into {} ({} dims, {:.1}% of the variance, {}, {} weighting)",
+                s.tokens,
+                from.display(),
+                s.source_dims,
+                out.display(),
+                s.dims,
+                100.0 * s.explained,
+                format!("{quantize:?}").to_lowercase(),
+                format!("{weighting:?}").to_lowercase(),
+            );
+            println!(
+                "{:.1} MB written in {:.1} s; use it with  embedder: {{ kind: static, path: {} }}",
+                s.bytes as f64 / 1e6,
+                started.elapsed().as_secs_f64(),
+                out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "bert"))]
+fn distill(
+    _from: &Path,
+    _out: &Path,
+    _dims: usize,
+    _quantize: DistillQuantize,
+    _weighting: DistillWeighting,
+) -> ExitCode {
+    eprintln!(
+        "error: `switchyard distill` runs the BERT encoder, which this build does not include: \
+         rebuild with the `bert` feature (cargo build --release --features bert)"
+    );
+    ExitCode::from(2)
 }
 
 async fn serve(

@@ -59,8 +59,35 @@ fn embeddings(vectors: &[&[f32]]) -> Reply {
 }
 
 #[tokio::test]
-async fn default_table_gets_the_hashed_embedder() {
+async fn a_table_that_names_no_embedder_gets_the_builtin_model() {
     let cfg = Config::from_yaml(&table("http://127.0.0.1:9/v1", ""), "t.yaml").unwrap();
+    let e = build(&cfg, Path::new(".")).unwrap();
+    assert_eq!(e.name(), "builtin");
+    let v = e
+        .embed_batch(&["summarize this article", "prove this theorem"])
+        .await
+        .unwrap();
+    // Raw cosines of a static model sit in a narrow band (the semantic layer centres them); the
+    // order is what must hold.
+    let p = e
+        .embed("give me a brief summary of the text")
+        .await
+        .unwrap();
+    assert!(cosine(&p, &v[0]) > cosine(&p, &v[1]));
+    let q = e.embed("prove that this lemma is true").await.unwrap();
+    assert!(cosine(&q, &v[1]) > cosine(&q, &v[0]));
+}
+
+#[tokio::test]
+async fn hashed_ngrams_is_there_when_named() {
+    let cfg = Config::from_yaml(
+        &table(
+            "http://127.0.0.1:9/v1",
+            "    embedder: { kind: hashed-ngrams }",
+        ),
+        "t.yaml",
+    )
+    .unwrap();
     let e = build(&cfg, Path::new(".")).unwrap();
     assert_eq!(e.name(), "hashed-ngrams");
     let v = e

@@ -156,6 +156,7 @@ tiers: { small: { models: [a] }, big: { models: [b] } }
 routing:
   default: small
   semantic:
+    embedder: { kind: hashed-ngrams }
     threshold: 0.2
     utterances:
       small: ["translate this sentence into French"]
@@ -192,8 +193,8 @@ routing:
         &dir,
         "static.yaml",
         &yaml.replace(
-            "threshold: 0.2",
-            "threshold: 0.2\n    embedder: { kind: static, path: models/nope }",
+            "embedder: { kind: hashed-ngrams }",
+            "embedder: { kind: static, path: models/nope }",
         ),
     );
     let out = bin()
@@ -216,8 +217,8 @@ routing:
         &dir,
         "broken.yaml",
         &yaml.replace(
-            "threshold: 0.2",
-            "threshold: 0.2\n    embedder: { kind: static, path: models/broken }",
+            "embedder: { kind: hashed-ngrams }",
+            "embedder: { kind: static, path: models/broken }",
         ),
     );
     let out = bin()
@@ -266,6 +267,76 @@ routing:
     - {{ name: summarize, when: {{ keywords: [summarize] }}, tier: {tier_for_summaries} }}
 "#
     )
+}
+
+/// A table that names no embedder gets the built-in model: the real server, with the demo
+/// table's utterances and settings and no rules, routes paraphrases that share no words with any
+/// utterance like the utterances they mean, with no model folder anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_builtin_model_routes_a_paraphrase_like_its_canonical_utterance() {
+    let demo = std::fs::read_to_string("config/demo.yaml").unwrap();
+    let start = demo.find("  semantic:\n").unwrap();
+    let end = demo[start..].find("\n\n").map_or(demo.len(), |e| start + e);
+    let semantic = &demo[start..end];
+    assert!(!semantic.contains("embedder"), "the demo names no embedder");
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        r#"
+providers:
+  sim: {{ kind: simulated, simulate: {{ latency: 1ms }} }}
+models: [{{ name: small, provider: sim }}, {{ name: medium, provider: sim }}, {{ name: large, provider: sim }}]
+tiers: {{ budget: {{ models: [small] }}, mid: {{ models: [medium] }}, premium: {{ models: [large] }} }}
+routing:
+  default: mid
+{semantic}
+"#
+    );
+    let path = write(&dir, "sem.yaml", &yaml);
+    let b = Binary::serve(&path, &[]);
+    let route = |prompt: &'static str| {
+        let url = b.url("/v1/chat/completions");
+        async move {
+            let resp = reqwest::Client::new()
+                .post(url)
+                .json(&chat_body("auto", prompt))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            let h = resp.headers();
+            h["x-switchyard-route"].to_str().unwrap().to_string()
+        }
+    };
+    for (canonical, paraphrase, tier) in [
+        (
+            "summarize this text",
+            "give me the gist of this email thread",
+            "budget",
+        ),
+        (
+            "assess whether this evidence supports a causal claim",
+            "Does this study really show that coffee makes people live longer?",
+            "premium",
+        ),
+    ] {
+        let want = format!("semantic:{tier}@");
+        let r = route(canonical).await;
+        assert!(r.starts_with(&want), "{canonical}: {r}");
+        let r = route(paraphrase).await;
+        assert!(r.starts_with(&want), "{paraphrase}: {r}");
+    }
+
+    let out = bin()
+        .args(["route", "--config"])
+        .arg(&path)
+        .arg("give me the gist of this email thread")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("builtin embedder") && text.contains("tier      budget"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -355,6 +355,7 @@ routing:
   rules:
     - {{ name: tagged, when: {{ tags: [vip] }}, tier: premium }}
   semantic:
+    embedder: {{ kind: hashed-ngrams }}
     threshold: 0.2
     margin: 0.02
     utterances:

@@ -1,17 +1,24 @@
-//! Routing quality of config/example.yaml on the labelled prompts in tests/data/routing_labels.yaml:
-//! accuracy of the full table and of each layer alone, per embedder. Prints a report (the figures
-//! in the README come from it) and fails if accuracy drops below the floors.
+//! Routing quality of the shipped tables on labelled prompts, measured honestly: the tables'
+//! thresholds and margins are chosen on `tests/data/routing_labels/tuning.yaml` (the `tune` test
+//! below prints the sweep), and `heldout.yaml` only measures. Prints a report per configuration
+//! (rules only; the semantic layer alone with each embedder; the full table), on both parts, and
+//! fails when the held-out accuracy drops below the floors.
 //!
-//! Embedders beyond the built-in one run when their model is available: `SWITCHYARD_STATIC_MODEL`
-//! (a model2vec folder) and, with `--features bert`, `SWITCHYARD_BERT_MODEL`.
+//!     cargo test --test routing_quality -- --nocapture
+//!     cargo test --test routing_quality -- --ignored tune --nocapture     # the threshold sweep
+//!
+//! Embedders beyond the built-in one and hashed n-grams run when their model is available:
+//! `SWITCHYARD_STATIC_MODEL` (a model2vec folder) and, with `--features bert`,
+//! `SWITCHYARD_BERT_MODEL` (the encoder the built-in model was distilled from).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::BTreeMap;
-use switchyard::config::Config;
+use switchyard::config::{Config, EmbedderConfig};
 use switchyard::gateway::Gateway;
 use switchyard::openai::ChatRequest;
+use switchyard::routing::Decision;
 
 #[derive(Deserialize)]
 struct Label {
@@ -24,27 +31,69 @@ struct Label {
     headers: BTreeMap<String, String>,
 }
 
-fn labels() -> Vec<Label> {
-    let text = std::fs::read_to_string("tests/data/routing_labels.yaml").unwrap();
-    serde_saphyr::from_str(&text).unwrap()
+fn labels(part: &str) -> Vec<Label> {
+    let path = format!("tests/data/routing_labels/{part}.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// The example table with its secrets filled in and, optionally, layers removed or the embedder swapped.
-fn example(rules: bool, semantic: bool, embedder: &str) -> Config {
-    let text = std::fs::read_to_string("config/example.yaml")
+#[derive(Clone, Copy, PartialEq)]
+enum Layers {
+    RulesOnly,
+    SemanticOnly,
+    Full,
+}
+
+/// A shipped table with its secrets filled in, layers removed as asked, and the embedder replaced
+/// when `embedder` is given (YAML of `routing.semantic.embedder`).
+fn table(file: &str, layers: Layers, embedder: Option<&str>) -> Config {
+    let text = std::fs::read_to_string(file)
         .unwrap()
         .replace("${OPENAI_API_KEY}", "sk-test")
-        .replace("${ANTHROPIC_API_KEY}", "sk-ant-test")
-        .replace("embedder: { kind: hashed-ngrams }", embedder);
-    let mut c = Config::from_yaml(&text, "config/example.yaml").unwrap_or_else(|e| panic!("{e}"));
-    if !rules {
+        .replace("${ANTHROPIC_API_KEY}", "sk-ant-test");
+    let mut c = Config::from_yaml(&text, file).unwrap_or_else(|e| panic!("{e}"));
+    if layers == Layers::SemanticOnly {
         c.routing.rules.clear();
         c.routing.cascade = None;
     }
-    if !semantic {
+    if layers == Layers::RulesOnly {
         c.routing.semantic = None;
     }
+    if let (Some(sem), Some(e)) = (c.routing.semantic.as_mut(), embedder) {
+        sem.embedder = serde_saphyr::from_str::<EmbedderConfig>(e).unwrap();
+    }
     c
+}
+
+fn request(l: &Label) -> (ChatRequest, http::HeaderMap) {
+    let mut body = json!({"model": "auto", "messages": [{"role": "user", "content": l.prompt}]});
+    if !l.metadata.is_empty() {
+        body["metadata"] = json!(l.metadata);
+    }
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in &l.headers {
+        headers.insert(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    (serde_json::from_value(body).unwrap(), headers)
+}
+
+async fn decisions(config: Config, labels: &[Label]) -> Vec<Decision> {
+    let gw = Gateway::build(
+        config,
+        &reqwest::Client::new(),
+        std::path::Path::new("config"),
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    for l in labels {
+        let (req, headers) = request(l);
+        out.push(gw.router.decide(&req, &headers).await.unwrap());
+    }
+    out
 }
 
 struct Score {
@@ -55,35 +104,14 @@ struct Score {
     misses: Vec<String>,
 }
 
-async fn score(config: Config) -> Score {
-    let gw = Gateway::build(
-        config,
-        &reqwest::Client::new(),
-        std::path::Path::new("config"),
-    )
-    .await
-    .unwrap();
+fn score(labels: &[Label], ds: &[Decision]) -> Score {
     let mut s = Score {
         correct: 0,
         total: 0,
         layers: BTreeMap::new(),
         misses: Vec::new(),
     };
-    for l in labels() {
-        let mut body =
-            json!({"model": "auto", "messages": [{"role": "user", "content": l.prompt}]});
-        if !l.metadata.is_empty() {
-            body["metadata"] = json!(l.metadata);
-        }
-        let req: ChatRequest = serde_json::from_value(body).unwrap();
-        let mut headers = http::HeaderMap::new();
-        for (k, v) in &l.headers {
-            headers.insert(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        let d = gw.router.decide(&req, &headers).await.unwrap();
+    for (l, d) in labels.iter().zip(ds) {
         let ok = *d.tier == *l.tier;
         s.total += 1;
         s.correct += usize::from(ok);
@@ -92,7 +120,7 @@ async fn score(config: Config) -> Score {
         e.1 += usize::from(ok);
         if !ok {
             s.misses.push(format!(
-                "  [{}] want {} got {} via {d}: {:.70}",
+                "    [{}] want {} got {} via {d}: {:.80}",
                 l.kind, l.tier, d.tier, l.prompt
             ));
         }
@@ -108,66 +136,196 @@ fn pct(a: usize, b: usize) -> f64 {
     }
 }
 
-fn report(name: &str, s: &Score) -> f64 {
+fn line(name: &str, s: &Score) -> String {
     let layers: Vec<String> = s
         .layers
         .iter()
-        .map(|(l, (n, c))| format!("{l} {c}/{n} ({:.0}%)", pct(*c, *n)))
+        .map(|(l, (n, c))| format!("{l} {c}/{n}"))
         .collect();
-    println!(
-        "{name:<34} {:>3}/{} = {:5.1}%   by layer: {}",
+    format!(
+        "{name:<38} {:>3}/{:<3} = {:5.1}%   {}",
         s.correct,
         s.total,
         pct(s.correct, s.total),
         layers.join(", ")
-    );
-    pct(s.correct, s.total)
+    )
 }
 
-#[tokio::test]
-async fn example_table_routes_the_labelled_prompts() {
-    let n = labels().len();
-    assert!(
-        n >= 60,
-        "the suite needs at least 60 labelled prompts, has {n}"
-    );
-    let mut embedders = vec![(
-        "hashed-ngrams",
-        "embedder: { kind: hashed-ngrams }".to_string(),
-    )];
+/// The embedders to compare: always the built-in model and hashed n-grams; the others when
+/// their model is there.
+fn embedders() -> Vec<(&'static str, String)> {
+    let mut e = vec![
+        ("builtin", "kind: builtin".to_string()),
+        ("hashed-ngrams", "kind: hashed-ngrams".to_string()),
+    ];
     if let Ok(p) = std::env::var("SWITCHYARD_STATIC_MODEL") {
-        embedders.push((
-            "static",
-            format!("embedder: {{ kind: static, path: \"{p}\" }}"),
-        ));
+        e.push(("static", format!("{{ kind: static, path: \"{p}\" }}")));
     }
     if cfg!(feature = "bert") {
         let p = std::env::var("SWITCHYARD_BERT_MODEL")
             .expect("--features bert needs SWITCHYARD_BERT_MODEL");
-        embedders.push(("bert", format!("embedder: {{ kind: bert, path: \"{p}\" }}")));
+        e.push(("bert", format!("{{ kind: bert, path: \"{p}\" }}")));
     }
-    println!("\nrouting quality on {n} labelled prompts (config/example.yaml)");
-    let rules_only = score(example(true, false, "")).await;
-    let rules_acc = report("rules + default", &rules_only);
-    let mut full_hashed = 0.0;
-    for (name, line) in &embedders {
-        let sem = score(example(false, true, line)).await;
-        report(&format!("semantic ({name}) + default"), &sem);
-        let full = score(example(true, true, line)).await;
-        let acc = report(&format!("full table ({name})"), &full);
-        if *name == "hashed-ngrams" {
-            full_hashed = acc;
+    e
+}
+
+/// Accuracy of one table on one part, per configuration; prints the report and returns
+/// (configuration → accuracy).
+async fn report(file: &str, part: &str, show_misses: bool) -> BTreeMap<String, f64> {
+    let labels = labels(part);
+    println!(
+        "\n{file} on {part}.yaml ({} labelled prompts)",
+        labels.len()
+    );
+    let mut acc = BTreeMap::new();
+    let rules = score(
+        &labels,
+        &decisions(table(file, Layers::RulesOnly, None), &labels).await,
+    );
+    println!("  {}", line("rules + default", &rules));
+    acc.insert("rules".to_string(), pct(rules.correct, rules.total));
+    for (name, e) in embedders() {
+        let sem = score(
+            &labels,
+            &decisions(table(file, Layers::SemanticOnly, Some(&e)), &labels).await,
+        );
+        println!("  {}", line(&format!("semantic ({name}) + default"), &sem));
+        acc.insert(format!("semantic {name}"), pct(sem.correct, sem.total));
+        let full = score(
+            &labels,
+            &decisions(table(file, Layers::Full, Some(&e)), &labels).await,
+        );
+        println!("  {}", line(&format!("full table ({name})"), &full));
+        acc.insert(format!("full {name}"), pct(full.correct, full.total));
+        if show_misses && name == "builtin" {
+            println!("  misses of the full table (builtin):");
             for m in &full.misses {
                 println!("{m}");
             }
         }
-        assert!(
-            acc >= rules_acc,
-            "{name}: adding the semantic layer made routing worse ({acc:.1}% < {rules_acc:.1}%)"
-        );
     }
+    acc
+}
+
+#[tokio::test]
+async fn shipped_tables_route_the_labelled_prompts() {
     assert!(
-        full_hashed >= 85.0,
-        "full table with the default embedder: {full_hashed:.1}% < 85%"
+        labels("tuning").len() >= 60,
+        "the tuning part needs at least 60 prompts"
     );
+    assert!(
+        labels("heldout").len() >= 100,
+        "the held-out part needs at least 100 prompts"
+    );
+    // No prompt may be in both parts.
+    let tuning: std::collections::HashSet<String> =
+        labels("tuning").into_iter().map(|l| l.prompt).collect();
+    for l in labels("heldout") {
+        assert!(!tuning.contains(&l.prompt), "in both parts: {}", l.prompt);
+    }
+
+    report("config/example.yaml", "tuning", true).await;
+    let held = report("config/example.yaml", "heldout", true).await;
+    for (name, acc) in &held {
+        if let Some(e) = name.strip_prefix("full ") {
+            assert!(
+                *acc >= held["rules"],
+                "{e}: adding the semantic layer made held-out routing worse ({acc:.1}% < {:.1}%)",
+                held["rules"]
+            );
+        }
+    }
+    // The targets are 90% (full table) and 80% (semantic layer alone) on held-out
+    // prompts; they are not met yet (see the README). These floors are what the shipped tables
+    // reach now, so that a change that makes routing worse fails.
+    for (what, key, floor, target) in [
+        ("full example table", "full builtin", 75.0, 90.0),
+        (
+            "semantic layer alone (built-in model)",
+            "semantic builtin",
+            65.0,
+            80.0,
+        ),
+    ] {
+        let acc = held[key];
+        println!("  {what}, held-out: {acc:.1}% (target {target:.0}%, floor {floor:.0}%)");
+        assert!(acc >= floor, "{what}, held-out: {acc:.1}% < {floor:.0}%");
+    }
+    // The demo table has no `local` tier; its figures are reported, not floored.
+    report("config/demo.yaml", "heldout", false).await;
+}
+
+/// The sweep the shipped thresholds and margins come from: tuning data only. For each table and
+/// each global threshold × margin (and a separate premium threshold), the accuracy of the full
+/// table and of the semantic layer alone on tuning.yaml, best first.
+#[tokio::test]
+#[ignore = "prints the tuning sweep; run with --ignored tune --nocapture"]
+async fn tune() {
+    let labels = labels("tuning");
+    for file in ["config/example.yaml", "config/demo.yaml"] {
+        let full = decisions(table(file, Layers::Full, None), &labels).await;
+        let sem = decisions(table(file, Layers::SemanticOnly, None), &labels).await;
+        let default = table(file, Layers::Full, None)
+            .routing
+            .default
+            .value
+            .clone();
+        let mut rows = Vec::new();
+        for t in (0..=70).step_by(2) {
+            for tp in (0..=70).step_by(2) {
+                for m in 0..=10 {
+                    let (t, tp, m) = (t as f32 / 100.0, tp as f32 / 100.0, m as f32 / 100.0);
+                    let acc = |ds: &[Decision]| {
+                        let ok = labels
+                            .iter()
+                            .zip(ds)
+                            .filter(|(l, d)| replay(d, t, tp, m, &default) == l.tier)
+                            .count();
+                        pct(ok, labels.len())
+                    };
+                    rows.push((acc(&full), acc(&sem), t, tp, m));
+                }
+            }
+        }
+        // Full table first; the layer alone breaks ties; then the least permissive setting.
+        rows.sort_by(|a, b| {
+            (b.0 + b.1 / 100.0)
+                .total_cmp(&(a.0 + a.1 / 100.0))
+                .then(b.2.total_cmp(&a.2))
+                .then(b.4.total_cmp(&a.4))
+        });
+        println!(
+            "\n{file} on tuning.yaml: full %, semantic alone %, threshold, premium threshold, margin"
+        );
+        for r in rows.iter().take(
+            std::env::var("TUNE_ROWS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(15),
+        ) {
+            println!(
+                "  {:5.1} {:5.1}   {:.2} {:.2} {:.2}",
+                r.0, r.1, r.2, r.3, r.4
+            );
+        }
+    }
+}
+
+/// What the router would have decided with other semantic settings, from a decision that holds
+/// every tier's similarity.
+fn replay(d: &Decision, t: f32, t_premium: f32, margin: f32, default: &str) -> String {
+    if d.layer.as_str() == "rules" {
+        return d.tier.to_string();
+    }
+    match d.scores.as_slice() {
+        [(tier, s), rest @ ..] => {
+            let th = if &**tier == "premium" { t_premium } else { t };
+            if *s >= th && rest.first().is_none_or(|r| s - r.1 >= margin) {
+                tier.to_string()
+            } else {
+                default.to_string()
+            }
+        }
+        [] => default.to_string(),
+    }
 }

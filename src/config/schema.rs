@@ -594,6 +594,10 @@ pub struct SemanticConfig {
     /// How far the best tier's similarity must beat the runner-up tier's.
     #[serde(default)]
     pub margin: f32,
+    /// Take the utterances' mean out of every vector before comparing; default on from 10
+    /// utterances (`routing::semantic::CENTER_MIN_UTTERANCES`).
+    #[serde(default)]
+    pub center: Option<bool>,
     /// Tier → example prompts.
     pub utterances: BTreeMap<String, Vec<String>>,
 }
@@ -605,8 +609,10 @@ fn default_threshold() -> f32 {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EmbedderKind {
-    /// Character n-grams hashed into a fixed-size vector: no weights, no download.
+    /// The static model compiled into switchyard (distilled from all-MiniLM-L6-v2).
     #[default]
+    Builtin,
+    /// Character n-grams hashed into a fixed-size vector: no weights, no download.
     HashedNgrams,
     /// A model2vec-format static embedding model from a local folder.
     Static,
@@ -621,7 +627,7 @@ pub enum EmbedderKind {
 pub struct EmbedderConfig {
     #[serde(default)]
     pub kind: EmbedderKind,
-    /// hashed-ngrams: vector size.
+    /// hashed-ngrams: vector size; builtin, static: checked against the model's.
     #[serde(default)]
     pub dims: Option<usize>,
     /// static / bert: the model folder (relative paths are relative to the config file).

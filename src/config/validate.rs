@@ -700,6 +700,15 @@ fn check_embedder(
                 ));
             }
         }
+        EmbedderKind::Builtin => {
+            if let Some(p) = &e.path {
+                return Err(ck.spanned(
+                    p,
+                    loc("embedder.path"),
+                    "the builtin embedder is compiled in and takes no `path`; for a model folder use `kind: static`".into(),
+                ));
+            }
+        }
         EmbedderKind::HashedNgrams => {
             if e.dims.is_some_and(|d| !(16..=65536).contains(&d)) {
                 return Err(ck.path(loc("embedder.dims"), "dims must be within 16–65536".into()));

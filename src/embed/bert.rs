@@ -174,6 +174,37 @@ impl BertEmbedder {
         Ok(out)
     }
 
+    /// Mean-pooled, unnormalised outputs for `n` sequences of `len` token ids each (special
+    /// tokens included, no padding): what distillation feeds the model, one vocabulary token
+    /// between `[CLS]` and `[SEP]` at a time, and a caller that builds its own ids needs.
+    pub fn pooled_ids(&self, ids: Vec<u32>, n: usize, len: usize) -> Result<Vec<Vec<f32>>, String> {
+        if ids.len() != n * len || len == 0 || len > self.max_tokens {
+            return Err(self.error(&format!(
+                "{} token ids are not {n} sequences of 1–{} tokens",
+                ids.len(),
+                self.max_tokens
+            )));
+        }
+        self.forward(ids, vec![0; n * len], vec![1; n * len], n, len, false)
+            .map_err(|e| self.error(&format!("forward pass failed: {e}")))
+    }
+
+    /// The tokenizer's id for a token of its vocabulary.
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.tokenizer.token_to_id(token)
+    }
+
+    /// The vocabulary, id → token, special tokens included.
+    pub fn vocabulary(&self) -> Vec<String> {
+        let mut v = vec![String::new(); self.tokenizer.get_vocab_size(true)];
+        for (tok, id) in self.tokenizer.get_vocab(true) {
+            if let Some(slot) = v.get_mut(id as usize) {
+                *slot = tok;
+            }
+        }
+        v
+    }
+
     fn embed_chunk(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
         if texts.is_empty() {
             return Ok(Vec::new());
@@ -214,7 +245,7 @@ impl BertEmbedder {
             }
         }
 
-        self.forward(ids, type_ids, mask, n, len)
+        self.forward(ids, type_ids, mask, n, len, true)
             .map_err(|e| self.error(&format!("forward pass failed: {e}")))
     }
 
@@ -225,6 +256,7 @@ impl BertEmbedder {
         mask: Vec<u32>,
         n: usize,
         len: usize,
+        normalize: bool,
     ) -> candle_core::Result<Vec<Vec<f32>>> {
         let device = &Device::Cpu;
         let ids = Tensor::from_vec(ids, (n, len), device)?;
@@ -238,8 +270,10 @@ impl BertEmbedder {
         // must not turn into NaNs if a tokenizer ever adds none.
         let counts = weights.sum(1)?.clamp(1e-9f32, f32::MAX)?;
         let mut rows: Vec<Vec<f32>> = summed.broadcast_div(&counts)?.to_vec2()?;
-        for row in &mut rows {
-            super::normalize(row);
+        if normalize {
+            for row in &mut rows {
+                super::normalize(row);
+            }
         }
         Ok(rows)
     }

@@ -5,16 +5,17 @@
 
 #[cfg(feature = "bert")]
 mod bert;
+mod builtin;
+#[cfg(feature = "bert")]
+pub mod distill;
 mod hashed;
 mod remote;
 mod static_model;
 mod wordpiece;
 
-// `bert.rs` (cargo feature `bert`) is written separately: declare it here as
-// `#[cfg(feature = "bert")] mod bert;` together with the `Embedder::Bert` variant below.
-
 #[cfg(feature = "bert")]
 pub use bert::BertEmbedder;
+pub use builtin::{model as builtin_model, parse as parse_builtin_model};
 pub use hashed::HashedNgrams;
 pub use remote::RemoteEmbedder;
 pub use static_model::{StaticModel, testing as static_testing};
@@ -37,8 +38,9 @@ impl std::error::Error for EmbedError {}
 #[derive(Debug)]
 pub enum Embedder {
     Hashed(HashedNgrams),
-    // Boxed: a few hundred bytes (the tokenizer, the HTTP client) against the hashed one's eight.
-    Static(Box<StaticModel>),
+    /// Shared: the built-in model is parsed once per process and outlives config reloads.
+    Builtin(std::sync::Arc<StaticModel>),
+    Static(std::sync::Arc<StaticModel>),
     Remote(Box<RemoteEmbedder>),
     /// Shared so the CPU-heavy forward pass can run on the blocking pool.
     #[cfg(feature = "bert")]
@@ -54,6 +56,22 @@ impl Embedder {
         base_dir: &Path,
     ) -> Result<Embedder, String> {
         match cfg.kind {
+            EmbedderKind::Builtin => {
+                if cfg.path.is_some() {
+                    return Err(
+                        "semantic.embedder: kind builtin is compiled in and takes no `path` (for a model folder, use kind static)"
+                            .into(),
+                    );
+                }
+                let model = builtin::model()?;
+                if let Some(d) = cfg.dims.filter(|&d| d != model.dims()) {
+                    return Err(format!(
+                        "semantic.embedder.dims is {d}, but the built-in model has {} dimensions",
+                        model.dims()
+                    ));
+                }
+                Ok(Embedder::Builtin(model))
+            }
             EmbedderKind::HashedNgrams => {
                 if cfg.dims == Some(0) {
                     return Err("semantic.embedder.dims must be at least 1".into());
@@ -77,7 +95,7 @@ impl Embedder {
                         model.dims()
                     ));
                 }
-                Ok(Embedder::Static(Box::new(model)))
+                Ok(Embedder::Static(std::sync::Arc::new(model)))
             }
             EmbedderKind::Openai => Ok(Embedder::Remote(Box::new(RemoteEmbedder::new(
                 cfg,
@@ -104,6 +122,7 @@ impl Embedder {
 
     pub fn name(&self) -> &'static str {
         match self {
+            Embedder::Builtin(_) => builtin::NAME,
             Embedder::Hashed(_) => "hashed-ngrams",
             Embedder::Static(_) => "static",
             Embedder::Remote(_) => "openai",
@@ -117,7 +136,7 @@ impl Embedder {
     pub fn dims(&self) -> Option<usize> {
         match self {
             Embedder::Hashed(h) => Some(h.dims()),
-            Embedder::Static(s) => Some(s.dims()),
+            Embedder::Builtin(s) | Embedder::Static(s) => Some(s.dims()),
             Embedder::Remote(r) => r.dims(),
             #[cfg(feature = "bert")]
             Embedder::Bert(b) => Some(b.dims()),
@@ -128,7 +147,9 @@ impl Embedder {
     pub async fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         match self {
             Embedder::Hashed(h) => Ok(texts.iter().map(|t| h.embed(t)).collect()),
-            Embedder::Static(s) => texts.iter().map(|t| s.embed(t)).collect(),
+            Embedder::Builtin(s) | Embedder::Static(s) => {
+                texts.iter().map(|t| s.embed(t)).collect()
+            }
             Embedder::Remote(r) => r.embed_batch(texts).await,
             #[cfg(feature = "bert")]
             Embedder::Bert(b) => {
@@ -146,7 +167,7 @@ impl Embedder {
     pub async fn embed(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
         match self {
             Embedder::Hashed(h) => Ok(h.embed(text)),
-            Embedder::Static(s) => s.embed(text),
+            Embedder::Builtin(s) | Embedder::Static(s) => s.embed(text),
             Embedder::Remote(r) => r.embed(text).await,
             // Tens of milliseconds of CPU: off the async workers, so other requests keep flowing.
             #[cfg(feature = "bert")]
@@ -236,8 +257,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn hashed_is_the_default() {
+    async fn builtin_is_the_default_and_hashed_is_there_when_named() {
         let e = build("{}", Path::new("/")).unwrap();
+        assert_eq!(e.name(), "builtin");
+        let dims = builtin::model().unwrap().dims();
+        assert_eq!(e.dims(), Some(dims));
+        assert!(build("kind: builtin\n", Path::new("/")).is_ok());
+        let err = build("kind: builtin\npath: m\n", Path::new("/")).unwrap_err();
+        assert!(err.contains("takes no `path`"), "{err}");
+        let err = build("kind: builtin\ndims: 3\n", Path::new("/")).unwrap_err();
+        assert!(err.contains(&format!("built-in model has {dims}")), "{err}");
+
+        let e = build("kind: hashed-ngrams\n", Path::new("/")).unwrap();
         assert_eq!(e.name(), "hashed-ngrams");
         assert_eq!(e.dims(), Some(HashedNgrams::DEFAULT_DIMS));
         let e = build("kind: hashed-ngrams\ndims: 64\n", Path::new("/")).unwrap();
@@ -245,7 +276,7 @@ mod tests {
         let one = e.embed("summarize this").await.unwrap();
         let batch = e.embed_batch(&["summarize this", "x"]).await.unwrap();
         assert_eq!(batch[0], one);
-        assert!(build("dims: 0\n", Path::new("/")).is_err());
+        assert!(build("kind: hashed-ngrams\ndims: 0\n", Path::new("/")).is_err());
     }
 
     #[tokio::test]

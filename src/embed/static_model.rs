@@ -14,6 +14,7 @@ use super::wordpiece::FastWordPiece;
 use half::{bf16, f16};
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use tokenizers::Tokenizer;
 
@@ -28,8 +29,8 @@ pub struct StaticModel {
     tokenizer: Tokenizer,
     /// The BERT-WordPiece pipeline without `tokenizers`' bookkeeping, when the model uses it.
     fast: Option<FastWordPiece>,
-    /// `rows × dims`, row-major, converted to f32 at load so the hot loop has one type.
-    matrix: Vec<f32>,
+    /// `rows × dims`, row-major.
+    matrix: Matrix,
     rows: usize,
     dims: usize,
     /// Per-token scale, indexed by token id.
@@ -67,128 +68,97 @@ impl StaticModel {
                 ));
             }
         }
-
         let tok_path = dir.join("tokenizer.json");
         let tok_bytes = read(&tok_path)?;
-        let (tokenizer, unk_id) = load_tokenizer(&tok_bytes, &tok_path)?;
-        let fast = serde_json::from_slice::<Value>(&tok_bytes)
-            .ok()
-            .and_then(|v| FastWordPiece::from_tokenizer_json(&v));
-
         let st_path = dir.join("model.safetensors");
         let st_bytes = read(&st_path)?;
-        let tensors = SafeTensors::deserialize(&st_bytes).map_err(|e| {
-            format!(
-                "static embedder: {} is not a valid safetensors file: {e}",
-                st_path.display()
-            )
-        })?;
-        let bad = |what: String| format!("static embedder: {}: {what}", st_path.display());
+        let cfg_path = dir.join("config.json");
+        let cfg_bytes = if cfg_path.exists() {
+            Some(read(&cfg_path)?)
+        } else {
+            None
+        };
+        let tensors = parse_tensors(&st_bytes, &st_path.display().to_string())?;
+        let matrix = match tensors.matrix {
+            MatrixRef::F32(v) => Matrix::F32(v),
+            // Copied out of the file's bytes, which are dropped: only the matrix stays in memory.
+            MatrixRef::I8(b) => Matrix::I8(Cow::Owned(b.to_vec())),
+        };
+        Self::assemble(
+            Files {
+                tokenizer: (&tok_bytes, &tok_path.display().to_string()),
+                safetensors: st_path.display().to_string(),
+                config: cfg_bytes
+                    .as_deref()
+                    .map(|b| (b, cfg_path.display().to_string())),
+            },
+            tensors.rows,
+            tensors.dims,
+            matrix,
+            tensors.weights,
+            tensors.mapping,
+        )
+    }
 
-        let Some((name, matrix)) = MATRIX_NAMES
-            .iter()
-            .find_map(|n| tensors.tensor(n).ok().map(|t| (*n, t)))
-        else {
-            let mut names = tensors.names();
-            names.sort_unstable();
-            return Err(bad(format!(
-                "no embedding matrix (expected a tensor named `embeddings`; found {})",
-                if names.is_empty() {
-                    "no tensors".to_string()
-                } else {
-                    names.join(", ")
-                }
-            )));
+    /// Builds a model from files held in memory for the life of the process (the built-in model,
+    /// compiled into the binary): an int8 matrix is used where it lies, not copied.
+    pub fn from_static(
+        tokenizer: &'static [u8],
+        safetensors: &'static [u8],
+        config: Option<&'static [u8]>,
+        name: &str,
+    ) -> Result<StaticModel, String> {
+        let st_name = format!("{name}/model.safetensors");
+        let tensors = parse_tensors(safetensors, &st_name)?;
+        let matrix = match tensors.matrix {
+            MatrixRef::F32(v) => Matrix::F32(v),
+            MatrixRef::I8(b) => Matrix::I8(Cow::Borrowed(b)),
         };
-        let (rows, dims) = match *matrix.shape() {
-            [r, d] if r > 0 && d > 0 => (r, d),
-            ref s => {
-                return Err(bad(format!(
-                    "tensor `{name}` has shape {s:?}; expected a non-empty 2-D matrix (vocabulary × dimensions)"
-                )));
-            }
-        };
-        let values = to_f32(matrix.dtype(), matrix.data())
-            .ok_or_else(|| bad(unsupported(name, matrix.dtype())))?;
-        if values.len() != rows * dims {
-            return Err(bad(format!(
-                "tensor `{name}` holds {} values, not {rows} × {dims}",
-                values.len()
-            )));
-        }
-        if values.iter().any(|x| !x.is_finite()) {
-            return Err(bad(format!(
-                "tensor `{name}` contains NaN or infinite values"
-            )));
-        }
+        Self::assemble(
+            Files {
+                tokenizer: (tokenizer, &format!("{name}/tokenizer.json")),
+                safetensors: st_name,
+                config: config.map(|b| (b, format!("{name}/config.json"))),
+            },
+            tensors.rows,
+            tensors.dims,
+            matrix,
+            tensors.weights,
+            tensors.mapping,
+        )
+    }
 
-        let weights = match tensors.tensor("weights") {
-            Err(_) => None,
-            Ok(t) => {
-                let w = to_f32(t.dtype(), t.data())
-                    .ok_or_else(|| bad(unsupported("weights", t.dtype())))?;
-                if t.shape().len() != 1 || w.iter().any(|x| !x.is_finite()) {
-                    return Err(bad(format!(
-                        "tensor `weights` must be a 1-D vector of finite numbers (shape {:?})",
-                        t.shape()
-                    )));
-                }
-                Some(w)
-            }
-        };
-
-        let mapping = match tensors.tensor("mapping") {
-            Err(_) => None,
-            Ok(t) => {
-                let m = to_indices(t.dtype(), t.data())
-                    .ok_or_else(|| bad(unsupported("mapping", t.dtype())))?;
-                if t.shape().len() != 1 {
-                    return Err(bad(format!(
-                        "tensor `mapping` must be 1-D (shape {:?})",
-                        t.shape()
-                    )));
-                }
-                let mut rows_of = Vec::with_capacity(m.len());
-                for (tok, r) in m.into_iter().enumerate() {
-                    match usize::try_from(r) {
-                        Ok(r) if r < rows => rows_of.push(r),
-                        _ => {
-                            return Err(bad(format!(
-                                "tensor `mapping` sends token {tok} to row {r}, outside the {rows}-row matrix"
-                            )));
-                        }
-                    }
-                }
-                Some(rows_of)
-            }
-        };
+    fn assemble(
+        files: Files<'_>,
+        rows: usize,
+        dims: usize,
+        matrix: Matrix,
+        weights: Option<Vec<f32>>,
+        mapping: Option<Vec<usize>>,
+    ) -> Result<StaticModel, String> {
+        let (tok_bytes, tok_name) = files.tokenizer;
+        let (tokenizer, unk_id, json) = load_tokenizer(tok_bytes, tok_name)?;
+        let fast = FastWordPiece::from_tokenizer_json(&json);
+        drop(json);
 
         // Ids the matrix (or mapping) cannot cover mean the two files are from different models.
         let vocab = tokenizer.get_vocab_size(false);
         let covered = mapping.as_ref().map_or(rows, Vec::len);
         if vocab > covered {
             return Err(format!(
-                "static embedder: {} has {vocab} tokens but {} covers only {covered}: the tokenizer and the matrix are not from the same model",
-                tok_path.display(),
-                st_path.display()
+                "static embedder: {tok_name} has {vocab} tokens but {} covers only {covered}: the tokenizer and the matrix are not from the same model",
+                files.safetensors
             ));
         }
 
-        let cfg_path = dir.join("config.json");
-        if cfg_path.exists() {
+        if let Some((bytes, cfg_name)) = files.config {
             // Only checked: model2vec's `normalize` decides whether *it* scales the mean to unit
             // length, and switchyard always does, since its similarity is a dot product.
-            let bytes = read(&cfg_path)?;
-            let cfg: Value = serde_json::from_slice(&bytes).map_err(|e| {
-                format!(
-                    "static embedder: {} is not valid JSON: {e}",
-                    cfg_path.display()
-                )
-            })?;
+            let cfg: Value = serde_json::from_slice(bytes)
+                .map_err(|e| format!("static embedder: {cfg_name} is not valid JSON: {e}"))?;
             if let Some(v) = cfg.get("normalize").filter(|v| !v.is_boolean()) {
                 return Err(format!(
-                    "static embedder: {}: `normalize` must be true or false, not {v}",
-                    cfg_path.display()
+                    "static embedder: {cfg_name}: `normalize` must be true or false, not {v}"
                 ));
             }
         }
@@ -197,7 +167,7 @@ impl StaticModel {
         Ok(StaticModel {
             tokenizer,
             fast,
-            matrix: values,
+            matrix,
             rows,
             dims,
             weights,
@@ -209,6 +179,16 @@ impl StaticModel {
 
     pub fn dims(&self) -> usize {
         self.dims
+    }
+
+    /// Whether the matrix is held as int8 (a quarter of f32's memory).
+    pub fn is_int8(&self) -> bool {
+        matches!(self.matrix, Matrix::I8(_))
+    }
+
+    /// Bytes the matrix holds: most of the model's memory.
+    pub fn matrix_bytes(&self) -> usize {
+        self.matrix.bytes()
     }
 
     /// The prompt's token ids, by the fast path when it applies.
@@ -252,10 +232,7 @@ impl StaticModel {
                 .weights
                 .as_ref()
                 .map_or(1.0, |w| w.get(tok).copied().unwrap_or(1.0));
-            let v = &self.matrix[row * self.dims..(row + 1) * self.dims];
-            for (o, x) in out.iter_mut().zip(v) {
-                *o += scale * x;
-            }
+            self.matrix.add_row(row, self.dims, scale, &mut out);
             count += 1;
         }
         if count > 0 {
@@ -265,6 +242,162 @@ impl StaticModel {
         }
         Ok(out)
     }
+}
+
+/// The embedding matrix as held in memory. int8 stays int8 (a quarter of f32: the built-in model's
+/// matrix is a few megabytes instead of tens), its per-row scales folded into `weights`, as
+/// model2vec's own quantised models do; other types are widened once to f32.
+enum Matrix {
+    F32(Vec<f32>),
+    /// `i8` values stored as their bytes; borrowed when the file is compiled into the binary.
+    I8(Cow<'static, [u8]>),
+}
+
+impl Matrix {
+    /// `out += scale × row`.
+    #[inline]
+    fn add_row(&self, row: usize, dims: usize, scale: f32, out: &mut [f32]) {
+        match self {
+            Matrix::F32(m) => {
+                for (o, x) in out.iter_mut().zip(&m[row * dims..(row + 1) * dims]) {
+                    *o += scale * x;
+                }
+            }
+            Matrix::I8(m) => {
+                for (o, &x) in out.iter_mut().zip(&m[row * dims..(row + 1) * dims]) {
+                    *o += scale * f32::from(x as i8);
+                }
+            }
+        }
+    }
+
+    /// Bytes the matrix occupies.
+    fn bytes(&self) -> usize {
+        match self {
+            Matrix::F32(m) => m.len() * 4,
+            Matrix::I8(m) => m.len(),
+        }
+    }
+}
+
+enum MatrixRef<'a> {
+    F32(Vec<f32>),
+    I8(&'a [u8]),
+}
+
+struct Tensors<'a> {
+    matrix: MatrixRef<'a>,
+    rows: usize,
+    dims: usize,
+    weights: Option<Vec<f32>>,
+    mapping: Option<Vec<usize>>,
+}
+
+/// The model's files, with the names errors show for them.
+struct Files<'a> {
+    tokenizer: (&'a [u8], &'a str),
+    safetensors: String,
+    config: Option<(&'a [u8], String)>,
+}
+
+/// Reads and checks the tensors of a model2vec `model.safetensors` (`shown` names it in errors).
+fn parse_tensors<'a>(bytes: &'a [u8], shown: &str) -> Result<Tensors<'a>, String> {
+    let tensors = SafeTensors::deserialize(bytes)
+        .map_err(|e| format!("static embedder: {shown} is not a valid safetensors file: {e}"))?;
+    let bad = |what: String| format!("static embedder: {shown}: {what}");
+
+    let Some((name, matrix)) = MATRIX_NAMES
+        .iter()
+        .find_map(|n| tensors.tensor(n).ok().map(|t| (*n, t)))
+    else {
+        let mut names = tensors.names();
+        names.sort_unstable();
+        return Err(bad(format!(
+            "no embedding matrix (expected a tensor named `embeddings`; found {})",
+            if names.is_empty() {
+                "no tensors".to_string()
+            } else {
+                names.join(", ")
+            }
+        )));
+    };
+    let (rows, dims) = match *matrix.shape() {
+        [r, d] if r > 0 && d > 0 => (r, d),
+        ref s => {
+            return Err(bad(format!(
+                "tensor `{name}` has shape {s:?}; expected a non-empty 2-D matrix (vocabulary × dimensions)"
+            )));
+        }
+    };
+    let values = if matrix.dtype() == Dtype::I8 {
+        MatrixRef::I8(matrix.data())
+    } else {
+        let v = to_f32(matrix.dtype(), matrix.data())
+            .ok_or_else(|| bad(unsupported(name, matrix.dtype())))?;
+        if v.iter().any(|x| !x.is_finite()) {
+            return Err(bad(format!(
+                "tensor `{name}` contains NaN or infinite values"
+            )));
+        }
+        MatrixRef::F32(v)
+    };
+    let len = match &values {
+        MatrixRef::F32(v) => v.len(),
+        MatrixRef::I8(b) => b.len(),
+    };
+    if len != rows * dims {
+        return Err(bad(format!(
+            "tensor `{name}` holds {len} values, not {rows} × {dims}"
+        )));
+    }
+
+    let weights = match tensors.tensor("weights") {
+        Err(_) => None,
+        Ok(t) => {
+            let w = to_f32(t.dtype(), t.data())
+                .ok_or_else(|| bad(unsupported("weights", t.dtype())))?;
+            if t.shape().len() != 1 || w.iter().any(|x| !x.is_finite()) {
+                return Err(bad(format!(
+                    "tensor `weights` must be a 1-D vector of finite numbers (shape {:?})",
+                    t.shape()
+                )));
+            }
+            Some(w)
+        }
+    };
+
+    let mapping = match tensors.tensor("mapping") {
+        Err(_) => None,
+        Ok(t) => {
+            let m = to_indices(t.dtype(), t.data())
+                .ok_or_else(|| bad(unsupported("mapping", t.dtype())))?;
+            if t.shape().len() != 1 {
+                return Err(bad(format!(
+                    "tensor `mapping` must be 1-D (shape {:?})",
+                    t.shape()
+                )));
+            }
+            let mut rows_of = Vec::with_capacity(m.len());
+            for (tok, r) in m.into_iter().enumerate() {
+                match usize::try_from(r) {
+                    Ok(r) if r < rows => rows_of.push(r),
+                    _ => {
+                        return Err(bad(format!(
+                            "tensor `mapping` sends token {tok} to row {r}, outside the {rows}-row matrix"
+                        )));
+                    }
+                }
+            }
+            Some(rows_of)
+        }
+    };
+    Ok(Tensors {
+        matrix: values,
+        rows,
+        dims,
+        weights,
+        mapping,
+    })
 }
 
 fn resolve(folder: &str, base_dir: &Path) -> PathBuf {
@@ -281,18 +414,15 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
 }
 
 fn unsupported(name: &str, dtype: Dtype) -> String {
-    format!("tensor `{name}` has data type {dtype:?}; supported: F32, F16, BF16, F64")
+    format!(
+        "tensor `{name}` has data type {dtype:?}; supported: F32, F16, BF16, F64 (and I8 for the matrix)"
+    )
 }
 
 /// Parses the tokenizer, and finds its unknown token, which the `tokenizers` API does not expose
 /// uniformly: WordPiece, WordLevel and BPE name it (`unk_token`), Unigram numbers it (`unk_id`).
-fn load_tokenizer(bytes: &[u8], path: &Path) -> Result<(Tokenizer, Option<u32>), String> {
-    let bad = |e: String| {
-        format!(
-            "static embedder: {} is not a valid tokenizer: {e}",
-            path.display()
-        )
-    };
+fn load_tokenizer(bytes: &[u8], shown: &str) -> Result<(Tokenizer, Option<u32>, Value), String> {
+    let bad = |e: String| format!("static embedder: {shown} is not a valid tokenizer: {e}");
     let json: Value = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
     let mut tokenizer = Tokenizer::from_bytes(bytes).map_err(|e| bad(e.to_string()))?;
     // Padding would pool [PAD] rows into the mean; our own cap replaces truncation.
@@ -314,7 +444,7 @@ fn load_tokenizer(bytes: &[u8], path: &Path) -> Result<(Tokenizer, Option<u32>),
             .and_then(Value::as_u64)
             .and_then(|i| u32::try_from(i).ok()),
     };
-    Ok((tokenizer, unk_id))
+    Ok((tokenizer, unk_id, json))
 }
 
 /// Median vocabulary entry length in characters (WordPiece's `##` continuation marker excluded),

@@ -8,13 +8,14 @@
 //! `tokenizers` in the tests, on the real BERT vocabulary in CI) with none of that bookkeeping, and
 //! is only used when `tokenizer.json` describes exactly this pipeline.
 
+use ahash::AHashMap;
 use serde_json::Value;
-use std::collections::HashMap;
 use unicode_categories::UnicodeCategories;
 use unicode_normalization::UnicodeNormalization;
 
 pub struct FastWordPiece {
-    vocab: HashMap<String, u32>,
+    /// Keys come from the model file, not from requests, so a fast non-keyed hash is safe here.
+    vocab: AHashMap<String, u32>,
     unk: u32,
     prefix: String,
     max_word_chars: usize,
@@ -47,7 +48,7 @@ impl FastWordPiece {
             Some(Value::Bool(b)) => *b,
             _ => lowercase,
         };
-        let vocab: HashMap<String, u32> = model
+        let vocab: AHashMap<String, u32> = model
             .get("vocab")?
             .as_object()?
             .iter()

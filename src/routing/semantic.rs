@@ -1,11 +1,15 @@
 //! Layer 2: semantic similarity. Each tier's example utterances are embedded once, when the config
 //! is compiled; a request's text is embedded and compared with all of them. The best tier wins when
 //! its similarity clears the threshold and beats the runner-up tier by the margin; otherwise the
-//! layer abstains and the next one decides.
+//! layer abstains and the next one decides. With enough utterances, their mean is taken out of
+//! every vector first (`center`), which spreads the similarities apart.
 
 use crate::config::SemanticConfig;
 use crate::embed::{EmbedError, Embedder};
 use std::sync::Arc;
+
+/// Below this many utterances their mean is too noisy to take out, and `center` defaults to off.
+pub const CENTER_MIN_UTTERANCES: usize = 10;
 
 pub struct Semantic {
     embedder: Embedder,
@@ -17,6 +21,11 @@ pub struct Semantic {
     matrix: Vec<f32>,
     /// The tier (index into `tiers`) of each row.
     row_tier: Vec<usize>,
+    /// The mean of the utterance vectors, taken out of them and of every prompt before comparing
+    /// (all zeros when centring is off). Embeddings share a direction that has nothing to do with
+    /// the task (what any English sentence looks like); a static model's means share it most, and
+    /// it squeezes every similarity into a narrow band where the tiers are hard to tell apart.
+    centre: Vec<f32>,
 }
 
 /// The layer's verdict on one text.
@@ -53,6 +62,21 @@ impl Semantic {
                 "routing.semantic: the embedder returned vectors of inconsistent size".into(),
             );
         }
+        let mut centre = vec![0f32; dims];
+        if cfg.center.unwrap_or(vectors.len() >= CENTER_MIN_UTTERANCES) {
+            for v in &vectors {
+                for (c, x) in centre.iter_mut().zip(v) {
+                    *c += x / vectors.len() as f32;
+                }
+            }
+        }
+        let mut vectors = vectors;
+        for v in &mut vectors {
+            for (x, c) in v.iter_mut().zip(&centre) {
+                *x -= c;
+            }
+            crate::embed::normalize(v);
+        }
         Ok(Semantic {
             embedder,
             tiers,
@@ -61,6 +85,7 @@ impl Semantic {
             dims,
             matrix: vectors.concat(),
             row_tier,
+            centre,
         })
     }
 
@@ -73,7 +98,13 @@ impl Semantic {
     }
 
     pub async fn score(&self, text: &str) -> Result<Scores, EmbedError> {
-        let v = self.embedder.embed(text).await?;
+        let mut v = self.embedder.embed(text).await?;
+        if v.len() == self.centre.len() {
+            for (x, c) in v.iter_mut().zip(&self.centre) {
+                *x -= c;
+            }
+            crate::embed::normalize(&mut v);
+        }
         Ok(self.score_vector(&v))
     }
 
