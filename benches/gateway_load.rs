@@ -13,7 +13,8 @@
 //!   on its own thread. It answers `POST /v1/chat/completions` at once with a fixed
 //!   `chat.completion` (with usage).
 //! - The gateway is the release binary (`serve --listen 127.0.0.1:0`), run as a child process with
-//!   one `openai` provider pointing at the mock, three tiers and 20 routing rules.
+//!   one `openai` provider pointing at the mock, three tiers and 22 routing rules (the first a
+//!   `prompt_tokens` rule, so every request counts its prompt with the o200k tokenizer).
 //! - The load generator is open-loop: request `i` is due at `start + i / rate` and is sent then
 //!   whether or not earlier ones have been answered, each on an idle keep-alive HTTP/1.1 connection
 //!   (a new one is opened when none is idle). A pacer thread wakes at each due time (tokio's timer
@@ -269,9 +270,14 @@ const PROMPTS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Twenty rules in the style of a real routing table: keywords and regexes, checked in order.
+/// Twenty-two rules in the style of a real routing table: keywords and regexes, checked in order.
+/// The first sends long conversations to the big context window; it never matches here, but it
+/// makes every request count its prompt's tokens, which is the tokenizer's whole cost.
 fn rules_yaml() -> &'static str {
-    r#"    - name: summarize
+    r#"    - name: huge-prompt
+      when: { prompt_tokens: { min: 100000 } }
+      tier: mid
+    - name: summarize
       when: { keywords: [summarize, summarise, tldr, "tl;dr", "bullet points", "key takeaways"] }
       tier: budget
     - name: translate

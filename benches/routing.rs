@@ -89,7 +89,7 @@ fn bench(c: &mut Criterion) {
     assert_eq!(cfg.len(), 50);
     let rules = Rules::compile(&cfg).unwrap();
     let req = prompt();
-    let tokens = switchyard::routing::tokens::estimate_prompt(&req);
+    let tokens = switchyard::tokens::estimate_prompt(&req);
     eprintln!(
         "prompt: {tokens} tokens (o200k); table: {} rules",
         rules.len()

@@ -5,9 +5,10 @@ use crate::config::{Config, ConfigError, EnvString, Uses};
 use crate::console::{error, print_to_stdout};
 use crate::gateway::Gateway;
 use crate::openai::ChatRequest;
-use crate::routing::{Layer, tokens};
+use crate::routing::Layer;
 use crate::server::{self, Server};
 use crate::telemetry::{self, LogFormat};
+use crate::tokens;
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -348,10 +349,14 @@ async fn serve(
     }
     let watch = watch || config.server.watch_config;
     let base_dir = path.parent().unwrap_or_else(|| Path::new("."));
+    // Token counts are needed by rules, the context-window check and answers sent without usage;
+    // the tables are built beside the config rather than on the first request that needs them.
+    let tokens = tokio::task::spawn_blocking(crate::tokens::prewarm);
     let gateway = match Gateway::build(config, &http, base_dir).await {
         Ok(g) => g,
         Err(message) => return refuse(&ConfigError::after_build(&path, message)),
     };
+    let _ = tokens.await;
     let server = match Server::bind(gateway).await {
         Ok(s) => s,
         Err(e) => {

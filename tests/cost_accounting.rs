@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use switchyard::routing::tokens;
+use switchyard::tokens;
 
 /// The harness's table with a cached-input price on `cheap`: $0.15 in, $0.075 cached, $0.60 out;
 /// `strong` (premium, the counterfactual) is $5 in, $15 out.

@@ -302,7 +302,7 @@ mod properties {
                 prop_assert!(!r.messages.is_empty());
                 // What the router and the estimator read from a parsed request never panics.
                 let _ = r.last_user_message().map(|m| m.text());
-                let _ = crate::routing::tokens::estimate_prompt(&r);
+                let _ = crate::tokens::estimate_prompt(&r);
             }
         }
 

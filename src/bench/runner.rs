@@ -201,7 +201,7 @@ impl Runner {
     /// Each call runs as its own task, so one call's work (grading, parsing) never delays
     /// another's clock: latencies are the providers', not the benchmark's.
     pub async fn run(self: &Arc<Self>, store: &mut Store) -> Result<Summary, String> {
-        crate::routing::tokens::prewarm();
+        crate::tokens::prewarm();
         let start = Instant::now();
         if let Ok(mut a) = self.answered.lock() {
             for m in &self.models {
@@ -431,7 +431,7 @@ impl Runner {
     /// the o200k tokenizer plus a quarter (other tokenizers count differently) and some framing;
     /// the output is the request's cap.
     fn worst(&self, model: &Model, req: &ChatRequest) -> (u64, u64, f64) {
-        let prompt_tokens = crate::routing::tokens::estimate_prompt(req);
+        let prompt_tokens = crate::tokens::estimate_prompt(req);
         let prompt_worst = prompt_tokens + prompt_tokens / 4 + 16;
         let output_worst = max_output(req).unwrap_or(self.settings.max_tokens);
         let usd = (prompt_worst as f64 * model.price.input

@@ -3,7 +3,7 @@
 //! answer's text, both with the o200k tokenizer. Costs built on these are marked as estimated.
 
 use crate::openai::{ChatRequest, Usage};
-use crate::routing::tokens;
+use crate::tokens;
 use serde_json::Value;
 
 /// Appends what the model generated in one `choices[]` entry: message or delta content, refusals,

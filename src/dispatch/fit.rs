@@ -4,14 +4,13 @@
 
 use crate::gateway::Model;
 use crate::openai::ChatRequest;
-use crate::routing::tokens;
+use crate::tokens;
 use serde_json::Value;
 use std::sync::OnceLock;
 
 pub struct Estimate<'a> {
     req: &'a ChatRequest,
     bound: OnceLock<u64>,
-    exact: OnceLock<u64>,
 }
 
 impl<'a> Estimate<'a> {
@@ -19,7 +18,6 @@ impl<'a> Estimate<'a> {
         Estimate {
             req,
             bound: OnceLock::new(),
-            exact: OnceLock::new(),
         }
     }
 
@@ -52,7 +50,7 @@ impl<'a> Estimate<'a> {
 
     /// Prompt tokens as OpenAI's o200k tokenizer counts them.
     pub fn prompt_tokens(&self) -> u64 {
-        *self.exact.get_or_init(|| tokens::estimate_prompt(self.req))
+        tokens::estimate_prompt(self.req)
     }
 
     pub fn fits(&self, m: &Model) -> bool {

@@ -726,10 +726,10 @@ fn cost_table(
                     ));
                 };
                 let row = rows.get(i);
-                let input = row.map_or(0, |r| crate::routing::tokens::count(&r.prompt()));
+                let input = row.map_or(0, |r| crate::tokens::count(&r.prompt()));
                 let output = row
                     .and_then(|r| r.response(&c.model))
-                    .map_or(output_tokens, crate::routing::tokens::count);
+                    .map_or(output_tokens, crate::tokens::count);
                 (input as f64 * p.input + output as f64 * p.output) / 1e6
             };
         }

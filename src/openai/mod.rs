@@ -18,6 +18,26 @@ pub struct ChatRequest {
     pub stream: Option<bool>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// The o200k count of the prompt, filled by the first layer that needs it (`tokens`).
+    #[serde(skip)]
+    pub prompt_tokens: CountCache,
+}
+
+/// A count worked out once per request. A clone starts empty, because a clone is usually made to
+/// be edited and must not carry the original's figure.
+#[derive(Debug, Default)]
+pub struct CountCache(std::sync::OnceLock<u64>);
+
+impl CountCache {
+    pub fn get_or_init(&self, count: impl FnOnce() -> u64) -> &u64 {
+        self.0.get_or_init(count)
+    }
+}
+
+impl Clone for CountCache {
+    fn clone(&self) -> Self {
+        CountCache::default()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,9 +1,9 @@
 //! What rules ask about a request, computed on first use and then remembered, so a table of fifty
 //! rules reads each text, runs each automaton and counts tokens at most once per request.
 
-use super::tokens;
 use crate::config::MatchScope;
 use crate::openai::ChatRequest;
+use crate::tokens;
 use http::HeaderMap;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -13,7 +13,6 @@ pub struct Facts<'a> {
     pub req: &'a ChatRequest,
     pub headers: &'a HeaderMap,
     texts: [OnceCell<Cow<'a, str>>; 3],
-    prompt_tokens: OnceCell<u64>,
     tags: OnceCell<Vec<String>>,
 }
 
@@ -37,7 +36,6 @@ impl<'a> Facts<'a> {
             req,
             headers,
             texts: Default::default(),
-            prompt_tokens: OnceCell::new(),
             tags: OnceCell::new(),
         }
     }
@@ -64,9 +62,7 @@ impl<'a> Facts<'a> {
     }
 
     pub fn prompt_tokens(&self) -> u64 {
-        *self
-            .prompt_tokens
-            .get_or_init(|| tokens::estimate_prompt(self.req))
+        tokens::estimate_prompt(self.req)
     }
 
     pub fn tags(&self) -> &[String] {

@@ -9,7 +9,6 @@ mod facts;
 pub mod learned;
 mod rules;
 pub mod semantic;
-pub mod tokens;
 
 pub use facts::Facts;
 pub use learned::Learned;

@@ -217,7 +217,7 @@ impl Rules {
             s.build()?;
         }
         if uses_tokens {
-            super::tokens::prewarm();
+            crate::tokens::prewarm();
         }
         Ok(Rules { rules, scopes })
     }
