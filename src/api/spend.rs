@@ -3,7 +3,7 @@
 
 use super::AppState;
 use super::error::ApiError;
-use crate::cost::report::Since;
+use crate::cost::report::{Report, Since};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -36,7 +36,7 @@ pub async fn report(
                 .into_response();
         }
     };
-    match log.report(&since).await {
+    match Report::of_log(log, &since).await {
         Ok(r) => Json(r).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "spend report failed");

@@ -10,8 +10,10 @@ mod env;
 mod error;
 mod learned;
 mod locate;
+pub mod prices;
 mod reliability;
 mod schema;
+pub mod spend_log;
 mod telemetry;
 mod validate;
 
@@ -112,7 +114,7 @@ impl Config {
         let mut config = parsed.map_err(|e| ConfigError::from_yaml(&e, &err_path, source, text))?;
         config.unresolved = unresolved;
         include_rules(&mut config, source, text)?;
-        crate::cost::prices::resolve(&mut config, source, text)?;
+        prices::resolve(&mut config, source, text)?;
         validate::validate(&config, source, text)?;
         if !config.unresolved.contains_key("telemetry") {
             telemetry::validate(&config.telemetry, source, text)?;

@@ -218,7 +218,7 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
         .as_ref()
         .filter(|_| !c.is_unresolved("spend_log"))
     {
-        crate::cost::spend::check_config(s).map_err(|(key, m)| {
+        super::spend_log::check_config(s).map_err(|(key, m)| {
             let path = format!("spend_log.{key}");
             match key {
                 "url" => ck.spanned(&s.url, path, m),

@@ -3,7 +3,6 @@
 //! request log line, the metrics and the spend log, all from the one [`Cost`] computed per request.
 
 pub mod estimate;
-pub mod prices;
 pub mod report;
 pub mod spend;
 

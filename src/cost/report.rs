@@ -2,7 +2,7 @@
 //! `switchyard report` prints and `GET /admin/spend` returns. Both call [`Report::load`], so the
 //! numbers are the same whichever way they are asked for.
 
-use super::spend::{Settings, Store, Target, Totals};
+use super::spend::{Settings, SpendLog, Store, Target, Totals};
 use crate::config::Config;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -124,6 +124,14 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report over a running gateway's log. The table is created first if the writer has not
+    /// yet, so a gateway that has served nothing reports zeros rather than an error.
+    pub async fn of_log(log: &SpendLog, since: &Since) -> Result<Report, sqlx::Error> {
+        let table = &log.settings().table;
+        log.store().ensure_schema(table).await?;
+        Report::load(log.store(), table, since).await
+    }
+
     pub async fn load(store: &Store, table: &str, since: &Since) -> Result<Report, sqlx::Error> {
         let until = now_ms();
         let s = since.unix_ms;

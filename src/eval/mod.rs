@@ -748,7 +748,7 @@ fn price_of(c: &Candidate, config: Option<&Config>) -> Option<crate::config::Pri
             return Some(m.price);
         }
     }
-    let table = crate::cost::prices::bundled().ok()?;
+    let table = crate::config::prices::bundled().ok()?;
     let short = c.model.rsplit('/').next().unwrap_or(&c.model);
     table.get(&c.model).or_else(|| table.get(short)).copied()
 }

@@ -75,7 +75,7 @@ mod tests {
 
     #[test]
     fn bundled_prices_are_found_under_dated_and_vendored_names() {
-        let t = crate::cost::prices::bundled().unwrap();
+        let t = crate::config::prices::bundled().unwrap();
         let name = |m: &str| bundled(t, m).map(|(n, _)| n.to_string());
         assert_eq!(name("gpt-4o-mini").as_deref(), Some("gpt-4o-mini"));
         assert_eq!(name("gpt-4o-2024-08-06").as_deref(), Some("gpt-4o"));

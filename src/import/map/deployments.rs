@@ -528,7 +528,7 @@ impl Mapper<'_> {
 
     /// LiteLLM's costs when the deployment gives them, else the bundled table's price.
     fn price(&mut self, d: &Deployment, spec: &'static Spec) -> Option<PriceRef> {
-        let bundled = crate::cost::prices::bundled().ok();
+        let bundled = crate::config::prices::bundled().ok();
         let mut candidates = Vec::new();
         if let Some(b) = &d.info.base_model {
             candidates.push(

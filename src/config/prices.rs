@@ -2,7 +2,7 @@
 //! table bundled into the binary (`config/prices.yaml`), so a config works without that file next
 //! to it and a user can still correct a price the bundle has wrong.
 
-use crate::config::{Config, ConfigError, Price, PriceSpec};
+use super::{Config, ConfigError, Price, PriceSpec};
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
