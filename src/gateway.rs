@@ -83,7 +83,7 @@ impl Gateway {
             };
             // reqwest sets the connect timeout per client, so a provider that overrides it gets its own pool.
             let http = match p.connect_timeout {
-                Some(t) => &crate::server::http_client_with(t.0),
+                Some(t) => &crate::providers::http::client_with(t.0),
                 None => http,
             };
             providers.insert(

@@ -87,7 +87,7 @@ pub async fn run(o: Options) -> ExitCode {
     if o.concurrency == 0 || o.max_tokens == 0 {
         return usage_error("--concurrency and --max-tokens must be at least 1");
     }
-    let gw = match Gateway::load(&o.config, &crate::server::http_client()).await {
+    let gw = match Gateway::load(&o.config, &crate::providers::http::client()).await {
         Ok(g) => g,
         Err(e) => return usage_error(e),
     };

@@ -6,6 +6,7 @@
 
 pub mod anthropic;
 mod error;
+pub mod http;
 pub mod openai;
 pub mod simulated;
 mod sse;

@@ -16,21 +16,8 @@ use tokio::net::TcpListener;
 
 /// One HTTP client for every provider, so connections to the same host are pooled and kept alive
 /// across requests and config reloads.
-pub fn http_client() -> reqwest::Client {
-    http_client_with(Duration::from_secs(10))
-}
-
-pub fn http_client_with(connect_timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        // LLM APIs answer a POST directly; following redirects would only cost a URL re-parse
-        // per request and could carry credentials somewhere unexpected.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap_or_default()
-}
+/// The providers' HTTP client, for callers that build a gateway to serve.
+pub use crate::providers::http::client as http_client;
 
 pub struct Server {
     listener: TcpListener,
