@@ -1,6 +1,6 @@
 //! OpenAI's o200k vocabulary held compactly: the token bytes stay in the binary's read-only data
 //! and the look-up table stores only a 4-byte rank per token. A `HashMap<Vec<u8>, u32>` of the same
-//! 200,000 tokens costs ~45 MB of heap, which is most of a gateway's memory; this costs ~2.5 MB.
+//! 200,000 tokens costs ~45 MB of heap, which is most of a gateway's memory; this costs ~1.9 MiB.
 //!
 //! `o200k.bin` is `u32` token count (little-endian), one length byte per token in rank order, then
 //! every token's bytes concatenated in rank order. `tests/tokens_o200k.rs` checks it against the
