@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use std::net::SocketAddr;
 
-/// The accepted client key's last characters, for the spend log (see `account::key_suffix`).
+/// The accepted client key's last characters, for the spend log (see `cost::account::key_suffix`).
 #[derive(Clone)]
 pub struct CallerKey(pub String);
 
@@ -38,7 +38,7 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     }
     match presented(req.headers()) {
         Some(key) if gw.key_is_valid(key) => {
-            let suffix = super::account::key_suffix(key);
+            let suffix = crate::cost::account::key_suffix(key);
             req.extensions_mut().insert(CallerKey(suffix));
             next.run(req).await
         }
@@ -136,9 +136,9 @@ fn refuse(state: &AppState, req: &Request, e: ApiError) -> Response {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(a)| *a);
-    super::record::refused(
-        state,
-        super::record::Refusal {
+    crate::cost::account::refused(
+        &state.sinks(),
+        crate::cost::account::Refusal {
             request_id,
             method: req.method().as_str(),
             path: req
@@ -159,4 +159,17 @@ fn refuse(state: &AppState, req: &Request, e: ApiError) -> Response {
         );
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn bearer_key_is_trimmed() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_static("Bearer  k-9876 "));
+        assert_eq!(presented(&h), Some("k-9876"));
+    }
 }

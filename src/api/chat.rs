@@ -2,10 +2,10 @@
 
 use super::auth::CallerKey;
 use super::error::ApiError;
-use super::headers;
-use super::record::{Record, format_ms};
+use super::headers::{self, format_ms};
 use super::request_id::RequestId;
 use super::{AppState, request, stream};
+use crate::cost::account::Account;
 use crate::dispatch;
 use crate::gateway::DEFAULT_STREAM_IDLE_TIMEOUT;
 use crate::routing::Decision;
@@ -27,7 +27,7 @@ pub async fn completions(
 ) -> Response {
     let start = Instant::now();
     let gw = state.gateway();
-    let mut rec = Record::start(state.clone(), gw.clone(), request_id, start);
+    let mut rec = Account::start(state.sinks(), gw.clone(), request_id, start);
     rec.caller_key(key.map(|Extension(CallerKey(k))| k));
 
     let limits = request::BodyLimits {
@@ -120,7 +120,7 @@ pub async fn completions(
                 HeaderValue::from_static("application/json"),
             );
             rec.finish(200, None);
-            rec.cost_headers(resp.headers_mut());
+            headers::cost_headers(resp.headers_mut(), rec.cost());
             resp
         }
         Err(e) => {
@@ -137,7 +137,7 @@ pub async fn completions(
 /// interrupted, leaves the connection unusable: the answer closes it, and both are counted.
 fn unread_body(
     state: &AppState,
-    rec: &mut Record,
+    rec: &mut Account,
     e: ApiError,
     peer: Option<SocketAddr>,
 ) -> Response {
@@ -168,7 +168,7 @@ fn unread_body(
     resp
 }
 
-fn fail(rec: &mut Record, e: ApiError) -> Response {
+fn fail(rec: &mut Account, e: ApiError) -> Response {
     rec.finish(e.status.as_u16(), Some(&e.body.error.message));
     e.into_response()
 }
@@ -185,7 +185,7 @@ fn decorate(
             h.insert(name, v);
         }
     };
-    set(headers::ROUTE, &route_label(d, outcome));
+    set(headers::ROUTE, &dispatch::route_label(d, outcome));
     match outcome.and_then(|o| o.served.as_ref()) {
         Some(c) => {
             set(headers::TIER, &c.tier);
@@ -208,12 +208,4 @@ fn decorate(
     }
     set(headers::OVERHEAD_MS, &format_ms(timing.0));
     set(headers::WAIT_MS, &format_ms(timing.1));
-}
-
-/// `cascade:budget->mid` when the cascade escalated, else the decision's own label.
-pub fn route_label(d: &Decision, outcome: Option<&dispatch::Outcome>) -> String {
-    match outcome.and_then(|o| o.cascade.as_ref()) {
-        Some(c) if c.outcome == "escalated" => format!("cascade:{}->{}", c.from, c.to),
-        _ => d.to_string(),
-    }
 }

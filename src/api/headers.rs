@@ -1,6 +1,7 @@
 //! Response headers that tell a client what the gateway did with its request.
 
-use http::HeaderName;
+use crate::cost::{Cost, format_usd};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const TIER: HeaderName = HeaderName::from_static("x-switchyard-tier");
@@ -33,3 +34,23 @@ pub const COUNTERFACTUAL_USD: HeaderName =
     HeaderName::from_static("x-switchyard-counterfactual-usd");
 /// `true` when the provider reported no usage and switchyard counted the tokens itself.
 pub const COST_ESTIMATED: HeaderName = HeaderName::from_static("x-switchyard-cost-estimated");
+
+/// `x-switchyard-cost-usd`, `x-switchyard-counterfactual-usd` and, for an estimate,
+/// `x-switchyard-cost-estimated`.
+pub fn cost_headers(h: &mut HeaderMap, cost: Option<&Cost>) {
+    let Some(c) = cost else { return };
+    if let Ok(v) = HeaderValue::from_str(&format_usd(c.usd)) {
+        h.insert(COST_USD, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format_usd(c.counterfactual_usd)) {
+        h.insert(COUNTERFACTUAL_USD, v);
+    }
+    if c.estimated {
+        h.insert(COST_ESTIMATED, HeaderValue::from_static("true"));
+    }
+}
+
+/// Milliseconds with microsecond precision, as the timing headers carry them.
+pub fn format_ms(d: std::time::Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1000.0)
+}

@@ -1,6 +1,5 @@
 //! The HTTP surface: OpenAI-compatible routes (with and without the `/v1` prefix), health, metrics.
 
-mod account;
 mod admin;
 mod auth;
 mod chat;
@@ -9,16 +8,15 @@ mod error;
 pub mod headers;
 mod health;
 mod models;
-mod record;
 mod request;
 mod request_id;
 mod spend;
 mod stream;
-mod trace;
 
 pub use error::ApiError;
 pub use request_id::RequestId;
 
+use crate::cost::account::Sinks;
 use crate::gateway::Gateway;
 use crate::telemetry::{Metrics, Spans};
 use arc_swap::ArcSwap;
@@ -38,14 +36,11 @@ pub struct AppState {
 
 struct Shared {
     gateway: ArcSwap<Gateway>,
-    metrics: Metrics,
+    /// Where requests' accounts go; unlike the gateway, they survive reloads.
+    sinks: Arc<Sinks>,
     draining: AtomicBool,
     /// Woken when shutdown begins, so requests still reading their body can stop waiting.
     drain_started: tokio::sync::Notify,
-    fallback_alert: crate::telemetry::FallbackAlert,
-    /// Opened once at start: unlike the gateway, it survives reloads (a change needs a restart).
-    spend_log: std::sync::OnceLock<crate::cost::spend::SpendLog>,
-    spans: Spans,
 }
 
 impl AppState {
@@ -58,12 +53,9 @@ impl AppState {
         AppState {
             inner: Arc::new(Shared {
                 gateway: ArcSwap::from_pointee(gateway),
-                metrics,
+                sinks: Arc::new(Sinks::new(metrics, spans)),
                 draining: AtomicBool::new(false),
                 drain_started: tokio::sync::Notify::new(),
-                fallback_alert: Default::default(),
-                spend_log: std::sync::OnceLock::new(),
-                spans,
             }),
         }
     }
@@ -83,27 +75,25 @@ impl AppState {
     }
 
     pub fn metrics(&self) -> &Metrics {
-        &self.inner.metrics
+        self.inner.sinks.metrics()
     }
 
-    /// Counts one dispatched request toward `alerts.fallback_rate`, when the config sets it.
-    pub fn fallback_alert(&self, gw: &Gateway, fell_back: bool) {
-        if let Some(cfg) = &gw.config.alerts.fallback_rate {
-            self.inner.fallback_alert.record(cfg, fell_back);
-        }
+    /// What the accounting stage writes to, for a request's account.
+    pub fn sinks(&self) -> Arc<Sinks> {
+        self.inner.sinks.clone()
     }
 
     /// Set once, when the server starts; a second call is ignored.
     pub fn set_spend_log(&self, log: crate::cost::spend::SpendLog) {
-        let _ = self.inner.spend_log.set(log);
+        self.inner.sinks.set_spend_log(log);
     }
 
     pub fn spend_log(&self) -> Option<&crate::cost::spend::SpendLog> {
-        self.inner.spend_log.get()
+        self.inner.sinks.spend_log()
     }
 
     pub fn spans(&self) -> &Spans {
-        &self.inner.spans
+        self.inner.sinks.spans()
     }
 
     /// Readiness turns false once shutdown begins, so a load balancer stops sending new traffic.

@@ -3,7 +3,7 @@
 //! did not ask for it. Dropping the body (client gone) drops the upstream stream, which closes the
 //! upstream connection and so cancels the generation.
 
-use super::record::Record;
+use crate::cost::account::{Account, StreamEnd};
 use crate::gateway::Gateway;
 use crate::openai::{ErrorBody, Usage};
 use crate::providers::{ChunkStream, ErrorKind, ProviderError};
@@ -25,7 +25,7 @@ struct State {
     /// Kept for the stream's lifetime: it is the config this request started on.
     gw: Arc<Gateway>,
     done: bool,
-    rec: Record,
+    rec: Account,
 }
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
@@ -36,7 +36,7 @@ pub fn respond(
     wants_usage: bool,
     idle_timeout: Duration,
     gw: Arc<Gateway>,
-    rec: Record,
+    rec: Account,
 ) -> Response {
     let state = State {
         first: Some(first),
@@ -82,7 +82,7 @@ pub fn respond(
                 }
                 None => {
                     st.done = true;
-                    st.rec.stream_end = Some(super::record::StreamEnd::Complete);
+                    st.rec.stream_end = Some(StreamEnd::Complete);
                     st.rec.finish(200, None);
                     return Some((Ok(Bytes::from_static(DONE)), st));
                 }

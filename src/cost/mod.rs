@@ -2,6 +2,7 @@
 //! times the per-million-token prices of the config. The numbers feed the response headers, the
 //! request log line, the metrics and the spend log, all from the one [`Cost`] computed per request.
 
+pub mod account;
 pub mod estimate;
 pub mod report;
 pub mod spend;

@@ -488,3 +488,11 @@ fn budget_spent(budget: u32) -> ProviderError {
         format!("the request used its whole attempt budget ({budget} calls) without an answer"),
     )
 }
+
+/// `cascade:budget->mid` when the cascade escalated, else the decision's own label.
+pub fn route_label(d: &Decision, outcome: Option<&Outcome>) -> String {
+    match outcome.and_then(|o| o.cascade.as_ref()) {
+        Some(c) if c.outcome == "escalated" => format!("cascade:{}->{}", c.from, c.to),
+        _ => d.to_string(),
+    }
+}

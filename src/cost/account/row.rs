@@ -1,13 +1,11 @@
 //! The parts of a request's account that come from the request itself (caller, task type,
-//! expected tier) and the shapes it leaves the gateway in: cost headers and a spend log row.
+//! expected tier) and the spend log row it leaves.
 
-use super::headers;
+use crate::cost::Cost;
 use crate::cost::spend::SpendRecord;
-use crate::cost::{Cost, format_usd};
 use crate::gateway::Gateway;
 use crate::openai::{ChatRequest, Usage};
 use crate::routing::Decision;
-use http::{HeaderMap, HeaderValue};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -64,7 +62,7 @@ impl RequestFacts {
 }
 
 /// `…abcd`: enough to tell keys apart in a report, too little to use one.
-pub(super) fn key_suffix(k: &str) -> String {
+pub fn key_suffix(k: &str) -> String {
     let tail: String = k
         .chars()
         .rev()
@@ -76,20 +74,7 @@ pub(super) fn key_suffix(k: &str) -> String {
     format!("…{tail}")
 }
 
-pub fn cost_headers(h: &mut HeaderMap, cost: Option<&Cost>) {
-    let Some(c) = cost else { return };
-    if let Ok(v) = HeaderValue::from_str(&format_usd(c.usd)) {
-        h.insert(headers::COST_USD, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&format_usd(c.counterfactual_usd)) {
-        h.insert(headers::COUNTERFACTUAL_USD, v);
-    }
-    if c.estimated {
-        h.insert(headers::COST_ESTIMATED, HeaderValue::from_static("true"));
-    }
-}
-
-/// Everything `Record::finish` knows when it writes the row.
+/// Everything `Account::finish` knows when it writes the row.
 pub struct Served<'a> {
     pub request_id: &'a str,
     pub tier: Option<&'a str>,
@@ -157,8 +142,5 @@ mod tests {
         assert_eq!(clip(&"é".repeat(300)).chars().count(), MAX_TEXT);
         assert_eq!(key_suffix("sk-gateway-1234"), "…1234");
         assert_eq!(key_suffix("ab"), "…ab");
-        let mut h = HeaderMap::new();
-        h.insert("authorization", HeaderValue::from_static("Bearer  k-9876 "));
-        assert_eq!(super::super::auth::presented(&h), Some("k-9876"));
     }
 }

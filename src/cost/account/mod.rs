@@ -1,18 +1,28 @@
-//! One request's account: what was decided, who served it, how long it took. Written to the
-//! metrics and the request log line exactly once, when the answer is complete, when it failed, or
-//! when the client went away (the guard's `Drop`).
+//! The accounting stage: one request's account, from what was decided and who served it to the
+//! bill (usage, cost, counterfactual, answers paid for and discarded) and where it goes: the
+//! metrics, the request's log line, its span and its spend row, each written exactly once, when
+//! the answer is complete, when it failed, or when the client went away (the guard's `Drop`).
+//! Handlers drive it and read the cost back for their headers; it must not import `api`.
 
-use super::AppState;
+mod refused;
+mod row;
+mod sinks;
+mod span;
+
+pub use refused::{Refusal, refused};
+pub use row::{UNKNOWN_TIER, key_suffix};
+pub use sinks::Sinks;
+
 use crate::cost::Cost;
 use crate::dispatch::{Outcome, Progress};
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, Model};
 use crate::openai::{ChatRequest, Usage};
 use crate::routing::Decision;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub struct Record {
-    state: AppState,
+pub struct Account {
+    sinks: Arc<Sinks>,
     /// The config the request started on: its prices bill it, even if a reload happens meanwhile.
     gw: Arc<Gateway>,
     pub request_id: Arc<str>,
@@ -36,7 +46,7 @@ pub struct Record {
     overhead: Option<Duration>,
     finished: bool,
     /// What the spend log and the accounting need from the request itself.
-    facts: super::account::RequestFacts,
+    facts: row::RequestFacts,
     /// Kept for streams, to count the prompt's tokens if the provider never reports usage.
     request: Option<ChatRequest>,
     /// Text streamed so far, for the same reason.
@@ -47,11 +57,17 @@ pub struct Record {
     /// Set by `finish`.
     pub cost: Option<Cost>,
     /// Answers paid for but not returned.
-    discarded: Vec<DiscardedBill>,
+    discarded: Vec<Bill>,
 }
 
-/// (tier, model, usage, estimated, usd) of one answer paid for but not returned.
-type DiscardedBill = (Arc<str>, Arc<str>, Usage, bool, f64);
+/// One answer paid for but not returned (a cascade's cheap answer that was escalated).
+struct Bill {
+    tier: Arc<str>,
+    model: Arc<Model>,
+    usage: Usage,
+    estimated: bool,
+    usd: f64,
+}
 
 /// How a stream ended once its first chunk was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,13 +106,18 @@ impl StreamEnd {
 /// Status recorded for a stream the client abandoned (nginx's convention).
 pub const CLIENT_CLOSED: u16 = 499;
 
-impl Record {
-    pub fn start(state: AppState, gw: Arc<Gateway>, request_id: Arc<str>, start: Instant) -> Self {
-        state.metrics().in_flight.inc();
-        Record {
-            state,
+impl Account {
+    pub fn start(
+        sinks: Arc<Sinks>,
+        gw: Arc<Gateway>,
+        request_id: Arc<str>,
+        start: Instant,
+    ) -> Self {
+        sinks.metrics().in_flight.inc();
+        Account {
+            sinks,
             gw,
-            facts: super::account::RequestFacts::arrived(),
+            facts: row::RequestFacts::arrived(),
             request: None,
             streamed: String::new(),
             answered: false,
@@ -157,7 +178,7 @@ impl Record {
         self.answered = true;
         if !self.ttft_seen {
             self.ttft_seen = true;
-            self.state
+            self.sinks
                 .metrics()
                 .time_to_first_token
                 .with_label_values(&[
@@ -171,24 +192,24 @@ impl Record {
         }
     }
 
-    /// `x-switchyard-cost-usd` and friends, once `finish` has priced the request.
-    pub fn cost_headers(&self, h: &mut http::HeaderMap) {
-        super::account::cost_headers(h, self.cost.as_ref());
+    /// What the request cost, once `finish` has priced it (for `x-switchyard-cost-usd` and friends).
+    pub fn cost(&self) -> Option<&Cost> {
+        self.cost.as_ref()
     }
 
     pub fn decided(&mut self, d: &Decision) {
-        self.state
+        self.sinks
             .metrics()
             .route_decision_seconds
             .with_label_values(&[d.layer.as_str()])
             .observe(d.elapsed.as_secs_f64());
-        self.state
+        self.sinks
             .metrics()
             .route_decisions
             .with_label_values(&[d.layer.as_str(), &d.tier])
             .inc();
         if let Some(expected) = &self.facts.expected_tier {
-            self.state
+            self.sinks
                 .metrics()
                 .routing_expected
                 .with_label_values(&[expected, &d.tier])
@@ -207,14 +228,18 @@ impl Record {
                 Some(u) => (u, false),
                 None => (crate::cost::estimate::usage(req, &d.text), true),
             };
-            let usd = crate::cost::usd(&d.model.price, &usage);
-            self.discarded
-                .push((d.tier.clone(), d.model.name.clone(), usage, estimated, usd));
+            self.discarded.push(Bill {
+                tier: d.tier.clone(),
+                model: d.model.clone(),
+                usage,
+                estimated,
+                usd: crate::cost::usd(&d.model.price, &usage),
+            });
         }
     }
 
     pub fn dispatched(&mut self, o: &Outcome) {
-        let m = self.state.metrics();
+        let m = self.sinks.metrics();
         if let Some(c) = &o.served {
             self.tier = Some(c.tier.clone());
             self.model = Some(c.model.name.clone());
@@ -222,7 +247,7 @@ impl Record {
         self.attempts = o.attempts;
         self.dispatched = true;
         if let Some(d) = &self.decision {
-            self.route = Some(super::chat::route_label(d, Some(o)));
+            self.route = Some(crate::dispatch::route_label(d, Some(o)));
         }
         for f in &o.failures {
             m.provider_errors
@@ -244,7 +269,7 @@ impl Record {
         for (deployment, class) in &o.cooldowns {
             m.cooldowns.with_label_values(&[&**deployment, class]).inc();
         }
-        self.state.fallback_alert(&self.gw, !o.hops.is_empty());
+        self.sinks.fallback_alert(&self.gw, !o.hops.is_empty());
         if let Some(c) = &o.cascade {
             m.cascade
                 .with_label_values(&[&c.from, &c.to, c.outcome, c.reason.unwrap_or("none")])
@@ -278,7 +303,7 @@ impl Record {
             StreamEnd::Failed
         });
         let model = self.model.as_deref().unwrap_or("none");
-        let m = self.state.metrics();
+        let m = self.sinks.metrics();
         m.stream_errors
             .with_label_values(&[model, class, reason])
             .inc();
@@ -305,7 +330,7 @@ impl Record {
         if self.stream && self.answered && self.stream_end.is_none() {
             self.stream_end = Some(StreamEnd::ClientClosed);
         }
-        let m = self.state.metrics();
+        let m = self.sinks.metrics();
         let tier = self.tier.as_deref().unwrap_or("none");
         let model = self.model.as_deref().unwrap_or("none");
         let elapsed = self.start.elapsed();
@@ -349,18 +374,19 @@ impl Record {
         // Metrics carry each model's own share; the request's cost (headers, log, spend log)
         // includes the answers it paid for and discarded.
         let mut total = cost;
-        for (d_tier, d_model, u, est, usd) in &self.discarded {
+        for b in &self.discarded {
             if let Some(t) = total.as_mut() {
-                t.usd += usd;
-                t.estimated |= est;
+                t.usd += b.usd;
+                t.estimated |= b.estimated;
             }
-            m.cost.with_label_values(&[d_tier, d_model]).inc_by(*usd);
+            let (t, name) = (&*b.tier, &*b.model.name);
+            m.cost.with_label_values(&[t, name]).inc_by(b.usd);
             m.tokens
-                .with_label_values(&[d_tier, d_model, "input"])
-                .inc_by(u.prompt_tokens);
+                .with_label_values(&[t, name, "input"])
+                .inc_by(b.usage.prompt_tokens);
             m.tokens
-                .with_label_values(&[d_tier, d_model, "output"])
-                .inc_by(u.completion_tokens);
+                .with_label_values(&[t, name, "output"])
+                .inc_by(b.usage.completion_tokens);
         }
         self.cost = total;
         if let Some(c) = cost {
@@ -390,7 +416,7 @@ impl Record {
             .route
             .clone()
             .or_else(|| self.decision.as_ref().map(ToString::to_string));
-        super::trace::export(&self.state, self, route.as_deref(), status, error, elapsed);
+        span::export(&self.sinks, self, route.as_deref(), status, error, elapsed);
         tracing::info!(
             request_id = %self.request_id,
             status,
@@ -414,10 +440,10 @@ impl Record {
             error,
             "chat completion"
         );
-        if let Some(log) = self.state.spend_log() {
-            log.append(super::account::spend_record(
+        if let Some(log) = self.sinks.spend_log() {
+            log.append(row::spend_record(
                 &self.facts,
-                super::account::Served {
+                row::Served {
                     request_id: &self.request_id,
                     tier: self.tier.as_deref(),
                     model: self.model.as_deref(),
@@ -455,13 +481,13 @@ impl Record {
     }
 }
 
-impl Drop for Record {
+impl Drop for Account {
     fn drop(&mut self) {
         self.finish(
             CLIENT_CLOSED,
             Some("the client closed the connection before the answer was complete"),
         );
-        self.state.metrics().in_flight.dec();
+        self.sinks.metrics().in_flight.dec();
     }
 }
 
@@ -469,41 +495,8 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
-/// A request refused before any handler read it: a missing or wrong key, or a key without the
-/// right to the route.
-pub struct Refusal<'a> {
-    pub request_id: &'a str,
-    pub method: &'a str,
-    pub path: &'a str,
-    pub peer: Option<std::net::SocketAddr>,
-    pub status: u16,
-    pub code: &'a str,
-}
-
-/// One access line for a refused request (it never carries the key), and, for a chat request, a
-/// count in `switchyard_requests_total` like every other answered chat request. No spend row: the
-/// caller is unknown, and a flood of bad keys must not fill the spend log.
-pub fn refused(state: &AppState, r: Refusal<'_>) {
-    if r.path.ends_with("/chat/completions") {
-        state
-            .metrics()
-            .requests
-            .with_label_values(&["none", "none", status_label(r.status)])
-            .inc();
-    }
-    tracing::info!(
-        request_id = r.request_id,
-        status = r.status,
-        method = r.method,
-        path = r.path,
-        peer = r.peer.map(tracing::field::display),
-        error = r.code,
-        "request refused"
-    );
-}
-
 /// Status labels come from this fixed set so that a misbehaving provider cannot mint new series.
-fn status_label(status: u16) -> &'static str {
+pub(crate) fn status_label(status: u16) -> &'static str {
     match status {
         200 => "200",
         400 => "400",
@@ -523,8 +516,4 @@ fn status_label(status: u16) -> &'static str {
         s if s < 500 => "4xx",
         _ => "5xx",
     }
-}
-
-pub fn format_ms(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64() * 1000.0)
 }

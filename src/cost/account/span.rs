@@ -1,27 +1,24 @@
-//! A finished request's record as an OpenTelemetry span (see `telemetry::Spans`). Kept apart
-//! from `record.rs` so that the record only makes one call; nothing here runs unless span export
-//! is configured.
+//! A finished request's account as an OpenTelemetry span (see `telemetry::Spans`). Kept apart
+//! so that the account only makes one call; nothing here runs unless span export is configured.
 
-use super::AppState;
-use super::record::Record;
+use super::{Account, Sinks};
 use crate::telemetry::{ChatSpan, provider_name};
 use std::time::{Duration, SystemTime};
 
 pub(super) fn export(
-    state: &AppState,
-    rec: &Record,
+    sinks: &Sinks,
+    rec: &Account,
     route: Option<&str>,
     status: u16,
     error: Option<&str>,
     elapsed: Duration,
 ) {
-    let spans = state.spans();
+    let spans = sinks.spans();
     if !spans.enabled() {
         return;
     }
-    // The model that answered, looked up in the current config for its provider and upstream
-    // id. After a reload that removed the model the span simply goes without them.
-    let gw = state.gateway();
+    // The model that answered, in the config the request ran on, for its provider and upstream id.
+    let gw = &rec.gw;
     let served = rec.model.as_ref().and_then(|m| gw.models.get(m));
     let provider = served
         .and_then(|m| gw.config.providers.get(&m.provider_name))
