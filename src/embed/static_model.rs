@@ -199,6 +199,12 @@ impl StaticModel {
                 return Ok(ids);
             }
         }
+        self.general_ids(text)
+    }
+
+    /// The ids from the general `tokenizers` pipeline (texts the fast path declines, and the
+    /// reference the fast path is tested against).
+    fn general_ids(&self, text: &str) -> Result<Vec<u32>, EmbedError> {
         let enc = self
             .tokenizer
             .encode_fast(text, false)
@@ -207,40 +213,102 @@ impl StaticModel {
     }
 
     /// Mean of the token rows, L2-normalised; all zeros when no token is known to the model.
+    ///
+    /// On the fast path each id is added to the sum as the tokenizer finds it: no id list is
+    /// built, and nothing is allocated but the output and, for text with capitals or control
+    /// characters, one normalised copy.
     pub fn embed(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
-        let text = match text.char_indices().nth(self.max_chars) {
+        let text = self.cut(text);
+        let mut pool = Pool {
+            sum: vec![0.0f32; self.dims],
+            seen: 0,
+            pooled: 0,
+        };
+        let fast = self
+            .fast
+            .as_ref()
+            .is_some_and(|f| f.for_each_id(text, |id| self.add(id, &mut pool)));
+        if !fast {
+            for id in self.general_ids(text)? {
+                self.add(id, &mut pool);
+            }
+        }
+        Ok(pool.finish())
+    }
+
+    /// The text up to `max_chars` characters. A text of no more bytes than that is not scanned:
+    /// it cannot hold more characters than bytes.
+    fn cut<'t>(&self, text: &'t str) -> &'t str {
+        if text.len() <= self.max_chars {
+            return text;
+        }
+        match text.char_indices().nth(self.max_chars) {
             Some((i, _)) => &text[..i],
             None => text,
+        }
+    }
+
+    /// Adds token `id`'s row to the pool, if it is among the first `MAX_TOKENS` and has one.
+    #[inline]
+    fn add(&self, id: u32, pool: &mut Pool) {
+        if pool.seen >= MAX_TOKENS {
+            return;
+        }
+        pool.seen += 1;
+        if Some(id) == self.unk_id {
+            return;
+        }
+        let tok = id as usize;
+        let row = match &self.mapping {
+            Some(m) => m.get(tok).copied(),
+            None => Some(tok),
         };
-        let ids = self.token_ids(text)?;
-        let mut out = vec![0.0f32; self.dims];
-        let mut count = 0usize;
-        for &id in ids.iter().take(MAX_TOKENS) {
-            if Some(id) == self.unk_id {
-                continue;
-            }
-            let tok = id as usize;
-            let row = match &self.mapping {
-                Some(m) => m.get(tok).copied(),
-                None => Some(tok),
-            };
-            // Added tokens past the matrix (special tokens) have no row: skipped, not a crash.
-            let Some(row) = row.filter(|&r| r < self.rows) else {
-                continue;
-            };
-            let scale = self
-                .weights
-                .as_ref()
-                .map_or(1.0, |w| w.get(tok).copied().unwrap_or(1.0));
-            self.matrix.add_row(row, self.dims, scale, &mut out);
-            count += 1;
+        // Added tokens past the matrix (special tokens) have no row: skipped, not a crash.
+        let Some(row) = row.filter(|&r| r < self.rows) else {
+            return;
+        };
+        let scale = self
+            .weights
+            .as_ref()
+            .map_or(1.0, |w| w.get(tok).copied().unwrap_or(1.0));
+        self.matrix.add_row(row, self.dims, scale, &mut pool.sum);
+        pool.pooled += 1;
+    }
+
+    /// The embedding as computed from a list of token ids (the reference the fused path is
+    /// checked against).
+    #[cfg(test)]
+    fn embed_ids(&self, ids: &[u32]) -> Vec<f32> {
+        let mut pool = Pool {
+            sum: vec![0.0f32; self.dims],
+            seen: 0,
+            pooled: 0,
+        };
+        for &id in ids {
+            self.add(id, &mut pool);
         }
-        if count > 0 {
-            let n = count as f32;
-            out.iter_mut().for_each(|x| *x /= n);
-            super::normalize(&mut out);
+        pool.finish()
+    }
+}
+
+/// The running sum of one text's token rows.
+struct Pool {
+    sum: Vec<f32>,
+    /// Tokens seen, pooled or not: the cap counts every token, as model2vec's truncation does.
+    seen: usize,
+    /// Rows added to `sum`.
+    pooled: usize,
+}
+
+impl Pool {
+    /// The mean, L2-normalised (zeros when nothing was pooled).
+    fn finish(mut self) -> Vec<f32> {
+        if self.pooled > 0 {
+            let n = self.pooled as f32;
+            self.sum.iter_mut().for_each(|x| *x /= n);
+            super::normalize(&mut self.sum);
         }
-        Ok(out)
+        self.sum
     }
 }
 
@@ -895,6 +963,39 @@ mod tests {
         for (a, b) in v.iter().zip([third, third, 0.0, third]) {
             assert!((a - b).abs() < 1e-6, "{v:?}");
         }
+    }
+
+    /// The fused path (ids folded into the sum as they are found) against the reference: the
+    /// general `tokenizers` pipeline's ids, pooled one by one. Same ids, bit-identical vectors,
+    /// on the built-in model's real vocabulary and on ASCII, Unicode and mixed text.
+    #[test]
+    fn the_fused_fast_path_matches_the_reference_pipeline() {
+        let m = crate::embed::builtin_model().unwrap();
+        let long = crate::embed::wordpiece::CORPUS.concat();
+        let cut = long.repeat(20);
+        let texts = crate::embed::wordpiece::CORPUS
+            .iter()
+            .copied()
+            .chain([long.as_str(), cut.as_str()]);
+        for text in texts {
+            let reference = m.general_ids(m.cut(text)).unwrap();
+            assert_eq!(
+                m.token_ids(m.cut(text)).unwrap(),
+                reference,
+                "ids of {text:.60?}"
+            );
+            assert_eq!(
+                m.embed(text).unwrap(),
+                m.embed_ids(&reference),
+                "vector of {text:.60?}"
+            );
+        }
+        // A text the fast path declines (it holds an added token) takes the general pipeline.
+        let special = "summarize [SEP] this";
+        assert_eq!(
+            m.embed(special).unwrap(),
+            m.embed_ids(&m.general_ids(special).unwrap())
+        );
     }
 
     #[test]
