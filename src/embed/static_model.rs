@@ -39,6 +39,9 @@ pub struct StaticModel {
     mapping: Option<Vec<usize>>,
     /// Unknown-token hits carry no meaning and are skipped, as model2vec does.
     unk_id: Option<u32>,
+    /// The widest vector instructions this CPU has, found once: summing int8 rows is two to three
+    /// times faster with AVX2 than with the SSE2 that every x86-64 binary may assume.
+    arch: pulp::Arch,
     /// Characters kept before tokenizing: enough for `MAX_TOKENS` tokens of typical length, so a
     /// huge prompt is not tokenized in full only to be cut.
     max_chars: usize,
@@ -174,6 +177,7 @@ impl StaticModel {
             mapping,
             unk_id,
             max_chars,
+            arch: pulp::Arch::new(),
         })
     }
 
@@ -271,7 +275,8 @@ impl StaticModel {
             .weights
             .as_ref()
             .map_or(1.0, |w| w.get(tok).copied().unwrap_or(1.0));
-        self.matrix.add_row(row, self.dims, scale, &mut pool.sum);
+        self.matrix
+            .add_row(self.arch, row, self.dims, scale, &mut pool.sum);
         pool.pooled += 1;
     }
 
@@ -322,19 +327,27 @@ enum Matrix {
 }
 
 impl Matrix {
-    /// `out += scale × row`.
+    /// `out += scale × row`, compiled for the widest vector instructions `arch` found. Each
+    /// element is one multiply and one add whatever the width (no fused multiply-add: Rust does
+    /// not contract them), so every CPU gives the same vector.
     #[inline]
-    fn add_row(&self, row: usize, dims: usize, scale: f32, out: &mut [f32]) {
+    fn add_row(&self, arch: pulp::Arch, row: usize, dims: usize, scale: f32, out: &mut [f32]) {
         match self {
             Matrix::F32(m) => {
-                for (o, x) in out.iter_mut().zip(&m[row * dims..(row + 1) * dims]) {
-                    *o += scale * x;
-                }
+                let row = &m[row * dims..(row + 1) * dims];
+                arch.dispatch(|| {
+                    for (o, x) in out.iter_mut().zip(row) {
+                        *o += scale * x;
+                    }
+                });
             }
             Matrix::I8(m) => {
-                for (o, &x) in out.iter_mut().zip(&m[row * dims..(row + 1) * dims]) {
-                    *o += scale * f32::from(x as i8);
-                }
+                let row = &m[row * dims..(row + 1) * dims];
+                arch.dispatch(|| {
+                    for (o, &x) in out.iter_mut().zip(row) {
+                        *o += scale * f32::from(x as i8);
+                    }
+                });
             }
         }
     }

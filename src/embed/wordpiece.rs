@@ -8,8 +8,8 @@
 //! `tokenizers` in the tests, on the real BERT vocabulary in CI) with none of that bookkeeping, and
 //! is only used when `tokenizer.json` describes exactly this pipeline.
 
-use aho_corasick::AhoCorasick;
 use ahash::AHashMap;
+use aho_corasick::AhoCorasick;
 use serde_json::Value;
 use std::borrow::Cow;
 use unicode_categories::UnicodeCategories;
@@ -141,7 +141,10 @@ impl FastWordPiece {
             // ASCII is decided by byte tests; only other characters need the Unicode tables (a
             // binary search per category, which made punctuation the bulk of tokenising).
             let (space, punct) = if c.is_ascii() {
-                (c.is_ascii_whitespace() || c == '\u{b}', c.is_ascii_punctuation())
+                (
+                    c.is_ascii_whitespace() || c == '\u{b}',
+                    c.is_ascii_punctuation(),
+                )
             } else {
                 let space = c.is_whitespace();
                 (space, !space && c.is_punctuation())
@@ -166,7 +169,9 @@ impl FastWordPiece {
         // with nothing to lowercase or remove is used as it is.
         if text.is_ascii() {
             let removed = |b: u8| {
-                self.clean_text && matches!(b, 0..=0x1f | 0x7f) && !matches!(b, b'\t' | b'\n' | b'\r')
+                self.clean_text
+                    && matches!(b, 0..=0x1f | 0x7f)
+                    && !matches!(b, b'\t' | b'\n' | b'\r')
             };
             if !text
                 .bytes()
