@@ -16,6 +16,7 @@ use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use tokenizers::Tokenizer;
 
 /// model2vec's default: longer prompts are cut, as model2vec itself does. The start of a prompt says
@@ -26,7 +27,9 @@ const MAX_TOKENS: usize = 512;
 const MATRIX_NAMES: [&str; 3] = ["embeddings", "0", "embedding.weight"];
 
 pub struct StaticModel {
-    tokenizer: Tokenizer,
+    /// The general `tokenizers` pipeline: for texts the fast path declines, and for models whose
+    /// pipeline it does not cover.
+    tokenizer: General,
     /// The BERT-WordPiece pipeline without `tokenizers`' bookkeeping, when the model uses it.
     fast: Option<FastWordPiece>,
     /// `rows × dims`, row-major.
@@ -90,6 +93,7 @@ impl StaticModel {
         Self::assemble(
             Files {
                 tokenizer: (&tok_bytes, &tok_path.display().to_string()),
+                lazy: None,
                 safetensors: st_path.display().to_string(),
                 config: cfg_bytes
                     .as_deref()
@@ -120,6 +124,7 @@ impl StaticModel {
         Self::assemble(
             Files {
                 tokenizer: (tokenizer, &format!("{name}/tokenizer.json")),
+                lazy: Some(tokenizer),
                 safetensors: st_name,
                 config: config.map(|b| (b, format!("{name}/config.json"))),
             },
@@ -140,12 +145,29 @@ impl StaticModel {
         mapping: Option<Vec<usize>>,
     ) -> Result<StaticModel, String> {
         let (tok_bytes, tok_name) = files.tokenizer;
-        let (tokenizer, unk_id, json) = load_tokenizer(tok_bytes, tok_name)?;
+        let json: Value =
+            serde_json::from_slice(tok_bytes).map_err(|e| bad_tokenizer(tok_name, e))?;
         let fast = FastWordPiece::from_tokenizer_json(&json);
+        // The built-in model's tokenizer is known to parse (its tests build it) and the fast path
+        // covers all its texts but those holding a special token: the general pipeline, most of
+        // the start-up cost, is built the first time such a text comes, not at every start.
+        let (tokenizer, unk_id, vocab, median_chars) = match (&fast, files.lazy) {
+            (Some(f), Some(bytes)) => (
+                General::Lazy(bytes, OnceLock::new()),
+                Some(f.unk()),
+                f.vocab_size(),
+                f.median_token_chars(),
+            ),
+            _ => {
+                let (tokenizer, unk_id) = load_tokenizer(tok_bytes, &json, tok_name)?;
+                let vocab = tokenizer.get_vocab_size(false);
+                let median = median_token_chars(&tokenizer);
+                (General::Ready(tokenizer), unk_id, vocab, median)
+            }
+        };
         drop(json);
 
         // Ids the matrix (or mapping) cannot cover mean the two files are from different models.
-        let vocab = tokenizer.get_vocab_size(false);
         let covered = mapping.as_ref().map_or(rows, Vec::len);
         if vocab > covered {
             return Err(format!(
@@ -166,7 +188,7 @@ impl StaticModel {
             }
         }
 
-        let max_chars = MAX_TOKENS * median_token_chars(&tokenizer);
+        let max_chars = MAX_TOKENS * median_chars;
         Ok(StaticModel {
             tokenizer,
             fast,
@@ -211,6 +233,8 @@ impl StaticModel {
     fn general_ids(&self, text: &str) -> Result<Vec<u32>, EmbedError> {
         let enc = self
             .tokenizer
+            .get()
+            .map_err(|e| EmbedError(e.clone()))?
             .encode_fast(text, false)
             .map_err(|e| EmbedError(format!("static embedder: tokenization failed: {e}")))?;
         Ok(enc.get_ids().to_vec())
@@ -377,6 +401,9 @@ struct Tensors<'a> {
 /// The model's files, with the names errors show for them.
 struct Files<'a> {
     tokenizer: (&'a [u8], &'a str),
+    /// The tokenizer's bytes when they live for the whole process and the general pipeline may
+    /// be built on first use.
+    lazy: Option<&'static [u8]>,
     safetensors: String,
     config: Option<(&'a [u8], String)>,
 }
@@ -502,17 +529,14 @@ fn unsupported(name: &str, dtype: Dtype) -> String {
 
 /// Parses the tokenizer, and finds its unknown token, which the `tokenizers` API does not expose
 /// uniformly: WordPiece, WordLevel and BPE name it (`unk_token`), Unigram numbers it (`unk_id`).
-fn load_tokenizer(bytes: &[u8], shown: &str) -> Result<(Tokenizer, Option<u32>, Value), String> {
-    let bad = |e: String| format!("static embedder: {shown} is not a valid tokenizer: {e}");
-    let json: Value = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
-    let mut tokenizer = Tokenizer::from_bytes(bytes).map_err(|e| bad(e.to_string()))?;
-    // Padding would pool [PAD] rows into the mean; our own cap replaces truncation.
-    tokenizer.with_padding(None);
-    tokenizer
-        .with_truncation(None)
-        .map_err(|e| bad(e.to_string()))?;
+fn load_tokenizer(
+    bytes: &[u8],
+    json: &Value,
+    shown: &str,
+) -> Result<(Tokenizer, Option<u32>), String> {
+    let tokenizer = general_tokenizer(bytes, shown)?;
     if tokenizer.get_vocab_size(false) == 0 {
-        return Err(bad("its vocabulary is empty".into()));
+        return Err(bad_tokenizer(shown, "its vocabulary is empty"));
     }
     let model = json.get("model");
     let unk_id = match model
@@ -525,7 +549,39 @@ fn load_tokenizer(bytes: &[u8], shown: &str) -> Result<(Tokenizer, Option<u32>, 
             .and_then(Value::as_u64)
             .and_then(|i| u32::try_from(i).ok()),
     };
-    Ok((tokenizer, unk_id, json))
+    Ok((tokenizer, unk_id))
+}
+
+/// The `tokenizers` pipeline, with padding and truncation off.
+fn general_tokenizer(bytes: &[u8], shown: &str) -> Result<Tokenizer, String> {
+    let mut tokenizer = Tokenizer::from_bytes(bytes).map_err(|e| bad_tokenizer(shown, e))?;
+    // Padding would pool [PAD] rows into the mean; our own cap replaces truncation.
+    tokenizer.with_padding(None);
+    tokenizer
+        .with_truncation(None)
+        .map_err(|e| bad_tokenizer(shown, e))?;
+    Ok(tokenizer)
+}
+
+fn bad_tokenizer(shown: &str, e: impl std::fmt::Display) -> String {
+    format!("static embedder: {shown} is not a valid tokenizer: {e}")
+}
+
+/// The general pipeline, built when the model is loaded or, for the built-in model, on first use.
+enum General {
+    Ready(Tokenizer),
+    Lazy(&'static [u8], OnceLock<Result<Tokenizer, String>>),
+}
+
+impl General {
+    fn get(&self) -> Result<&Tokenizer, &String> {
+        match self {
+            General::Ready(t) => Ok(t),
+            General::Lazy(bytes, cell) => cell
+                .get_or_init(|| general_tokenizer(bytes, "built-in tokenizer.json"))
+                .as_ref(),
+        }
+    }
 }
 
 /// Median vocabulary entry length in characters (WordPiece's `##` continuation marker excluded),

@@ -119,6 +119,28 @@ impl FastWordPiece {
         })
     }
 
+    /// The unknown token's id.
+    pub fn unk(&self) -> u32 {
+        self.unk
+    }
+
+    /// Entries in the vocabulary.
+    pub fn vocab_size(&self) -> usize {
+        self.words.len()
+    }
+
+    /// Median vocabulary entry length in characters (the `##` continuation marker excluded), at
+    /// least 1: model2vec's own estimate of characters per token.
+    pub fn median_token_chars(&self) -> usize {
+        let mut lens: Vec<usize> = self
+            .words
+            .keys()
+            .map(|t| t.trim_start_matches("##").chars().count())
+            .collect();
+        lens.sort_unstable();
+        lens.get(lens.len() / 2).copied().unwrap_or(1).max(1)
+    }
+
     /// Appends the ids of `text` to `out`, or returns `false` (nothing appended) when the text holds
     /// an added token and must go through the general tokenizer.
     pub fn ids(&self, text: &str, out: &mut Vec<u32>) -> bool {
