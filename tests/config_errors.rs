@@ -106,6 +106,10 @@ fn semantic_errors_point_at_their_keys() {
         (BASE_LINES + 4, 19, "routing.semantic.thresholds.premium")
     );
 
+    let e = err(&format!("{sem}    scoring: {{ top: 0 }}\n"));
+    assert_eq!(at(&e), (BASE_LINES + 4, 16, "routing.semantic.scoring.top"));
+    assert!(e.to_string().contains("at least 1"), "{e}");
+
     let e = err(&format!("{sem}    embedder: {{ kind: static }}\n"));
     assert_eq!(
         at(&e),

@@ -329,3 +329,70 @@ fn replay(d: &Decision, t: f32, t_premium: f32, margin: f32, default: &str) -> S
         [] => default.to_string(),
     }
 }
+
+/// How `scoring` was chosen, on the tuning part only: 5-fold cross-validation of the threshold
+/// choice (repeated over 4 fold assignments). For each scoring, the threshold, premium threshold
+/// and margin are picked on four folds (full table counted twice, the layer alone once) and the
+/// fifth is routed with them; the accuracy over the held-back folds is printed.
+#[tokio::test]
+#[ignore = "prints the scoring cross-validation; run with --ignored scoring_cv --nocapture"]
+async fn scoring_cv() {
+    let labels = labels("tuning");
+    let file = "config/example.yaml";
+    let grid: Vec<(f32, f32, f32)> = (0..=30)
+        .flat_map(|t| {
+            (0..=30).flat_map(move |tp| {
+                (0..=5).map(move |m| (t as f32 / 50.0, tp as f32 / 50.0, m as f32 / 50.0))
+            })
+        })
+        .collect();
+    println!("\n{file} on tuning.yaml, cross-validated: full table %, semantic alone %");
+    for scoring in ["max", "{ top: 2 }", "{ top: 3 }", "centroid"] {
+        let with = |layers| {
+            let mut c = table(file, layers, None);
+            if let Some(sem) = c.routing.semantic.as_mut() {
+                sem.scoring = serde_saphyr::from_str(scoring).unwrap();
+            }
+            c
+        };
+        let full = decisions(with(Layers::Full), &labels).await;
+        let sem = decisions(with(Layers::SemanticOnly), &labels).await;
+        let default = with(Layers::Full).routing.default.value.clone();
+        let ok = |i: usize, (t, tp, m): (f32, f32, f32)| {
+            (
+                usize::from(replay(&full[i], t, tp, m, &default) == labels[i].tier),
+                usize::from(replay(&sem[i], t, tp, m, &default) == labels[i].tier),
+            )
+        };
+        let (mut right_full, mut right_sem, mut n) = (0, 0, 0);
+        for rep in 0..4 {
+            for f in 0..5 {
+                let held = |i: usize| (i * 7 + rep * 3) % 5 == f;
+                let mut best = (0, grid[0]);
+                for &g in &grid {
+                    let fit: usize = (0..labels.len())
+                        .filter(|&i| !held(i))
+                        .map(|i| {
+                            let (a, b) = ok(i, g);
+                            2 * a + b
+                        })
+                        .sum();
+                    if fit > best.0 {
+                        best = (fit, g);
+                    }
+                }
+                for i in (0..labels.len()).filter(|&i| held(i)) {
+                    let (a, b) = ok(i, best.1);
+                    right_full += a;
+                    right_sem += b;
+                    n += 1;
+                }
+            }
+        }
+        println!(
+            "  {scoring:<12} {:5.1} {:5.1}",
+            pct(right_full, n),
+            pct(right_sem, n)
+        );
+    }
+}

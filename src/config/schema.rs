@@ -598,12 +598,31 @@ pub struct SemanticConfig {
     /// utterances (`routing::semantic::CENTER_MIN_UTTERANCES`).
     #[serde(default)]
     pub center: Option<bool>,
+    /// How a tier's similarity is taken from its utterances' (default `max`).
+    #[serde(default)]
+    pub scoring: SemanticScoring,
     /// Tier → example prompts.
     pub utterances: BTreeMap<String, Vec<String>>,
 }
 
 fn default_threshold() -> f32 {
     0.5
+}
+
+/// How the semantic layer turns a prompt's similarities to a tier's utterances into the tier's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SemanticScoring {
+    /// The most similar utterance: one close example is enough.
+    #[default]
+    Max,
+    /// The mean of the N most similar utterances (`scoring: { top: 2 }`): a prompt must
+    /// resemble several of a tier's examples, not one stray one, to score high for it.
+    Top(usize),
+    /// The tier's mean utterance direction: every example counts, so a prompt that merely
+    /// shares wording with one stray utterance does not win the tier, and adding examples of a
+    /// kind of work strengthens it rather than adding one more chance of a near miss.
+    Centroid,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -256,6 +256,12 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
 
     if let Some(sem) = &c.routing.semantic {
         let loc = |p: &str| format!("routing.semantic.{p}");
+        if sem.scoring == super::SemanticScoring::Top(0) {
+            return Err(ck.path(
+                loc("scoring.top"),
+                "must be at least 1 (the number of a tier's closest utterances averaged)".into(),
+            ));
+        }
         if sem.utterances.is_empty() {
             return Err(ck.path(
                 loc("utterances"),

@@ -9,23 +9,34 @@
 //! is only used when `tokenizer.json` describes exactly this pipeline.
 
 use ahash::AHashMap;
+use aho_corasick::AhoCorasick;
 use serde_json::Value;
+use std::borrow::Cow;
 use unicode_categories::UnicodeCategories;
 use unicode_normalization::UnicodeNormalization;
 
 pub struct FastWordPiece {
-    /// Keys come from the model file, not from requests, so a fast non-keyed hash is safe here.
-    vocab: AHashMap<String, u32>,
+    /// Every vocabulary entry, for the first piece of a word. Keys come from the model file, not
+    /// from requests, so a fast non-keyed hash is safe here.
+    words: AHashMap<Box<str>, u32>,
+    /// The entries that start with the continuation prefix, keyed without it: a later piece is
+    /// looked up as it stands in the word, with no prefixed copy built per attempt.
+    continuations: AHashMap<Box<str>, u32>,
+    /// The longest key of each map, in bytes: longer candidates cannot match and are not hashed.
+    longest_word: usize,
+    longest_continuation: usize,
     unk: u32,
-    prefix: String,
     max_word_chars: usize,
     clean_text: bool,
     chinese: bool,
     strip_accents: bool,
     lowercase: bool,
     /// Added tokens (`[CLS]`, `[MASK]`…) are matched in the raw text before normalisation; a text
-    /// containing one goes to the general tokenizer instead.
-    added: Vec<String>,
+    /// containing one goes to the general tokenizer instead. One automaton finds any of them in a
+    /// single scan (`None`: the tokenizer has none).
+    added: Option<AhoCorasick>,
+    #[cfg(test)]
+    added_tokens: Vec<String>,
 }
 
 impl FastWordPiece {
@@ -48,13 +59,22 @@ impl FastWordPiece {
             Some(Value::Bool(b)) => *b,
             _ => lowercase,
         };
-        let vocab: AHashMap<String, u32> = model
-            .get("vocab")?
-            .as_object()?
-            .iter()
-            .map(|(k, v)| Some((k.clone(), u32::try_from(v.as_u64()?).ok()?)))
-            .collect::<Option<_>>()?;
-        let unk = *vocab.get(model.get("unk_token")?.as_str()?)?;
+        let prefix = model
+            .get("continuing_subword_prefix")
+            .and_then(Value::as_str)
+            .unwrap_or("##");
+        let vocab = model.get("vocab")?.as_object()?;
+        let mut words = AHashMap::with_capacity(vocab.len());
+        let mut continuations = AHashMap::new();
+        for (k, v) in vocab {
+            let id = u32::try_from(v.as_u64()?).ok()?;
+            if let Some(rest) = k.strip_prefix(prefix) {
+                continuations.insert(Box::from(rest), id);
+            }
+            words.insert(Box::from(k.as_str()), id);
+        }
+        let longest = |m: &AHashMap<Box<str>, u32>| m.keys().map(|k| k.len()).max().unwrap_or(0);
+        let unk = *words.get(model.get("unk_token")?.as_str()?)?;
         let mut added = Vec::new();
         for a in t
             .get("added_tokens")
@@ -69,16 +89,17 @@ impl FastWordPiece {
             {
                 return None;
             }
-            added.push(a.get("content")?.as_str()?.to_string());
+            let content = a.get("content")?.as_str()?;
+            if !content.is_empty() {
+                added.push(content.to_string());
+            }
         }
         Some(FastWordPiece {
-            vocab,
+            longest_word: longest(&words),
+            longest_continuation: longest(&continuations),
+            words,
+            continuations,
             unk,
-            prefix: model
-                .get("continuing_subword_prefix")
-                .and_then(Value::as_str)
-                .unwrap_or("##")
-                .to_string(),
             max_word_chars: model
                 .get("max_input_chars_per_word")
                 .and_then(Value::as_u64)
@@ -88,54 +109,110 @@ impl FastWordPiece {
             chinese: flag("handle_chinese_chars", true),
             strip_accents,
             lowercase,
-            added,
+            added: if added.is_empty() {
+                None
+            } else {
+                Some(AhoCorasick::new(&added).ok()?)
+            },
+            #[cfg(test)]
+            added_tokens: added,
         })
+    }
+
+    /// The unknown token's id.
+    pub fn unk(&self) -> u32 {
+        self.unk
+    }
+
+    /// Entries in the vocabulary.
+    pub fn vocab_size(&self) -> usize {
+        self.words.len()
+    }
+
+    /// Median vocabulary entry length in characters (the `##` continuation marker excluded), at
+    /// least 1: model2vec's own estimate of characters per token.
+    pub fn median_token_chars(&self) -> usize {
+        let mut lens: Vec<usize> = self
+            .words
+            .keys()
+            .map(|t| t.trim_start_matches("##").chars().count())
+            .collect();
+        lens.sort_unstable();
+        lens.get(lens.len() / 2).copied().unwrap_or(1).max(1)
     }
 
     /// Appends the ids of `text` to `out`, or returns `false` (nothing appended) when the text holds
     /// an added token and must go through the general tokenizer.
     pub fn ids(&self, text: &str, out: &mut Vec<u32>) -> bool {
-        if self
-            .added
-            .iter()
-            .any(|a| !a.is_empty() && text.contains(a.as_str()))
-        {
+        self.for_each_id(text, |id| out.push(id))
+    }
+
+    /// Calls `emit` with each token id of `text` in order, or returns `false` (nothing emitted)
+    /// when the text holds an added token and must go through the general tokenizer. Callers that
+    /// only fold the ids (the embedder sums matrix rows) need no id list at all.
+    pub fn for_each_id(&self, text: &str, mut emit: impl FnMut(u32)) -> bool {
+        if self.added.as_ref().is_some_and(|a| a.is_match(text)) {
             return false;
         }
         let normalized = self.normalize(text);
-        let mut word = String::new();
-        let mut buf = String::new();
-        for c in normalized.chars() {
-            if c.is_whitespace() {
-                self.word(&word, &mut buf, out);
-                word.clear();
-            } else if c.is_ascii_punctuation() || c.is_punctuation() {
-                self.word(&word, &mut buf, out);
-                word.clear();
-                let mut p = [0u8; 4];
-                self.word(c.encode_utf8(&mut p), &mut buf, out);
+        // Ids of the word being split: WordPiece turns a whole word into one unknown when any
+        // part of it has no match, so a word's ids are only emitted once it is done.
+        let mut pending = Vec::new();
+        let mut word_start = 0;
+        for (i, c) in normalized.char_indices() {
+            // ASCII is decided by byte tests; only other characters need the Unicode tables (a
+            // binary search per category, which made punctuation the bulk of tokenising).
+            let (space, punct) = if c.is_ascii() {
+                (
+                    c.is_ascii_whitespace() || c == '\u{b}',
+                    c.is_ascii_punctuation(),
+                )
             } else {
-                word.push(c);
+                let space = c.is_whitespace();
+                (space, !space && c.is_punctuation())
+            };
+            if space || punct {
+                self.word(&normalized[word_start..i], &mut pending, &mut emit);
+                let next = i + c.len_utf8();
+                if punct {
+                    self.word(&normalized[i..next], &mut pending, &mut emit);
+                }
+                word_start = next;
             }
         }
-        self.word(&word, &mut buf, out);
+        self.word(&normalized[word_start..], &mut pending, &mut emit);
         true
     }
 
-    fn normalize(&self, text: &str) -> String {
+    fn normalize<'t>(&self, text: &'t str) -> Cow<'t, str> {
         // Most prompts are ASCII: no ideographs, no accents to strip, and control characters and
-        // lowercase are byte tests, so the Unicode tables can be skipped entirely.
+        // lowercase are byte tests, so the Unicode tables can be skipped entirely. Tabs and line
+        // breaks need no mapping to spaces: the splitter treats them as spaces already. A text
+        // with nothing to lowercase or remove is used as it is.
         if text.is_ascii() {
+            let removed = |b: u8| {
+                self.clean_text
+                    && matches!(b, 0..=0x1f | 0x7f)
+                    && !matches!(b, b'\t' | b'\n' | b'\r')
+            };
+            if !text
+                .bytes()
+                .any(|b| removed(b) || (self.lowercase && b.is_ascii_uppercase()))
+            {
+                return Cow::Borrowed(text);
+            }
             let mut s = String::with_capacity(text.len());
             for b in text.bytes() {
-                match b {
-                    b'\t' | b'\n' | b'\r' | b' ' if self.clean_text => s.push(' '),
-                    0..=0x1f | 0x7f if self.clean_text => {}
-                    _ if self.lowercase => s.push(char::from(b.to_ascii_lowercase())),
-                    _ => s.push(char::from(b)),
+                if removed(b) {
+                    continue;
                 }
+                s.push(char::from(if self.lowercase {
+                    b.to_ascii_lowercase()
+                } else {
+                    b
+                }));
             }
-            return s;
+            return Cow::Owned(s);
         }
         let mut s = String::with_capacity(text.len() + 8);
         for c in text.chars() {
@@ -169,34 +246,36 @@ impl FastWordPiece {
                 s = s.chars().flat_map(char::to_lowercase).collect();
             }
         }
-        s
+        Cow::Owned(s)
     }
 
     /// Greedy longest-match-first over one word; a word with any unmatchable rest is one unknown.
-    fn word(&self, w: &str, buf: &mut String, out: &mut Vec<u32>) {
+    fn word(&self, w: &str, pending: &mut Vec<u32>, emit: &mut impl FnMut(u32)) {
         if w.is_empty() {
             return;
         }
-        if w.chars().count() > self.max_word_chars {
-            out.push(self.unk);
+        // Bytes bound characters from above: the count is only taken when it could be over.
+        if w.len() > self.max_word_chars && w.chars().count() > self.max_word_chars {
+            emit(self.unk);
             return;
         }
-        let first = out.len();
+        pending.clear();
         let mut start = 0;
         while start < w.len() {
-            let mut end = w.len();
+            let (map, longest) = if start == 0 {
+                (&self.words, self.longest_word)
+            } else {
+                (&self.continuations, self.longest_continuation)
+            };
+            // Candidates longer than the longest entry cannot match: start below that length.
+            let mut end = w.len().min(start + longest);
+            while !w.is_char_boundary(end) {
+                end -= 1;
+            }
             let mut found = None;
             while start < end {
                 let piece = &w[start..end];
-                let id = if start == 0 {
-                    self.vocab.get(piece)
-                } else {
-                    buf.clear();
-                    buf.push_str(&self.prefix);
-                    buf.push_str(piece);
-                    self.vocab.get(buf.as_str())
-                };
-                if let Some(&id) = id {
+                if let Some(&id) = map.get(piece) {
                     found = Some(id);
                     break;
                 }
@@ -204,16 +283,16 @@ impl FastWordPiece {
             }
             match found {
                 Some(id) => {
-                    out.push(id);
+                    pending.push(id);
                     start = end;
                 }
                 None => {
-                    out.truncate(first);
-                    out.push(self.unk);
+                    emit(self.unk);
                     return;
                 }
             }
         }
+        pending.iter().for_each(|&id| emit(id));
     }
 }
 
@@ -232,30 +311,38 @@ fn is_cjk(c: char) -> bool {
     )
 }
 
+/// Texts that exercise every normalisation and splitting rule, ASCII and not, and the fallback.
+#[cfg(test)]
+pub(crate) const CORPUS: &[&str] = &[
+    "Summarize this article in three bullet points, please.",
+    "PROVE that √2 is irrational — rigorously!!",
+    "Café déjà vu: naïve coöperation, Ångström, façade.",
+    "我喜欢机器学习 and 日本語のテキスト mixed in",
+    "tabs\tand\nnewlines\r\nand  double  spaces\u{a0}nbsp",
+    "emoji 🚀🔥 and zero\u{200b}width and control\u{0007}bell",
+    "http://example.com/path?q=1&r=2 user@example.org #hashtag @mention",
+    "fn main() { println!(\"{}\", x[0] + y.len()); } // code",
+    "supercalifragilisticexpialidocious-antidisestablishmentarianism",
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    "Привет, мир! مرحبا بالعالم שלום עולם",
+    "Ｆｕｌｌ－ｗｉｄｔｈ ｌｅｔｔｅｒｓ and ﬁ ligature",
+    "numbers 3.14159, 1,000,000 and 42nd; dates 2024-03-01",
+    "",
+    "   ",
+    "e\u{301}te\u{301} combining accents",
+    "ALL CAPS ASCII, NO LOWER CASE AT ALL; [cls] and [Sep] are not added tokens",
+    "already lower case ascii with no capitals, so nothing is copied: ok? yes.",
+    "Straße, ǅemal, İstanbul, ΣΊΣΥΦΟΣ and ﬀ: lowercasing that changes length",
+    "жжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжжж more bytes than chars",
+    "pneumonoultramicroscopicsilicovolcanoconiosis unbelievably ##hash ## tags",
+    "mixed: naïve résumé with ASCII words, 3×4=12, “curly quotes” and – dashes —",
+    "\u{0}nul\u{fffd}replacement\u{85}nel\u{2028}ls\u{feff}bom\u{ad}soft-hyphen",
+    "ascii\ttab\nnew\x0bvt\x0cff\x07bel\x1fus\x7fdel UPPER Mixed $5 + 3 = <8> ^_^ ~ok~ `tick` |pipe|",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Texts that exercise every normalisation and splitting rule, and the fallback.
-    const CORPUS: &[&str] = &[
-        "Summarize this article in three bullet points, please.",
-        "PROVE that √2 is irrational — rigorously!!",
-        "Café déjà vu: naïve coöperation, Ångström, façade.",
-        "我喜欢机器学习 and 日本語のテキスト mixed in",
-        "tabs\tand\nnewlines\r\nand  double  spaces\u{a0}nbsp",
-        "emoji 🚀🔥 and zero\u{200b}width and control\u{0007}bell",
-        "http://example.com/path?q=1&r=2 user@example.org #hashtag @mention",
-        "fn main() { println!(\"{}\", x[0] + y.len()); } // code",
-        "supercalifragilisticexpialidocious-antidisestablishmentarianism",
-        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-        "Привет, мир! مرحبا بالعالم שלום עולם",
-        "Ｆｕｌｌ－ｗｉｄｔｈ ｌｅｔｔｅｒｓ and ﬁ ligature",
-        "numbers 3.14159, 1,000,000 and 42nd; dates 2024-03-01",
-        "",
-        "   ",
-        "e\u{301}te\u{301} combining accents",
-        "ascii\ttab\nnew\x0bvt\x0cff\x07bel\x1fus\x7fdel UPPER Mixed $5 + 3 = <8> ^_^ ~ok~ `tick` |pipe|",
-    ];
 
     fn compare(json: &str) {
         let v: Value = serde_json::from_str(json).unwrap();
@@ -263,18 +350,19 @@ mod tests {
         let mut reference = tokenizers::Tokenizer::from_bytes(json.as_bytes()).unwrap();
         reference.with_truncation(None).unwrap();
         reference.with_padding(None);
-        for text in CORPUS {
+        let long = CORPUS.concat();
+        for text in CORPUS.iter().copied().chain([long.as_str()]) {
             let mut ids = Vec::new();
             assert!(fast.ids(text, &mut ids));
             let want = reference
-                .encode_fast(*text, false)
+                .encode_fast(text, false)
                 .unwrap()
                 .get_ids()
                 .to_vec();
             assert_eq!(ids, want, "token ids differ for {text:?}");
         }
         // Text with an added token is left to the general tokenizer.
-        if let Some(added) = fast.added.first().cloned() {
+        if let Some(added) = fast.added_tokens.first().cloned() {
             assert!(!fast.ids(&format!("a {added} b"), &mut Vec::new()));
         }
     }
@@ -282,6 +370,12 @@ mod tests {
     #[test]
     fn matches_the_reference_tokenizer_on_the_test_model() {
         compare(&crate::embed::static_testing::tokenizer_json());
+    }
+
+    /// The built-in model's tokenizer: the BERT-uncased vocabulary, always at hand.
+    #[test]
+    fn matches_the_reference_tokenizer_on_the_builtin_vocabulary() {
+        compare(std::str::from_utf8(include_bytes!("builtin/tokenizer.json")).unwrap());
     }
 
     /// The real BERT-uncased vocabulary (30,522 tokens) that model2vec's potion models also use. CI

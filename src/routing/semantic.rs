@@ -2,9 +2,11 @@
 //! is compiled; a request's text is embedded and compared with all of them. The best tier wins when
 //! its similarity clears the threshold and beats the runner-up tier by the margin; otherwise the
 //! layer abstains and the next one decides. With enough utterances, their mean is taken out of
-//! every vector first (`center`), which spreads the similarities apart.
+//! every vector first (`center`), which spreads the similarities apart. With `scoring: { top: N }`
+//! a tier scores the mean of its N most similar utterances instead of its closest one, and with
+//! `scoring: centroid` the mean direction of all of them.
 
-use crate::config::SemanticConfig;
+use crate::config::{SemanticConfig, SemanticScoring};
 use crate::embed::{EmbedError, Embedder};
 use std::sync::Arc;
 
@@ -17,10 +19,15 @@ pub struct Semantic {
     thresholds: Vec<f32>,
     margin: f32,
     dims: usize,
-    /// All utterance vectors, row-major, one row per utterance.
+    /// All utterance vectors, row-major, one row per utterance (with `scoring: centroid`, one
+    /// row per tier: the normalised mean of its utterance vectors).
     matrix: Vec<f32>,
     /// The tier (index into `tiers`) of each row.
     row_tier: Vec<usize>,
+    /// Utterances in the config (rows, unless they were merged into centroids).
+    utterances: usize,
+    /// How many of a tier's best similarities are averaged into its score (1: the best one).
+    top: usize,
     /// The mean of the utterance vectors, taken out of them and of every prompt before comparing
     /// (all zeros when centring is off). Embeddings share a direction that has nothing to do with
     /// the task (what any English sentence looks like); a static model's means share it most, and
@@ -77,6 +84,26 @@ impl Semantic {
             }
             crate::embed::normalize(v);
         }
+        if cfg.scoring == SemanticScoring::Centroid {
+            let mut means = vec![vec![0f32; dims]; tiers.len()];
+            for (v, &t) in vectors.iter().zip(&row_tier) {
+                if let Some(m) = means.get_mut(t) {
+                    m.iter_mut().zip(v).for_each(|(m, x)| *m += x);
+                }
+            }
+            // A tier listed with no utterances has no direction: it keeps no row, as before.
+            let (kept, kept_tier): (Vec<_>, Vec<_>) = means
+                .into_iter()
+                .enumerate()
+                .filter(|(t, _)| row_tier.contains(t))
+                .map(|(t, mut m)| {
+                    crate::embed::normalize(&mut m);
+                    (m, t)
+                })
+                .unzip();
+            vectors = kept;
+            row_tier = kept_tier;
+        }
         Ok(Semantic {
             embedder,
             tiers,
@@ -84,6 +111,11 @@ impl Semantic {
             margin: cfg.margin,
             dims,
             matrix: vectors.concat(),
+            utterances: texts.len(),
+            top: match cfg.scoring {
+                SemanticScoring::Top(n) => n.max(1),
+                SemanticScoring::Max | SemanticScoring::Centroid => 1,
+            },
             row_tier,
             centre,
         })
@@ -94,7 +126,7 @@ impl Semantic {
     }
 
     pub fn utterances(&self) -> usize {
-        self.row_tier.len()
+        self.utterances
     }
 
     pub async fn score(&self, text: &str) -> Result<Scores, EmbedError> {
@@ -110,17 +142,30 @@ impl Semantic {
 
     /// Scores an already embedded text (also what the benchmark measures without the embedder).
     pub fn score_vector(&self, v: &[f32]) -> Scores {
-        let mut best = vec![f32::NEG_INFINITY; self.tiers.len()];
+        // Each tier's `top` best similarities, highest first.
+        let mut tops: Vec<Vec<f32>> = vec![Vec::with_capacity(self.top + 1); self.tiers.len()];
         if v.len() == self.dims && self.dims > 0 {
             for (row, &t) in self.matrix.chunks_exact(self.dims).zip(&self.row_tier) {
                 let s = crate::embed::cosine(row, v);
-                if let Some(b) = best.get_mut(t) {
-                    if s > *b {
-                        *b = s;
+                if let Some(top) = tops.get_mut(t) {
+                    if top.len() < self.top || top.last().is_some_and(|&low| s > low) {
+                        let at = top.partition_point(|&x| x >= s);
+                        top.insert(at, s);
+                        top.truncate(self.top);
                     }
                 }
             }
         }
+        let best: Vec<f32> = tops
+            .iter()
+            .map(|top| {
+                if top.is_empty() {
+                    f32::NEG_INFINITY
+                } else {
+                    top.iter().sum::<f32>() / top.len() as f32
+                }
+            })
+            .collect();
         let mut tiers: Vec<(Arc<str>, f32, f32)> = self
             .tiers
             .iter()
@@ -142,5 +187,104 @@ impl Semantic {
             tiers: tiers.into_iter().map(|(t, s, _)| (t, s)).collect(),
             chosen,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embed::{HashedNgrams, cosine, normalize};
+
+    fn config(scoring: &str) -> SemanticConfig {
+        serde_saphyr::from_str(&format!(
+            r#"
+embedder: {{ kind: hashed-ngrams }}
+threshold: 0.0
+center: false
+scoring: {scoring}
+utterances:
+  budget: ["summarize this article", "give me the gist of this email", "translate this note"]
+  premium: ["prove this theorem rigorously", "summarize the proof strategy"]
+"#
+        ))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn centroid_scores_each_tier_by_the_mean_of_its_utterances() {
+        let h = HashedNgrams::new(HashedNgrams::DEFAULT_DIMS);
+        let sem = Semantic::compile(
+            &config("centroid"),
+            Embedder::Hashed(HashedNgrams::new(HashedNgrams::DEFAULT_DIMS)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(sem.utterances(), 5, "every utterance counts, merged or not");
+        let prompt = "summarize the proof";
+        let mean = |us: &[&str]| {
+            let mut m = vec![0f32; HashedNgrams::DEFAULT_DIMS];
+            for u in us {
+                m.iter_mut().zip(h.embed(u)).for_each(|(m, x)| *m += x);
+            }
+            normalize(&mut m);
+            m
+        };
+        let want_budget = cosine(
+            &h.embed(prompt),
+            &mean(&[
+                "summarize this article",
+                "give me the gist of this email",
+                "translate this note",
+            ]),
+        );
+        let want_premium = cosine(
+            &h.embed(prompt),
+            &mean(&[
+                "prove this theorem rigorously",
+                "summarize the proof strategy",
+            ]),
+        );
+        let scores = sem.score(prompt).await.unwrap();
+        let got = |t: &str| scores.tiers.iter().find(|(n, _)| &**n == t).unwrap().1;
+        assert!((got("budget") - want_budget).abs() < 1e-5, "{scores:?}");
+        assert!((got("premium") - want_premium).abs() < 1e-5, "{scores:?}");
+
+        // `max` (the default) takes the closest utterance instead.
+        let max = Semantic::compile(
+            &config("max"),
+            Embedder::Hashed(HashedNgrams::new(HashedNgrams::DEFAULT_DIMS)),
+        )
+        .await
+        .unwrap();
+        let best = cosine(&h.embed(prompt), &h.embed("summarize the proof strategy"));
+        let top = max.score(prompt).await.unwrap().tiers[0].clone();
+        assert_eq!(&*top.0, "premium");
+        assert!((top.1 - best).abs() < 1e-5);
+
+        // `top: 2`: the mean of each tier's two closest utterances.
+        let two = Semantic::compile(
+            &config("{ top: 2 }"),
+            Embedder::Hashed(HashedNgrams::new(HashedNgrams::DEFAULT_DIMS)),
+        )
+        .await
+        .unwrap();
+        let p = h.embed(prompt);
+        let mut budget: Vec<f32> = [
+            "summarize this article",
+            "give me the gist of this email",
+            "translate this note",
+        ]
+        .iter()
+        .map(|u| cosine(&p, &h.embed(u)))
+        .collect();
+        budget.sort_by(|a, b| b.total_cmp(a));
+        let premium = (cosine(&p, &h.embed("prove this theorem rigorously")) + best) / 2.0;
+        let scores = two.score(prompt).await.unwrap();
+        let got = |t: &str| scores.tiers.iter().find(|(n, _)| &**n == t).unwrap().1;
+        assert!(
+            (got("budget") - (budget[0] + budget[1]) / 2.0).abs() < 1e-5,
+            "{scores:?}"
+        );
+        assert!((got("premium") - premium).abs() < 1e-5, "{scores:?}");
     }
 }
