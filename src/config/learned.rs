@@ -2,7 +2,7 @@
 //! the recorded outcomes of similar prompts and picks the cheapest tier whose prediction clears
 //! the bar. The schema and its checks live here; the layer itself is `routing::learned`.
 
-use super::schema::{EmbedderConfig, OneOrMany};
+use super::{EmbedderConfig, OneOrMany};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::collections::BTreeMap;

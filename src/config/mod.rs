@@ -6,10 +6,12 @@
 //! `serve` and a hot reload.
 
 mod duration;
+mod embedder;
 mod env;
 mod error;
 mod learned;
 mod locate;
+mod one_or_many;
 pub mod prices;
 mod reliability;
 mod schema;
@@ -18,9 +20,11 @@ mod telemetry;
 mod validate;
 
 pub use duration::Dur;
+pub use embedder::{EmbedderConfig, EmbedderKind};
 pub use env::{EnvString, Uses, interpolate};
 pub use error::ConfigError;
 pub use learned::*;
+pub use one_or_many::OneOrMany;
 pub use reliability::*;
 pub use schema::*;
 pub use telemetry::{OTLP_BUILT_IN, OtlpConfig, TelemetryConfig};

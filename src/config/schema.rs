@@ -2,7 +2,9 @@
 //! load time rather than a silently ignored setting.
 
 use super::duration::Dur;
+use super::embedder::EmbedderConfig;
 use super::env::EnvString;
+use super::one_or_many::OneOrMany;
 use super::reliability::{AlertsConfig, Fallbacks, ReliabilityConfig, Strategy};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -548,36 +550,6 @@ pub struct TokenRange {
     pub max: Option<u64>,
 }
 
-/// A string or a list of strings.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OneOrMany(pub Vec<String>);
-
-impl<'de> Deserialize<'de> for OneOrMany {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = OneOrMany;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string or a list of strings")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OneOrMany, E> {
-                Ok(OneOrMany(vec![v.to_string()]))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<OneOrMany, A::Error> {
-                let mut out = Vec::new();
-                while let Some(s) = seq.next_element::<String>()? {
-                    out.push(s);
-                }
-                Ok(OneOrMany(out))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
 /// Layer 2: a request goes to the tier whose example utterances it most resembles, when the
 /// resemblance is clear enough.
 #[derive(Debug, Clone, Deserialize)]
@@ -623,47 +595,6 @@ pub enum SemanticScoring {
     /// shares wording with one stray utterance does not win the tier, and adding examples of a
     /// kind of work strengthens it rather than adding one more chance of a near miss.
     Centroid,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EmbedderKind {
-    /// The static model compiled into switchyard (distilled from all-MiniLM-L6-v2).
-    #[default]
-    Builtin,
-    /// Character n-grams hashed into a fixed-size vector: no weights, no download.
-    HashedNgrams,
-    /// A model2vec-format static embedding model from a local folder.
-    Static,
-    /// Any OpenAI-compatible `/v1/embeddings` endpoint.
-    Openai,
-    /// A BERT-family sentence encoder run in-process (cargo feature `bert`).
-    Bert,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EmbedderConfig {
-    #[serde(default)]
-    pub kind: EmbedderKind,
-    /// hashed-ngrams: vector size; builtin, static: checked against the model's.
-    #[serde(default)]
-    pub dims: Option<usize>,
-    /// static / bert: the model folder (relative paths are relative to the config file).
-    #[serde(default)]
-    pub path: Option<Spanned<String>>,
-    /// openai: a provider from `providers` whose base_url and key to use.
-    #[serde(default)]
-    pub provider: Option<Spanned<String>>,
-    /// openai: the embedding model id.
-    #[serde(default)]
-    pub model: Option<String>,
-    /// openai: how many prompt embeddings to keep in memory.
-    #[serde(default)]
-    pub cache_size: Option<usize>,
-    /// openai: limit per embedding call; on timeout the semantic layer abstains.
-    #[serde(default)]
-    pub timeout: Option<Dur>,
 }
 
 /// Layer 3: answer with the cheap tier first, judge the answer, escalate once when it falls short.

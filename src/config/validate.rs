@@ -1,9 +1,10 @@
 //! Cross-reference checks that serde cannot express.
 
+use super::EmbedderKind;
 use super::env::EnvString;
 use super::error::ConfigError;
 use super::reliability::{CONTEXT_WINDOW_KEY, Strategy};
-use super::schema::{Condition, Config, EmbedderKind, EscalateOn, ProviderKind};
+use super::schema::{Condition, Config, EscalateOn, ProviderKind};
 use serde_saphyr::{Location, Spanned};
 use std::collections::HashSet;
 
@@ -632,7 +633,7 @@ fn check_learned(
 fn check_embedder(
     c: &Config,
     ck: &Checker<'_>,
-    e: &super::schema::EmbedderConfig,
+    e: &super::EmbedderConfig,
     section: &str,
 ) -> Result<(), ConfigError> {
     let loc = |p: &str| format!("routing.{section}.{p}");
