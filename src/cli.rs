@@ -654,7 +654,7 @@ fn explain(
     match &d.model {
         Some(m) => writeln!(out, "model     {m}")?,
         None => {
-            if let Some(models) = gw.tiers.get(&d.tier) {
+            if let Some(models) = gw.tables.tiers.get(&d.tier) {
                 writeln!(
                     out,
                     "models    {}",

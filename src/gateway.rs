@@ -1,10 +1,10 @@
 //! The compiled form of one config: providers built, rules compiled, names indexed. A request takes
 //! an `Arc` of it at arrival and keeps it to the end, so a reload never changes a request midway.
 
-use crate::config::{Config, ConfigError, Price, Strategy, Uses};
-use crate::dispatch::DispatchState;
+use crate::config::{Config, ConfigError, Uses};
 use crate::dispatch::cascade::Cascade;
 use crate::dispatch::policy::Policies;
+use crate::dispatch::{DEFAULT_STREAM_IDLE_TIMEOUT, Model, Tables};
 use crate::embed::Embedder;
 use crate::providers::Provider;
 use crate::redact::Redactor;
@@ -12,51 +12,20 @@ use crate::routing::{Learned, Router, Semantic};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
-
-pub struct Model {
-    pub name: Arc<str>,
-    /// The id the provider knows the model by.
-    pub upstream: String,
-    pub provider: Arc<Provider>,
-    pub provider_name: String,
-    pub price: Price,
-    pub context_window: Option<u64>,
-    pub weight: f64,
-    pub rpm: Option<u64>,
-    pub tpm: Option<u64>,
-    pub max_output_tokens: Option<u32>,
-    pub stream_usage: bool,
-    /// Limit to the full answer, or to the first chunk of a stream.
-    pub timeout: Duration,
-    /// Limit on the silence between two chunks of a stream.
-    pub idle_timeout: Duration,
-}
-
-/// Between chunks a healthy stream is rarely silent for long; two minutes leaves room for slow
-/// reasoning models while still freeing a connection to a provider that hung.
-pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct Gateway {
     pub config: Config,
     pub router: Router,
-    pub models: HashMap<Arc<str>, Arc<Model>>,
-    /// Tier → its models, in the order they are tried.
-    pub tiers: BTreeMap<Arc<str>, Vec<Arc<Model>>>,
-    pub strategies: HashMap<Arc<str>, Strategy>,
-    pub fallbacks: HashMap<String, Vec<Arc<str>>>,
-    /// Tier → tiers for prompts too long for it.
-    pub context_fallbacks: HashMap<String, Vec<Arc<str>>>,
-    pub policies: Policies,
-    /// Cooldowns, usage and load: carried over from the previous gateway on reload.
-    pub dispatch: Arc<DispatchState>,
+    /// Deployments, tiers, fallback chains, reliability policies and deployment state: what
+    /// dispatch is given.
+    pub tables: Tables,
     pub redactor: Redactor,
     /// Layer 3, when the table has a `routing.cascade`.
     pub cascade: Option<Cascade>,
     /// `routing.counterfactual`, compiled.
-    pub counterfactual: Option<crate::cost::Counterfactual>,
+    pub counterfactual: Option<crate::config::prices::Counterfactual>,
     /// `spend_log`, with relative SQLite paths resolved against the config file's folder.
-    pub spend_log: Option<crate::cost::spend::Settings>,
+    pub spend_log: Option<crate::config::spend_log::Settings>,
     api_keys: HashSet<String>,
     admin_keys: HashSet<String>,
     metrics_keys: HashSet<String>,
@@ -177,13 +146,13 @@ impl Gateway {
             .filter(|_| !config.is_unresolved("spend_log"))
         {
             Some(s) => Some(
-                crate::cost::spend::Settings::from_config(s, base_dir)
+                crate::config::spend_log::Settings::from_config(s, base_dir)
                     .map_err(|e| format!("spend_log.url: {e}"))?,
             ),
             None => None,
         };
         Ok(Gateway {
-            counterfactual: crate::cost::Counterfactual::from_config(&config),
+            counterfactual: crate::config::prices::Counterfactual::from_config(&config),
             spend_log,
             cascade,
             router: Router::compile(&config, semantic, learned)?,
@@ -202,13 +171,15 @@ impl Gateway {
                 .iter()
                 .map(|k| k.0.clone())
                 .collect(),
-            models,
-            tiers,
-            strategies,
-            fallbacks,
-            context_fallbacks,
-            policies: Policies::new(&config.reliability),
-            dispatch: Arc::default(),
+            tables: Tables {
+                models,
+                tiers,
+                strategies,
+                fallbacks,
+                context_fallbacks,
+                policies: Policies::new(&config.reliability),
+                state: Arc::default(),
+            },
             config,
         })
     }
@@ -236,7 +207,7 @@ impl Gateway {
     /// escalation window, so a reload neither forgives a failing deployment, forgets this minute's
     /// usage, nor lifts a cascade cap that is holding.
     pub fn inherit(&mut self, previous: &Gateway) {
-        self.dispatch = previous.dispatch.clone();
+        self.tables.state = previous.tables.state.clone();
         if let (Some(c), Some(p)) = (self.cascade.as_mut(), previous.cascade.as_ref()) {
             c.inherit(p);
         }

@@ -3,7 +3,8 @@
 //! `switchyard_deployment_healthy` gauge current at every scrape.
 
 use super::AppState;
-use crate::gateway::{Gateway, Model};
+use crate::dispatch::Model;
+use crate::gateway::Gateway;
 use crate::state::Status;
 use axum::Json;
 use axum::extract::State;
@@ -20,7 +21,7 @@ pub async fn deployments(State(state): State<AppState>) -> Json<Value> {
 }
 
 fn sorted(gw: &Gateway) -> Vec<&std::sync::Arc<Model>> {
-    let mut models: Vec<_> = gw.models.values().collect();
+    let mut models: Vec<_> = gw.tables.models.values().collect();
     models.sort_by(|a, b| a.name.cmp(&b.name));
     models
 }
@@ -31,9 +32,10 @@ pub async fn refresh_gauges(state: &AppState) {
     let gauge = &state.metrics().deployment_healthy;
     for m in sorted(&gw) {
         let h = gw
-            .dispatch
+            .tables
+            .state
             .store
-            .health(&m.name, &gw.policies.breaker)
+            .health(&m.name, &gw.tables.policies.breaker)
             .await;
         let up = matches!(h.status, Status::Healthy | Status::ProbeReady);
         gauge.with_label_values(&[&m.name]).set(i64::from(up));
@@ -46,12 +48,14 @@ fn ms(d: Duration) -> f64 {
 
 async fn describe(gw: &Gateway, m: &Model) -> Value {
     let h = gw
-        .dispatch
+        .tables
+        .state
         .store
-        .health(&m.name, &gw.policies.breaker)
+        .health(&m.name, &gw.tables.policies.breaker)
         .await;
-    let load = gw.dispatch.loads.get(&m.name);
+    let load = gw.tables.state.loads.get(&m.name);
     let tiers: Vec<&str> = gw
+        .tables
         .tiers
         .iter()
         .filter(|(_, ms)| ms.iter().any(|x| x.name == m.name))

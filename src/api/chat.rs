@@ -7,7 +7,7 @@ use super::request_id::RequestId;
 use super::{AppState, request, stream};
 use crate::cost::account::Account;
 use crate::dispatch;
-use crate::gateway::DEFAULT_STREAM_IDLE_TIMEOUT;
+use crate::dispatch::DEFAULT_STREAM_IDLE_TIMEOUT;
 use crate::routing::Decision;
 use axum::Extension;
 use axum::body::Body;
@@ -54,7 +54,7 @@ pub async fn completions(
     rec.decided(&decision);
     rec.stream = req.is_stream();
     let fallback = !headers::flag(&headers, &headers::NO_FALLBACK);
-    let Some(plan) = dispatch::plan(&gw, &decision, fallback) else {
+    let Some(plan) = dispatch::plan(&gw.tables, &decision, fallback) else {
         return fail(
             &mut rec,
             ApiError::not_found(format!("The model `{}` is not configured.", req.model))
@@ -64,7 +64,7 @@ pub async fn completions(
 
     let progress = rec.progress();
     if req.is_stream() {
-        let (result, outcome) = dispatch::chat_stream(&gw, &req, &plan, &progress).await;
+        let (result, outcome) = dispatch::chat_stream(&gw.tables, &req, &plan, &progress).await;
         rec.dispatched(&outcome);
         return match result {
             Ok((first, rest)) => {
@@ -93,8 +93,8 @@ pub async fn completions(
     }
 
     let (result, outcome) = match (&gw.cascade, &decision.cascade_to) {
-        (Some(c), Some(_)) => c.chat(&gw, &req, fallback, &progress).await,
-        _ => dispatch::chat(&gw, &req, &plan, &progress).await,
+        (Some(c), Some(_)) => c.chat(&gw.tables, &req, fallback, &progress).await,
+        _ => dispatch::chat(&gw.tables, &req, &plan, &progress).await,
     };
     rec.dispatched(&outcome);
     rec.bill_discarded(&outcome, &req);

@@ -20,7 +20,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             .into_response();
     }
     let gw = state.gateway();
-    Json(json!({"status": "ready", "tiers": gw.tiers.len(), "models": gw.models.len()}))
+    Json(json!({"status": "ready", "tiers": gw.tables.tiers.len(), "models": gw.tables.models.len()}))
         .into_response()
 }
 

@@ -16,6 +16,7 @@ fn entry(gw: &Gateway, id: &str) -> Option<Value> {
         ),
         Requested::Tier(t) => {
             let models: Vec<&str> = gw
+                .tables
                 .tiers
                 .get(t)
                 .into_iter()
@@ -28,7 +29,7 @@ fn entry(gw: &Gateway, id: &str) -> Option<Value> {
             )
         }
         Requested::Model(m) => {
-            let model = gw.models.get(m)?;
+            let model = gw.tables.models.get(m)?;
             (
                 model.provider_name.clone(),
                 format!("{} via {}", model.upstream, model.provider_name),

@@ -74,7 +74,9 @@ pub fn respond(
                 Some(Err(e)) => {
                     st.done = true;
                     let cooled = match st.rec.model.clone() {
-                        Some(d) => crate::dispatch::report_stream_failure(&st.gw, &d, &e).await,
+                        Some(d) => {
+                            crate::dispatch::report_stream_failure(&st.gw.tables, &d, &e).await
+                        }
                         None => None,
                     };
                     let event = st.fail(&e, cooled.map(|c| c.class));

@@ -22,7 +22,8 @@ pub mod store;
 pub mod tasks;
 
 use crate::config::ConfigError;
-use crate::gateway::{Gateway, Model};
+use crate::dispatch::Model;
+use crate::gateway::Gateway;
 use crate::outcomes::Outcome;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -286,7 +287,8 @@ fn rows_of(set: &tasks::TaskSet, store: &store::Store) -> Vec<Outcome> {
 
 /// Each tier's deployments, as the table lists them.
 fn tiers_of(gw: &Gateway) -> BTreeMap<String, Vec<String>> {
-    gw.tiers
+    gw.tables
+        .tiers
         .iter()
         .map(|(tier, models)| {
             (
@@ -312,8 +314,8 @@ fn select(gw: &Gateway, models: &[String], tiers: &[String]) -> Result<Vec<Arc<M
         wanted.push(name);
     }
     for tier in tiers {
-        let Some(list) = gw.tiers.get(tier.as_str()) else {
-            let known: Vec<&str> = gw.tiers.keys().map(|t| &**t).collect();
+        let Some(list) = gw.tables.tiers.get(tier.as_str()) else {
+            let known: Vec<&str> = gw.tables.tiers.keys().map(|t| &**t).collect();
             return Err(format!(
                 "--tiers: unknown tier `{tier}` (the table has: {})",
                 known.join(", ")
@@ -325,7 +327,7 @@ fn select(gw: &Gateway, models: &[String], tiers: &[String]) -> Result<Vec<Arc<M
     Ok(all
         .iter()
         .filter(|n| pick_all || wanted.contains(n))
-        .filter_map(|n| gw.models.get(*n).cloned())
+        .filter_map(|n| gw.tables.models.get(*n).cloned())
         .collect())
 }
 
@@ -334,7 +336,7 @@ fn check_judges(set: &tasks::TaskSet, gw: &Gateway) -> Result<(), ConfigError> {
     let file = set.file.display().to_string();
     for (i, t) in set.tasks.iter().enumerate() {
         if let tasks::Scorer::Judge { model, .. } = &t.scorer {
-            if !gw.models.contains_key(model.as_str()) {
+            if !gw.tables.models.contains_key(model.as_str()) {
                 let text = std::fs::read_to_string(&set.file).unwrap_or_default();
                 let known: Vec<&str> = gw.config.models.iter().map(|m| m.name.as_str()).collect();
                 return Err(ConfigError::at(

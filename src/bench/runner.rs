@@ -11,8 +11,9 @@ use super::score::{self, Score};
 use super::store::Store;
 use super::tasks::{Prompt, Scorer, Task, TaskSet};
 use crate::config::ProviderKind;
+use crate::dispatch::Model;
 use crate::dispatch::{self, Plan};
-use crate::gateway::{Gateway, Model};
+use crate::gateway::Gateway;
 use crate::openai::ChatRequest;
 use crate::outcomes::Outcome;
 use crate::providers::ErrorKind;
@@ -367,7 +368,7 @@ impl Runner {
                 model: name,
                 rubric,
             } => {
-                let Some(jm) = self.gw.models.get(name.as_str()).cloned() else {
+                let Some(jm) = self.gw.tables.models.get(name.as_str()).cloned() else {
                     return Done::Failed(format!("judge model `{name}` is not in the table"));
                 };
                 let jreq = match judge::request(&jm.name, rubric.as_deref(), prompt, &text) {
@@ -476,7 +477,7 @@ impl Runner {
         let (prompt_worst, output_worst, worst) = self.worst(model, req);
         let plan = Plan {
             pinned: Some(model.clone()),
-            ..Plan::tier(&self.gw, tier_of(&self.gw, model), false)
+            ..Plan::tier(&self.gw.tables, tier_of(&self.gw, model), false)
         };
         let mut round = 0;
         loop {
@@ -512,7 +513,7 @@ impl Runner {
                 return Asked::Stopped;
             }
             let progress = dispatch::Progress::default();
-            let (result, out) = dispatch::chat(&self.gw, req, &plan, &progress).await;
+            let (result, out) = dispatch::chat(&self.gw.tables, req, &plan, &progress).await;
             // The slot is given up only once the call is settled, so the next call reserves
             // against what this one really cost.
             match result {
@@ -689,7 +690,8 @@ fn answer(body: &Value) -> String {
 
 /// The tier a model serves in, for its breaker and balancing labels; its own name otherwise.
 fn tier_of(gw: &Gateway, model: &Model) -> Arc<str> {
-    gw.tiers
+    gw.tables
+        .tiers
         .iter()
         .find(|(_, ms)| ms.iter().any(|m| m.name == model.name))
         .map_or_else(|| model.name.clone(), |(t, _)| t.clone())

@@ -4,7 +4,7 @@
 
 use super::{Config, ConfigError, Price, PriceSpec};
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 const BUNDLED: &str = include_str!("../../config/prices.yaml");
 
@@ -117,6 +117,38 @@ fn key_line(text: &str, section: &str, key: &str) -> Option<u32> {
     None
 }
 
+/// `routing.counterfactual`, compiled: the price every request is compared against.
+#[derive(Debug, Clone)]
+pub struct Counterfactual {
+    /// Set when the counterfactual is a tier: requests that tier served are their own counterfactual.
+    pub tier: Option<Arc<str>>,
+    /// Set when it is a model.
+    pub model: Option<Arc<str>>,
+    /// The model's price, or the tier's first model's price.
+    pub price: Price,
+}
+
+impl Counterfactual {
+    /// `None` when the config names no counterfactual (then every request is its own baseline and
+    /// savings are zero). Validation guarantees the name exists.
+    pub fn from_config(c: &Config) -> Option<Counterfactual> {
+        let name = &c.routing.counterfactual.as_ref()?.value;
+        if let Some(t) = c.tiers.get(name) {
+            let first = t.models.first()?;
+            return Some(Counterfactual {
+                tier: Some(name.as_str().into()),
+                model: None,
+                price: c.model(&first.value)?.price,
+            });
+        }
+        Some(Counterfactual {
+            tier: None,
+            model: Some(name.as_str().into()),
+            price: c.model(name)?.price,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,10 +259,10 @@ mod tests {
     fn counterfactual_may_be_a_model_or_a_tier() {
         let models = "  - { name: a, provider: p, price: { input: 1, output: 1 } }\n  - { name: z, provider: p, price: o3 }\n";
         let c = config(models, "  counterfactual: z\n").unwrap();
-        let cf = crate::cost::Counterfactual::from_config(&c).unwrap();
+        let cf = Counterfactual::from_config(&c).unwrap();
         assert_eq!((cf.model.as_deref(), cf.price.input), (Some("z"), 2.0));
         let c = config(models, "  counterfactual: t\n").unwrap();
-        let cf = crate::cost::Counterfactual::from_config(&c).unwrap();
+        let cf = Counterfactual::from_config(&c).unwrap();
         assert_eq!((cf.tier.as_deref(), cf.price.input), (Some("t"), 1.0));
         let e = config(models, "  counterfactual: nope\n").unwrap_err();
         assert_eq!(e.path, "routing.counterfactual");

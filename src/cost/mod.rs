@@ -7,9 +7,9 @@ pub mod estimate;
 pub mod report;
 pub mod spend;
 
-use crate::config::{Config, Price};
+use crate::config::Price;
+pub use crate::config::prices::Counterfactual;
 use crate::openai::Usage;
-use std::sync::Arc;
 
 /// USD for `usage` at `price`. Cached prompt tokens are a subset of the prompt tokens and are billed
 /// at `cached_input` (or at `input` when the price has none).
@@ -43,38 +43,6 @@ impl Cost {
 /// value ever comes out in exponent notation.
 pub fn format_usd(v: f64) -> String {
     format!("{v:.10}")
-}
-
-/// `routing.counterfactual`, compiled: the price every request is compared against.
-#[derive(Debug, Clone)]
-pub struct Counterfactual {
-    /// Set when the counterfactual is a tier: requests that tier served are their own counterfactual.
-    pub tier: Option<Arc<str>>,
-    /// Set when it is a model.
-    pub model: Option<Arc<str>>,
-    /// The model's price, or the tier's first model's price.
-    pub price: Price,
-}
-
-impl Counterfactual {
-    /// `None` when the config names no counterfactual (then every request is its own baseline and
-    /// savings are zero). Validation guarantees the name exists.
-    pub fn from_config(c: &Config) -> Option<Counterfactual> {
-        let name = &c.routing.counterfactual.as_ref()?.value;
-        if let Some(t) = c.tiers.get(name) {
-            let first = t.models.first()?;
-            return Some(Counterfactual {
-                tier: Some(name.as_str().into()),
-                model: None,
-                price: c.model(&first.value)?.price,
-            });
-        }
-        Some(Counterfactual {
-            tier: None,
-            model: Some(name.as_str().into()),
-            price: c.model(name)?.price,
-        })
-    }
 }
 
 /// Prices `usage` as served by `model` (priced `price`) on `tier`.

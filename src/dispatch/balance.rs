@@ -2,8 +2,8 @@
 //! ranking and takes the first one the circuit breaker and the rpm/tpm limits admit, so every
 //! strategy skips cooled-down and saturated deployments the same way.
 
+use super::Model;
 use crate::config::Strategy;
-use crate::gateway::Model;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -155,7 +155,7 @@ mod tests {
         let gw = Gateway::build(c, &reqwest::Client::new(), std::path::Path::new("."))
             .await
             .unwrap();
-        gw.tiers["t"].clone()
+        gw.tables.tiers["t"].clone()
     }
 
     #[tokio::test]

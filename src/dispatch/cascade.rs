@@ -7,9 +7,9 @@
 //! settle on different things, the cascade escalates. Both calls are billed either way.
 
 use super::{Discarded, Outcome, Plan, Progress, chat as dispatch_chat, judge, verdict};
+use super::{Model, Tables};
 use crate::answers::Compare;
 use crate::config::{AgreementCompare, CascadeConfig, EscalateOn};
-use crate::gateway::{Gateway, Model};
 use crate::openai::ChatRequest;
 use crate::providers::{ChatResponse, ProviderError};
 use crate::state::window::SlidingRate;
@@ -115,7 +115,7 @@ impl Cascade {
     /// a routing decision), but neither tier falls back further.
     pub async fn chat(
         &self,
-        gw: &Gateway,
+        t: &Tables,
         req: &ChatRequest,
         fallback: bool,
         progress: &Progress,
@@ -133,31 +133,31 @@ impl Cascade {
         } else {
             req
         };
-        let cheap = Plan::tier(gw, self.from.clone(), false);
+        let cheap = Plan::tier(t, self.from.clone(), false);
         let (result, mut out, second) = match self.second_model(req) {
             Some((model, how)) => {
                 let side_progress = Progress::default();
                 let plan = Plan {
                     pinned: Some(model.clone()),
-                    ..Plan::tier(gw, tier_of(gw, &model, &self.from), false)
+                    ..Plan::tier(t, tier_of(t, &model, &self.from), false)
                 };
                 let ((result, out), (second, side)) = tokio::join!(
-                    dispatch_chat(gw, cheap_req, &cheap, progress),
+                    dispatch_chat(t, cheap_req, &cheap, progress),
                     // Its own progress: the two calls overlap, and the request's upstream time
                     // is the cheap answer's wait, not the sum of both.
-                    dispatch_chat(gw, req, &plan, &side_progress)
+                    dispatch_chat(t, req, &plan, &side_progress)
                 );
                 (result, out, Some((second, side, how)))
             }
             None => {
-                let (result, out) = dispatch_chat(gw, cheap_req, &cheap, progress).await;
+                let (result, out) = dispatch_chat(t, cheap_req, &cheap, progress).await;
                 (result, out, None)
             }
         };
         let second = second.map(|(r, side, how)| (bill_second(&mut out, r, side), how));
 
         let reason = match &result {
-            Err(e) if gw.policies.for_kind(e.kind).fallback && self.on(EscalateOn::Error) => {
+            Err(e) if t.policies.for_kind(e.kind).fallback && self.on(EscalateOn::Error) => {
                 Some(EscalateOn::Error)
             }
             // No bigger model fixes a bad request or a refusal by policy: return it as it is.
@@ -225,10 +225,10 @@ impl Cascade {
                 text,
             });
         }
-        let mut premium = Plan::tier(gw, self.to.clone(), fallback);
+        let mut premium = Plan::tier(t, self.to.clone(), fallback);
         // The escalation shares the request's attempt budget, but always gets its one call.
         premium.budget = premium.budget.saturating_sub(out.attempts).max(1);
-        let (result, more) = dispatch_chat(gw, req, &premium, progress).await;
+        let (result, more) = dispatch_chat(t, req, &premium, progress).await;
         out.absorb(more);
         out.cascade = Some(step("escalated", Some(reason)));
         (result, out)
@@ -306,8 +306,8 @@ fn bill_second(
 }
 
 /// The tier a model serves in (its cost is counted there), or `fallback` for a model no tier lists.
-fn tier_of(gw: &Gateway, model: &Model, fallback: &Arc<str>) -> Arc<str> {
-    gw.tiers
+fn tier_of(t: &Tables, model: &Model, fallback: &Arc<str>) -> Arc<str> {
+    t.tiers
         .iter()
         .find(|(_, models)| models.iter().any(|m| m.name == model.name))
         .map_or_else(|| fallback.clone(), |(t, _)| t.clone())

@@ -2,7 +2,7 @@
 //! to it (that call would fail after a network round trip and still count against the provider's
 //! rate limit). Tokens are counted only when a cheap upper bound says the prompt might not fit.
 
-use crate::gateway::Model;
+use super::Model;
 use crate::openai::ChatRequest;
 use crate::tokens;
 use serde_json::Value;

@@ -1,6 +1,6 @@
 //! An optional judge: a (cheap) model from the table grades the cheap answer from 1 to 10.
 
-use crate::gateway::Model;
+use super::Model;
 use crate::openai::ChatRequest;
 use crate::providers::{Call, ProviderError};
 use serde_json::json;

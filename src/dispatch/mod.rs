@@ -7,17 +7,20 @@
 
 pub mod balance;
 pub mod cascade;
+mod deployment;
 mod fit;
 mod judge;
 mod pick;
 pub mod policy;
 mod progress;
+mod tables;
 mod verdict;
 
+pub use deployment::{DEFAULT_STREAM_IDLE_TIMEOUT, Model};
 pub use pick::{UNAVAILABLE_CODE, Unavailable, Why};
 pub use progress::Progress;
+pub use tables::Tables;
 
-use crate::gateway::{Gateway, Model};
 use crate::openai::ChatRequest;
 use crate::providers::{Call, ChatResponse, ChunkStream, ErrorKind, ProviderError};
 use crate::routing::Decision;
@@ -128,23 +131,23 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn tier(gw: &Gateway, tier: Arc<str>, fallback: bool) -> Plan {
+    pub fn tier(t: &Tables, tier: Arc<str>, fallback: bool) -> Plan {
         Plan {
             tier,
             then: None,
             fallback,
             pinned: None,
-            budget: gw.policies.max_attempts,
+            budget: t.policies.max_attempts,
         }
     }
 }
 
 /// The walk for a routing decision. `fallback` is false when the client sent
 /// `x-switchyard-no-fallback: true`.
-pub fn plan(gw: &Gateway, decision: &Decision, fallback: bool) -> Option<Plan> {
-    let mut p = Plan::tier(gw, decision.tier.clone(), fallback);
+pub fn plan(t: &Tables, decision: &Decision, fallback: bool) -> Option<Plan> {
+    let mut p = Plan::tier(t, decision.tier.clone(), fallback);
     if let Some(name) = &decision.model {
-        p.pinned = Some(gw.models.get(name)?.clone());
+        p.pinned = Some(t.models.get(name)?.clone());
         p.fallback = false;
     } else {
         // A cascadable request that cannot be judged (a stream) still escalates to the cascade's
@@ -156,14 +159,14 @@ pub fn plan(gw: &Gateway, decision: &Decision, fallback: bool) -> Option<Plan> {
 
 /// The tiers after `first`, in the order a failing request moves through them: `then`, then the
 /// fallback chains breadth-first.
-fn chain(gw: &Gateway, first: &Arc<str>, then: Option<&Arc<str>>) -> Vec<Arc<str>> {
+fn chain(t: &Tables, first: &Arc<str>, then: Option<&Arc<str>>) -> Vec<Arc<str>> {
     let mut tiers: Vec<Arc<str>> = vec![first.clone()];
     if let Some(t) = then.filter(|t| *t != first) {
         tiers.push(t.clone());
     }
     let mut i = 0;
     while i < tiers.len() {
-        if let Some(next) = gw.fallbacks.get(&*tiers[i]) {
+        if let Some(next) = t.fallbacks.get(&*tiers[i]) {
             for t in next {
                 if !tiers.contains(t) {
                     tiers.push(t.clone());
@@ -205,17 +208,17 @@ impl Outcome {
 
 /// `progress` learns where the time goes as it goes (see [`Progress`]).
 pub async fn chat(
-    gw: &Gateway,
+    t: &Tables,
     req: &ChatRequest,
     plan: &Plan,
     progress: &Progress,
 ) -> (Result<ChatResponse, ProviderError>, Outcome) {
-    walk(gw, req, plan, progress, |m| async move {
+    walk(t, req, plan, progress, |m| async move {
         let r = m.provider.chat(&call(req, &m)).await;
         if let (Ok(resp), Some(_)) = (&r, m.tpm) {
             // The prompt was counted when the call went out; the answer's tokens count now.
             let output = resp.usage.map_or(0, |u| u.completion_tokens);
-            gw.dispatch.store.add_usage(&m.name, 0, output).await;
+            t.state.store.add_usage(&m.name, 0, output).await;
         }
         r
     })
@@ -225,12 +228,12 @@ pub async fn chat(
 /// Like [`chat`], but a deployment counts as answering only once its first chunk arrived: a
 /// failure before the first byte is retried or falls back exactly as a failed non-streaming call.
 pub async fn chat_stream(
-    gw: &Gateway,
+    t: &Tables,
     req: &ChatRequest,
     plan: &Plan,
     progress: &Progress,
 ) -> (Result<(Value, ChunkStream), ProviderError>, Outcome) {
-    walk(gw, req, plan, progress, |m| async move {
+    walk(t, req, plan, progress, |m| async move {
         let first = async {
             let mut stream = m.provider.chat_stream(&call(req, &m)).await?;
             match stream.next().await {
@@ -257,13 +260,13 @@ pub async fn chat_stream(
 
 /// A stream that broke after its first byte still counts against its deployment's health.
 pub async fn report_stream_failure(
-    gw: &Gateway,
+    t: &Tables,
     deployment: &Arc<str>,
     e: &ProviderError,
 ) -> Option<Cooled> {
-    let p = gw.policies.for_kind(e.kind);
-    let cooled = gw
-        .dispatch
+    let p = t.policies.for_kind(e.kind);
+    let cooled = t
+        .state
         .store
         .report(
             deployment,
@@ -273,7 +276,7 @@ pub async fn report_stream_failure(
                 retry_after: e.retry_after,
             },
             false,
-            &gw.policies.breaker,
+            &t.policies.breaker,
         )
         .await;
     if let Some(c) = &cooled {
@@ -305,7 +308,7 @@ fn log_cooldown(deployment: &str, c: &Cooled) {
 /// class's policy allows, then the next tier, until an answer, a failure that may not go further,
 /// or the end of the attempt budget.
 async fn walk<T, F, Fut>(
-    gw: &Gateway,
+    t: &Tables,
     req: &ChatRequest,
     plan: &Plan,
     progress: &Progress,
@@ -315,12 +318,12 @@ where
     F: FnMut(Arc<Model>) -> Fut,
     Fut: std::future::Future<Output = Result<T, ProviderError>>,
 {
-    let pol = &gw.policies;
-    let ds = &gw.dispatch;
+    let pol = &t.policies;
+    let ds = &t.state;
     let est = Estimate::new(req);
     let mut out = Outcome::default();
     let next_tiers = if plan.fallback {
-        chain(gw, &plan.tier, plan.then.as_ref())
+        chain(t, &plan.tier, plan.then.as_ref())
     } else {
         Vec::new()
     };
@@ -330,7 +333,7 @@ where
         out.walked.push(tier.clone());
         let pool: Vec<Arc<Model>> = match &plan.pinned {
             Some(m) => vec![m.clone()],
-            None => gw.tiers.get(&tier).cloned().unwrap_or_default(),
+            None => t.tiers.get(&tier).cloned().unwrap_or_default(),
         };
         let fitting: Vec<Arc<Model>> = pool.iter().filter(|m| est.fits(m)).cloned().collect();
         let can_hop = |hops: u32, visited: &[Arc<str>]| {
@@ -345,7 +348,7 @@ where
         let mut err: Option<ProviderError> = None;
         let mut unavailable: Option<Unavailable> = None;
         while !fitting.is_empty() && out.attempts < plan.budget {
-            let (m, probe, repeat) = match pick::pick(gw, &tier, &fitting, &tried, &est).await {
+            let (m, probe, repeat) = match pick::pick(t, &tier, &fitting, &tried, &est).await {
                 Pick::Chosen {
                     model,
                     probe,
@@ -439,12 +442,12 @@ where
         // Only an error that is the tier's unavailability (nothing was called) moves on for it.
         let none = unavailable.filter(|_| err.code.as_deref() == Some(UNAVAILABLE_CODE));
         let may_fall_back = match &none {
-            Some(n) => n.may_fall_back(gw),
+            Some(n) => n.may_fall_back(t),
             None => pol.for_kind(err.kind).fallback,
         };
         let next = if err.kind == ErrorKind::ContextWindow {
             // A prompt too long for this tier needs a bigger window, not the ordinary chain.
-            gw.context_fallbacks
+            t.context_fallbacks
                 .get(&*tier)
                 .and_then(|c| c.iter().find(|t| !out.walked.contains(t)).cloned())
         } else {

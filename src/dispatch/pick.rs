@@ -11,7 +11,7 @@
 use super::balance;
 use super::fit::Estimate;
 use super::policy::Class;
-use crate::gateway::{Gateway, Model};
+use super::{Model, Tables};
 use crate::providers::{ErrorKind, ProviderError};
 use crate::state::{Admission, StateStore};
 use std::sync::Arc;
@@ -119,7 +119,7 @@ impl Unavailable {
 
     /// A fallback is allowed unless every deployment is out by a failure whose policy forbids one
     /// (a rejected key must not turn into premium traffic because its breaker is open).
-    pub fn may_fall_back(&self, gw: &Gateway) -> bool {
+    pub fn may_fall_back(&self, t: &Tables) -> bool {
         self.out.iter().any(|(_, w)| {
             let class = match *w {
                 Why::Cooling { class, .. } | Why::Probing { class, .. } => class,
@@ -127,7 +127,7 @@ impl Unavailable {
             };
             class
                 .and_then(Class::parse)
-                .is_none_or(|c| gw.policies.for_class(c).fallback)
+                .is_none_or(|c| t.policies.for_class(c).fallback)
         })
     }
 
@@ -177,14 +177,14 @@ pub(super) struct Tried {
 /// ones, oldest try first, unless their failure is one a second call would repeat (a rejected
 /// key, an unknown model).
 pub(super) async fn pick(
-    gw: &Gateway,
+    t: &Tables,
     tier: &str,
     pool: &[Arc<Model>],
     tried: &[Tried],
     est: &Estimate<'_>,
 ) -> Pick {
-    let ds = &gw.dispatch;
-    let strategy = gw.strategies.get(tier).copied().unwrap_or_default();
+    let ds = &t.state;
+    let strategy = t.strategies.get(tier).copied().unwrap_or_default();
     let was_tried = |m: &Model| tried.iter().any(|t| t.name == m.name);
     let untried: Vec<Arc<Model>> = pool.iter().filter(|m| !was_tried(m)).cloned().collect();
     let mut headroom = std::collections::HashMap::new();
@@ -223,7 +223,7 @@ pub(super) async fn pick(
             out.out.push((m.name.clone(), why));
             continue;
         }
-        match ds.store.admit(&m.name, &gw.policies.breaker).await {
+        match ds.store.admit(&m.name, &t.policies.breaker).await {
             Admission::No(remaining, class) => {
                 out.out
                     .push((m.name.clone(), Why::Cooling { class, remaining }));

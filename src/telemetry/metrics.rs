@@ -7,6 +7,14 @@ use prometheus::{
     IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+/// The spend log's counters: handles into this registry that the spend log's writer keeps.
+#[derive(Clone)]
+pub struct SpendCounters {
+    pub written: IntCounter,
+    pub dropped: IntCounterVec,
+    pub write_failures: IntCounter,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: IntCounterVec,
@@ -253,8 +261,8 @@ impl Metrics {
         })
     }
 
-    pub fn spend_counters(&self) -> crate::cost::spend::Counters {
-        crate::cost::spend::Counters {
+    pub fn spend_counters(&self) -> SpendCounters {
+        SpendCounters {
             written: self.spend_written.clone(),
             dropped: self.spend_dropped.clone(),
             write_failures: self.spend_write_failures.clone(),

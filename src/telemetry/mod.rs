@@ -7,7 +7,7 @@ mod spans;
 
 pub use alerts::FallbackAlert;
 pub use connections::EdgeMetrics;
-pub use metrics::Metrics;
+pub use metrics::{Metrics, SpendCounters};
 pub use spans::{ChatSpan, Spans, provider_name};
 
 use tracing_subscriber::EnvFilter;

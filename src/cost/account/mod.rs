@@ -14,8 +14,9 @@ pub use row::{UNKNOWN_TIER, key_suffix};
 pub use sinks::Sinks;
 
 use crate::cost::Cost;
+use crate::dispatch::Model;
 use crate::dispatch::{Outcome, Progress};
-use crate::gateway::{Gateway, Model};
+use crate::gateway::Gateway;
 use crate::openai::{ChatRequest, Usage};
 use crate::routing::Decision;
 use std::sync::Arc;
@@ -359,7 +360,7 @@ impl Account {
             let price = self
                 .model
                 .as_ref()
-                .and_then(|name| self.gw.models.get(name))
+                .and_then(|name| self.gw.tables.models.get(name))
                 .map(|m| m.price)
                 .unwrap_or_default();
             crate::cost::bill(

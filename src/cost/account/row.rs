@@ -54,7 +54,8 @@ impl RequestFacts {
             .or_else(|| req.metadata_str("user"))
             .map(clip);
         self.expected_tier = req.metadata_str("expected_tier").map(|t| {
-            gw.tiers
+            gw.tables
+                .tiers
                 .get_key_value(t)
                 .map_or_else(|| Arc::from(UNKNOWN_TIER), |(k, _)| k.clone())
         });
@@ -114,7 +115,7 @@ pub fn spend_record(f: &RequestFacts, s: Served<'_>) -> SpendRecord {
         model: s.model.map(str::to_string),
         deployment: s
             .model
-            .and_then(|m| s.gw.models.get(m))
+            .and_then(|m| s.gw.tables.models.get(m))
             .map(|m| format!("{}/{}", m.provider_name, m.upstream)),
         route_layer: s.decision.map(|d| d.layer.as_str().to_string()),
         route: s.route.map(str::to_string),

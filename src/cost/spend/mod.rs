@@ -12,7 +12,7 @@ mod store;
 pub use store::{Store, Totals};
 
 pub use crate::config::spend_log::{MAX_BATCH, Settings, Target, check_table, redact_url};
-use prometheus::{IntCounter, IntCounterVec};
+pub use crate::telemetry::SpendCounters as Counters;
 use serde::Serialize;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -50,14 +50,6 @@ pub struct SpendRecord {
     pub upstream_ms: f64,
     pub attempts: i32,
     pub status: i32,
-}
-
-/// The spend log's counters, shared with the metrics registry.
-#[derive(Clone)]
-pub struct Counters {
-    pub written: IntCounter,
-    pub dropped: IntCounterVec,
-    pub write_failures: IntCounter,
 }
 
 /// Attempts per batch before its rows are dropped, and the pause before each retry.
