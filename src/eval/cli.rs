@@ -53,6 +53,10 @@ pub struct EvalArgs {
     /// Do not read or write the embedding cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// Do not offer replayed agreement cascades to the learned layer (they are offered where the
+    /// outcome files record every model's answer and cost).
+    #[arg(long)]
+    pub no_cascade: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -116,6 +120,7 @@ impl EvalArgs {
             embedder,
             output_tokens: self.output_tokens,
             cache: !self.no_cache,
+            cascade: !self.no_cascade,
         }
     }
 }

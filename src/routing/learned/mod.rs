@@ -34,6 +34,8 @@ pub struct Predictor {
     /// `prior`. A request that names its task type (`metadata.task_type`) gets its category's.
     categories: BTreeMap<String, Vec<f32>>,
     linear: Option<linear::Linear>,
+    /// How far `knn` trusts the neighbours over the prior, estimated on the data.
+    shrink: Option<knn::Shrinkage>,
     method: LearnedMethod,
     k: usize,
 }
@@ -65,11 +67,14 @@ impl Predictor {
             LearnedMethod::Knn => None,
             LearnedMethod::Linear => Some(linear::Linear::train(&data, linear::Params::default())),
         };
+        let shrink =
+            (method == LearnedMethod::Knn).then(|| knn::shrinkage(&data, k.max(1), &prior));
         Predictor {
             data,
             prior,
             categories,
             linear,
+            shrink,
             method,
             k: k.max(1),
         }
@@ -110,7 +115,7 @@ impl Predictor {
             Some(l) => l.predict(v, length),
             None => {
                 let k = self.k.min(found.len());
-                knn::predict(&self.data, &found[..k], &self.prior)
+                knn::predict(&self.data, &found[..k], &self.prior, self.shrink.as_ref())
             }
         };
         let scores = match category.and_then(|c| self.categories.get(c)) {
