@@ -69,8 +69,13 @@ pub struct Shrinkage {
     pub noise: Vec<f32>,
 }
 
-/// Rows sampled to estimate [`Shrinkage`]: each costs one pass over the data.
+/// Rows sampled to estimate [`Shrinkage`]: each costs one pass over the data, so at most
+/// `SHRINKAGE_SAMPLE` of them and no more than `SHRINKAGE_BUDGET` row comparisons in all (50,000
+/// rows: 40 samples), never fewer than `SHRINKAGE_MIN_SAMPLE`; training stays a small part of
+/// start-up.
 const SHRINKAGE_SAMPLE: usize = 400;
+const SHRINKAGE_MIN_SAMPLE: usize = 40;
+const SHRINKAGE_BUDGET: usize = 2_000_000;
 
 /// Estimates [`Shrinkage`] from the training data itself: the neighbourhoods of a sample of its
 /// rows (each row's own score left out) against the binomial-like noise of their means.
@@ -83,7 +88,8 @@ pub fn shrinkage(data: &Dataset, k: usize, prior: &[f32]) -> Shrinkage {
             noise: vec![0.0; m],
         };
     }
-    let step = n.div_ceil(SHRINKAGE_SAMPLE).max(1);
+    let sample = (SHRINKAGE_BUDGET / n).clamp(SHRINKAGE_MIN_SAMPLE, SHRINKAGE_SAMPLE);
+    let step = n.div_ceil(sample).max(1);
     let mut spread = vec![0.0f64; m];
     let mut within = vec![0.0f64; m];
     let mut sampling = vec![0.0f64; m];
