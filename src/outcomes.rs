@@ -144,7 +144,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Outcome>, OutcomeError> {
         }
         (out, None)
     };
-    let parts: Vec<(Vec<(usize, Outcome)>, Option<(usize, String)>)> = if threads == 1 {
+    let parts: Vec<Part> = if threads == 1 {
         vec![parse_part(&lines)]
     } else {
         std::thread::scope(|s| {
@@ -185,6 +185,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Outcome>, OutcomeError> {
     }
     Ok(rows)
 }
+
+/// A run of lines parsed: the rows (with their line numbers) before its first bad line, and that
+/// line's number and error.
+type Part = (Vec<(usize, Outcome)>, Option<(usize, String)>);
 
 /// Files with fewer lines are parsed on one thread: spawning costs more than it saves.
 const PARALLEL_LINES: usize = 4096;

@@ -417,7 +417,12 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
     };
 
     // Agreement cascades, built per fold on its training prompts and offered as candidates.
-    let cascades = if o.cascade && needs_learned {
+    // A table's candidates are its tiers, and its own cascade is what would run there; replaying
+    // that is not done yet, so with a table the figures are the routing decision's alone.
+    if config.as_ref().is_some_and(|c| c.routing.cascade.is_some()) {
+        notes.push("the table's routing.cascade is not replayed: these figures are the routing decision's alone".into());
+    }
+    let cascades = if o.cascade && needs_learned && config.is_none() {
         cascade_setup(
             &test,
             &test_rows,
@@ -893,7 +898,7 @@ fn cascade_setup(
     let slots = chains.iter().map(Vec::len).max().unwrap_or(0);
     if slots == 0 || chains.iter().any(Vec::is_empty) {
         notes.push(
-            "no agreement cascade was replayed: on the training prompts no chain of cheap models adds quality (or their answers or costs are not recorded)".into(),
+            "no agreement cascade was replayed: on the training prompts no chain of cheap models adds quality for less than the best model costs alone (or their answers or costs are not recorded)".into(),
         );
         return Ok(None);
     }

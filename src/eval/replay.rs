@@ -189,7 +189,8 @@ fn totals(chain: &Chain, rows: &[&Recorded]) -> (f64, f64) {
 }
 
 /// The cascades to offer the learned layer, chosen on `rows` (training prompts) alone: every
-/// prefix (one checker, two, …) of one greedily built chain. The premium model is the candidate
+/// prefix (one checker, two, …) of one greedily built chain that costs less than the premium
+/// model alone. The premium model is the candidate
 /// that scores best; the first is the best-scoring candidate costing at most a quarter of it; each
 /// checker added is the one with the most quality gained per extra dollar. Empty when nothing
 /// qualifies.
@@ -247,7 +248,10 @@ pub fn build(rows: &[&Recorded], candidates: usize) -> Vec<Chain> {
         let Some((_, m, q2, c2)) = best else { break };
         chain.checkers.push(m);
         (q, c) = (q2, c2);
-        out.push(chain.clone());
+        // A cascade that costs as much as the premium model alone is worse than asking it.
+        if c < cost[premium] * n {
+            out.push(chain.clone());
+        }
     }
     out
 }
