@@ -30,7 +30,7 @@ pub struct EvalArgs {
     /// Neighbours per prediction.
     #[arg(long)]
     pub k: Option<usize>,
-    /// The embedder (default: the table's learned embedder, else hashed-ngrams).
+    /// The embedder (default: the table's learned embedder, else builtin).
     #[arg(long, value_enum)]
     pub embedder: Option<EmbedderArg>,
     /// Model folder for `static` / `bert`.
@@ -73,6 +73,7 @@ pub enum BarKindArg {
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum EmbedderArg {
+    Builtin,
     HashedNgrams,
     Static,
     Bert,
@@ -88,6 +89,7 @@ impl EvalArgs {
     pub fn options(&self) -> Options {
         let embedder = self.embedder.map(|kind| EmbedderConfig {
             kind: match kind {
+                EmbedderArg::Builtin => EmbedderKind::Builtin,
                 EmbedderArg::HashedNgrams => EmbedderKind::HashedNgrams,
                 EmbedderArg::Static => EmbedderKind::Static,
                 EmbedderArg::Bert => EmbedderKind::Bert,
