@@ -10,7 +10,8 @@ use regex::Regex;
 use std::sync::LazyLock;
 
 /// Lowercase, punctuation and articles dropped, whitespace collapsed: "The answer: Paris." and
-/// "paris" normalise alike.
+/// "paris" normalise alike. An answer that is nothing but articles keeps them: "A" is option A,
+/// not an empty answer.
 pub fn normalize(text: &str) -> String {
     let lowered = text.to_lowercase();
     let cleaned: String = lowered
@@ -23,11 +24,17 @@ pub fn normalize(text: &str) -> String {
             }
         })
         .collect();
-    cleaned
-        .split_whitespace()
+    let words: Vec<&str> = cleaned.split_whitespace().collect();
+    let kept: Vec<&str> = words
+        .iter()
+        .copied()
         .filter(|w| !matches!(*w, "a" | "an" | "the"))
-        .collect::<Vec<_>>()
-        .join(" ")
+        .collect();
+    if kept.is_empty() {
+        words.join(" ")
+    } else {
+        kept.join(" ")
+    }
 }
 
 static ANSWER_IS: LazyLock<Option<Regex>> = LazyLock::new(|| {
@@ -252,6 +259,7 @@ mod tests {
         assert_eq!(normalize("The answer: Paris."), "answer paris");
         assert_eq!(normalize("  PARIS  "), "paris");
         assert_eq!(normalize("?!"), "");
+        assert_eq!(normalize("A\n"), "a", "a bare option letter is an answer");
     }
 
     #[test]
@@ -310,6 +318,8 @@ mod tests {
             auto
         ));
         assert!(agree("The answer is (B).", "B", auto));
+        assert!(agree("A", "A\n", auto), "option A is not an empty answer");
+        assert!(!agree("A", "B", auto));
         assert!(!agree("The answer is (B).", "C. Because", auto));
         assert!(agree("#### 42", "It comes to 42 apples.", auto));
         assert!(!agree("So 41 remain.", "So 42 remain.", auto));

@@ -115,30 +115,83 @@ pub fn read(path: &Path) -> Result<Vec<Outcome>, OutcomeError> {
 
 /// Parses a whole outcomes file already in memory (`path` names it in errors), with the checks
 /// of [`read`]: for callers that also hash the bytes (the learned layer's embedding cache).
+///
+/// Large files are parsed on every core (JSON parsing is most of a warm start of the learned
+/// layer); the result and the first error reported are the same as reading line by line.
 pub fn parse(path: &Path, text: &str) -> Result<Vec<Outcome>, OutcomeError> {
-    let mut rows = Vec::new();
-    let mut ids = std::collections::HashMap::new();
-    for (i, line) in text.lines().enumerate() {
-        let n = i + 1;
-        let at = |message: String| OutcomeError {
-            file: path.to_path_buf(),
-            line: Some(n),
-            message,
-        };
-        if line.trim().is_empty() {
-            continue;
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i + 1, l))
+        .collect();
+    let threads = if lines.len() < PARALLEL_LINES {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .clamp(1, 16)
+    };
+    let per = lines.len().div_ceil(threads).max(1);
+    // Each part: the rows parsed before its first bad line, and that line's error.
+    let parse_part = |part: &[(usize, &str)]| {
+        let mut out = Vec::with_capacity(part.len());
+        for &(n, line) in part {
+            match parse_line(line) {
+                Ok(row) => out.push((n, row)),
+                Err(e) => return (out, Some((n, e))),
+            }
         }
-        let row = parse_line(line).map_err(at)?;
-        if let Some(first) = ids.insert(row.id.clone(), n) {
-            return Err(at(format!(
-                "duplicate id {:?} (first on line {first})",
-                row.id
-            )));
+        (out, None)
+    };
+    let parts: Vec<Part> = if threads == 1 {
+        vec![parse_part(&lines)]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = lines
+                .chunks(per)
+                .map(|c| s.spawn(move || parse_part(c)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        (Vec::new(), Some((0, "a parser thread panicked".into())))
+                    })
+                })
+                .collect()
+        })
+    };
+    let at = |n: usize, message: String| OutcomeError {
+        file: path.to_path_buf(),
+        line: Some(n),
+        message,
+    };
+    let mut rows = Vec::with_capacity(lines.len());
+    let mut ids = std::collections::HashMap::with_capacity(lines.len());
+    for (part, err) in parts {
+        for (n, row) in part {
+            if let Some(first) = ids.insert(row.id.clone(), n) {
+                return Err(at(
+                    n,
+                    format!("duplicate id {:?} (first on line {first})", row.id),
+                ));
+            }
+            rows.push(row);
         }
-        rows.push(row);
+        if let Some((n, e)) = err {
+            return Err(at(n, e));
+        }
     }
     Ok(rows)
 }
+
+/// A run of lines parsed: the rows (with their line numbers) before its first bad line, and that
+/// line's number and error.
+type Part = (Vec<(usize, Outcome)>, Option<(usize, String)>);
+
+/// Files with fewer lines are parsed on one thread: spawning costs more than it saves.
+const PARALLEL_LINES: usize = 4096;
 
 /// Parses and checks one line.
 pub fn parse_line(line: &str) -> Result<Outcome, String> {
@@ -244,6 +297,24 @@ mod tests {
                 .unwrap_err()
                 .contains("not an outcome")
         );
+    }
+
+    #[test]
+    fn a_large_file_parses_in_parallel_with_the_same_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.jsonl");
+        let line = |i: usize| ROW.replace("\"a/1\"", &format!("\"a/{i}\""));
+        let mut text: String = (0..10_000).map(|i| line(i) + "\n").collect();
+        let rows = parse(&path, &text).unwrap();
+        assert_eq!(rows.len(), 10_000);
+        assert_eq!(rows[9_999].id, "a/9999");
+        // A duplicate early and a bad line late: the duplicate is reported, as line by line.
+        text.push_str("not json\n");
+        let dup = text.replacen("\"a/20\"", "\"a/10\"", 1);
+        let e = parse(&path, &dup).unwrap_err();
+        assert_eq!(e.line, Some(21), "{e}");
+        let e = parse(&path, &text).unwrap_err();
+        assert_eq!(e.line, Some(10_001), "{e}");
     }
 
     #[test]

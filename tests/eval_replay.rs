@@ -333,3 +333,137 @@ fn a_public_set_end_to_end() {
     assert!(e["selected"]["point"].is_number());
     assert_eq!(e["singles"].as_array().unwrap().len(), 2);
 }
+
+/// Twenty multiple-choice prompts (the right option is always A) on four models. `one` is wrong
+/// on five, answering B; `two` is wrong on those five (answering C) and on one more; `three`
+/// always answers D, wrongly; `premium` is always right and costs twenty times a cheap call.
+/// Answers are recorded as RouterBench records them, Python lists in a string, except premium's
+/// plain text; one of `one`'s answers is a list that never closes.
+fn cascade_fixture(dir: &Path) -> PathBuf {
+    let mut text = String::new();
+    for i in 0..20 {
+        let one_wrong = i < 5;
+        let two_wrong = i < 6;
+        let one = if i == 10 {
+            "['unterminated".to_string()
+        } else if one_wrong {
+            "['B\\n']".to_string()
+        } else {
+            "['A\\n']".to_string()
+        };
+        let two = if two_wrong {
+            "[\"C) it's C\"]"
+        } else {
+            "['A']"
+        };
+        let row = json!({
+            "id": format!("q/{i}"),
+            "messages": [{"role": "user", "content": format!("question {i}: pick the right option")}],
+            "scores": {"one": if one_wrong { 0.0 } else { 1.0 }, "two": if two_wrong { 0.0 } else { 1.0 },
+                       "three": 0.0, "premium": 1.0},
+            "costs_usd": {"one": 0.001, "two": 0.001, "three": 0.001, "premium": 0.02},
+            "responses": {"one": one, "two": two, "three": "['D']", "premium": "A"},
+        });
+        text.push_str(&format!("{row}\n"));
+    }
+    let path = dir.join("cascade.jsonl");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_cascade_is_replayed_from_recorded_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = cascade_fixture(dir.path());
+    let choices = dir.path().join("choices.jsonl");
+    let e = eval_json(&[
+        "--test",
+        file.to_str().unwrap(),
+        "--method",
+        "knn",
+        "--choices",
+        choices.to_str().unwrap(),
+    ]);
+    // Built on every fold's training prompts alike: ask `one`, check with `two`; `three` never
+    // agrees, so adding it buys nothing `two` did not.
+    let cascades = e["cascades"].as_array().unwrap();
+    assert_eq!(cascades.len(), 1, "{e}");
+    let c = &cascades[0];
+    assert_eq!(c["chains"], json!(["one + two agree, else premium"]), "{c}");
+    // By hand: `two` disagrees on its six wrong prompts and on the unreadable answer (seven
+    // escalations at 0.001 + 0.001 + 0.02), agrees on thirteen (0.001 + 0.001), and every answer
+    // returned is right.
+    assert!(close(c["quality"].as_f64().unwrap(), 1.0, 1e-12), "{c}");
+    assert!(
+        close(
+            c["cost_usd"].as_f64().unwrap(),
+            13.0 * 0.002 + 7.0 * 0.022,
+            1e-6
+        ),
+        "{c}"
+    );
+    assert!(close(c["escalated"].as_f64().unwrap(), 0.35, 1e-12), "{c}");
+    // The single models are reported apart from the cascade.
+    assert_eq!(e["singles"].as_array().unwrap().len(), 4);
+
+    // Every choice line lists every model asked, in order, and the curve adds up from them.
+    let rows: Vec<Value> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let lines: Vec<Value> = std::fs::read_to_string(&choices)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut cascaded = 0;
+    for p in e["curve"].as_array().unwrap() {
+        let at: Vec<&Value> = lines.iter().filter(|l| l["point"] == p["point"]).collect();
+        assert_eq!(at.len(), 20);
+        let (mut q, mut cost) = (0.0, 0.0);
+        for l in at {
+            let row = rows.iter().find(|r| r["id"] == l["id"]).unwrap();
+            let model = l["model"].as_str().unwrap();
+            let asked: Vec<&str> = l["asked"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .collect();
+            if asked.len() > 1 {
+                cascaded += 1;
+                let i: usize = row["id"].as_str().unwrap()[2..].parse().unwrap();
+                let escalates = i < 6 || i == 10;
+                let expected: &[&str] = if escalates {
+                    &["one", "two", "premium"]
+                } else {
+                    &["one", "two"]
+                };
+                assert_eq!(asked, expected, "{l}");
+                assert_eq!(model, if escalates { "premium" } else { "one" }, "{l}");
+            } else {
+                assert_eq!(asked, [model]);
+            }
+            q += row["scores"][model].as_f64().unwrap();
+            cost += asked
+                .iter()
+                .map(|a| row["costs_usd"][a].as_f64().unwrap())
+                .sum::<f64>();
+        }
+        assert!(close(q / 20.0, p["quality"].as_f64().unwrap(), 1e-9), "{p}");
+        assert!(close(cost, p["cost_usd"].as_f64().unwrap(), 1e-6), "{p}");
+    }
+    assert!(cascaded > 0, "some operating point uses the cascade");
+
+    // Without the replay, only the single models are candidates.
+    let plain = eval_json(&[
+        "--test",
+        file.to_str().unwrap(),
+        "--method",
+        "knn",
+        "--no-cascade",
+    ]);
+    assert_eq!(plain["cascades"], json!([]));
+    assert_eq!(plain["candidates"].as_array().unwrap().len(), 4);
+}

@@ -93,6 +93,8 @@ pub async fn calibrate(
         embedder: None,
         output_tokens: 200,
         cache: true,
+        // The bar is written into the table, whose learned layer chooses between its tiers only.
+        cascade: false,
     })
     .await?;
     let premium_quality = e.singles.last().map_or(1.0, |s| s.quality);

@@ -30,7 +30,7 @@ pub struct EvalArgs {
     /// Neighbours per prediction.
     #[arg(long)]
     pub k: Option<usize>,
-    /// The embedder (default: the table's learned embedder, else hashed-ngrams).
+    /// The embedder (default: the table's learned embedder, else builtin).
     #[arg(long, value_enum)]
     pub embedder: Option<EmbedderArg>,
     /// Model folder for `static` / `bert`.
@@ -53,6 +53,10 @@ pub struct EvalArgs {
     /// Do not read or write the embedding cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// Do not offer replayed agreement cascades to the learned layer (they are offered where the
+    /// outcome files record every model's answer and cost).
+    #[arg(long)]
+    pub no_cascade: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -69,6 +73,7 @@ pub enum BarKindArg {
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum EmbedderArg {
+    Builtin,
     HashedNgrams,
     Static,
     Bert,
@@ -84,6 +89,7 @@ impl EvalArgs {
     pub fn options(&self) -> Options {
         let embedder = self.embedder.map(|kind| EmbedderConfig {
             kind: match kind {
+                EmbedderArg::Builtin => EmbedderKind::Builtin,
                 EmbedderArg::HashedNgrams => EmbedderKind::HashedNgrams,
                 EmbedderArg::Static => EmbedderKind::Static,
                 EmbedderArg::Bert => EmbedderKind::Bert,
@@ -116,6 +122,7 @@ impl EvalArgs {
             embedder,
             output_tokens: self.output_tokens,
             cache: !self.no_cache,
+            cascade: !self.no_cascade,
         }
     }
 }

@@ -15,6 +15,7 @@
 pub mod calibrate;
 pub mod cli;
 pub mod curve;
+pub mod replay;
 pub mod report;
 pub mod sweep;
 
@@ -45,6 +46,9 @@ pub struct Options {
     /// Output tokens assumed per call where an outcome has neither a cost nor a response.
     pub output_tokens: u64,
     pub cache: bool,
+    /// Offer the learned layer agreement cascades replayed from the recorded answers, where the
+    /// outcome files have them (`responses`, and every model's cost).
+    pub cascade: bool,
 }
 
 /// One candidate: a tier of the table (or, without a table, a model of the outcome files), and
@@ -81,6 +85,8 @@ pub struct Evaluation {
     #[serde(skip)]
     pub points: Vec<Point>,
     pub singles: Vec<Single>,
+    /// The replayed agreement cascades offered to the learned layer, each on its own.
+    pub cascades: Vec<CascadeReport>,
     pub random: Point,
     pub oracle: Point,
     pub two_model: Option<TwoModel>,
@@ -99,6 +105,20 @@ pub struct Single {
     pub quality: f64,
     pub standard_error: f64,
     pub cost_usd: f64,
+}
+
+/// One cascade candidate: its models per fold (chosen on that fold's training prompts) and what
+/// it comes to on the test prompts when it answers every one of them.
+#[derive(Debug, Clone, Serialize)]
+pub struct CascadeReport {
+    pub name: String,
+    /// `first + checker + … → premium`, one per fold (deduplicated).
+    pub chains: Vec<String>,
+    pub quality: f64,
+    pub standard_error: f64,
+    pub cost_usd: f64,
+    /// Share of test prompts on which it called the premium model.
+    pub escalated: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -320,10 +340,11 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
         .iter()
         .map(|r| order.iter().map(|&i| r[i]).collect())
         .collect();
-    let strong = candidates.len() - 1;
+    let singles_n = candidates.len();
+    let strong = singles_n - 1;
 
     // What each prompt on each candidate comes to.
-    let served: Vec<Vec<Served>> = (0..test.len())
+    let mut served: Vec<Vec<Served>> = (0..test.len())
         .map(|i| {
             candidates
                 .iter()
@@ -376,7 +397,6 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
     }
     let folds = o.folds.max(2);
     let fold_of = fold_assignment(&test.ids, folds, o.seed);
-    let tier_cols: Vec<Vec<usize>> = candidates.iter().map(|c| c.columns.clone()).collect();
     let needs_learned = fixed.iter().any(Option::is_none);
 
     let mut plans: Vec<Plan> = fixed.iter().map(|f| Plan::Fixed(f.unwrap_or(0))).collect();
@@ -389,19 +409,99 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
     } else {
         vec![(0..test.len()).collect()]
     };
-    for group in &groups {
+    let train_rows_of = |group: &[usize]| -> Vec<usize> {
         let held: HashSet<&str> = group.iter().map(|&i| test.ids[i].as_str()).collect();
-        let train_rows: Vec<usize> = (0..train.len())
+        (0..train.len())
             .filter(|&j| !held.contains(train.ids[j].as_str()))
-            .collect();
-        let fold_train = train.subset(&train_rows);
+            .collect()
+    };
+
+    // Agreement cascades, built per fold on its training prompts and offered as candidates.
+    // A table's candidates are its tiers, and its own cascade is what would run there; replaying
+    // that is not done yet, so with a table the figures are the routing decision's alone.
+    if config.as_ref().is_some_and(|c| c.routing.cascade.is_some()) {
+        notes.push("the table's routing.cascade is not replayed: these figures are the routing decision's alone".into());
+    }
+    let cascades = if o.cascade && needs_learned && config.is_none() {
+        cascade_setup(
+            &test,
+            &test_rows,
+            &train,
+            &train_files,
+            &candidates,
+            &served,
+            &groups,
+            &train_rows_of,
+            agreement_compare(config.as_ref()),
+            &mut notes,
+        )?
+    } else {
+        None
+    };
+    if let Some(cs) = &cascades {
+        for s in 0..cs.slots {
+            let column = models.len() + s;
+            let mut names: Vec<String> = cs.chains.iter().map(|c| cs.describe(&c[s])).collect();
+            names.dedup();
+            candidates.push(Candidate {
+                name: format!("cascade-{}", s + 1),
+                model: if names.len() == 1 {
+                    names[0].clone()
+                } else {
+                    "chosen per fold".into()
+                },
+                column,
+                columns: vec![column],
+            });
+        }
+        for row in &mut served {
+            let filler = row[strong].clone();
+            row.extend(std::iter::repeat_n(filler, cs.slots));
+        }
+    }
+    let is_single: Vec<bool> = (0..candidates.len()).map(|t| t < singles_n).collect();
+
+    for (g, group) in groups.iter().enumerate() {
+        let train_rows = train_rows_of(group);
+        let mut fold_train = train.subset(&train_rows);
+        // The candidates in this fold's order, cheapest first by its training costs when
+        // cascades (whose cost is only known there) are among them.
+        let mut order: Vec<usize> = (0..candidates.len()).collect();
+        if let Some(cs) = &cascades {
+            fold_train = cs.augment(&fold_train, &cs.chains[g], models.len());
+            for &i in group {
+                for (s, chain) in cs.chains[g].iter().enumerate() {
+                    served[i][singles_n + s] = replay::replay(chain, &cs.test[i]);
+                }
+            }
+            let mean = |t: usize| -> f64 {
+                let col = candidates[t].column;
+                let (sum, n) = (0..fold_train.len())
+                    .map(|j| fold_train.cost(j, col))
+                    .filter(|c| c.is_finite())
+                    .fold((0.0, 0usize), |(s, n), c| (s + f64::from(c), n + 1));
+                if n == 0 {
+                    f64::INFINITY
+                } else {
+                    sum / n as f64
+                }
+            };
+            let means: Vec<f64> = (0..candidates.len()).map(mean).collect();
+            order.sort_by(|&a, &b| means[a].total_cmp(&means[b]).then(a.cmp(&b)));
+        }
+        let fold_candidates: Vec<Candidate> =
+            order.iter().map(|&t| candidates[t].clone()).collect();
+        let fold_single: Vec<bool> = order.iter().map(|&t| is_single[t]).collect();
+        let fold_default = default_idx.and_then(|d| order.iter().position(|&t| t == d));
+        let tier_cols: Vec<Vec<usize>> =
+            fold_candidates.iter().map(|c| c.columns.clone()).collect();
         if needs_learned {
             let predictor = Predictor::train(fold_train.clone(), method, k);
             for &i in group {
                 if fixed[i].is_some() {
                     continue;
                 }
-                plans[i] = plan_for(
+                plans[i] = match plan_for(
                     &predictor,
                     test.vector(i),
                     test.lengths[i],
@@ -409,20 +509,24 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
                     &tier_cols,
                     min_similarity,
                     default_idx,
-                );
+                ) {
+                    Plan::Learned(p) if cascades.is_some() => Plan::Ranked(p, order.clone()),
+                    p => p,
+                };
             }
         }
         // The operating point, chosen on this fold's training rows by cross-validation inside them.
         let bar = choose_on_train(
             &fold_train,
-            &candidates,
+            &fold_candidates,
+            &fold_single,
             method,
             k,
             bar_kind,
             folds,
             o.seed,
             min_similarity,
-            default_idx,
+            fold_default,
             o.output_tokens,
             config.as_ref(),
         )?;
@@ -434,7 +538,7 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
     for (i, p) in plans.iter().enumerate() {
         if fixed[i].is_none() {
             let name = match p {
-                Plan::Learned(_) => "learned",
+                Plan::Learned(_) | Plan::Ranked(..) => "learned",
                 Plan::Fixed(_) => "default (learned abstained)",
             };
             *layers.entry(name.to_string()).or_default() += 1;
@@ -444,7 +548,7 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
     let all_points = sweep::sweep(&plans, &served, bar_kind, strong);
     let curve_points = sweep::thin(&all_points, REPORTED_POINTS);
     let n = test.len() as f64;
-    let singles: Vec<Single> = candidates
+    let singles: Vec<Single> = candidates[..singles_n]
         .iter()
         .enumerate()
         .map(|(t, c)| {
@@ -468,6 +572,7 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
         let mut c = 0.0;
         let mut s = 0usize;
         for row in &served {
+            let row = &row[..singles_n];
             let best = row
                 .iter()
                 .map(|x| x.quality)
@@ -487,6 +592,31 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
             cost_usd: c,
             strong_share: s as f64 / n,
         }
+    };
+    let cascade_reports: Vec<CascadeReport> = match &cascades {
+        Some(cs) => (0..cs.slots)
+            .map(|s| {
+                let t = singles_n + s;
+                let q: Vec<f64> = served.iter().map(|r| r[t].quality).collect();
+                let mut chains: Vec<String> =
+                    cs.chains.iter().map(|c| cs.describe(&c[s])).collect();
+                chains.sort();
+                chains.dedup();
+                CascadeReport {
+                    name: candidates[t].name.clone(),
+                    chains,
+                    quality: q.iter().sum::<f64>() / n,
+                    standard_error: curve::standard_error(&q),
+                    cost_usd: served.iter().map(|r| r[t].cost).sum(),
+                    escalated: served
+                        .iter()
+                        .filter(|r| r[t].asked.first() != Some(&r[t].model))
+                        .count() as f64
+                        / n,
+                }
+            })
+            .collect(),
+        None => Vec::new(),
     };
     let two_model = (candidates.len() == 2).then(|| {
         let (qw, qs) = (singles[0].quality, singles[1].quality);
@@ -598,6 +728,7 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
         curve: curve_points,
         points: all_points,
         singles,
+        cascades: cascade_reports,
         random,
         oracle,
         two_model,
@@ -607,6 +738,186 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
         notes,
         choices,
     })
+}
+
+/// The cascades of an evaluation: per fold (group of test prompts) the chains built on its
+/// training prompts, padded to `slots` each, and every prompt's recorded answers.
+struct Cascades {
+    slots: usize,
+    chains: Vec<Vec<replay::Chain>>,
+    /// Per test prompt.
+    test: Vec<replay::Recorded>,
+    /// Per training prompt id.
+    train: HashMap<String, replay::Recorded>,
+    names: Vec<String>,
+}
+
+impl Cascades {
+    fn describe(&self, c: &replay::Chain) -> String {
+        let short = |t: usize| {
+            let m = &self.names[t];
+            m.rsplit('/').next().unwrap_or(m).to_string()
+        };
+        let mut parts = vec![short(c.first)];
+        parts.extend(c.checkers.iter().map(|&t| short(t)));
+        format!("{} agree, else {}", parts.join(" + "), short(c.premium))
+    }
+
+    /// The fold's training data with one more column per cascade: its replayed score and cost
+    /// (`NaN` where a prompt's record is incomplete).
+    fn augment(&self, d: &Dataset, chains: &[replay::Chain], width: usize) -> Dataset {
+        let m = d.models.len();
+        let extra = chains.len();
+        let mut out = d.clone();
+        out.models.truncate(width.min(m));
+        out.models
+            .extend((0..extra).map(|s| format!("cascade-{}", s + 1)));
+        let w = out.models.len();
+        out.scores = vec![f32::NAN; d.len() * w];
+        out.costs = vec![f32::NAN; d.len() * w];
+        for i in 0..d.len() {
+            let keep = width.min(m);
+            out.scores[i * w..i * w + keep].copy_from_slice(&d.scores[i * m..i * m + keep]);
+            out.costs[i * w..i * w + keep].copy_from_slice(&d.costs[i * m..i * m + keep]);
+            let Some(r) = self.train.get(&d.ids[i]).filter(|r| r.complete()) else {
+                continue;
+            };
+            for (s, chain) in chains.iter().enumerate() {
+                let served = replay::replay(chain, r);
+                out.scores[i * w + keep + s] = served.quality as f32;
+                out.costs[i * w + keep + s] = served.cost as f32;
+            }
+        }
+        out
+    }
+}
+
+/// What two recorded answers are compared on: the table's cascade agreement settings, else
+/// `auto` at its default similarity.
+fn agreement_compare(config: Option<&Config>) -> crate::answers::Compare {
+    use crate::answers::Compare;
+    use crate::config::AgreementCompare;
+    let Some(a) = config
+        .and_then(|c| c.routing.cascade.as_ref())
+        .and_then(|c| c.agreement.as_ref())
+    else {
+        return Compare::Auto(80);
+    };
+    let pct = (a.min_similarity * 100.0).round().clamp(0.0, 100.0) as u8;
+    match a.compare {
+        AgreementCompare::Auto => Compare::Auto(pct),
+        AgreementCompare::Exact => Compare::Exact,
+        AgreementCompare::Choice => Compare::Choice,
+        AgreementCompare::Numeric => Compare::Numeric,
+        AgreementCompare::Similar => Compare::Similar(pct),
+    }
+}
+
+fn recorded_answers(
+    row: &crate::outcomes::Outcome,
+    candidates: &[Candidate],
+) -> Vec<Option<String>> {
+    candidates
+        .iter()
+        .map(|c| row.response(&c.model).map(replay::answer_text))
+        .collect()
+}
+
+/// Reads the recorded answers and builds each fold's cascades; `None` (with a note saying why)
+/// where the outcome files cannot replay one.
+#[allow(clippy::too_many_arguments)]
+fn cascade_setup(
+    test: &Dataset,
+    test_rows: &[crate::outcomes::Outcome],
+    train: &Dataset,
+    train_files: &[PathBuf],
+    candidates: &[Candidate],
+    served: &[Vec<Served>],
+    groups: &[Vec<usize>],
+    train_rows_of: &dyn Fn(&[usize]) -> Vec<usize>,
+    how: crate::answers::Compare,
+    notes: &mut Vec<String>,
+) -> Result<Option<Cascades>, String> {
+    let has_answers = |r: &crate::outcomes::Outcome| {
+        candidates
+            .iter()
+            .filter(|c| r.response(&c.model).is_some())
+            .count()
+            >= 2
+    };
+    if candidates.len() < 3 || !test_rows.iter().any(has_answers) {
+        return Ok(None);
+    }
+    let test_rec: Vec<replay::Recorded> = (0..test.len())
+        .map(|i| {
+            let answers = test_rows
+                .get(i)
+                .map(|r| recorded_answers(r, candidates))
+                .unwrap_or_else(|| vec![None; candidates.len()]);
+            replay::Recorded::new(
+                served[i].iter().map(|s| s.quality).collect(),
+                served[i].iter().map(|s| s.cost).collect(),
+                &answers,
+                how,
+            )
+        })
+        .collect();
+    let mut train_rec: HashMap<String, replay::Recorded> = HashMap::new();
+    if train_files.is_empty() {
+        for (i, r) in test_rec.iter().enumerate() {
+            train_rec.insert(test.ids[i].clone(), r.clone());
+        }
+    } else {
+        let rows = read_all(train_files)?;
+        let wanted: HashSet<&str> = train.ids.iter().map(String::as_str).collect();
+        for row in rows.iter().filter(|r| wanted.contains(r.id.as_str())) {
+            let quality = candidates
+                .iter()
+                .map(|c| row.scores.get(&c.model).copied().unwrap_or(f64::NAN))
+                .collect();
+            let cost = candidates
+                .iter()
+                .map(|c| row.cost(&c.model).unwrap_or(f64::NAN))
+                .collect();
+            let answers = recorded_answers(row, candidates);
+            train_rec.insert(
+                row.id.clone(),
+                replay::Recorded::new(quality, cost, &answers, how),
+            );
+        }
+    }
+    let mut chains = Vec::new();
+    for group in groups {
+        let rows: Vec<&replay::Recorded> = train_rows_of(group)
+            .iter()
+            .filter_map(|&j| train_rec.get(&train.ids[j]))
+            .filter(|r| r.complete())
+            .collect();
+        chains.push(replay::build(&rows, candidates.len()));
+    }
+    let slots = chains.iter().map(Vec::len).max().unwrap_or(0);
+    if slots == 0 || chains.iter().any(Vec::is_empty) {
+        notes.push(
+            "no agreement cascade was replayed: on the training prompts no chain of cheap models adds quality for less than the best model costs alone (or their answers or costs are not recorded)".into(),
+        );
+        return Ok(None);
+    }
+    for c in &mut chains {
+        while c.len() < slots {
+            let last = c[c.len() - 1].clone();
+            c.push(last);
+        }
+    }
+    notes.push(format!(
+        "agreement cascades replayed from the recorded answers ({slots} chains per fold, built on its training prompts) are candidates of the learned layer"
+    ));
+    Ok(Some(Cascades {
+        slots,
+        chains,
+        test: test_rec,
+        train: train_rec,
+        names: candidates.iter().map(|c| c.model.clone()).collect(),
+    }))
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -844,6 +1155,7 @@ fn fold_assignment(ids: &[String], folds: usize, seed: u64) -> Vec<usize> {
 fn choose_on_train(
     train: &Dataset,
     candidates: &[Candidate],
+    is_single: &[bool],
     method: LearnedMethod,
     k: usize,
     kind: BarKind,
@@ -920,6 +1232,7 @@ fn choose_on_train(
         .collect();
     let points = sweep::sweep(&plans, &served, kind, candidates.len() - 1);
     let best = (0..candidates.len())
+        .filter(|&t| is_single.get(t).copied().unwrap_or(true))
         .map(|t| {
             let s: Vec<f64> = served.iter().map(|r| r[t].quality).collect();
             (

@@ -37,6 +37,18 @@ pub fn table(e: &Evaluation) -> String {
             x.name, x.quality, x.standard_error, x.cost_usd
         );
     }
+    for x in &e.cascades {
+        let _ = writeln!(
+            s,
+            "{:<44} {:>8.4} {:>8.4} {:>12.6}   escalated {:.1}%: {}",
+            x.name,
+            x.quality,
+            x.standard_error,
+            x.cost_usd,
+            x.escalated * 100.0,
+            x.chains.join(" | ")
+        );
+    }
     let _ = writeln!(
         s,
         "{:<44} {:>8.4} {:>8} {:>12.6}",

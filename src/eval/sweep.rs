@@ -15,6 +15,10 @@ pub enum Plan {
     Fixed(usize),
     /// Predicted score per tier (cheapest first): the bar decides.
     Learned(Vec<f32>),
+    /// Predicted scores in an order of the candidates of the prompt's own fold (cheapest first
+    /// by that fold's training costs), and the candidate each stands for: when cascades are
+    /// candidates, their cost (and so their rank) is only known on each fold's training data.
+    Ranked(Vec<f32>, Vec<usize>),
 }
 
 /// What serving one prompt on one tier comes to.
@@ -60,6 +64,9 @@ pub fn tier_at(plan: &Plan, bar: f64, kind: BarKind) -> Option<usize> {
     match plan {
         Plan::Fixed(t) => Some(*t),
         Plan::Learned(p) => choose(p, Bar { value: bar, kind }),
+        Plan::Ranked(p, tiers) => {
+            choose(p, Bar { value: bar, kind }).and_then(|t| tiers.get(t).copied())
+        }
     }
 }
 
@@ -77,6 +84,14 @@ pub fn sweep(plans: &[Plan], served: &[Vec<Served>], kind: BarKind, strong: usiz
                 state.push(seg.first().map_or(0, |s| s.1));
                 for w in seg.windows(2) {
                     events.push((w[0].0, i, w[1].1));
+                }
+            }
+            Plan::Ranked(p, tiers) => {
+                let seg = segments(p, kind);
+                let at = |t: usize| tiers.get(t).copied().unwrap_or(0);
+                state.push(seg.first().map_or(0, |s| at(s.1)));
+                for w in seg.windows(2) {
+                    events.push((w[0].0, i, at(w[1].1)));
                 }
             }
         }
@@ -171,11 +186,13 @@ mod tests {
             Plan::Learned(vec![0.2, 0.8]),
             Plan::Fixed(1),
             Plan::Learned(vec![0.7, 0.6]),
+            Plan::Ranked(vec![0.5, 0.9], vec![1, 0]),
         ];
         let table: Vec<Vec<Served>> = vec![
             vec![served(0, 1.0, 1.0), served(1, 1.0, 10.0)],
             vec![served(0, 0.0, 1.0), served(1, 1.0, 10.0)],
             vec![served(0, 0.0, 1.0), served(1, 1.0, 10.0)],
+            vec![served(0, 1.0, 1.0), served(1, 0.0, 10.0)],
             vec![served(0, 1.0, 1.0), served(1, 0.0, 10.0)],
         ];
         for kind in [BarKind::ShareOfBest, BarKind::Score] {
@@ -188,11 +205,12 @@ mod tests {
                     q += table[i][t].quality;
                     c += table[i][t].cost;
                 }
-                assert!((p.quality - q / 4.0).abs() < 1e-12, "{kind:?} {p:?}");
+                assert!((p.quality - q / 5.0).abs() < 1e-12, "{kind:?} {p:?}");
                 assert!((p.cost_usd - c).abs() < 1e-12, "{kind:?} {p:?}");
             }
-            assert_eq!(pts.first().unwrap().strong_share, 0.25);
-            assert_eq!(pts.last().unwrap().strong_share, 0.75);
+            // The ranked plan starts on candidate 1 (its cheapest in its own order) and moves to 0.
+            assert_eq!(pts.first().unwrap().strong_share, 0.4);
+            assert_eq!(pts.last().unwrap().strong_share, 0.6);
         }
     }
 }

@@ -39,6 +39,13 @@ pub fn default_dir() -> Option<PathBuf> {
 /// The cached vectors, when a cache file exists for this key and holds `rows` rows. A missing,
 /// short or foreign file is a miss, never an error.
 pub fn read(dir: &Path, key: u64, rows: usize) -> Option<Vec<Vec<f32>>> {
+    let (flat, dims) = read_flat(dir, key, rows)?;
+    Some(flat.chunks_exact(dims).map(<[f32]>::to_vec).collect())
+}
+
+/// [`read`] as one row-major block and its width: what the learned layer keeps in memory, so a
+/// warm start copies the vectors once instead of once per row.
+pub fn read_flat(dir: &Path, key: u64, rows: usize) -> Option<(Vec<f32>, usize)> {
     let bytes = std::fs::read(path(dir, key)).ok()?;
     let header = bytes.get(..24)?;
     if &header[..8] != MAGIC {
@@ -54,7 +61,26 @@ pub fn read(dir: &Path, key: u64, rows: usize) -> Option<Vec<Vec<f32>>> {
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
-    Some(floats.chunks_exact(dims).map(<[f32]>::to_vec).collect())
+    Some((floats, dims))
+}
+
+/// A cached blob of another kind (`ext`: the trained `linear` weights), or `None`.
+pub fn read_blob(dir: &Path, key: u64, ext: &str) -> Option<Vec<u8>> {
+    std::fs::read(dir.join(format!("learned-{key:016x}.{ext}"))).ok()
+}
+
+/// Writes a blob atomically, like [`write`].
+pub fn write_blob(dir: &Path, key: u64, ext: &str, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let final_path = dir.join(format!("learned-{key:016x}.{ext}"));
+    let tmp = dir.join(format!(
+        "learned-{key:016x}.{}.tmp",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, &final_path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 /// Writes the vectors atomically (a temporary file renamed into place), so a reader never sees

@@ -69,6 +69,19 @@ impl Dataset {
 
     /// Builds the columns from rows already read and embedded (`vectors`, one per row).
     pub fn from_rows(rows: &[Outcome], vectors: Vec<Vec<f32>>) -> Dataset {
+        let dims = vectors.first().map_or(0, Vec::len);
+        let mut flat = Vec::with_capacity(rows.len() * dims);
+        for i in 0..rows.len() {
+            match vectors.get(i) {
+                Some(v) if v.len() == dims => flat.extend_from_slice(v),
+                _ => flat.extend(std::iter::repeat_n(0.0, dims)),
+            }
+        }
+        Dataset::from_flat(rows, flat, dims)
+    }
+
+    /// Builds the columns from rows and their vectors as one row-major block of `dims` each.
+    pub fn from_flat(rows: &[Outcome], vectors: Vec<f32>, dims: usize) -> Dataset {
         let mut models: Vec<String> = rows
             .iter()
             .flat_map(|r| r.scores.keys().cloned())
@@ -82,15 +95,16 @@ impl Dataset {
             .map(|(i, m)| (m.as_str(), i))
             .collect();
         let m = models.len();
-        let dims = vectors.first().map_or(0, Vec::len);
+        let mut vectors = vectors;
+        vectors.resize(rows.len() * dims, 0.0);
         let mut d = Dataset {
             scores: vec![f32::NAN; rows.len() * m],
             costs: vec![f32::NAN; rows.len() * m],
-            vectors: Vec::with_capacity(rows.len() * dims),
+            vectors,
             dims,
             ..Dataset::default()
         };
-        for (i, (r, v)) in rows.iter().zip(vectors).enumerate() {
+        for (i, r) in rows.iter().enumerate() {
             for (name, s) in &r.scores {
                 if let Some(&c) = col.get(name.as_str()) {
                     d.scores[i * m + c] = *s as f32;
@@ -104,11 +118,6 @@ impl Dataset {
             d.lengths.push(length_feature(&prompt));
             d.previews.push(preview(&prompt));
             d.categories.push(r.category.clone());
-            if v.len() == dims {
-                d.vectors.extend_from_slice(&v);
-            } else {
-                d.vectors.extend(std::iter::repeat_n(0.0, dims));
-            }
         }
         d.models = models;
         d
@@ -170,7 +179,8 @@ pub async fn load(
     cache_dir: Option<&Path>,
 ) -> Result<Dataset, String> {
     let mut rows = Vec::new();
-    let mut vectors = Vec::new();
+    let mut vectors: Vec<f32> = Vec::new();
+    let mut dims: Option<usize> = None;
     for path in files {
         let bytes =
             std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
@@ -178,8 +188,8 @@ pub async fn load(
             String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
         let file_rows = outcomes::parse(path, &text).map_err(|e| e.to_string())?;
         let key = cache::key(text.as_bytes(), embedder_id);
-        let cached = cache_dir.and_then(|d| cache::read(d, key, file_rows.len()));
-        let file_vectors = match cached {
+        let cached = cache_dir.and_then(|d| cache::read_flat(d, key, file_rows.len()));
+        let (file_vectors, file_dims) = match cached {
             Some(v) => v,
             None => {
                 let prompts: Vec<String> = file_rows.iter().map(Outcome::prompt).collect();
@@ -194,9 +204,28 @@ pub async fn load(
                         );
                     }
                 }
-                v
+                let width = v.first().map_or(0, Vec::len);
+                let mut flat = Vec::with_capacity(v.len() * width);
+                for x in &v {
+                    if x.len() == width {
+                        flat.extend_from_slice(x);
+                    } else {
+                        flat.extend(std::iter::repeat_n(0.0, width));
+                    }
+                }
+                (flat, width)
             }
         };
+        match dims {
+            Some(d) if d != file_dims && !file_rows.is_empty() => {
+                return Err(format!(
+                    "{}: its prompts embed to {file_dims} numbers, the other files' to {d}",
+                    path.display()
+                ));
+            }
+            None if !file_rows.is_empty() => dims = Some(file_dims),
+            _ => {}
+        }
         rows.extend(file_rows);
         vectors.extend(file_vectors);
     }
@@ -207,7 +236,7 @@ pub async fn load(
             dup.id
         ));
     }
-    Ok(Dataset::from_rows(&rows, vectors))
+    Ok(Dataset::from_flat(&rows, vectors, dims.unwrap_or(0)))
 }
 
 /// Embeds many prompts. The in-process embedders are pure CPU work, so they run on every core;

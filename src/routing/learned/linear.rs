@@ -9,6 +9,7 @@
 use super::data::Dataset;
 
 const MIN_STEPS: usize = 400;
+const MAGIC: &[u8; 8] = b"SWYDLIN1";
 const MAX_EPOCHS: usize = 400;
 
 #[derive(Debug, Clone)]
@@ -21,7 +22,7 @@ pub struct Linear {
     length_scale: f32,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Params {
     pub epochs: usize,
     pub l2: f32,
@@ -146,6 +147,75 @@ impl Linear {
         }
     }
 
+    /// A key for the trained weights: everything training reads (the data's columns, vectors
+    /// and lengths, and the parameters), so a cached model is reused only for the same inputs.
+    pub fn key(data: &Dataset, p: Params) -> u64 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(MAGIC);
+        h.update(format!("{p:?}/{}/{}", data.dims, data.models.join("\u{1}")).as_bytes());
+        let mut buf = Vec::with_capacity(1 << 16);
+        for block in [&data.scores, &data.vectors, &data.lengths] {
+            h.update(&(block.len() as u64).to_le_bytes());
+            for chunk in block.chunks(1 << 14) {
+                buf.clear();
+                buf.extend(chunk.iter().flat_map(|x| x.to_le_bytes()));
+                h.update(&buf);
+            }
+        }
+        h.digest()
+    }
+
+    /// The weights as bytes: `SWYDLIN1`, models, row width, dims (u64 LE), then the length
+    /// mean and scale and every weight (f32 LE).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let width = self.weights.first().map_or(0, Vec::len);
+        let mut out = Vec::with_capacity(40 + self.weights.len() * width * 4);
+        out.extend_from_slice(MAGIC);
+        for v in [self.weights.len(), width, self.dims] {
+            out.extend_from_slice(&(v as u64).to_le_bytes());
+        }
+        out.extend_from_slice(&self.length_mean.to_le_bytes());
+        out.extend_from_slice(&self.length_scale.to_le_bytes());
+        for w in &self.weights {
+            for x in w {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// The weights back from [`to_bytes`](Self::to_bytes); `None` for anything else.
+    pub fn from_bytes(b: &[u8]) -> Option<Linear> {
+        if b.get(..8)? != MAGIC {
+            return None;
+        }
+        let word = |i: usize| -> Option<usize> {
+            let s = b.get(8 + i * 8..16 + i * 8)?;
+            usize::try_from(u64::from_le_bytes(s.try_into().ok()?)).ok()
+        };
+        let (models, width, dims) = (word(0)?, word(1)?, word(2)?);
+        let float = |at: usize| -> Option<f32> {
+            Some(f32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+        };
+        let body = 40;
+        if width != dims + 2 || b.len() != body + models.checked_mul(width)?.checked_mul(4)? {
+            return None;
+        }
+        let weights = (0..models)
+            .map(|m| {
+                (0..width)
+                    .map(|j| float(body + (m * width + j) * 4))
+                    .collect::<Option<Vec<f32>>>()
+            })
+            .collect::<Option<Vec<Vec<f32>>>>()?;
+        Some(Linear {
+            dims,
+            weights,
+            length_mean: float(32)?,
+            length_scale: float(36)?,
+        })
+    }
+
     /// Predicted score per model for an embedded prompt of `length` (see `length_feature`).
     pub fn predict(&self, v: &[f32], length: f32) -> Vec<f32> {
         let d = self.dims;
@@ -159,5 +229,34 @@ impl Linear {
                 sigmoid(crate::embed::cosine(&w[..d], v) + w[d] * x_len + w[d + 1])
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn trained_weights_round_trip_through_bytes() {
+        let data = Dataset {
+            models: vec!["a".into(), "b".into()],
+            ids: vec!["1".into(), "2".into(), "3".into()],
+            previews: vec![String::new(); 3],
+            categories: vec![None; 3],
+            lengths: vec![1.0, 2.0, 3.0],
+            scores: vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0],
+            costs: vec![f32::NAN; 6],
+            vectors: vec![1.0, 0.0, 0.0, 1.0, 0.7, 0.7],
+            dims: 2,
+        };
+        let p = Params::default();
+        let l = Linear::train(&data, p);
+        let back = Linear::from_bytes(&l.to_bytes()).unwrap();
+        assert_eq!(back.predict(&[1.0, 0.0], 1.5), l.predict(&[1.0, 0.0], 1.5));
+        assert!(Linear::from_bytes(&l.to_bytes()[..20]).is_none());
+        let mut other = data.clone();
+        other.scores[0] = 0.0;
+        assert_ne!(Linear::key(&data, p), Linear::key(&other, p));
     }
 }

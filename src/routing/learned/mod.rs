@@ -34,6 +34,8 @@ pub struct Predictor {
     /// `prior`. A request that names its task type (`metadata.task_type`) gets its category's.
     categories: BTreeMap<String, Vec<f32>>,
     linear: Option<linear::Linear>,
+    /// How far `knn` trusts the neighbours over the prior, estimated on the data.
+    shrink: Option<knn::Shrinkage>,
     method: LearnedMethod,
     k: usize,
 }
@@ -59,17 +61,49 @@ pub struct ModelScores {
 
 impl Predictor {
     pub fn train(data: Dataset, method: LearnedMethod, k: usize) -> Predictor {
+        Predictor::train_cached(data, method, k, None)
+    }
+
+    /// [`train`](Self::train), reusing `linear` weights trained on the same inputs before (kept in
+    /// `cache_dir`): training is most of a warm start on large data.
+    pub fn train_cached(
+        data: Dataset,
+        method: LearnedMethod,
+        k: usize,
+        cache_dir: Option<&Path>,
+    ) -> Predictor {
         let prior = knn::model_means(&data);
         let categories = category_means(&data, &prior);
         let linear = match method {
             LearnedMethod::Knn => None,
-            LearnedMethod::Linear => Some(linear::Linear::train(&data, linear::Params::default())),
+            LearnedMethod::Linear => {
+                let params = linear::Params::default();
+                let key = cache_dir.map(|d| (d, linear::Linear::key(&data, params)));
+                let cached = key
+                    .and_then(|(d, k)| cache::read_blob(d, k, "lin"))
+                    .and_then(|b| linear::Linear::from_bytes(&b));
+                Some(cached.unwrap_or_else(|| {
+                    let l = linear::Linear::train(&data, params);
+                    if let Some((d, k)) = key {
+                        if let Err(e) = cache::write_blob(d, k, "lin", &l.to_bytes()) {
+                            tracing::warn!(
+                                "learned layer: cannot cache the trained weights in {}: {e}",
+                                d.display()
+                            );
+                        }
+                    }
+                    l
+                }))
+            }
         };
+        let shrink =
+            (method == LearnedMethod::Knn).then(|| knn::shrinkage(&data, k.max(1), &prior));
         Predictor {
             data,
             prior,
             categories,
             linear,
+            shrink,
             method,
             k: k.max(1),
         }
@@ -110,7 +144,7 @@ impl Predictor {
             Some(l) => l.predict(v, length),
             None => {
                 let k = self.k.min(found.len());
-                knn::predict(&self.data, &found[..k], &self.prior)
+                knn::predict(&self.data, &found[..k], &self.prior, self.shrink.as_ref())
             }
         };
         let scores = match category.and_then(|c| self.categories.get(c)) {
@@ -289,7 +323,7 @@ impl Learned {
             }
         }
         tiers.sort_by(|a, b| a.cost.total_cmp(&b.cost).then_with(|| a.name.cmp(&b.name)));
-        let predictor = Predictor::train(data, cfg.method, cfg.k);
+        let predictor = Predictor::train_cached(data, cfg.method, cfg.k, cache_dir.as_deref());
         Ok(Learned {
             embedder,
             predictor,
