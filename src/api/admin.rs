@@ -82,7 +82,7 @@ async fn describe(gw: &Gateway, m: &Model) -> Value {
         "healthy": matches!(h.status, Status::Healthy | Status::ProbeReady),
         "cooldown_remaining_ms": remaining.map(ms),
         "cooldown_until_unix_ms": until,
-        "last_cooldown_class": h.last_class,
+        "last_cooldown_class": h.last_class.map(crate::providers::ErrorClass::label),
         "last_cooldown_ms": h.last_cooldown.map(ms),
         "cooldowns": h.cooldowns,
         "window": {"calls": h.calls, "failures": h.failures},

@@ -79,7 +79,7 @@ pub fn respond(
                         }
                         None => None,
                     };
-                    let event = st.fail(&e, cooled.map(|c| c.class));
+                    let event = st.fail(&e, cooled.map(|c| c.class.label()));
                     return Some((Ok(event), st));
                 }
                 None => {

@@ -271,7 +271,7 @@ pub async fn report_stream_failure(
         .report(
             deployment,
             CallResult::Failure {
-                class: e.kind.as_str(),
+                class: e.kind.class(),
                 mode: p.cooldown,
                 retry_after: e.retry_after,
             },
@@ -287,17 +287,17 @@ pub async fn report_stream_failure(
 
 fn log_cooldown(deployment: &str, c: &Cooled) {
     let secs = c.duration.as_secs_f64();
-    if c.class == ErrorKind::Auth.as_str() {
+    if c.class == ErrorKind::Auth.class() {
         tracing::error!(
             deployment,
-            class = c.class,
+            class = c.class.label(),
             cooldown_s = secs,
             "the provider rejected switchyard's credentials for this deployment; it is out of rotation until the key is fixed"
         );
     } else {
         tracing::warn!(
             deployment,
-            class = c.class,
+            class = c.class.label(),
             cooldown_s = secs,
             "deployment cooled down"
         );
@@ -410,13 +410,13 @@ where
                     let p = pol.for_kind(e.kind);
                     out.failed(&tier, &m, &e);
                     let result = CallResult::Failure {
-                        class: e.kind.as_str(),
+                        class: e.kind.class(),
                         mode: p.cooldown,
                         retry_after: e.retry_after,
                     };
                     if let Some(c) = ds.store.report(&m.name, result, probe, &pol.breaker).await {
                         log_cooldown(&m.name, &c);
-                        out.cooldowns.push((m.name.clone(), c.class));
+                        out.cooldowns.push((m.name.clone(), c.class.label()));
                     }
                     tried.push(Tried {
                         name: m.name.clone(),

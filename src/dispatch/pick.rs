@@ -10,8 +10,8 @@
 
 use super::balance;
 use super::fit::Estimate;
-use super::policy::Class;
 use super::{Model, Tables};
+use crate::providers::ErrorClass;
 use crate::providers::{ErrorKind, ProviderError};
 use crate::state::{Admission, StateStore};
 use std::sync::Arc;
@@ -48,12 +48,12 @@ pub enum Why {
     },
     /// Its circuit breaker is open after failures of `class`.
     Cooling {
-        class: Option<&'static str>,
+        class: Option<ErrorClass>,
         remaining: Duration,
     },
     /// Its cooldown is over and another request is out as the probe.
     Probing {
-        class: Option<&'static str>,
+        class: Option<ErrorClass>,
         within: Duration,
     },
 }
@@ -85,12 +85,12 @@ impl Why {
             ),
             Why::Cooling { class, remaining } => format!(
                 "is cooling down after {} failures until {}",
-                class.unwrap_or("earlier"),
+                class.map_or("earlier", ErrorClass::label),
                 until(remaining)
             ),
             Why::Probing { class, within } => format!(
                 "finished its cooldown (after {} failures) and one probe request is testing it; the probe decides by {}",
-                class.unwrap_or("earlier"),
+                class.map_or("earlier", ErrorClass::label),
                 until(within)
             ),
         }
@@ -125,9 +125,7 @@ impl Unavailable {
                 Why::Cooling { class, .. } | Why::Probing { class, .. } => class,
                 Why::Rpm { .. } | Why::Tpm { .. } => None,
             };
-            class
-                .and_then(Class::parse)
-                .is_none_or(|c| t.policies.for_class(c).fallback)
+            class.is_none_or(|c| t.policies.for_class(c).fallback)
         })
     }
 
@@ -213,7 +211,7 @@ pub(super) async fn pick(
         let Some(m) = pool.iter().find(|m| m.name == t.name) else {
             continue;
         };
-        if !Class::of(t.kind).retries_elsewhere_only() {
+        if !t.kind.class().retries_elsewhere_only() {
             again.push(m.clone());
         }
     }

@@ -3,87 +3,21 @@
 //! request or a content-policy refusal is returned as it is, because no bigger model fixes it.
 
 use crate::config::{ClassMap, CoolingMode, ReliabilityConfig};
-use crate::providers::ErrorKind;
+use crate::providers::{ErrorClass, ErrorKind};
 use crate::state::Settings;
 use std::time::Duration;
 
-/// The classes a config can set a policy for (connection failures, invalid answers and cut-off
-/// streams count as server errors).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
-    RateLimit,
-    Timeout,
-    ServerError,
-    ContextWindow,
-    ContentPolicy,
-    Authentication,
-    BadRequest,
-    NotFound,
-}
-
-impl Class {
-    pub fn of(kind: ErrorKind) -> Class {
-        match kind {
-            ErrorKind::RateLimit => Class::RateLimit,
-            ErrorKind::Timeout => Class::Timeout,
-            ErrorKind::Server
-            | ErrorKind::Connect
-            | ErrorKind::InvalidResponse
-            | ErrorKind::CutOff => Class::ServerError,
-            ErrorKind::ContextWindow => Class::ContextWindow,
-            ErrorKind::ContentPolicy => Class::ContentPolicy,
-            ErrorKind::Auth => Class::Authentication,
-            ErrorKind::BadRequest => Class::BadRequest,
-            ErrorKind::NotFound => Class::NotFound,
-        }
-    }
-
-    const ALL: [Class; 8] = [
-        Class::RateLimit,
-        Class::Timeout,
-        Class::ServerError,
-        Class::ContextWindow,
-        Class::ContentPolicy,
-        Class::Authentication,
-        Class::BadRequest,
-        Class::NotFound,
-    ];
-
-    /// The class a label names (the labels are [`ErrorKind::as_str`]'s).
-    pub fn parse(label: &str) -> Option<Class> {
-        Class::ALL.into_iter().find(|c| c.label() == label)
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Class::RateLimit => "rate_limit",
-            Class::Timeout => "timeout",
-            Class::ServerError => "server_error",
-            Class::ContextWindow => "context_window",
-            Class::ContentPolicy => "content_policy",
-            Class::Authentication => "authentication",
-            Class::BadRequest => "bad_request",
-            Class::NotFound => "not_found",
-        }
-    }
-
-    /// A failure that belongs to the deployment's configuration (its key, its model id) happens
-    /// again on every call to it: its retry goes to another deployment or nowhere.
-    pub fn retries_elsewhere_only(self) -> bool {
-        matches!(self, Class::Authentication | Class::NotFound)
-    }
-
-    fn pick<T: Clone>(self, m: &ClassMap<T>) -> Option<T> {
-        match self {
-            Class::RateLimit => m.rate_limit.clone(),
-            Class::Timeout => m.timeout.clone(),
-            Class::ServerError => m.server_error.clone(),
-            Class::ContextWindow => m.context_window.clone(),
-            Class::ContentPolicy => m.content_policy.clone(),
-            Class::Authentication => m.authentication.clone(),
-            Class::BadRequest => m.bad_request.clone(),
-            Class::NotFound => m.not_found.clone(),
-        }
+/// The policy a config sets for `class`, if it sets one.
+fn pick<T: Clone>(class: ErrorClass, m: &ClassMap<T>) -> Option<T> {
+    match class {
+        ErrorClass::RateLimit => m.rate_limit.clone(),
+        ErrorClass::Timeout => m.timeout.clone(),
+        ErrorClass::ServerError => m.server_error.clone(),
+        ErrorClass::ContextWindow => m.context_window.clone(),
+        ErrorClass::ContentPolicy => m.content_policy.clone(),
+        ErrorClass::Authentication => m.authentication.clone(),
+        ErrorClass::BadRequest => m.bad_request.clone(),
+        ErrorClass::NotFound => m.not_found.clone(),
     }
 }
 
@@ -96,22 +30,24 @@ pub struct ClassPolicy {
 }
 
 impl ClassPolicy {
-    fn default_for(class: Class, retries: u32) -> ClassPolicy {
+    fn default_for(class: ErrorClass, retries: u32) -> ClassPolicy {
         let p = |retries, fallback, cooldown| ClassPolicy {
             retries,
             fallback,
             cooldown,
         };
         match class {
-            Class::RateLimit | Class::Timeout | Class::ServerError => {
+            ErrorClass::RateLimit | ErrorClass::Timeout | ErrorClass::ServerError => {
                 p(retries, true, CoolingMode::Count)
             }
             // A longer prompt does not get shorter on retry; only a bigger window helps.
-            Class::ContextWindow => p(0, true, CoolingMode::Never),
-            Class::ContentPolicy | Class::BadRequest => p(0, false, CoolingMode::Never),
+            ErrorClass::ContextWindow => p(0, true, CoolingMode::Never),
+            ErrorClass::ContentPolicy | ErrorClass::BadRequest => p(0, false, CoolingMode::Never),
             // Another deployment of the tier has another key or endpoint; a pricier tier would
             // hide a broken credential behind a bigger bill, so no fallback.
-            Class::Authentication | Class::NotFound => p(1, false, CoolingMode::Immediate),
+            ErrorClass::Authentication | ErrorClass::NotFound => {
+                p(1, false, CoolingMode::Immediate)
+            }
         }
     }
 }
@@ -135,14 +71,14 @@ impl Default for Policies {
 
 impl Policies {
     pub fn new(c: &ReliabilityConfig) -> Policies {
-        let by_class = Class::ALL.map(|class| {
+        let by_class = ErrorClass::ALL.map(|class| {
             let mut p = ClassPolicy::default_for(class, c.retries);
-            match class.pick(&c.retry_on) {
+            match pick(class, &c.retry_on) {
                 Some(false) => p.retries = 0,
                 Some(true) if p.retries == 0 => p.retries = c.retries,
                 _ => {}
             }
-            if let Some(o) = class.pick(&c.policies) {
+            if let Some(o) = pick(class, &c.policies) {
                 p.retries = o.retries.unwrap_or(p.retries);
                 p.fallback = o.fallback.unwrap_or(p.fallback);
                 p.cooldown = o.cooldown.unwrap_or(p.cooldown);
@@ -164,11 +100,14 @@ impl Policies {
     }
 
     pub fn for_kind(&self, kind: ErrorKind) -> ClassPolicy {
-        self.for_class(Class::of(kind))
+        self.for_class(kind.class())
     }
 
-    pub fn for_class(&self, class: Class) -> ClassPolicy {
-        let i = Class::ALL.iter().position(|c| *c == class).unwrap_or(0);
+    pub fn for_class(&self, class: ErrorClass) -> ClassPolicy {
+        let i = ErrorClass::ALL
+            .iter()
+            .position(|c| *c == class)
+            .unwrap_or(0);
         self.by_class[i]
     }
 
@@ -235,11 +174,11 @@ mod tests {
             K::BadRequest,
             K::NotFound,
         ] {
-            assert_eq!(Class::of(k).label(), k.as_str(), "{k:?}");
-            assert_eq!(Class::parse(k.as_str()), Some(Class::of(k)));
+            assert_eq!(k.class().label(), k.as_str(), "{k:?}");
+            assert_eq!(ErrorClass::parse(k.as_str()), Some(k.class()));
         }
         assert_eq!(
-            Class::ALL.map(Class::label),
+            ErrorClass::ALL.map(ErrorClass::label),
             crate::providers::CLASSES,
             "the documented classes"
         );

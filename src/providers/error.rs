@@ -45,6 +45,60 @@ pub const CLASSES: [&str; 8] = [
     "not_found",
 ];
 
+/// A failure's class: what it is counted, cooled and configured by. One type for providers (which
+/// classify), policies (which decide by it) and deployment state (which remembers what cooled a
+/// deployment), so no class travels as a string to be parsed back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    RateLimit,
+    Timeout,
+    ServerError,
+    ContextWindow,
+    ContentPolicy,
+    Authentication,
+    BadRequest,
+    NotFound,
+}
+
+impl ErrorClass {
+    pub const ALL: [ErrorClass; 8] = [
+        ErrorClass::RateLimit,
+        ErrorClass::Timeout,
+        ErrorClass::ServerError,
+        ErrorClass::ContextWindow,
+        ErrorClass::ContentPolicy,
+        ErrorClass::Authentication,
+        ErrorClass::BadRequest,
+        ErrorClass::NotFound,
+    ];
+
+    /// The label in metrics, logs, `/admin/deployments` and `reliability.policies`: one of
+    /// [`CLASSES`].
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorClass::RateLimit => "rate_limit",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::ServerError => "server_error",
+            ErrorClass::ContextWindow => "context_window",
+            ErrorClass::ContentPolicy => "content_policy",
+            ErrorClass::Authentication => "authentication",
+            ErrorClass::BadRequest => "bad_request",
+            ErrorClass::NotFound => "not_found",
+        }
+    }
+
+    /// The class a label names.
+    pub fn parse(label: &str) -> Option<ErrorClass> {
+        ErrorClass::ALL.into_iter().find(|c| c.label() == label)
+    }
+
+    /// A failure that belongs to the deployment's configuration (its key, its model id) happens
+    /// again on every call to it: its retry goes to another deployment or nowhere.
+    pub fn retries_elsewhere_only(self) -> bool {
+        matches!(self, ErrorClass::Authentication | ErrorClass::NotFound)
+    }
+}
+
 impl ErrorKind {
     const ALL: [ErrorKind; 11] = [
         ErrorKind::RateLimit,
@@ -60,22 +114,27 @@ impl ErrorKind {
         ErrorKind::NotFound,
     ];
 
-    /// The failure's class, one of [`CLASSES`]: connection failures, invalid answers and cut-off
-    /// streams are server errors (the provider failed to deliver; another deployment may not).
-    pub fn as_str(self) -> &'static str {
+    /// The failure's class: connection failures, invalid answers and cut-off streams are server
+    /// errors (the provider failed to deliver; another deployment may not).
+    pub fn class(self) -> ErrorClass {
         match self {
-            ErrorKind::RateLimit => "rate_limit",
-            ErrorKind::Timeout => "timeout",
+            ErrorKind::RateLimit => ErrorClass::RateLimit,
+            ErrorKind::Timeout => ErrorClass::Timeout,
             ErrorKind::Server
             | ErrorKind::Connect
             | ErrorKind::InvalidResponse
-            | ErrorKind::CutOff => "server_error",
-            ErrorKind::ContextWindow => "context_window",
-            ErrorKind::ContentPolicy => "content_policy",
-            ErrorKind::Auth => "authentication",
-            ErrorKind::BadRequest => "bad_request",
-            ErrorKind::NotFound => "not_found",
+            | ErrorKind::CutOff => ErrorClass::ServerError,
+            ErrorKind::ContextWindow => ErrorClass::ContextWindow,
+            ErrorKind::ContentPolicy => ErrorClass::ContentPolicy,
+            ErrorKind::Auth => ErrorClass::Authentication,
+            ErrorKind::BadRequest => ErrorClass::BadRequest,
+            ErrorKind::NotFound => ErrorClass::NotFound,
         }
+    }
+
+    /// The class's label, one of [`CLASSES`].
+    pub fn as_str(self) -> &'static str {
+        self.class().label()
     }
 
     /// What exactly went wrong, finer than the class: the class itself, or for server errors

@@ -11,7 +11,7 @@ pub mod openai;
 pub mod simulated;
 mod sse;
 
-pub use error::{CLASSES, ErrorKind, ProviderError, retry_after};
+pub use error::{CLASSES, ErrorClass, ErrorKind, ProviderError, retry_after};
 
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::openai::{ChatRequest, Usage};

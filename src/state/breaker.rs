@@ -4,6 +4,7 @@
 
 use super::window::SlidingRate;
 use crate::config::CoolingMode;
+use crate::providers::ErrorClass;
 use std::time::{Duration, Instant};
 
 /// The thresholds, read from `reliability.cooldown` on every call so a reload applies at once.
@@ -44,9 +45,9 @@ pub enum Admission {
     /// Yes, as the single probe after a cooldown: its result closes or reopens the breaker.
     Probe,
     /// Cooling down; try again after this long. The class is the failure that opened the breaker.
-    No(Duration, Option<&'static str>),
+    No(Duration, Option<ErrorClass>),
     /// The cooldown is over but another request is out as the probe; it decides within this long.
-    Probing(Duration, Option<&'static str>),
+    Probing(Duration, Option<ErrorClass>),
 }
 
 /// How one call ended, as far as the deployment's health is concerned.
@@ -54,7 +55,7 @@ pub enum Admission {
 pub enum CallResult {
     Success,
     Failure {
-        class: &'static str,
+        class: ErrorClass,
         mode: CoolingMode,
         /// The provider's `Retry-After`: it cools the deployment for that long, at once.
         retry_after: Option<Duration>,
@@ -64,7 +65,7 @@ pub enum CallResult {
 /// A cooldown this call started.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Cooled {
-    pub class: &'static str,
+    pub class: ErrorClass,
     pub duration: Duration,
 }
 
@@ -85,7 +86,7 @@ pub struct Breaker {
     window: SlidingRate,
     window_len: Duration,
     /// The class that opened the breaker last, shown by `/admin/deployments`.
-    pub last_class: Option<&'static str>,
+    pub last_class: Option<ErrorClass>,
     pub last_cooldown: Option<Duration>,
     pub cooldowns: u64,
 }
@@ -211,7 +212,7 @@ impl Breaker {
         (over_count || over_ratio).then(|| self.open(now, class, s.duration))
     }
 
-    fn open(&mut self, now: Instant, class: &'static str, d: Duration) -> Cooled {
+    fn open(&mut self, now: Instant, class: ErrorClass, d: Duration) -> Cooled {
         self.phase = Phase::Open { until: now + d };
         self.last_class = Some(class);
         self.last_cooldown = Some(d);
@@ -248,7 +249,7 @@ mod tests {
 
     fn fail(mode: CoolingMode) -> CallResult {
         CallResult::Failure {
-            class: "server_error",
+            class: ErrorClass::ServerError,
             mode,
             retry_after: None,
         }
@@ -265,20 +266,20 @@ mod tests {
         assert_eq!(
             cooled,
             Some(Cooled {
-                class: "server_error",
+                class: ErrorClass::ServerError,
                 duration: Duration::from_secs(30)
             })
         );
         assert_eq!(
             b.admit(t + Duration::from_secs(10), &s),
-            Admission::No(Duration::from_secs(20), Some("server_error"))
+            Admission::No(Duration::from_secs(20), Some(ErrorClass::ServerError))
         );
         let later = t + Duration::from_secs(31);
         assert_eq!(b.admit(later, &s), Admission::Probe);
         // While the probe is out, nobody else goes.
         assert!(matches!(
             b.admit(later, &s),
-            Admission::Probing(_, Some("server_error"))
+            Admission::Probing(_, Some(ErrorClass::ServerError))
         ));
         // A failed probe reopens for the full duration.
         assert!(
@@ -300,7 +301,7 @@ mod tests {
         let t = Instant::now();
         let mut b = Breaker::new(t, &s);
         let r = CallResult::Failure {
-            class: "rate_limit",
+            class: ErrorClass::RateLimit,
             mode: CoolingMode::Count,
             retry_after: Some(Duration::from_secs(7)),
         };

@@ -10,6 +10,7 @@ pub mod window;
 
 pub use breaker::{Admission, CallResult, Cooled, Settings, Status};
 
+use crate::providers::ErrorClass;
 use std::time::Duration;
 
 /// Requests and tokens a deployment has taken in the current minute.
@@ -29,7 +30,7 @@ pub struct Health {
     pub calls: u64,
     pub failures: u64,
     pub cooldowns: u64,
-    pub last_class: Option<&'static str>,
+    pub last_class: Option<ErrorClass>,
     pub last_cooldown: Option<Duration>,
     pub usage: MinuteUsage,
 }
