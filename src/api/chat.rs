@@ -201,8 +201,8 @@ fn decorate(
     }
     if let Some(c) = outcome.and_then(|o| o.cascade.as_ref()) {
         let value = match c.reason {
-            Some(r) => format!("{}:{r}", c.outcome),
-            None => c.outcome.to_string(),
+            Some(r) => format!("{}:{}", c.outcome.as_str(), r.as_str()),
+            None => c.outcome.as_str().to_string(),
         };
         set(headers::CASCADE, &value);
     }

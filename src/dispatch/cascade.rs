@@ -39,9 +39,30 @@ pub struct Cascade {
 pub struct Step {
     pub from: Arc<str>,
     pub to: Arc<str>,
-    /// `accepted`, `escalated` or `capped` (should have escalated, but the cap held it back).
-    pub outcome: &'static str,
-    pub reason: Option<&'static str>,
+    pub outcome: StepOutcome,
+    /// What made the cheap answer fall short, when it did.
+    pub reason: Option<EscalateOn>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// The cheap answer was returned.
+    Accepted,
+    /// The request went on to the bigger tier.
+    Escalated,
+    /// It should have escalated, but the escalation-rate cap held it back.
+    Capped,
+}
+
+impl StepOutcome {
+    /// The label in `x-switchyard-cascade` and `switchyard_cascade_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepOutcome::Accepted => "accepted",
+            StepOutcome::Escalated => "escalated",
+            StepOutcome::Capped => "capped",
+        }
+    }
 }
 
 impl Cascade {
@@ -182,12 +203,12 @@ impl Cascade {
             from: self.from.clone(),
             to: self.to.clone(),
             outcome,
-            reason: reason.map(EscalateOn::as_str),
+            reason,
         };
         let Some(reason) = reason else {
             if result.is_ok() {
                 self.record(now, false);
-                out.cascade = Some(step("accepted", None));
+                out.cascade = Some(step(StepOutcome::Accepted, None));
             }
             return (result.map(|r| strip_logprobs(r, add_logprobs)), out);
         };
@@ -201,7 +222,7 @@ impl Cascade {
                     "cascade escalation rate is over max_escalation_rate: keeping cheap answers until it falls"
                 );
             }
-            out.cascade = Some(step("capped", Some(reason)));
+            out.cascade = Some(step(StepOutcome::Capped, Some(reason)));
             return (result.map(|r| strip_logprobs(r, add_logprobs)), out);
         }
         if self.capped.swap(false, Ordering::Relaxed) {
@@ -230,7 +251,7 @@ impl Cascade {
         premium.budget = premium.budget.saturating_sub(out.attempts).max(1);
         let (result, more) = dispatch_chat(t, req, &premium, progress).await;
         out.absorb(more);
-        out.cascade = Some(step("escalated", Some(reason)));
+        out.cascade = Some(step(StepOutcome::Escalated, Some(reason)));
         (result, out)
     }
 

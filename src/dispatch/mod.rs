@@ -66,8 +66,29 @@ pub struct Discarded {
 pub struct Hop {
     pub from: Arc<str>,
     pub to: Arc<str>,
-    /// The error class that forced it, or `cooldown` when no deployment of the tier was admitted.
-    pub reason: &'static str,
+    pub reason: HopReason,
+}
+
+/// Why a request moved to a fallback tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HopReason {
+    /// A call failed with this class, and its policy allows a fallback.
+    Failure(crate::providers::ErrorClass),
+    /// No deployment of the tier was admitted: cooling down after failures.
+    Cooldown,
+    /// No deployment of the tier was admitted: only rpm/tpm limits stood in the way.
+    UsageLimit,
+}
+
+impl HopReason {
+    /// The `reason` label of `switchyard_fallbacks_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HopReason::Failure(c) => c.label(),
+            HopReason::Cooldown => "cooldown",
+            HopReason::UsageLimit => "usage_limit",
+        }
+    }
 }
 
 /// What happened on the way to an answer (or to the final error).
@@ -458,7 +479,7 @@ where
         };
         let reason = match &none {
             Some(n) => n.hop_reason(),
-            None => err.kind.as_str(),
+            None => HopReason::Failure(err.kind.class()),
         };
         out.hops.push(Hop {
             from: tier.clone(),
@@ -495,7 +516,9 @@ fn budget_spent(budget: u32) -> ProviderError {
 /// `cascade:budget->mid` when the cascade escalated, else the decision's own label.
 pub fn route_label(d: &Decision, outcome: Option<&Outcome>) -> String {
     match outcome.and_then(|o| o.cascade.as_ref()) {
-        Some(c) if c.outcome == "escalated" => format!("cascade:{}->{}", c.from, c.to),
+        Some(c) if c.outcome == cascade::StepOutcome::Escalated => {
+            format!("cascade:{}->{}", c.from, c.to)
+        }
         _ => d.to_string(),
     }
 }

@@ -131,11 +131,11 @@ impl Unavailable {
 
     /// The `switchyard_fallbacks_total` reason for a move this caused: `usage_limit` when only
     /// rpm/tpm limits stood in the way, else `cooldown`.
-    pub fn hop_reason(&self) -> &'static str {
+    pub fn hop_reason(&self) -> super::HopReason {
         if !self.out.is_empty() && self.out.iter().all(|(_, w)| w.is_limit()) {
-            "usage_limit"
+            super::HopReason::UsageLimit
         } else {
-            "cooldown"
+            super::HopReason::Cooldown
         }
     }
 

@@ -13,6 +13,7 @@ pub use refused::{Refusal, refused};
 pub use row::{UNKNOWN_TIER, key_suffix};
 pub use sinks::Sinks;
 
+use crate::config::EscalateOn;
 use crate::cost::Cost;
 use crate::dispatch::Model;
 use crate::dispatch::{Outcome, Progress};
@@ -259,7 +260,7 @@ impl Account {
         // hops forced by failures count as fallbacks (they drive the fallback-rate alert).
         for h in &o.hops {
             m.fallbacks
-                .with_label_values(&[&h.from, &h.to, h.reason])
+                .with_label_values(&[&h.from, &h.to, h.reason.as_str()])
                 .inc();
         }
         for (deployment, kind) in &o.retries {
@@ -273,7 +274,12 @@ impl Account {
         self.sinks.fallback_alert(&self.gw, !o.hops.is_empty());
         if let Some(c) = &o.cascade {
             m.cascade
-                .with_label_values(&[&c.from, &c.to, c.outcome, c.reason.unwrap_or("none")])
+                .with_label_values(&[
+                    &*c.from,
+                    &*c.to,
+                    c.outcome.as_str(),
+                    c.reason.map_or("none", EscalateOn::as_str),
+                ])
                 .inc();
         }
     }
