@@ -92,10 +92,15 @@ pub async fn completions(
         };
     }
 
-    let (result, outcome) = match (&gw.cascade, &decision.cascade_to) {
-        (Some(c), Some(_)) => c.chat(&gw.tables, &req, fallback, &progress).await,
-        _ => dispatch::chat(&gw.tables, &req, &plan, &progress).await,
-    };
+    let (result, outcome) = dispatch::answer(
+        &gw.tables,
+        gw.cascade.as_ref(),
+        &decision,
+        &req,
+        &plan,
+        &progress,
+    )
+    .await;
     rec.dispatched(&outcome);
     rec.bill_discarded(&outcome, &req);
     let mut resp = match result {

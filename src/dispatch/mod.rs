@@ -227,6 +227,22 @@ impl Outcome {
     }
 }
 
+/// A non-streaming answer for a routed request: through the cascade when the routing decision
+/// made it cascadable, else a plain walk of the plan. Streams are never cascaded.
+pub async fn answer(
+    t: &Tables,
+    cascade: Option<&cascade::Cascade>,
+    decision: &Decision,
+    req: &ChatRequest,
+    plan: &Plan,
+    progress: &Progress,
+) -> (Result<ChatResponse, ProviderError>, Outcome) {
+    match (cascade, &decision.cascade_to) {
+        (Some(c), Some(_)) => c.chat(t, req, plan.fallback, progress).await,
+        _ => chat(t, req, plan, progress).await,
+    }
+}
+
 /// `progress` learns where the time goes as it goes (see [`Progress`]).
 pub async fn chat(
     t: &Tables,
