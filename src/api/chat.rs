@@ -7,7 +7,6 @@ use super::request_id::RequestId;
 use super::{AppState, request, stream};
 use crate::cost::account::Account;
 use crate::dispatch;
-use crate::dispatch::DEFAULT_STREAM_IDLE_TIMEOUT;
 use crate::routing::Decision;
 use axum::Extension;
 use axum::body::Body;
@@ -70,13 +69,9 @@ pub async fn completions(
             Ok((first, rest)) => {
                 let overhead = rec.overhead();
                 let mut resp = {
-                    let idle = outcome
-                        .served
-                        .as_ref()
-                        .map_or(DEFAULT_STREAM_IDLE_TIMEOUT, |c| c.model.idle_timeout);
                     let wants_usage = req.wants_stream_usage();
                     rec.keep_request(req);
-                    stream::respond(first, rest, wants_usage, idle, gw.clone(), rec)
+                    stream::respond(first, rest, wants_usage, gw.clone(), rec)
                 };
                 decorate(resp.headers_mut(), &decision, Some(&outcome), overhead);
                 resp

@@ -4,9 +4,10 @@
 //! upstream connection and so cancels the generation.
 
 use crate::cost::account::{Account, StreamEnd};
+use crate::dispatch::{Broken, Rest};
 use crate::gateway::Gateway;
 use crate::openai::{ErrorBody, Usage};
-use crate::providers::{ChunkStream, ErrorKind, ProviderError};
+use crate::providers::{ErrorKind, ProviderError};
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
@@ -15,13 +16,11 @@ use http::HeaderValue;
 use serde_json::Value;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 struct State {
     first: Option<Value>,
-    rest: ChunkStream,
+    rest: Rest,
     wants_usage: bool,
-    idle_timeout: Duration,
     /// Kept for the stream's lifetime: it is the config this request started on.
     gw: Arc<Gateway>,
     done: bool,
@@ -32,9 +31,8 @@ const DONE: &[u8] = b"data: [DONE]\n\n";
 
 pub fn respond(
     first: Value,
-    rest: ChunkStream,
+    rest: Rest,
     wants_usage: bool,
-    idle_timeout: Duration,
     gw: Arc<Gateway>,
     rec: Account,
 ) -> Response {
@@ -42,7 +40,6 @@ pub fn respond(
         first: Some(first),
         rest,
         wants_usage,
-        idle_timeout,
         gw,
         done: false,
         rec,
@@ -54,16 +51,7 @@ pub fn respond(
             }
             let item = match st.first.take() {
                 Some(v) => Some(Ok(v)),
-                None => match tokio::time::timeout(st.idle_timeout, st.rest.next()).await {
-                    Ok(item) => item,
-                    Err(_) => Some(Err(ProviderError::new(
-                        ErrorKind::Timeout,
-                        format!(
-                            "the provider sent nothing for {}s",
-                            st.idle_timeout.as_secs_f64()
-                        ),
-                    ))),
-                },
+                None => st.rest.next().await,
             };
             match item {
                 Some(Ok(chunk)) => {
@@ -71,15 +59,9 @@ pub fn respond(
                         return Some((Ok::<Bytes, Infallible>(bytes), st));
                     }
                 }
-                Some(Err(e)) => {
+                Some(Err(Broken { error, cooled })) => {
                     st.done = true;
-                    let cooled = match st.rec.model.clone() {
-                        Some(d) => {
-                            crate::dispatch::report_stream_failure(&st.gw.tables, &d, &e).await
-                        }
-                        None => None,
-                    };
-                    let event = st.fail(&e, cooled.map(|c| c.class.label()));
+                    let event = st.fail(&error, cooled.map(|c| c.class.label()));
                     return Some((Ok(event), st));
                 }
                 None => {

@@ -13,12 +13,14 @@ mod judge;
 mod pick;
 pub mod policy;
 mod progress;
+mod stream;
 mod tables;
 mod verdict;
 
 pub use deployment::{DEFAULT_STREAM_IDLE_TIMEOUT, Model};
 pub use pick::{UNAVAILABLE_CODE, Unavailable, Why};
 pub use progress::Progress;
+pub use stream::{Broken, Rest};
 pub use tables::Tables;
 
 use crate::openai::ChatRequest;
@@ -269,6 +271,28 @@ pub async fn chat_stream(
     req: &ChatRequest,
     plan: &Plan,
     progress: &Progress,
+) -> (Result<(Value, Rest), ProviderError>, Outcome) {
+    let (result, outcome) = first_chunk(t, req, plan, progress).await;
+    let result = match (result, &outcome.served) {
+        (Ok((first, rest)), Some(c)) => Ok((
+            first,
+            stream::watch(rest, c.model.clone(), t.state.clone(), t.policies.clone()),
+        )),
+        (Ok(_), None) => Err(ProviderError::new(
+            ErrorKind::InvalidResponse,
+            "a stream was answered by no deployment",
+        )),
+        (Err(e), _) => Err(e),
+    };
+    (result, outcome)
+}
+
+/// Walks the plan until a deployment sends a stream's first chunk.
+async fn first_chunk(
+    t: &Tables,
+    req: &ChatRequest,
+    plan: &Plan,
+    progress: &Progress,
 ) -> (Result<(Value, ChunkStream), ProviderError>, Outcome) {
     walk(t, req, plan, progress, |m| async move {
         let first = async {
@@ -293,33 +317,6 @@ pub async fn chat_stream(
             })
     })
     .await
-}
-
-/// A stream that broke after its first byte still counts against its deployment's health.
-pub async fn report_stream_failure(
-    t: &Tables,
-    deployment: &Arc<str>,
-    e: &ProviderError,
-) -> Option<Cooled> {
-    let p = t.policies.for_kind(e.kind);
-    let cooled = t
-        .state
-        .store
-        .report(
-            deployment,
-            CallResult::Failure {
-                class: e.kind.class(),
-                mode: p.cooldown,
-                retry_after: e.retry_after,
-            },
-            false,
-            &t.policies.breaker,
-        )
-        .await;
-    if let Some(c) = &cooled {
-        log_cooldown(deployment, c);
-    }
-    cooled
 }
 
 fn log_cooldown(deployment: &str, c: &Cooled) {
