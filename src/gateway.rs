@@ -4,7 +4,7 @@
 use crate::config::{Config, ConfigError, Uses};
 use crate::dispatch::cascade::Cascade;
 use crate::dispatch::policy::Policies;
-use crate::dispatch::{DEFAULT_STREAM_IDLE_TIMEOUT, Model, Tables};
+use crate::dispatch::{DEFAULT_STREAM_IDLE_TIMEOUT, Deployment, Tables};
 use crate::embed::Embedder;
 use crate::providers::Provider;
 use crate::redact::Redactor;
@@ -65,7 +65,7 @@ impl Gateway {
             let (provider, pc) = providers.get(&m.provider.value).ok_or_else(|| {
                 format!("model {}: unknown provider {}", m.name, m.provider.value)
             })?;
-            let model = Model {
+            let model = Deployment {
                 name: m.name.as_str().into(),
                 upstream: m
                     .model

@@ -3,7 +3,7 @@
 //! `switchyard_deployment_healthy` gauge current at every scrape.
 
 use super::AppState;
-use crate::dispatch::Model;
+use crate::dispatch::Deployment;
 use crate::gateway::Gateway;
 use crate::state::Status;
 use axum::Json;
@@ -20,7 +20,7 @@ pub async fn deployments(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "object": "list", "data": list }))
 }
 
-fn sorted(gw: &Gateway) -> Vec<&std::sync::Arc<Model>> {
+fn sorted(gw: &Gateway) -> Vec<&std::sync::Arc<Deployment>> {
     let mut models: Vec<_> = gw.tables.models.values().collect();
     models.sort_by(|a, b| a.name.cmp(&b.name));
     models
@@ -46,7 +46,7 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
-async fn describe(gw: &Gateway, m: &Model) -> Value {
+async fn describe(gw: &Gateway, m: &Deployment) -> Value {
     let h = gw
         .tables
         .state

@@ -22,7 +22,7 @@ pub mod store;
 pub mod tasks;
 
 use crate::config::ConfigError;
-use crate::dispatch::Model;
+use crate::dispatch::Deployment;
 use crate::gateway::Gateway;
 use crate::outcomes::Outcome;
 use std::collections::BTreeMap;
@@ -301,7 +301,11 @@ fn tiers_of(gw: &Gateway) -> BTreeMap<String, Vec<String>> {
 
 /// The models to benchmark: those named, those of the tiers named, or every model of the table,
 /// in the table's order.
-fn select(gw: &Gateway, models: &[String], tiers: &[String]) -> Result<Vec<Arc<Model>>, String> {
+fn select(
+    gw: &Gateway,
+    models: &[String],
+    tiers: &[String],
+) -> Result<Vec<Arc<Deployment>>, String> {
     let all: Vec<&str> = gw.config.models.iter().map(|m| m.name.as_str()).collect();
     let mut wanted: Vec<&str> = Vec::new();
     for name in models {

@@ -11,7 +11,7 @@ use super::score::{self, Score};
 use super::store::Store;
 use super::tasks::{Prompt, Scorer, Task, TaskSet};
 use crate::config::ProviderKind;
-use crate::dispatch::Model;
+use crate::dispatch::Deployment;
 use crate::dispatch::{self, Plan};
 use crate::gateway::Gateway;
 use crate::openai::ChatRequest;
@@ -90,7 +90,7 @@ enum Asked {
 pub struct Runner {
     pub gw: Arc<Gateway>,
     pub tasks: Arc<TaskSet>,
-    pub models: Vec<Arc<Model>>,
+    pub models: Vec<Arc<Deployment>>,
     pub budget: Arc<Budget>,
     pub settings: Settings,
     /// `source` of the rows written.
@@ -101,7 +101,7 @@ pub struct Runner {
     permits: Arc<tokio::sync::Semaphore>,
     /// 0 running, 1 stopped by the budget, 2 interrupted.
     stop: Arc<AtomicU8>,
-    /// Model → when it last answered (or when the run started).
+    /// Deployment → when it last answered (or when the run started).
     answered: std::sync::Mutex<std::collections::HashMap<Arc<str>, Instant>>,
 }
 
@@ -119,7 +119,7 @@ impl Runner {
     pub fn new(
         gw: Arc<Gateway>,
         tasks: Arc<TaskSet>,
-        models: Vec<Arc<Model>>,
+        models: Vec<Arc<Deployment>>,
         budget: Arc<Budget>,
         settings: Settings,
         source: String,
@@ -217,7 +217,7 @@ impl Runner {
         // The feeder starts calls in prompt order, each with a permit; their results come back
         // on the channel as they finish.
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Arc<str>, Done)>();
-        let units: Vec<(usize, Arc<Model>, usize, usize)> = pending
+        let units: Vec<(usize, Arc<Deployment>, usize, usize)> = pending
             .iter()
             .enumerate()
             .flat_map(|(row, p)| {
@@ -347,7 +347,7 @@ impl Runner {
         &self,
         task: &Task,
         prompt: &Prompt,
-        model: &Arc<Model>,
+        model: &Arc<Deployment>,
         permit: Option<OwnedSemaphorePermit>,
     ) -> Done {
         let req = match self.request(task, prompt, model) {
@@ -399,7 +399,12 @@ impl Runner {
 
     /// The request for `prompt` on `model`: the task's parameters, an output cap, and the task
     /// type in `metadata` (simulated models are also told the reference, to play their skill).
-    fn request(&self, task: &Task, prompt: &Prompt, model: &Model) -> Result<ChatRequest, String> {
+    fn request(
+        &self,
+        task: &Task,
+        prompt: &Prompt,
+        model: &Deployment,
+    ) -> Result<ChatRequest, String> {
         let mut body = Map::new();
         body.insert("model".into(), Value::String(model.name.to_string()));
         body.insert("messages".into(), Value::Array(prompt.messages.clone()));
@@ -431,7 +436,7 @@ impl Runner {
     /// The most a call may use: (prompt tokens, output tokens, USD). The prompt is counted with
     /// the o200k tokenizer plus a quarter (other tokenizers count differently) and some framing;
     /// the output is the request's cap.
-    fn worst(&self, model: &Model, req: &ChatRequest) -> (u64, u64, f64) {
+    fn worst(&self, model: &Deployment, req: &ChatRequest) -> (u64, u64, f64) {
         let prompt_tokens = crate::tokens::estimate_prompt(req);
         let prompt_worst = prompt_tokens + prompt_tokens / 4 + 16;
         let output_worst = max_output(req).unwrap_or(self.settings.max_tokens);
@@ -470,7 +475,7 @@ impl Runner {
     /// when its error passes.
     async fn ask(
         &self,
-        model: &Arc<Model>,
+        model: &Arc<Deployment>,
         req: &ChatRequest,
         mut permit: Option<OwnedSemaphorePermit>,
     ) -> Asked {
@@ -689,7 +694,7 @@ fn answer(body: &Value) -> String {
 }
 
 /// The tier a model serves in, for its breaker and balancing labels; its own name otherwise.
-fn tier_of(gw: &Gateway, model: &Model) -> Arc<str> {
+fn tier_of(gw: &Gateway, model: &Deployment) -> Arc<str> {
     gw.tables
         .tiers
         .iter()

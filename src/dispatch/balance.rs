@@ -2,7 +2,7 @@
 //! ranking and takes the first one the circuit breaker and the rpm/tpm limits admit, so every
 //! strategy skips cooled-down and saturated deployments the same way.
 
-use super::Model;
+use super::Deployment;
 use crate::config::Strategy;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -79,11 +79,11 @@ impl Loads {
 /// of its rpm/tpm limits left this minute (1.0 when it has none), for the usage strategy.
 pub fn rank(
     strategy: Strategy,
-    pool: &[Arc<Model>],
+    pool: &[Arc<Deployment>],
     loads: &Loads,
-    headroom: impl Fn(&Model) -> f64,
-) -> Vec<Arc<Model>> {
-    let mut out: Vec<Arc<Model>> = pool.to_vec();
+    headroom: impl Fn(&Deployment) -> f64,
+) -> Vec<Arc<Deployment>> {
+    let mut out: Vec<Arc<Deployment>> = pool.to_vec();
     if out.len() < 2 {
         return out;
     }
@@ -91,7 +91,7 @@ pub fn rank(
         Strategy::Ordered => {}
         Strategy::Weighted => {
             // Weighted random order without replacement: sort by u^(1/w), largest first.
-            let mut keyed: Vec<(f64, Arc<Model>)> = out
+            let mut keyed: Vec<(f64, Arc<Deployment>)> = out
                 .drain(..)
                 .map(|m| {
                     let key = if m.weight > 0.0 {
@@ -111,7 +111,7 @@ pub fn rank(
         }
         Strategy::Latency => {
             fastrand::shuffle(&mut out);
-            let cost = |m: &Arc<Model>| {
+            let cost = |m: &Arc<Deployment>| {
                 let l = loads.get(&m.name);
                 // Untried deployments score 0 and so get tried; load scales the estimate, as a
                 // busy fast deployment is not fast for the next request.
@@ -124,7 +124,7 @@ pub fn rank(
         }
         Strategy::Usage => {
             fastrand::shuffle(&mut out);
-            let mut keyed: Vec<(f64, Arc<Model>)> =
+            let mut keyed: Vec<(f64, Arc<Deployment>)> =
                 out.drain(..).map(|m| (headroom(&m), m)).collect();
             keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
             out = keyed.into_iter().map(|(_, m)| m).collect();
@@ -139,7 +139,7 @@ mod tests {
     use crate::config::Config;
     use crate::gateway::Gateway;
 
-    async fn models(weights: &[f64]) -> Vec<Arc<Model>> {
+    async fn models(weights: &[f64]) -> Vec<Arc<Deployment>> {
         let list: Vec<String> = weights
             .iter()
             .enumerate()

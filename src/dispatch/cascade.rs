@@ -6,8 +6,8 @@
 //! With `agree`, a second cheap model answers the same request in parallel; when the two answers
 //! settle on different things, the cascade escalates. Both calls are billed either way.
 
+use super::{Deployment, Tables};
 use super::{Discarded, Outcome, Plan, Progress, chat as dispatch_chat, judge, verdict};
-use super::{Model, Tables};
 use crate::answers::Compare;
 use crate::config::{AgreementCompare, CascadeConfig, EscalateOn};
 use crate::openai::ChatRequest;
@@ -23,9 +23,9 @@ pub struct Cascade {
     pub to: Arc<str>,
     escalate_on: Vec<EscalateOn>,
     min_mean_logprob: Option<f64>,
-    judge: Option<(Arc<Model>, f64)>,
+    judge: Option<(Arc<Deployment>, f64)>,
     /// The second model asked for `agree`, and how its answer is compared with the cheap one.
-    agreement: Option<(Arc<Model>, Compare)>,
+    agreement: Option<(Arc<Deployment>, Compare)>,
     max_rate: f64,
     min_requests: u64,
     /// Shared with the next config's cascade on reload, so a reload does not reset the cap.
@@ -68,7 +68,7 @@ impl StepOutcome {
 impl Cascade {
     pub fn build(
         cfg: &CascadeConfig,
-        models: &std::collections::HashMap<Arc<str>, Arc<Model>>,
+        models: &std::collections::HashMap<Arc<str>, Arc<Deployment>>,
     ) -> Result<Cascade, String> {
         let judge = match &cfg.judge {
             Some(j) => Some((
@@ -258,7 +258,7 @@ impl Cascade {
     /// The model whose answer the cheap one is checked against, for `agree`. The seam where a
     /// per-request choice (the learned layer's second-cheapest model) plugs in; today the
     /// configured `agreement.model`.
-    fn second_model(&self, _req: &ChatRequest) -> Option<(Arc<Model>, Compare)> {
+    fn second_model(&self, _req: &ChatRequest) -> Option<(Arc<Deployment>, Compare)> {
         self.agreement.clone()
     }
 
@@ -327,7 +327,7 @@ fn bill_second(
 }
 
 /// The tier a model serves in (its cost is counted there), or `fallback` for a model no tier lists.
-fn tier_of(t: &Tables, model: &Model, fallback: &Arc<str>) -> Arc<str> {
+fn tier_of(t: &Tables, model: &Deployment, fallback: &Arc<str>) -> Arc<str> {
     t.tiers
         .iter()
         .find(|(_, models)| models.iter().any(|m| m.name == model.name))

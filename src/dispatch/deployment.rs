@@ -6,7 +6,7 @@ use crate::providers::Provider;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub struct Model {
+pub struct Deployment {
     pub name: Arc<str>,
     /// The id the provider knows the model by.
     pub upstream: String,

@@ -2,7 +2,7 @@
 //! to it (that call would fail after a network round trip and still count against the provider's
 //! rate limit). Tokens are counted only when a cheap upper bound says the prompt might not fit.
 
-use super::Model;
+use super::Deployment;
 use crate::openai::ChatRequest;
 use crate::tokens;
 use serde_json::Value;
@@ -53,7 +53,7 @@ impl<'a> Estimate<'a> {
         tokens::estimate_prompt(self.req)
     }
 
-    pub fn fits(&self, m: &Model) -> bool {
+    pub fn fits(&self, m: &Deployment) -> bool {
         let Some(window) = m.context_window else {
             return true;
         };

@@ -1,6 +1,6 @@
 //! An optional judge: a (cheap) model from the table grades the cheap answer from 1 to 10.
 
-use super::Model;
+use super::Deployment;
 use crate::openai::ChatRequest;
 use crate::providers::{Call, ProviderError};
 use serde_json::json;
@@ -12,7 +12,11 @@ to 10 (excellent) and nothing else.";
 /// Long inputs are cut: the judge needs the gist, and its cost must stay small.
 const MAX_CHARS: usize = 6000;
 
-pub async fn score(judge: &Model, req: &ChatRequest, answer: &str) -> Result<f64, ProviderError> {
+pub async fn score(
+    judge: &Deployment,
+    req: &ChatRequest,
+    answer: &str,
+) -> Result<f64, ProviderError> {
     let question = req
         .last_user_message()
         .map(|m| m.text())

@@ -17,7 +17,7 @@ mod stream;
 mod tables;
 mod verdict;
 
-pub use deployment::{DEFAULT_STREAM_IDLE_TIMEOUT, Model};
+pub use deployment::{DEFAULT_STREAM_IDLE_TIMEOUT, Deployment};
 pub use pick::{UNAVAILABLE_CODE, Unavailable, Why};
 pub use progress::Progress;
 pub use stream::{Broken, Rest};
@@ -46,7 +46,7 @@ pub struct DispatchState {
 #[derive(Clone)]
 pub struct Candidate {
     pub tier: Arc<str>,
-    pub model: Arc<Model>,
+    pub model: Arc<Deployment>,
 }
 
 pub struct Failure {
@@ -58,7 +58,7 @@ pub struct Failure {
 /// An answer that was paid for but not returned: the cheap answer a cascade escalated past.
 pub struct Discarded {
     pub tier: Arc<str>,
-    pub model: Arc<Model>,
+    pub model: Arc<Deployment>,
     /// The provider's usage; `None` when it reported none (the text is then counted instead).
     pub usage: Option<crate::openai::Usage>,
     pub text: String,
@@ -148,7 +148,7 @@ pub struct Plan {
     pub then: Option<Arc<str>>,
     pub fallback: bool,
     /// A model the client named: that deployment or an error, never a substitute.
-    pub pinned: Option<Arc<Model>>,
+    pub pinned: Option<Arc<Deployment>>,
     /// Upstream calls this walk may make.
     pub budget: u32,
 }
@@ -202,7 +202,7 @@ fn chain(t: &Tables, first: &Arc<str>, then: Option<&Arc<str>>) -> Vec<Arc<str>>
     tiers
 }
 
-fn call<'a>(req: &'a ChatRequest, m: &'a Model) -> Call<'a> {
+fn call<'a>(req: &'a ChatRequest, m: &'a Deployment) -> Call<'a> {
     Call {
         request: req,
         model: &m.upstream,
@@ -212,7 +212,7 @@ fn call<'a>(req: &'a ChatRequest, m: &'a Model) -> Call<'a> {
 }
 
 impl Outcome {
-    fn start(&mut self, tier: &Arc<str>, m: &Arc<Model>) {
+    fn start(&mut self, tier: &Arc<str>, m: &Arc<Deployment>) {
         self.attempts += 1;
         self.served = Some(Candidate {
             tier: tier.clone(),
@@ -220,7 +220,7 @@ impl Outcome {
         });
     }
 
-    fn failed(&mut self, tier: &Arc<str>, m: &Model, e: &ProviderError) {
+    fn failed(&mut self, tier: &Arc<str>, m: &Deployment, e: &ProviderError) {
         self.failures.push(Failure {
             tier: tier.clone(),
             model: m.name.clone(),
@@ -349,7 +349,7 @@ async fn walk<T, F, Fut>(
     mut attempt: F,
 ) -> (Result<T, ProviderError>, Outcome)
 where
-    F: FnMut(Arc<Model>) -> Fut,
+    F: FnMut(Arc<Deployment>) -> Fut,
     Fut: std::future::Future<Output = Result<T, ProviderError>>,
 {
     let pol = &t.policies;
@@ -365,11 +365,11 @@ where
     let mut hops = 0u32;
     loop {
         out.walked.push(tier.clone());
-        let pool: Vec<Arc<Model>> = match &plan.pinned {
+        let pool: Vec<Arc<Deployment>> = match &plan.pinned {
             Some(m) => vec![m.clone()],
             None => t.tiers.get(&tier).cloned().unwrap_or_default(),
         };
-        let fitting: Vec<Arc<Model>> = pool.iter().filter(|m| est.fits(m)).cloned().collect();
+        let fitting: Vec<Arc<Deployment>> = pool.iter().filter(|m| est.fits(m)).cloned().collect();
         let can_hop = |hops: u32, visited: &[Arc<str>]| {
             plan.fallback
                 && hops < pol.max_fallbacks
@@ -504,7 +504,7 @@ where
     }
 }
 
-fn too_long(tier: &str, pool: &[Arc<Model>], est: &Estimate<'_>) -> ProviderError {
+fn too_long(tier: &str, pool: &[Arc<Deployment>], est: &Estimate<'_>) -> ProviderError {
     let largest = pool.iter().filter_map(|m| m.context_window).max();
     let mut e = ProviderError::new(
         ErrorKind::ContextWindow,

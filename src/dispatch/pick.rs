@@ -10,7 +10,7 @@
 
 use super::balance;
 use super::fit::Estimate;
-use super::{Model, Tables};
+use super::{Deployment, Tables};
 use crate::providers::ErrorClass;
 use crate::providers::{ErrorKind, ProviderError};
 use crate::state::{Admission, StateStore};
@@ -22,7 +22,7 @@ pub(super) enum Pick {
     /// `probe`: admitted as the single probe after a cooldown. `repeat`: it was tried already in
     /// this tier, so the call waits a backoff first.
     Chosen {
-        model: Arc<Model>,
+        model: Arc<Deployment>,
         probe: bool,
         repeat: bool,
     },
@@ -177,14 +177,14 @@ pub(super) struct Tried {
 pub(super) async fn pick(
     t: &Tables,
     tier: &str,
-    pool: &[Arc<Model>],
+    pool: &[Arc<Deployment>],
     tried: &[Tried],
     est: &Estimate<'_>,
 ) -> Pick {
     let ds = &t.state;
     let strategy = t.strategies.get(tier).copied().unwrap_or_default();
-    let was_tried = |m: &Model| tried.iter().any(|t| t.name == m.name);
-    let untried: Vec<Arc<Model>> = pool.iter().filter(|m| !was_tried(m)).cloned().collect();
+    let was_tried = |m: &Deployment| tried.iter().any(|t| t.name == m.name);
+    let untried: Vec<Arc<Deployment>> = pool.iter().filter(|m| !was_tried(m)).cloned().collect();
     let mut headroom = std::collections::HashMap::new();
     if strategy == crate::config::Strategy::Usage {
         for m in &untried {
@@ -192,16 +192,17 @@ pub(super) async fn pick(
             headroom.insert(m.name.clone(), h);
         }
     }
-    let mut order: Vec<(Arc<Model>, bool)> = balance::rank(strategy, &untried, &ds.loads, |m| {
-        headroom.get(&m.name).copied().unwrap_or(1.0)
-    })
-    .into_iter()
-    .map(|m| (m, false))
-    .collect();
+    let mut order: Vec<(Arc<Deployment>, bool)> =
+        balance::rank(strategy, &untried, &ds.loads, |m| {
+            headroom.get(&m.name).copied().unwrap_or(1.0)
+        })
+        .into_iter()
+        .map(|m| (m, false))
+        .collect();
     let mut out = Unavailable { out: Vec::new() };
     // The last failure of each tried deployment decides whether it may be called again; the
     // deployment whose last try is the oldest goes first, as it has had the most time.
-    let mut again: Vec<Arc<Model>> = Vec::new();
+    let mut again: Vec<Arc<Deployment>> = Vec::new();
     let mut seen: Vec<&Arc<str>> = Vec::new();
     for t in tried.iter().rev() {
         if seen.contains(&&t.name) {
@@ -254,7 +255,7 @@ pub(super) async fn pick(
 }
 
 /// Whether the deployment's rpm/tpm limits leave room for this request this minute.
-async fn over_limit(store: &StateStore, m: &Model, est: &Estimate<'_>) -> Option<Why> {
+async fn over_limit(store: &StateStore, m: &Deployment, est: &Estimate<'_>) -> Option<Why> {
     if m.rpm.is_none() && m.tpm.is_none() {
         return None;
     }
@@ -278,7 +279,7 @@ async fn over_limit(store: &StateStore, m: &Model, est: &Estimate<'_>) -> Option
 }
 
 /// Share of the deployment's rpm/tpm limits left this minute; 1.0 for a deployment without limits.
-async fn usage_headroom(store: &StateStore, m: &Model) -> f64 {
+async fn usage_headroom(store: &StateStore, m: &Deployment) -> f64 {
     if m.rpm.is_none() && m.tpm.is_none() {
         return 1.0;
     }

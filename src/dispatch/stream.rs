@@ -4,7 +4,7 @@
 //! told what broke and whether the deployment was cooled for it.
 
 use super::policy::Policies;
-use super::{DispatchState, Model, log_cooldown};
+use super::{Deployment, DispatchState, log_cooldown};
 use crate::providers::{ChunkStream, ErrorKind, ProviderError};
 use crate::state::{CallResult, Cooled};
 use futures_util::{Stream, StreamExt};
@@ -23,7 +23,7 @@ pub type Rest = Pin<Box<dyn Stream<Item = Result<Value, Broken>> + Send>>;
 
 struct Watch {
     rest: ChunkStream,
-    model: Arc<Model>,
+    model: Arc<Deployment>,
     state: Arc<DispatchState>,
     policies: Policies,
     done: bool,
@@ -32,7 +32,7 @@ struct Watch {
 /// The chunks after the first, each within the deployment's idle timeout; the first error ends it.
 pub(super) fn watch(
     rest: ChunkStream,
-    model: Arc<Model>,
+    model: Arc<Deployment>,
     state: Arc<DispatchState>,
     policies: Policies,
 ) -> Rest {

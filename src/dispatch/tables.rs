@@ -4,16 +4,16 @@
 //! gateway.
 
 use super::DispatchState;
-use super::deployment::Model;
+use super::deployment::Deployment;
 use super::policy::Policies;
 use crate::config::Strategy;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub struct Tables {
-    pub models: HashMap<Arc<str>, Arc<Model>>,
+    pub models: HashMap<Arc<str>, Arc<Deployment>>,
     /// Tier → its deployments, in the order they are tried.
-    pub tiers: BTreeMap<Arc<str>, Vec<Arc<Model>>>,
+    pub tiers: BTreeMap<Arc<str>, Vec<Arc<Deployment>>>,
     pub strategies: HashMap<Arc<str>, Strategy>,
     pub fallbacks: HashMap<String, Vec<Arc<str>>>,
     /// Tier → tiers for prompts too long for it.

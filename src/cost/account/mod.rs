@@ -15,7 +15,7 @@ pub use sinks::Sinks;
 
 use crate::config::EscalateOn;
 use crate::cost::Cost;
-use crate::dispatch::Model;
+use crate::dispatch::Deployment;
 use crate::dispatch::{Outcome, Progress};
 use crate::gateway::Gateway;
 use crate::openai::{ChatRequest, Usage};
@@ -65,7 +65,7 @@ pub struct Account {
 /// One answer paid for but not returned (a cascade's cheap answer that was escalated).
 struct Bill {
     tier: Arc<str>,
-    model: Arc<Model>,
+    model: Arc<Deployment>,
     usage: Usage,
     estimated: bool,
     usd: f64,
