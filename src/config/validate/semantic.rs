@@ -1,0 +1,114 @@
+//! `routing.semantic`: utterances for defined tiers, none empty; thresholds, margin and scoring
+//! in range; then its embedder (`embedder`).
+
+use super::{Checker, embedder, list};
+use crate::config::error::ConfigError;
+use crate::config::schema::{Config, SemanticScoring};
+
+pub(super) fn check(c: &Config, ck: &Checker<'_>) -> Result<(), ConfigError> {
+    let Some(sem) = &c.routing.semantic else {
+        return Ok(());
+    };
+    let loc = |p: &str| format!("routing.semantic.{p}");
+    if sem.scoring == SemanticScoring::Top(0) {
+        return Err(ck.path(
+            loc("scoring.top"),
+            "must be at least 1 (the number of a tier's closest utterances averaged)".into(),
+        ));
+    }
+    if sem.utterances.is_empty() {
+        return Err(ck.path(
+            loc("utterances"),
+            "give at least one tier's utterances".into(),
+        ));
+    }
+    for (tier, texts) in &sem.utterances {
+        if !c.tiers.contains_key(tier) {
+            return Err(ck.path(
+                loc(&format!("utterances.{tier}")),
+                format!("unknown tier `{tier}` (defined: {})", list(c.tiers.keys())),
+            ));
+        }
+        if let Some(j) = texts.iter().position(|u| u.trim().is_empty()) {
+            return Err(ck.path(
+                loc(&format!("utterances.{tier}[{j}]")),
+                "utterances must be non-empty strings".into(),
+            ));
+        }
+        if texts.is_empty() {
+            return Err(ck.path(
+                loc(&format!("utterances.{tier}")),
+                "utterances must be non-empty strings".into(),
+            ));
+        }
+    }
+    for (tier, t) in &sem.thresholds {
+        if !sem.utterances.contains_key(tier) {
+            return Err(ck.path(
+                loc(&format!("thresholds.{tier}")),
+                format!("tier `{tier}` has no utterances"),
+            ));
+        }
+        if !(-1.0..=1.0).contains(t) {
+            return Err(ck.path(
+                loc(&format!("thresholds.{tier}")),
+                format!("{t} is outside -1.0–1.0"),
+            ));
+        }
+    }
+    if !(-1.0..=1.0).contains(&sem.threshold) {
+        return Err(ck.path(
+            loc("threshold"),
+            format!("{} is outside -1.0–1.0", sem.threshold),
+        ));
+    }
+    if !(0.0..=2.0).contains(&sem.margin) {
+        return Err(ck.path(loc("margin"), format!("{} is outside 0.0–2.0", sem.margin)));
+    }
+    embedder::check(c, ck, &sem.embedder, "semantic")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{BASE, fails, passes};
+    use super::check;
+
+    fn semantic(section: &str) -> String {
+        BASE.replace(
+            "{default: t}",
+            &format!("\n  default: t\n  semantic:\n{section}"),
+        )
+    }
+
+    #[test]
+    fn utterances_thresholds_and_embedder() {
+        passes(check, BASE);
+        passes(
+            check,
+            &semantic(
+                "    embedder: {kind: hashed-ngrams}\n    thresholds: {u: 0.5}\n    utterances:\n      u: [write a function]\n",
+            ),
+        );
+        fails(
+            check,
+            &semantic("    utterances:\n      nope: [hello]\n"),
+            "routing.semantic.utterances.nope",
+            8,
+            "unknown tier `nope` (defined: t, u)",
+        );
+        fails(
+            check,
+            &semantic("    thresholds: {t: 0.5}\n    utterances:\n      u: [hello]\n"),
+            "routing.semantic.thresholds.t",
+            7,
+            "tier `t` has no utterances",
+        );
+        fails(
+            check,
+            &semantic("    margin: 3\n    utterances:\n      u: [hello]\n"),
+            "routing.semantic.margin",
+            7,
+            "3 is outside 0.0–2.0",
+        );
+    }
+}
