@@ -58,12 +58,10 @@ async fn a_good_cheap_answer_is_kept() {
         (1, 0)
     );
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_cascade_total{from_tier="budget",outcome="accepted",reason="none",to_tier="premium"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_cascade_total{from_tier="budget",outcome="accepted",reason="none",to_tier="premium"}"#,
+        1.0,
     );
 }
 
@@ -114,19 +112,15 @@ async fn short_answers_escalate_once_and_say_why() {
         );
     }
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_cascade_total{from_tier="budget",outcome="escalated",reason="truncated",to_tier="premium"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_cascade_total{from_tier="budget",outcome="escalated",reason="truncated",to_tier="premium"}"#,
+        1.0,
     );
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_cascade_total{from_tier="budget",outcome="escalated",reason="error",to_tier="premium"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_cascade_total{from_tier="budget",outcome="escalated",reason="error",to_tier="premium"}"#,
+        1.0,
     );
     assert!(
         !text.contains("switchyard_fallbacks_total{"),
@@ -199,12 +193,10 @@ async fn the_cap_keeps_cheap_answers_when_too_many_escalate() {
     );
     assert_eq!(mock.calls_for("strong-up"), 2);
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_cascade_total{from_tier="budget",outcome="capped",reason="truncated",to_tier="premium"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_cascade_total{from_tier="budget",outcome="capped",reason="truncated",to_tier="premium"}"#,
+        1.0,
     );
 }
 
@@ -393,15 +385,13 @@ async fn the_semantic_layer_routes_paraphrases_and_abstains_on_unclear_prompts()
         "rules:tagged"
     );
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_route_decisions_total{layer="semantic",tier="premium"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_route_decisions_total{layer="semantic",tier="premium"}"#,
+        1.0,
     );
     assert!(
-        metric(
+        metric_value(
             &text,
             r#"switchyard_route_decision_seconds_count{layer="semantic"}"#
         ) >= 1.0

@@ -53,18 +53,17 @@ fn postgres_url() -> Option<String> {
 }
 
 async fn wait_counter(what: &str, f: impl Fn() -> u64, want: u64) {
-    let start = std::time::Instant::now();
-    loop {
+    wait_for(what, DEADLINE, || {
         let got = f();
-        if got == want {
-            return;
+        async move {
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!("{got} != {want}"))
+            }
         }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "timed out waiting for {what}: {got} != {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    })
+    .await;
 }
 
 fn meta(prompt: &str, task: &str) -> Value {
@@ -449,19 +448,15 @@ async fn a_failing_sqlite_store_drops_counted_rows_and_never_fails_a_request() {
         .unwrap();
     assert_eq!(r.total.requests, 4);
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_spend_log_dropped_total{reason="write_failed"}"#
-        ),
-        3.0
+    assert_metric(
+        &text,
+        r#"switchyard_spend_log_dropped_total{reason="write_failed"}"#,
+        3.0,
     );
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_requests_total{model="cheap",status="200",tier="budget"}"#
-        ),
-        7.0
+    assert_metric(
+        &text,
+        r#"switchyard_requests_total{model="cheap",status="200",tier="budget"}"#,
+        7.0,
     );
 }
 

@@ -465,13 +465,104 @@ impl Gateway {
 }
 
 /// Value of one sample line in the Prometheus text, e.g. `switchyard_requests_total{model="cheap",status="200",tier="budget"}`.
-pub fn metric(text: &str, series: &str) -> f64 {
+/// `None` when no such line is exposed, so that a misspelled series fails the test instead of
+/// reading as 0.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| {
             l.strip_prefix(series)
                 .and_then(|rest| rest.strip_prefix(' '))
         })
-        .map_or(0.0, |v| v.trim().parse().unwrap())
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("{series}: value {v:?} is not a number: {e}"))
+        })
+}
+
+/// The samples of the family `series` belongs to (its name up to `{`), for failure messages: a
+/// misspelled label shows next to the ones that exist.
+fn family_samples(text: &str, series: &str) -> String {
+    let family = series.split('{').next().unwrap_or(series);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.starts_with(family))
+        .collect();
+    if lines.is_empty() {
+        format!("no sample of {family} is exposed")
+    } else {
+        format!("samples of {family}:\n  {}", lines.join("\n  "))
+    }
+}
+
+/// Value of a series the test expects to be exposed; a missing series fails the test, naming it
+/// and the samples of its family.
+#[track_caller]
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    metric(text, series).unwrap_or_else(|| {
+        panic!(
+            "series not exposed: {series}\n{}",
+            family_samples(text, series)
+        )
+    })
+}
+
+/// Value of a series for which "absent or zero" is the expectation: labelled counters appear on
+/// first use, so one that never moved is not exposed at all. Only for those cases; everywhere else
+/// use [`metric_value`] or [`assert_metric`].
+pub fn metric_or_zero(text: &str, series: &str) -> f64 {
+    metric(text, series).unwrap_or(0.0)
+}
+
+/// Asserts that `series` is exposed with exactly the value `want`.
+#[track_caller]
+pub fn assert_metric(text: &str, series: &str, want: f64) {
+    let got = metric_value(text, series);
+    assert!(
+        got == want,
+        "{series} is {got}, expected {want}\n{}",
+        family_samples(text, series)
+    );
+}
+
+/// Asserts that `series` moved by exactly `delta` between two scrapes. It must be exposed in
+/// `after`; absent in `before` reads as 0 (a labelled counter appears on its first use).
+#[track_caller]
+pub fn assert_metric_delta(before: &str, after: &str, series: &str, delta: f64) {
+    let moved = metric_value(after, series) - metric_or_zero(before, series);
+    assert!(
+        moved == delta,
+        "{series} moved by {moved}, expected {delta}\n{}",
+        family_samples(after, series)
+    );
+}
+
+/// Every sample of the given families (name prefixes such as `switchyard_retries_total{`) whose
+/// value moved between two scrapes, with how much it moved; a sample first exposed in `after`
+/// moved from 0.
+pub fn metric_deltas(
+    before: &str,
+    after: &str,
+    families: &[&str],
+) -> std::collections::BTreeMap<String, f64> {
+    let samples = |text: &str| -> std::collections::BTreeMap<String, f64> {
+        text.lines()
+            .filter(|l| families.iter().any(|f| l.starts_with(f)))
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                Some((series.to_string(), value.parse().ok()?))
+            })
+            .collect()
+    };
+    let before = samples(before);
+    samples(after)
+        .into_iter()
+        .map(|(k, v)| {
+            let d = v - before.get(&k).copied().unwrap_or(0.0);
+            (k, d)
+        })
+        .filter(|(_, d)| *d != 0.0)
+        .collect()
 }
 
 pub fn chat_body(model: &str, prompt: &str) -> Value {
@@ -521,12 +612,93 @@ pub async fn reset_server() -> SocketAddr {
     addr
 }
 
-/// Polls `f` until it returns true or the deadline passes.
-pub async fn eventually(what: &str, deadline: Duration, mut f: impl FnMut() -> bool) {
+/// How often the polling helpers look again.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Polls `f` until it gives `Ok`, and returns that value; once the deadline has passed, gives
+/// back the last `Err` (what was seen instead). The one loop every wait in these tests goes
+/// through: no fixed sleeps standing in for "long enough".
+pub async fn poll_until<T, E, F, Fut>(deadline: Duration, mut f: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
     let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(last) if start.elapsed() >= deadline => return Err(last),
+            Err(_) => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
+/// [`poll_until`] that fails the test at the deadline, saying what it waited for and what it saw
+/// last.
+#[track_caller]
+pub fn wait_for<'a, T, E, F, Fut>(
+    what: &'a str,
+    deadline: Duration,
+    f: F,
+) -> impl std::future::Future<Output = T> + 'a
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut + 'a,
+    Fut: std::future::Future<Output = Result<T, E>> + 'a,
+    T: 'a,
+    E: 'a,
+{
+    let caller = std::panic::Location::caller();
+    async move {
+        poll_until(deadline, f).await.unwrap_or_else(|last| {
+            panic!(
+                "timed out after {deadline:?} waiting for: {what} (at {caller}); last seen: {last}"
+            )
+        })
+    }
+}
+
+/// Polls `f` until it returns true or the deadline passes.
+#[track_caller]
+pub fn eventually<'a>(
+    what: &'a str,
+    deadline: Duration,
+    mut f: impl FnMut() -> bool + 'a,
+) -> impl std::future::Future<Output = ()> + 'a {
+    wait_for(what, deadline, move || {
+        let done = f();
+        async move { if done { Ok(()) } else { Err("not yet") } }
+    })
+}
+
+/// [`eventually`] for a condition that has to be awaited (a scrape, a request).
+#[track_caller]
+pub fn eventually_async<'a, F, Fut>(
+    what: &'a str,
+    deadline: Duration,
+    mut f: F,
+) -> impl std::future::Future<Output = ()> + 'a
+where
+    F: FnMut() -> Fut + 'a,
+    Fut: std::future::Future<Output = bool> + 'a,
+{
+    wait_for(what, deadline, move || {
+        let done = f();
+        async move { if done.await { Ok(()) } else { Err("not yet") } }
+    })
+}
+
+/// [`poll_until`] for code without a runtime (a child process): `None` once the deadline passed.
+pub fn poll_blocking<T>(deadline: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if start.elapsed() >= deadline {
+            return None;
+        }
+        std::thread::sleep(POLL);
     }
 }
 
@@ -606,14 +778,7 @@ impl Binary {
     }
 
     pub fn wait_exit(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
-        let start = Instant::now();
-        while start.elapsed() < deadline {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        poll_blocking(deadline, || self.child.try_wait().ok().flatten())
     }
 }
 
