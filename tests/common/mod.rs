@@ -1,5 +1,7 @@
-//! Test harness: a scriptable OpenAI-compatible upstream on loopback, the gateway started
-//! in-process or as the real binary, and polling helpers (never fixed sleeps).
+//! Test harness: a scriptable upstream on loopback that speaks both wire formats (OpenAI chat
+//! completions, and Anthropic Messages on `…/messages`), the gateway started in-process or as the
+//! real binary, metric lookups that fail on a missing series, and polling helpers (never fixed
+//! sleeps).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use axum::body::{Body, Bytes};
@@ -40,6 +42,12 @@ pub enum Reply {
     },
     /// A non-JSON body with status 200.
     Garbage(&'static str),
+    /// A body sent as it is, with this status and content type (e.g. hand-written SSE events).
+    Raw {
+        status: u16,
+        content_type: &'static str,
+        body: String,
+    },
     /// SSE `data:` events. If `gate` is set, the mock waits for it before sending event `gate_at`.
     Stream {
         events: Vec<String>,
@@ -172,6 +180,64 @@ pub fn completion(model: &str, text: &str) -> Value {
     })
 }
 
+/// An Anthropic Messages answer: one text block, 11 tokens in and 7 out (as [`completion`]).
+pub fn anthropic_message(model: &str, text: &str) -> Value {
+    json!({
+        "id": "msg_mock",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": null,
+        "usage": {"input_tokens": 11, "output_tokens": 7}
+    })
+}
+
+/// A typical Anthropic stream: the same three words as [`stream_events`], then the usage and
+/// `message_stop`.
+pub fn anthropic_stream_events(model: &str) -> Vec<(&'static str, Value)> {
+    let delta = |text: &str| {
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}),
+        )
+    };
+    vec![
+        (
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant",
+                   "content": [], "model": model, "stop_reason": null, "stop_sequence": null,
+                   "usage": {"input_tokens": 11, "output_tokens": 1}}}),
+        ),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        delta("Hello"),
+        delta(" from"),
+        delta(" mock"),
+        (
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        (
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                   "usage": {"output_tokens": 3}}),
+        ),
+        ("message_stop", json!({"type": "message_stop"})),
+    ]
+}
+
+/// Named SSE events (`event:` and `data:` lines), as the Messages API sends them.
+pub fn sse_named(events: &[(&str, Value)]) -> String {
+    events
+        .iter()
+        .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
+        .collect()
+}
+
 pub fn chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
     json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1700000000, "model": model,
            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
@@ -227,6 +293,8 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
     let model = body["model"].as_str().unwrap_or("").to_string();
     let stream = body["stream"] == true;
     let with_usage = body["stream_options"]["include_usage"] == true;
+    // The Messages API is the other wire format this mock speaks; its default answers follow it.
+    let anthropic = path.ends_with("/messages");
     let responder = state.responder.lock().unwrap().clone();
     let chosen = responder.and_then(|f| f(&body));
     let seen = {
@@ -272,6 +340,16 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
         r => r,
     };
     let reply = match reply {
+        Reply::Ok if anthropic && stream => Reply::Raw {
+            status: 200,
+            content_type: "text/event-stream",
+            body: sse_named(&anthropic_stream_events(&model)),
+        },
+        Reply::Ok if anthropic => Reply::Json {
+            status: 200,
+            body: anthropic_message(&model, &format!("answer from {model}")),
+            headers: vec![],
+        },
         Reply::Ok if stream => Reply::Stream {
             events: stream_events(&model, with_usage),
             gate: None,
@@ -298,6 +376,16 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
             resp
         }
         Reply::Garbage(text) => (http::StatusCode::OK, text).into_response(),
+        Reply::Raw {
+            status,
+            content_type,
+            body,
+        } => (
+            http::StatusCode::from_u16(status).unwrap(),
+            [("content-type", content_type)],
+            body,
+        )
+            .into_response(),
         Reply::After(..) => unreachable!("unwrapped above"),
         Reply::Hang => {
             std::future::pending::<()>().await;
