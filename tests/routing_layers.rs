@@ -331,29 +331,21 @@ async fn aliases_run_the_router_and_rules_can_test_them() {
 }
 
 fn semantic_config(upstream: &str) -> String {
-    format!(
-        r#"
-server: {{ listen: "127.0.0.1:0" }}
-providers:
-  up: {{ kind: openai, base_url: "{upstream}" }}
-models:
-  - {{ name: cheap, provider: up, model: cheap-up }}
-  - {{ name: strong, provider: up, model: strong-up }}
-tiers:
-  budget: {{ models: [cheap] }}
-  premium: {{ models: [strong] }}
-routing:
+    base_yaml(
+        upstream,
+        "",
+        r#"routing:
   default: budget
   rules:
-    - {{ name: tagged, when: {{ tags: [vip] }}, tier: premium }}
+    - { name: tagged, when: { tags: [vip] }, tier: premium }
   semantic:
-    embedder: {{ kind: hashed-ngrams }}
+    embedder: { kind: hashed-ngrams }
     threshold: 0.2
     margin: 0.02
     utterances:
       budget: ["summarize this article", "translate this sentence into French"]
       premium: ["prove this theorem rigorously", "analyze the trade-offs between these designs"]
-"#
+"#,
     )
 }
 

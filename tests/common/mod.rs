@@ -465,8 +465,11 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
     }
 }
 
-/// A routing table against the mock: budget (cheap) falls back to premium (strong).
-pub fn config_yaml(upstream: &str, extra_server: &str) -> String {
+/// The table most gateway tests start from: one OpenAI-compatible upstream `up` (the mock),
+/// `cheap` alone in the budget tier and `strong` alone in premium, both priced. `extra_server`
+/// goes under `server:`; `rest` adds the routing and any other section a test is about, so that
+/// each test states only what it changes.
+pub fn base_yaml(upstream: &str, extra_server: &str, rest: &str) -> String {
     format!(
         r#"
 server:
@@ -485,18 +488,27 @@ models:
 tiers:
   budget: {{ models: [cheap] }}
   premium: {{ models: [strong] }}
-routing:
+{rest}"#
+    )
+}
+
+/// The routing of [`config_yaml`]: rules for premium prompts, budget by default, budget falls
+/// back to premium.
+const BASE_ROUTING: &str = r#"routing:
   default: budget
   counterfactual: premium
   rules:
-    - {{ name: reasoning, when: {{ regex: '(?i)\bprove\b' }}, tier: premium }}
-    - {{ name: summarize, when: {{ keywords: [summarize, tldr] }}, tier: budget }}
-    - {{ name: hinted, when: {{ header: {{ name: x-tier-hint, value: premium }} }}, tier: premium }}
-    - {{ name: extraction, when: {{ task_type: [extraction] }}, tier: premium }}
+    - { name: reasoning, when: { regex: '(?i)\bprove\b' }, tier: premium }
+    - { name: summarize, when: { keywords: [summarize, tldr] }, tier: budget }
+    - { name: hinted, when: { header: { name: x-tier-hint, value: premium } }, tier: premium }
+    - { name: extraction, when: { task_type: [extraction] }, tier: premium }
 fallbacks:
   budget: [premium]
-"#
-    )
+"#;
+
+/// A routing table against the mock: budget (cheap) falls back to premium (strong).
+pub fn config_yaml(upstream: &str, extra_server: &str) -> String {
+    base_yaml(upstream, extra_server, BASE_ROUTING)
 }
 
 pub struct Gateway {
