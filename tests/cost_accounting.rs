@@ -302,8 +302,8 @@ async fn a_known_sequence_moves_every_counter_by_exactly_its_share() {
     // so "absent in both scrapes" and "unchanged" are both right.
     let estimated = r#"switchyard_cost_estimated_total{model="cheap",tier="budget"}"#;
     assert_eq!(
-        metric(&after, estimated).unwrap_or(0.0),
-        metric(&before, estimated).unwrap_or(0.0),
+        metric_or_zero(&after, estimated),
+        metric_or_zero(&before, estimated),
         "{estimated}"
     );
     // Four non-streaming budget answers (8 fresh + 3 cached in, 7 out) and the stream (11 in, 3 out).
