@@ -2,105 +2,39 @@
 //! The Anthropic adapter against a mock Messages API on loopback: what the mock received (path,
 //! headers, translated body) and what the adapter made of the answer.
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+mod common;
+
+use common::{Mock, Reply, sse_named};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchyard::config::Config;
 use switchyard::openai::{ChatRequest, Usage};
 use switchyard::providers::{Call, ErrorKind, Provider, ProviderError};
 
-/// One canned answer. `hang` never answers, to exercise the adapter's timeout.
-#[derive(Clone)]
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, &'static str)>,
-    body: String,
-    hang: bool,
-}
-
 fn json_reply(status: u16, body: Value) -> Reply {
-    Reply {
+    Reply::Json {
         status,
-        headers: vec![("content-type", "application/json")],
-        body: body.to_string(),
-        hang: false,
+        body,
+        headers: vec![],
     }
 }
 
 fn sse_reply(events: &[(&str, Value)]) -> Reply {
-    let body: String = events
-        .iter()
-        .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
-        .collect();
-    Reply {
+    Reply::Raw {
         status: 200,
-        headers: vec![("content-type", "text/event-stream")],
-        body,
-        hang: false,
+        content_type: "text/event-stream",
+        body: sse_named(events),
     }
 }
 
-struct Received {
-    path: String,
-    headers: HeaderMap,
-    body: Value,
-}
-
-#[derive(Clone, Default)]
-struct Mock {
-    replies: Arc<Mutex<VecDeque<Reply>>>,
-    received: Arc<Mutex<Vec<Received>>>,
-}
-
-impl Mock {
-    fn received(&self) -> std::sync::MutexGuard<'_, Vec<Received>> {
-        self.received.lock().unwrap()
-    }
-}
-
-async fn handle(State(mock): State<Mock>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    mock.received.lock().unwrap().push(Received {
-        path: uri.path().to_string(),
-        headers,
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-    });
-    let reply = mock.replies.lock().unwrap().pop_front();
-    let Some(reply) = reply else {
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the test queued no reply",
-        )
-            .into_response();
-    };
-    if reply.hang {
-        std::future::pending::<()>().await;
-    }
-    let mut resp = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
-    for (k, v) in reply.headers {
-        resp.headers_mut().insert(k, v.parse().unwrap());
-    }
-    resp
-}
-
-/// Binds first, then spawns, so the provider can connect at once without any waiting.
+/// The shared mock upstream with `replies` queued in order, and the adapter pointed at it.
 async fn start(replies: Vec<Reply>, provider_extra: &str) -> (Provider, Mock) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mock = Mock {
-        replies: Arc::new(Mutex::new(replies.into())),
-        ..Mock::default()
-    };
-    let app = Router::new().fallback(handle).with_state(mock.clone());
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
+    let mock = Mock::start().await;
+    for r in replies {
+        mock.on("*", r);
+    }
+    let addr = mock.addr;
     let yaml = format!(
         "providers:
   claude:
@@ -181,7 +115,7 @@ async fn plain_text() {
     let resp = provider.chat(&call(&req)).await.unwrap();
 
     {
-        let received = mock.received();
+        let received = mock.requests();
         assert_eq!(received.len(), 1);
         let r = &received[0];
         assert_eq!(r.path, "/v1/messages");
@@ -236,7 +170,7 @@ async fn configured_version_and_headers_are_sent() {
     let extra = "    anthropic_version: \"2099-01-01\"\n    headers:\n      anthropic-beta: prompt-caching-2024-07-31";
     let (provider, mock) = start(vec![json_reply(200, answer)], extra).await;
     provider.chat(&call(&hello())).await.unwrap();
-    let received = mock.received();
+    let received = mock.requests();
     assert_eq!(received[0].headers["anthropic-version"], "2099-01-01");
     assert_eq!(
         received[0].headers["anthropic-beta"],
@@ -305,7 +239,7 @@ async fn tools_round_trip() {
     assert_eq!(resp.body["choices"][0]["finish_reason"], "stop");
     assert_eq!(resp.usage.unwrap().prompt_tokens, 360);
 
-    let received = mock.received();
+    let received = mock.requests();
     assert_eq!(received.len(), 2);
     let expected_tools = json!([{
         "name": "get_weather", "description": "Current weather for a city",
@@ -398,7 +332,7 @@ async fn streaming_text_and_tool_call_deltas() {
     let chunks: Vec<Value> = stream.map(|c| c.unwrap()).collect().await;
 
     {
-        let received = mock.received();
+        let received = mock.requests();
         assert_eq!(received[0].path, "/v1/messages");
         assert_eq!(received[0].body["stream"], true);
         assert_eq!(received[0].body["system"], "Be brief.");
@@ -440,8 +374,11 @@ fn assert_error(e: &ProviderError, kind: ErrorKind, status: Option<u16>) {
 #[tokio::test]
 async fn rate_limit_carries_retry_after() {
     let body = json!({"type": "error", "error": {"type": "rate_limit_error", "message": "Number of request tokens has exceeded your per-minute rate limit"}});
-    let mut reply = json_reply(429, body);
-    reply.headers.push(("retry-after", "7"));
+    let reply = Reply::Json {
+        status: 429,
+        body,
+        headers: vec![("retry-after", "7".into())],
+    };
     let (provider, _mock) = start(vec![reply], "").await;
     let e = provider.chat(&call(&hello())).await.unwrap_err();
     assert_error(&e, ErrorKind::RateLimit, Some(429));
@@ -479,11 +416,10 @@ async fn prompt_too_long_is_a_context_window_error() {
 
 #[tokio::test]
 async fn garbage_success_bodies_are_invalid_responses() {
-    let garbage = Reply {
+    let garbage = Reply::Raw {
         status: 200,
-        headers: vec![("content-type", "application/json")],
+        content_type: "application/json",
         body: "<html>oops".into(),
-        hang: false,
     };
     let not_a_message = json_reply(200, json!({"choices": []}));
     let (provider, _mock) = start(vec![garbage, not_a_message], "").await;
@@ -522,18 +458,51 @@ async fn untranslatable_requests_never_reach_the_provider() {
     let e = provider.chat(&call(&req)).await.unwrap_err();
     assert_error(&e, ErrorKind::BadRequest, None);
     assert_eq!(e.param.as_deref(), Some("n"));
-    assert!(mock.received().is_empty());
+    assert!(mock.requests().is_empty());
 }
 
 #[tokio::test]
 async fn stream_that_never_starts_times_out() {
-    let hang = Reply {
-        status: 200,
-        headers: vec![],
-        body: String::new(),
-        hang: true,
-    };
-    let (provider, _mock) = start(vec![hang], "    timeout: 200ms").await;
+    let (provider, _mock) = start(vec![Reply::Hang], "    timeout: 200ms").await;
     let e = provider.chat_stream(&call(&hello())).await.err().unwrap();
     assert_error(&e, ErrorKind::Timeout, None);
+}
+
+/// The shared mock's default answers on the Messages path are in the Messages shape, so a
+/// gateway test can put an Anthropic deployment behind the same mock as an OpenAI one.
+#[tokio::test]
+async fn the_gateway_answers_openai_clients_from_a_messages_upstream() {
+    let mock = Mock::start().await;
+    let yaml = format!(
+        "server: {{ listen: \"127.0.0.1:0\" }}\nproviders:\n  claude: {{ kind: anthropic, base_url: \"http://{}/\", api_key: sk-ant-test-key }}\nmodels:\n  - {{ name: sonnet, provider: claude, model: claude-sonnet-4-5 }}\ntiers:\n  premium: {{ models: [sonnet] }}\nrouting: {{ default: premium }}\n",
+        mock.addr
+    );
+    let gw = common::Gateway::start(&yaml).await;
+    let resp = common::post(&gw, &common::chat_body("auto", "hi")).await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "answer from claude-sonnet-4-5"
+    );
+    assert_eq!(v["usage"]["prompt_tokens"], 11);
+    assert_eq!(v["usage"]["completion_tokens"], 7);
+
+    let mut body = common::chat_body("auto", "hi");
+    body["stream"] = json!(true);
+    let text = common::post(&gw, &body).await.text().await.unwrap();
+    let content: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    assert_eq!(content, "Hello from mock", "{text}");
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    let paths: Vec<String> = mock.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/v1/messages", "/v1/messages"]);
 }

@@ -74,7 +74,7 @@ async fn setup(cascade: &str) -> Setup {
 }
 
 fn cost(text: &str, tier: &str, model: &str) -> f64 {
-    metric(
+    metric_value(
         text,
         &format!(r#"switchyard_cost_usd_total{{model="{model}",tier="{tier}"}}"#),
     )
@@ -127,27 +127,21 @@ async fn agreeing_answers_return_the_first_and_bill_both() {
     let text = s.gw.metrics().await;
     assert!(close(cost(&text, "budget", "cheap"), 9e-6), "{text}");
     assert!(close(cost(&text, "spare", "other"), 90e-6), "{text}");
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_tokens_total{direction="output",model="other",tier="spare"}"#
-        ),
-        2.0
+    assert_metric(
+        &text,
+        r#"switchyard_tokens_total{direction="output",model="other",tier="spare"}"#,
+        2.0,
     );
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_cascade_total{from_tier="budget",outcome="accepted",reason="none",to_tier="premium"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_cascade_total{from_tier="budget",outcome="accepted",reason="none",to_tier="premium"}"#,
+        1.0,
     );
     // Only the answer returned counts as a request served.
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_requests_total{model="cheap",status="200",tier="budget"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_requests_total{model="cheap",status="200",tier="budget"}"#,
+        1.0,
     );
 }
 
@@ -205,12 +199,10 @@ async fn disagreeing_answers_escalate_and_every_call_is_billed() {
     assert!(close(cost(&text, "budget", "cheap"), 9e-6), "{text}");
     assert!(close(cost(&text, "spare", "other"), 90e-6), "{text}");
     assert!(close(cost(&text, "premium", "strong"), 700e-6), "{text}");
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_cascade_total{from_tier="budget",outcome="escalated",reason="agree",to_tier="premium"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_cascade_total{from_tier="budget",outcome="escalated",reason="agree",to_tier="premium"}"#,
+        1.0,
     );
 
     // Numbers are compared as numbers, whatever the wording around them.
@@ -256,12 +248,10 @@ async fn a_failing_second_model_keeps_the_cheap_answer() {
     assert_eq!(header(&resp, "x-switchyard-cost-usd"), "0.0000090000");
     assert_eq!(s.one.calls_for("strong-up"), 0);
     let text = s.gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_provider_errors_total{class="server_error",model="other"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_provider_errors_total{class="server_error",model="other"}"#,
+        1.0,
     );
 }
 
@@ -317,12 +307,10 @@ async fn the_escalation_cap_holds_for_disagreements() {
     assert_eq!(s.one.calls_for("strong-up"), 2);
     assert_eq!(s.two.calls_for("other-up"), 4);
     let text = s.gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_cascade_total{from_tier="budget",outcome="capped",reason="agree",to_tier="premium"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_cascade_total{from_tier="budget",outcome="capped",reason="agree",to_tier="premium"}"#,
+        1.0,
     );
 }
 

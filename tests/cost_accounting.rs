@@ -106,19 +106,15 @@ async fn answers_without_usage_are_estimated_with_the_tokenizer() {
     assert!(close(got, expected), "{got} vs {expected}");
 
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_cost_estimated_total{model="cheap",tier="budget"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_cost_estimated_total{model="cheap",tier="budget"}"#,
+        1.0,
     );
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_tokens_total{direction="input",model="cheap",tier="budget"}"#
-        ),
-        prompt as f64
+    assert_metric(
+        &text,
+        r#"switchyard_tokens_total{direction="input",model="cheap",tier="budget"}"#,
+        prompt as f64,
     );
 }
 
@@ -147,22 +143,20 @@ async fn streamed_usage_is_billed_in_metrics_and_streams_without_usage_are_estim
     )
     .await;
     let text = gw.metrics().await;
-    let cost = metric(
+    let cost = metric_value(
         &text,
         r#"switchyard_cost_usd_total{model="cheap",tier="budget"}"#,
     );
     assert!(close(cost, want), "{cost} vs {want}");
-    let cf = metric(
+    let cf = metric_value(
         &text,
         r#"switchyard_counterfactual_cost_usd_total{tier="budget"}"#,
     );
     assert!(close(cf, want_cf), "{cf} vs {want_cf}");
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_time_to_first_token_seconds_count{model="cheap",tier="budget"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_time_to_first_token_seconds_count{model="cheap",tier="budget"}"#,
+        1.0,
     );
 
     // A provider that sends no usage in its stream: the streamed text is counted instead.
@@ -182,17 +176,15 @@ async fn streamed_usage_is_billed_in_metrics_and_streams_without_usage_are_estim
     )
     .await;
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_cost_estimated_total{model="cheap",tier="budget"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_cost_estimated_total{model="cheap",tier="budget"}"#,
+        1.0,
     );
     let prompt = 3 + 4 + tokens::count("hello");
     let completion = tokens::count("Hello from mock");
     let second = (prompt as f64 * 0.15 + completion as f64 * 0.6) / 1e6;
-    let cost = metric(
+    let cost = metric_value(
         &text,
         r#"switchyard_cost_usd_total{model="cheap",tier="budget"}"#,
     );
@@ -232,7 +224,7 @@ async fn a_known_sequence_moves_every_counter_by_exactly_its_share() {
     )
     .await;
     let after = gw.metrics().await;
-    let delta = |series: &str| metric(&after, series) - metric(&before, series);
+    let delta = |series: &str| metric_value(&after, series) - metric_or_zero(&before, series);
 
     let cases: &[(&str, f64)] = &[
         (
@@ -302,14 +294,18 @@ async fn a_known_sequence_moves_every_counter_by_exactly_its_share() {
         ),
         (r#"switchyard_gateway_overhead_seconds_count"#, 7.0),
         (r#"switchyard_in_flight_requests"#, 0.0),
-        (
-            r#"switchyard_cost_estimated_total{model="cheap",tier="budget"}"#,
-            0.0,
-        ),
     ];
     for (series, want) in cases {
-        assert_eq!(delta(series), *want, "{series}");
+        assert_metric_delta(&before, &after, series, *want);
     }
+    // Every answer reported its usage: nothing was estimated. The series appears on first use,
+    // so "absent in both scrapes" and "unchanged" are both right.
+    let estimated = r#"switchyard_cost_estimated_total{model="cheap",tier="budget"}"#;
+    assert_eq!(
+        metric_or_zero(&after, estimated),
+        metric_or_zero(&before, estimated),
+        "{estimated}"
+    );
     // Four non-streaming budget answers (8 fresh + 3 cached in, 7 out) and the stream (11 in, 3 out).
     let budget = 4.0 * 5.625e-6 + (11.0 * 0.15 + 3.0 * 0.6) / 1e6;
     let budget_cf = 4.0 * 160e-6 + (11.0 * 5.0 + 3.0 * 15.0) / 1e6;
@@ -363,24 +359,22 @@ async fn a_cascade_bills_the_cheap_answer_it_discarded() {
     );
     let text = gw.metrics().await;
     assert!(close(
-        metric(
+        metric_value(
             &text,
             r#"switchyard_cost_usd_total{model="cheap",tier="budget"}"#
         ),
         0.000005625
     ));
     assert!(close(
-        metric(
+        metric_value(
             &text,
             r#"switchyard_cost_usd_total{model="strong",tier="premium"}"#
         ),
         0.00016
     ));
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_tokens_total{direction="output",model="cheap",tier="budget"}"#
-        ),
-        7.0
+    assert_metric(
+        &text,
+        r#"switchyard_tokens_total{direction="output",model="cheap",tier="budget"}"#,
+        7.0,
     );
 }

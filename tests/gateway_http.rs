@@ -85,12 +85,10 @@ async fn routes_answer_with_and_without_v1_prefix() {
             .starts_with("text/plain")
     );
     let text = metrics.text().await.unwrap();
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_requests_total{model="cheap",status="200",tier="budget"}"#
-        ),
-        2.0
+    assert_metric(
+        &text,
+        r#"switchyard_requests_total{model="cheap",status="200",tier="budget"}"#,
+        2.0,
     );
 
     let unknown = reqwest::get(gw.url("/v2/whatever")).await.unwrap();
@@ -215,19 +213,15 @@ async fn rules_on_header_and_task_type_metadata() {
         "default"
     );
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_route_decisions_total{layer="rules",tier="premium"}"#
-        ),
-        3.0
+    assert_metric(
+        &text,
+        r#"switchyard_route_decisions_total{layer="rules",tier="premium"}"#,
+        3.0,
     );
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_route_decisions_total{layer="default",tier="budget"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_route_decisions_total{layer="default",tier="budget"}"#,
+        1.0,
     );
 }
 
@@ -414,12 +408,10 @@ async fn bad_input_gets_openai_shaped_4xx() {
         "no bad request may reach the upstream"
     );
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_requests_total{model="none",status="400",tier="none"}"#
-        ),
-        7.0
+    assert_metric(
+        &text,
+        r#"switchyard_requests_total{model="none",status="400",tier="none"}"#,
+        7.0,
     );
 }
 
@@ -547,12 +539,10 @@ async fn provider_errors_map_to_matching_status_and_never_leak_the_key() {
     assert_eq!(post(&gw, &chat_body("premium", "hi")).await.status(), 502);
     let text = gw.metrics().await;
     assert!(!text.contains(PROVIDER_KEY));
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_provider_errors_total{class="authentication",model="strong"}"#
-        ),
-        2.0
+    assert_metric(
+        &text,
+        r#"switchyard_provider_errors_total{class="authentication",model="strong"}"#,
+        2.0,
     );
 }
 
@@ -613,19 +603,15 @@ async fn retryable_failures_fall_back_to_the_next_tier_and_client_errors_do_not(
     );
 
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_fallbacks_total{from_tier="budget",reason="server_error",to_tier="premium"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_fallbacks_total{from_tier="budget",reason="server_error",to_tier="premium"}"#,
+        1.0,
     );
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_requests_total{model="strong",status="200",tier="premium"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_requests_total{model="strong",status="200",tier="premium"}"#,
+        1.0,
     );
 }
 
@@ -783,4 +769,45 @@ routing: { default: t }
     assert_eq!(body["choices"][0]["finish_reason"], "length");
     let resp = post(&gw, &chat_body("bad", "x")).await;
     assert_eq!(resp.status(), 503);
+}
+
+/// The metric helpers themselves: a series that is not exposed (a misspelled name or label) is
+/// a failure, never a silent 0.
+#[tokio::test]
+async fn a_misspelled_series_fails_instead_of_reading_as_zero() {
+    let (mock, gw) = setup().await;
+    post(&gw, &chat_body("auto", "hello")).await;
+    let text = gw.metrics().await;
+    let real = r#"switchyard_requests_total{model="cheap",status="200",tier="budget"}"#;
+    assert_eq!(metric(&text, real), Some(1.0));
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_request_total{model="cheap",status="200",tier="budget"}"#
+        ),
+        None
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_requests_total{model="cheap",status="200",tier="budgte"}"#
+        ),
+        None
+    );
+    let misspelled = std::panic::catch_unwind(|| {
+        assert_metric(
+            &text,
+            r#"switchyard_requests_total{model="cheap",status="200",tier="budgte"}"#,
+            0.0,
+        )
+    });
+    assert!(misspelled.is_err(), "an absent series passed as 0");
+    let wrong = std::panic::catch_unwind(|| assert_metric(&text, real, 2.0));
+    assert!(wrong.is_err(), "a wrong value passed");
+    let absent_before = std::panic::catch_unwind(|| assert_metric_delta("", &text, real, 1.0));
+    assert!(
+        absent_before.is_ok(),
+        "a series first exposed after moved from 0"
+    );
+    assert_eq!(mock.calls(), 1);
 }

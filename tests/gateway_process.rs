@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_switchyard"))
@@ -20,14 +20,12 @@ fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf 
 }
 
 async fn wait_exit(b: &mut Binary, deadline: Duration) -> Option<std::process::ExitStatus> {
-    let start = Instant::now();
-    while start.elapsed() < deadline {
-        if let Ok(Some(s)) = b.child.try_wait() {
-            return Some(s);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    None
+    poll_until(deadline, || {
+        let exited = b.child.try_wait().ok().flatten();
+        async move { exited.ok_or(()) }
+    })
+    .await
+    .ok()
 }
 
 async fn route_of(b: &Binary, prompt: &str) -> String {
@@ -358,14 +356,19 @@ async fn sighup_reloads_a_valid_file_and_keeps_serving_on_an_invalid_one() {
     )
     .unwrap();
     b.signal("HUP");
-    let start = Instant::now();
-    while route_of(&b, "please summarize").await != "premium" {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "reload did not take effect"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(
+        "the reload to take effect",
+        Duration::from_secs(10),
+        || async {
+            let tier = route_of(&b, "please summarize").await;
+            if tier == "premium" {
+                Ok(())
+            } else {
+                Err(format!("routed to {tier}"))
+            }
+        },
+    )
+    .await;
     gate.notify_one();
     let streamed = in_flight.await.unwrap();
     assert!(
@@ -396,14 +399,12 @@ async fn sighup_reloads_a_valid_file_and_keeps_serving_on_an_invalid_one() {
         "{first_line}"
     );
     b.signal("HUP");
-    let start = Instant::now();
-    while !b.log_contains(&first_line) {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no rejection logged; expected {first_line}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        &format!("the rejection logged: {first_line}"),
+        Duration::from_secs(10),
+        || b.log_contains(&first_line),
+    )
+    .await;
     assert!(b.log_contains("config reload rejected"));
     assert_eq!(route_of(&b, "please summarize").await, "premium");
     let metrics = reqwest::get(b.url("/metrics"))
@@ -412,19 +413,15 @@ async fn sighup_reloads_a_valid_file_and_keeps_serving_on_an_invalid_one() {
         .text()
         .await
         .unwrap();
-    assert_eq!(
-        metric(
-            &metrics,
-            r#"switchyard_config_reloads_total{result="success"}"#
-        ),
-        1.0
+    assert_metric(
+        &metrics,
+        r#"switchyard_config_reloads_total{result="success"}"#,
+        1.0,
     );
-    assert_eq!(
-        metric(
-            &metrics,
-            r#"switchyard_config_reloads_total{result="failure"}"#
-        ),
-        1.0
+    assert_metric(
+        &metrics,
+        r#"switchyard_config_reloads_total{result="failure"}"#,
+        1.0,
     );
 }
 
@@ -437,14 +434,19 @@ async fn watch_reloads_when_the_file_changes() {
     // Write a new file and rename it over the old one, as editors do.
     let tmp = write(&dir, "gw.yaml.tmp", &sim_config("premium"));
     std::fs::rename(&tmp, &path).unwrap();
-    let start = Instant::now();
-    while route_of(&b, "summarize it").await != "premium" {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "file change did not reload"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(
+        "the file change to reload",
+        Duration::from_secs(10),
+        || async {
+            let tier = route_of(&b, "summarize it").await;
+            if tier == "premium" {
+                Ok(())
+            } else {
+                Err(format!("routed to {tier}"))
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -457,14 +459,10 @@ async fn sigterm_drains_in_flight_streams_then_exits() {
     let in_flight = spawn_stream(b.url("/v1/chat/completions"), "hi");
     mock.state.stream_started.notified().await;
     b.signal("TERM");
-    let start = Instant::now();
-    while !b.log_contains("draining") {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "shutdown did not begin"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("shutdown to begin", Duration::from_secs(10), || {
+        b.log_contains("draining")
+    })
+    .await;
     // Still running: the stream holds it open. The listener stays open so that orchestrators see
     // readiness turn 503; new work is turned away with a 503 that clients retry elsewhere.
     assert!(b.child.try_wait().unwrap().is_none());
@@ -544,24 +542,21 @@ async fn json_logs_carry_the_request_and_never_the_provider_key() {
     // The provider rejected the gateway's key: a 502 (the client's own key was fine).
     assert_eq!(resp.status(), 502);
     assert!(!resp.text().await.unwrap().contains(PROVIDER_KEY));
-    let start = Instant::now();
-    let line = loop {
-        let found = b
-            .lines
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|l| l.contains("log-test-1"))
-            .cloned();
-        if let Some(l) = found {
-            break l;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no log line for the request"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let line = wait_for(
+        "a log line for the request",
+        Duration::from_secs(10),
+        || {
+            let found = b
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains("log-test-1"))
+                .cloned();
+            async move { found.ok_or("none yet") }
+        },
+    )
+    .await;
     let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
     assert_eq!(v["request_id"], "log-test-1");
     assert_eq!(v["status"], 502);
@@ -582,8 +577,8 @@ async fn json_logs_carry_the_request_and_never_the_provider_key() {
 /// The JSON log line of the request with this id, once it is written.
 async fn log_line(b: &Binary, request_id: &str) -> Value {
     let needle = format!("\"request_id\":\"{request_id}\"");
-    let start = Instant::now();
-    loop {
+    let what = format!("a log line for {request_id}");
+    let l = wait_for(&what, Duration::from_secs(10), || {
         let found = b
             .lines
             .lock()
@@ -591,15 +586,10 @@ async fn log_line(b: &Binary, request_id: &str) -> Value {
             .iter()
             .find(|l| l.contains(&needle) && l.contains("chat completion"))
             .cloned();
-        if let Some(l) = found {
-            return serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no log line for {request_id}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        async move { found.ok_or("none yet") }
+    })
+    .await;
+    serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

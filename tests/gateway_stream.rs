@@ -68,26 +68,20 @@ async fn streams_chunks_with_headers_and_done() {
     assert_eq!(got.body["stream"], true);
     assert_eq!(got.body["stream_options"]["include_usage"], true);
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_tokens_total{direction="output",model="cheap",tier="budget"}"#
-        ),
-        3.0
+    assert_metric(
+        &text,
+        r#"switchyard_tokens_total{direction="output",model="cheap",tier="budget"}"#,
+        3.0,
     );
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_tokens_total{direction="input",model="cheap",tier="budget"}"#
-        ),
-        11.0
+    assert_metric(
+        &text,
+        r#"switchyard_tokens_total{direction="input",model="cheap",tier="budget"}"#,
+        11.0,
     );
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_requests_total{model="cheap",status="200",tier="budget"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_requests_total{model="cheap",status="200",tier="budget"}"#,
+        1.0,
     );
 }
 
@@ -160,12 +154,10 @@ async fn a_client_that_disconnects_cancels_the_upstream_stream() {
     )
     .await;
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_requests_total{model="cheap",status="499",tier="budget"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_requests_total{model="cheap",status="499",tier="budget"}"#,
+        1.0,
     );
 }
 
@@ -236,19 +228,15 @@ async fn failure_after_bytes_were_sent_ends_with_an_error_event() {
         "a broken stream must not look complete"
     );
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_requests_total{model="strong",status="502",tier="premium"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_requests_total{model="strong",status="502",tier="premium"}"#,
+        1.0,
     );
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_stream_errors_total{class="server_error",model="strong",reason="invalid_response"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_stream_errors_total{class="server_error",model="strong",reason="invalid_response"}"#,
+        1.0,
     );
 }
 
@@ -389,12 +377,10 @@ async fn a_stream_that_never_starts_times_out_and_falls_back() {
     assert_eq!(resp.headers()["x-switchyard-tier"], "premium");
     assert_eq!(content(&read_events(resp).await), "Hello from mock");
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_fallbacks_total{from_tier="budget",reason="timeout",to_tier="premium"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_fallbacks_total{from_tier="budget",reason="timeout",to_tier="premium"}"#,
+        1.0,
     );
 }
 
@@ -426,19 +412,15 @@ async fn a_stream_that_stalls_midway_ends_with_a_timeout_event() {
     )
     .await;
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_requests_total{model="strong",status="504",tier="premium"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_requests_total{model="strong",status="504",tier="premium"}"#,
+        1.0,
     );
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_stream_errors_total{class="timeout",model="strong",reason="timeout"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_stream_errors_total{class="timeout",model="strong",reason="timeout"}"#,
+        1.0,
     );
 }
 
@@ -496,25 +478,26 @@ async fn a_stream_that_ends_cleanly_before_its_final_chunk_is_a_cut_off_answer()
         .unwrap();
     assert_eq!(strong["window"]["failures"], 1, "{strong}");
     let text = gw.metrics().await;
-    let m = |s: &str| metric(&text, s);
-    assert_eq!(
-        m(
-            r#"switchyard_stream_errors_total{class="server_error",model="strong",reason="cut_off"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_stream_errors_total{class="server_error",model="strong",reason="cut_off"}"#,
+        1.0,
     );
-    assert_eq!(
-        m(r#"switchyard_provider_errors_total{class="server_error",model="strong"}"#),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_provider_errors_total{class="server_error",model="strong"}"#,
+        1.0,
     );
-    assert_eq!(
-        m(r#"switchyard_requests_total{model="strong",status="502",tier="premium"}"#),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_requests_total{model="strong",status="502",tier="premium"}"#,
+        1.0,
     );
     // No usage arrived: the streamed text is billed, marked estimated.
-    assert_eq!(
-        m(r#"switchyard_cost_estimated_total{model="strong",tier="premium"}"#),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_cost_estimated_total{model="strong",tier="premium"}"#,
+        1.0,
     );
 }
 
@@ -529,12 +512,10 @@ async fn a_final_finish_reason_is_enough_unless_the_provider_requires_done() {
     assert_eq!(content(&events), "Hello from mock");
     assert_eq!(events.last().unwrap(), "[DONE]");
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_requests_total{model="strong",status="200",tier="premium"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_requests_total{model="strong",status="200",tier="premium"}"#,
+        1.0,
     );
     assert!(!text.contains("switchyard_stream_errors_total{"), "{text}");
 
@@ -551,12 +532,10 @@ async fn a_final_finish_reason_is_enough_unless_the_provider_requires_done() {
     let events = read_events(post(&gw, &stream_body("premium", None)).await).await;
     assert_eq!(events.last().unwrap(), "[DONE]");
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_stream_errors_total{class="server_error",model="strong",reason="cut_off"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_stream_errors_total{class="server_error",model="strong",reason="cut_off"}"#,
+        1.0,
     );
 
     // `stream_end: eof`: any clean end is complete (for servers that send neither marker);
@@ -595,12 +574,10 @@ async fn a_stream_that_ends_before_its_first_chunk_falls_back() {
     assert_eq!(content(&events), "Hello from mock");
     assert_eq!(events.last().unwrap(), "[DONE]");
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_fallbacks_total{from_tier="budget",reason="server_error",to_tier="premium"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_fallbacks_total{from_tier="budget",reason="server_error",to_tier="premium"}"#,
+        1.0,
     );
     assert!(!text.contains("switchyard_stream_errors_total{"));
 }

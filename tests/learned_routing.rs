@@ -112,13 +112,10 @@ async fn neighbours_that_succeed_cheaply_keep_a_request_cheap_and_failures_send_
     );
     let m = gw.metrics().await;
     for tier in ["budget", "premium"] {
-        assert_eq!(
-            metric(
-                &m,
-                &format!(r#"switchyard_route_decisions_total{{layer="learned",tier="{tier}"}}"#)
-            ),
+        assert_metric(
+            &m,
+            &format!(r#"switchyard_route_decisions_total{{layer="learned",tier="{tier}"}}"#),
             1.0,
-            "{m}"
         );
     }
 }
@@ -155,18 +152,22 @@ async fn a_reload_with_new_outcomes_changes_the_decision() {
     // Now the cheap model is recorded failing translations: the same request goes up.
     std::fs::write(&file, outcomes(0.0, 0.0)).unwrap();
     bin.signal("HUP");
-    let start = std::time::Instant::now();
-    loop {
-        if ask("Translate 'good night' into Spanish").await == "premium" {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the reload did not change the decision; log: {:?}",
-            bin.lines.lock().unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(
+        "the reload to change the decision",
+        Duration::from_secs(20),
+        || async {
+            let tier = ask("Translate 'good night' into Spanish").await;
+            if tier == "premium" {
+                Ok(())
+            } else {
+                Err(format!(
+                    "routed to {tier}; log: {:?}",
+                    bin.lines.lock().unwrap()
+                ))
+            }
+        },
+    )
+    .await;
     assert!(bin.log_contains("config reloaded"));
 }
 

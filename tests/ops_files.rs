@@ -243,30 +243,22 @@ impl Exposed {
 }
 
 fn cascade_config(upstream: &str) -> String {
-    format!(
-        r#"
-server: {{ listen: "127.0.0.1:0", drain_timeout: 5s }}
-providers:
-  up: {{ kind: openai, base_url: "{upstream}", api_key: "{PROVIDER_KEY}" }}
-models:
-  - {{ name: cheap, provider: up, model: cheap-up, price: {{ input: 0.15, output: 0.6 }} }}
-  - {{ name: strong, provider: up, model: strong-up, price: {{ input: 5, output: 15 }} }}
-tiers:
-  budget: {{ models: [cheap] }}
-  premium: {{ models: [strong] }}
-routing:
+    base_yaml(
+        upstream,
+        "",
+        r#"routing:
   default: budget
   counterfactual: premium
   rules:
-    - {{ name: summarize, when: {{ keywords: [summarize] }}, tier: budget }}
-  cascade: {{ from: budget, to: premium, rules: [summarize], escalate_on: [empty] }}
+    - { name: summarize, when: { keywords: [summarize] }, tier: budget }
+  cascade: { from: budget, to: premium, rules: [summarize], escalate_on: [empty] }
 fallbacks:
   budget: [premium]
 reliability:
   retries: 1
-  backoff: {{ initial: 1ms, max: 2ms }}
-  cooldown: {{ allowed_fails: 1, duration: 60s }}
-"#
+  backoff: { initial: 1ms, max: 2ms }
+  cooldown: { allowed_fails: 1, duration: 60s }
+"#,
     )
 }
 

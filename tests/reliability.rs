@@ -142,20 +142,30 @@ async fn a_429_with_retry_after_moves_to_the_other_deployment_and_cools_it_for_t
     assert_eq!(s.calls(), (1, 4, 0));
 
     let text = s.gw.metrics().await;
-    let m = |series: &str| metric(&text, series);
-    assert_eq!(
-        m(r#"switchyard_retries_total{class="rate_limit",deployment="b1"}"#),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_retries_total{class="rate_limit",deployment="b1"}"#,
+        1.0,
     );
-    assert_eq!(
-        m(r#"switchyard_deployment_cooldowns_total{class="rate_limit",deployment="a1"}"#),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_deployment_cooldowns_total{class="rate_limit",deployment="a1"}"#,
+        1.0,
     );
-    assert_eq!(m(r#"switchyard_deployment_healthy{deployment="a1"}"#), 0.0);
-    assert_eq!(m(r#"switchyard_deployment_healthy{deployment="b1"}"#), 1.0);
-    assert_eq!(
-        m(r#"switchyard_provider_errors_total{class="rate_limit",model="a1"}"#),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_deployment_healthy{deployment="a1"}"#,
+        0.0,
+    );
+    assert_metric(
+        &text,
+        r#"switchyard_deployment_healthy{deployment="b1"}"#,
+        1.0,
+    );
+    assert_metric(
+        &text,
+        r#"switchyard_provider_errors_total{class="rate_limit",model="a1"}"#,
+        1.0,
     );
     assert!(!text.contains("switchyard_fallbacks_total{"));
 }
@@ -201,24 +211,25 @@ async fn server_errors_retry_in_the_tier_then_fall_back_and_cool_after_allowed_f
     assert_eq!(s.calls(), (2, 2, 3));
 
     let text = s.gw.metrics().await;
-    let m = |series: &str| metric(&text, series);
-    assert_eq!(
-        m(
-            r#"switchyard_fallbacks_total{from_tier="budget",reason="server_error",to_tier="premium"}"#
-        ),
-        2.0
+    assert_metric(
+        &text,
+        r#"switchyard_fallbacks_total{from_tier="budget",reason="server_error",to_tier="premium"}"#,
+        2.0,
     );
-    assert_eq!(
-        m(r#"switchyard_fallbacks_total{from_tier="budget",reason="cooldown",to_tier="premium"}"#),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_fallbacks_total{from_tier="budget",reason="cooldown",to_tier="premium"}"#,
+        1.0,
     );
-    assert_eq!(
-        m(r#"switchyard_retries_total{class="server_error",deployment="b1"}"#),
-        2.0
+    assert_metric(
+        &text,
+        r#"switchyard_retries_total{class="server_error",deployment="b1"}"#,
+        2.0,
     );
-    assert_eq!(
-        m(r#"switchyard_deployment_cooldowns_total{class="server_error",deployment="a1"}"#),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_deployment_cooldowns_total{class="server_error",deployment="a1"}"#,
+        1.0,
     );
 }
 
@@ -231,19 +242,15 @@ async fn a_hung_provider_times_out_and_the_other_deployment_answers() {
     assert_eq!(header(&resp, "x-switchyard-model"), "b1");
     assert_eq!(s.calls(), (1, 1, 0));
     let text = s.gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_provider_errors_total{class="timeout",model="a1"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_provider_errors_total{class="timeout",model="a1"}"#,
+        1.0,
     );
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_retries_total{class="timeout",deployment="b1"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_retries_total{class="timeout",deployment="b1"}"#,
+        1.0,
     );
     // One timeout is within allowed_fails: a1 keeps its place.
     assert_eq!(s.deployment("a1").await["state"], "healthy");
@@ -262,12 +269,10 @@ async fn resets_and_malformed_answers_are_server_errors_retried_elsewhere() {
         assert_eq!(resp.status(), 200, "case {n}");
         assert_eq!(header(&resp, "x-switchyard-model"), "b1");
         let text = s.gw.metrics().await;
-        assert_eq!(
-            metric(
-                &text,
-                r#"switchyard_provider_errors_total{class="server_error",model="a1"}"#
-            ),
-            (n + 1) as f64
+        assert_metric(
+            &text,
+            r#"switchyard_provider_errors_total{class="server_error",model="a1"}"#,
+            (n + 1) as f64,
         );
         for undocumented in ["connection", "invalid_response"] {
             assert!(
@@ -291,12 +296,10 @@ async fn resets_and_malformed_answers_are_server_errors_retried_elsewhere() {
     assert_eq!(header(&resp, "x-switchyard-attempts"), "3");
     assert_eq!(header(&resp, "x-switchyard-fallbacks"), "budget->premium");
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_fallbacks_total{from_tier="budget",reason="server_error",to_tier="premium"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_fallbacks_total{from_tier="budget",reason="server_error",to_tier="premium"}"#,
+        1.0,
     );
     // Without the fallback, the client sees a 502 that names the deployment.
     let resp = reqwest::Client::new()
@@ -441,12 +444,10 @@ fallbacks:
     assert_eq!(header(&resp, "x-switchyard-attempts"), "1");
     assert_eq!((a.calls(), long.calls(), p.calls()), (1, 2, 0));
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_fallbacks_total{from_tier="budget",reason="context_window",to_tier="long"}"#
-        ),
-        2.0
+    assert_metric(
+        &text,
+        r#"switchyard_fallbacks_total{from_tier="budget",reason="context_window",to_tier="long"}"#,
+        2.0,
     );
 
     // Asked for by name, a deployment too small for the prompt is a 400 without any call.
@@ -522,15 +523,15 @@ async fn a_cooled_deployment_gets_one_probe_after_its_cooldown() {
     assert_eq!(header(&resp, "x-switchyard-model"), "b1");
     assert_eq!(s.deployment("a1").await["state"], "cooling_down");
     // Poll until the cooldown is over: the deployment waits for its probe.
-    let start = std::time::Instant::now();
-    loop {
+    wait_for("a1 to be half open", Duration::from_secs(5), || async {
         let state = s.deployment("a1").await["state"].clone();
         if state == "half_open" {
-            break;
+            Ok(())
+        } else {
+            Err(format!("still {state}"))
         }
-        assert!(start.elapsed() < Duration::from_secs(5), "still {state}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
     let resp = post(&s.gw, &chat_body("auto", "hello")).await;
     assert_eq!(header(&resp, "x-switchyard-model"), "a1");
     assert_eq!(s.deployment("a1").await["state"], "healthy");
@@ -575,19 +576,15 @@ async fn streams_retry_before_the_first_byte_and_report_breaks_after_it() {
     );
 
     let text = s.gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_stream_errors_total{class="server_error",model="a1",reason="connection"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_stream_errors_total{class="server_error",model="a1",reason="connection"}"#,
+        1.0,
     );
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_stream_errors_total{class="timeout",model="a1",reason="timeout"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_stream_errors_total{class="timeout",model="a1",reason="timeout"}"#,
+        1.0,
     );
     assert_eq!(s.calls(), (4, 1, 0));
 }
@@ -643,22 +640,21 @@ async fn two_hundred_in_flight_see_no_error_when_one_deployment_starts_failing()
     assert!(statuses.iter().all(|s| *s == 200));
     assert_eq!(s.a.calls(), a_before, "traffic reached a cooled deployment");
     let text = s.gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_deployment_cooldowns_total{class="server_error",deployment="a1"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_deployment_cooldowns_total{class="server_error",deployment="a1"}"#,
+        1.0,
+    );
+    assert_metric(
+        &text,
+        r#"switchyard_deployment_healthy{deployment="a1"}"#,
+        0.0,
     );
     assert_eq!(
-        metric(&text, r#"switchyard_deployment_healthy{deployment="a1"}"#),
-        0.0
-    );
-    assert_eq!(
-        metric(
+        metric_value(
             &text,
             r#"switchyard_requests_total{model="b1",status="200",tier="budget"}"#
-        ) + metric(
+        ) + metric_value(
             &text,
             r#"switchyard_requests_total{model="a1",status="200",tier="budget"}"#
         ),
@@ -812,16 +808,6 @@ const FAILURE_METRICS: [&str; 5] = [
     "switchyard_stream_errors_total{",
 ];
 
-fn failure_series(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| FAILURE_METRICS.iter().any(|m| l.starts_with(m)))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            Some((series.to_string(), value.parse().ok()?))
-        })
-        .collect()
-}
-
 /// `budget` = a1 and b1 (ordered), `premium` = big, with b1 put in the sibling state.
 async fn degraded(sibling: Sibling) -> Setup {
     let (a, b, p) = (
@@ -870,7 +856,7 @@ async fn run(sc: &Scenario) {
         let s = degraded(sibling).await;
         (sc.fault)(&s);
         let calls = s.calls();
-        let before = failure_series(&s.gw.metrics().await);
+        let before = s.gw.metrics().await;
 
         let mut body = chat_body("auto", "hello");
         if sc.stream {
@@ -951,12 +937,7 @@ async fn run(sc: &Scenario) {
             Sibling::Healthy | Sibling::Slow => {}
         }
 
-        let after = failure_series(&s.gw.metrics().await);
-        let moved: BTreeMap<String, f64> = after
-            .iter()
-            .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
-            .filter(|(_, d)| *d != 0.0)
-            .collect();
+        let moved = metric_deltas(&before, &s.gw.metrics().await, &FAILURE_METRICS);
         let expected: BTreeMap<String, f64> = want
             .metrics
             .iter()
@@ -1500,12 +1481,10 @@ routing: { default: budget }
     }
     assert_eq!((a.calls(), b.calls(), p.calls()), (1, 1, 1));
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_fallbacks_total{from_tier="budget",reason="usage_limit",to_tier="premium"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_fallbacks_total{from_tier="budget",reason="usage_limit",to_tier="premium"}"#,
+        1.0,
     );
 }
 
@@ -1574,18 +1553,16 @@ reliability:
             v["data"][0]["state"].as_str().unwrap().to_string()
         }
     };
-    let start = std::time::Instant::now();
-    while state(&gw).await != "half_open" {
-        assert!(start.elapsed() < Duration::from_secs(5));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_async("the cooldown to end", Duration::from_secs(5), || async {
+        state(&gw).await == "half_open"
+    })
+    .await;
     let _held = a.held_stream("small", 0);
     let probe = spawn_stream_to(gw.url("/v1/chat/completions"), "a1");
-    let start = std::time::Instant::now();
-    while state(&gw).await != "probing" {
-        assert!(start.elapsed() < Duration::from_secs(5));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually_async("the probe to start", Duration::from_secs(5), || async {
+        state(&gw).await == "probing"
+    })
+    .await;
     let (status, _, _, msg) = error_of(post(&gw, &chat_body("a1", "hi")).await).await;
     assert_eq!(status, 503);
     assert!(
@@ -1644,17 +1621,14 @@ routing: { default: budget }
         "the wait counted as overhead: {overhead}"
     );
     let text = gw.metrics().await;
-    assert_eq!(metric(&text, "switchyard_retry_wait_seconds_count"), 1.0);
-    assert!(metric(&text, "switchyard_retry_wait_seconds_sum") >= 0.99);
-    assert!(metric(&text, "switchyard_gateway_overhead_seconds_sum") < 0.25);
+    assert_metric(&text, "switchyard_retry_wait_seconds_count", 1.0);
+    assert!(metric_value(&text, "switchyard_retry_wait_seconds_sum") >= 0.99);
+    assert!(metric_value(&text, "switchyard_gateway_overhead_seconds_sum") < 0.25);
 
     // A request that did not wait says 0 and leaves the wait histogram alone.
     let resp = post(&gw, &chat_body("auto", "hi")).await;
     assert_eq!(header(&resp, "x-switchyard-wait-ms"), "0.000");
     let text = gw.metrics().await;
-    assert_eq!(metric(&text, "switchyard_retry_wait_seconds_count"), 1.0);
-    assert_eq!(
-        metric(&text, "switchyard_gateway_overhead_seconds_count"),
-        2.0
-    );
+    assert_metric(&text, "switchyard_retry_wait_seconds_count", 1.0);
+    assert_metric(&text, "switchyard_gateway_overhead_seconds_count", 2.0);
 }

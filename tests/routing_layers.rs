@@ -58,12 +58,10 @@ async fn a_good_cheap_answer_is_kept() {
         (1, 0)
     );
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_cascade_total{from_tier="budget",outcome="accepted",reason="none",to_tier="premium"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_cascade_total{from_tier="budget",outcome="accepted",reason="none",to_tier="premium"}"#,
+        1.0,
     );
 }
 
@@ -114,19 +112,15 @@ async fn short_answers_escalate_once_and_say_why() {
         );
     }
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_cascade_total{from_tier="budget",outcome="escalated",reason="truncated",to_tier="premium"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_cascade_total{from_tier="budget",outcome="escalated",reason="truncated",to_tier="premium"}"#,
+        1.0,
     );
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_cascade_total{from_tier="budget",outcome="escalated",reason="error",to_tier="premium"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_cascade_total{from_tier="budget",outcome="escalated",reason="error",to_tier="premium"}"#,
+        1.0,
     );
     assert!(
         !text.contains("switchyard_fallbacks_total{"),
@@ -199,12 +193,10 @@ async fn the_cap_keeps_cheap_answers_when_too_many_escalate() {
     );
     assert_eq!(mock.calls_for("strong-up"), 2);
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_cascade_total{from_tier="budget",outcome="capped",reason="truncated",to_tier="premium"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_cascade_total{from_tier="budget",outcome="capped",reason="truncated",to_tier="premium"}"#,
+        1.0,
     );
 }
 
@@ -339,29 +331,21 @@ async fn aliases_run_the_router_and_rules_can_test_them() {
 }
 
 fn semantic_config(upstream: &str) -> String {
-    format!(
-        r#"
-server: {{ listen: "127.0.0.1:0" }}
-providers:
-  up: {{ kind: openai, base_url: "{upstream}" }}
-models:
-  - {{ name: cheap, provider: up, model: cheap-up }}
-  - {{ name: strong, provider: up, model: strong-up }}
-tiers:
-  budget: {{ models: [cheap] }}
-  premium: {{ models: [strong] }}
-routing:
+    base_yaml(
+        upstream,
+        "",
+        r#"routing:
   default: budget
   rules:
-    - {{ name: tagged, when: {{ tags: [vip] }}, tier: premium }}
+    - { name: tagged, when: { tags: [vip] }, tier: premium }
   semantic:
-    embedder: {{ kind: hashed-ngrams }}
+    embedder: { kind: hashed-ngrams }
     threshold: 0.2
     margin: 0.02
     utterances:
       budget: ["summarize this article", "translate this sentence into French"]
       premium: ["prove this theorem rigorously", "analyze the trade-offs between these designs"]
-"#
+"#,
     )
 }
 
@@ -393,15 +377,13 @@ async fn the_semantic_layer_routes_paraphrases_and_abstains_on_unclear_prompts()
         "rules:tagged"
     );
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_route_decisions_total{layer="semantic",tier="premium"}"#
-        ),
-        1.0
+    assert_metric(
+        &text,
+        r#"switchyard_route_decisions_total{layer="semantic",tier="premium"}"#,
+        1.0,
     );
     assert!(
-        metric(
+        metric_value(
             &text,
             r#"switchyard_route_decision_seconds_count{layer="semantic"}"#
         ) >= 1.0

@@ -35,12 +35,15 @@ fn spend_yaml(mock: &Mock, url: &str, table: &str, extra: &str) -> String {
 fn postgres_url() -> Option<String> {
     let url = std::env::var("SWITCHYARD_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let up = std::net::TcpStream::connect_timeout(
-        &"127.0.0.1:5432".parse().unwrap(),
-        Duration::from_secs(1),
-    )
-    .is_ok()
-        || !url.contains("127.0.0.1:5432");
+    // Probe the server the URL names, so that a URL set for another server is checked too
+    // instead of failing later as if the store were broken.
+    let opts: sqlx::postgres::PgConnectOptions = url
+        .parse()
+        .unwrap_or_else(|e| panic!("not a PostgreSQL URL: {url}: {e}"));
+    let up = std::net::ToSocketAddrs::to_socket_addrs(&(opts.get_host(), opts.get_port()))
+        .into_iter()
+        .flatten()
+        .any(|addr| std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok());
     if up {
         return Some(url);
     }
@@ -53,18 +56,17 @@ fn postgres_url() -> Option<String> {
 }
 
 async fn wait_counter(what: &str, f: impl Fn() -> u64, want: u64) {
-    let start = std::time::Instant::now();
-    loop {
+    wait_for(what, DEADLINE, || {
         let got = f();
-        if got == want {
-            return;
+        async move {
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!("{got} != {want}"))
+            }
         }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "timed out waiting for {what}: {got} != {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    })
+    .await;
 }
 
 fn meta(prompt: &str, task: &str) -> Value {
@@ -449,19 +451,15 @@ async fn a_failing_sqlite_store_drops_counted_rows_and_never_fails_a_request() {
         .unwrap();
     assert_eq!(r.total.requests, 4);
     let text = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_spend_log_dropped_total{reason="write_failed"}"#
-        ),
-        3.0
+    assert_metric(
+        &text,
+        r#"switchyard_spend_log_dropped_total{reason="write_failed"}"#,
+        3.0,
     );
-    assert_eq!(
-        metric(
-            &text,
-            r#"switchyard_requests_total{model="cheap",status="200",tier="budget"}"#
-        ),
-        7.0
+    assert_metric(
+        &text,
+        r#"switchyard_requests_total{model="cheap",status="200",tier="budget"}"#,
+        7.0,
     );
 }
 

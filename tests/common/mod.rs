@@ -1,5 +1,7 @@
-//! Test harness: a scriptable OpenAI-compatible upstream on loopback, the gateway started
-//! in-process or as the real binary, and polling helpers (never fixed sleeps).
+//! Test harness: a scriptable upstream on loopback that speaks both wire formats (OpenAI chat
+//! completions, and Anthropic Messages on `…/messages`), the gateway started in-process or as the
+//! real binary, metric lookups that fail on a missing series, and polling helpers (never fixed
+//! sleeps).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use axum::body::{Body, Bytes};
@@ -40,6 +42,12 @@ pub enum Reply {
     },
     /// A non-JSON body with status 200.
     Garbage(&'static str),
+    /// A body sent as it is, with this status and content type (e.g. hand-written SSE events).
+    Raw {
+        status: u16,
+        content_type: &'static str,
+        body: String,
+    },
     /// SSE `data:` events. If `gate` is set, the mock waits for it before sending event `gate_at`.
     Stream {
         events: Vec<String>,
@@ -172,6 +180,64 @@ pub fn completion(model: &str, text: &str) -> Value {
     })
 }
 
+/// An Anthropic Messages answer: one text block, 11 tokens in and 7 out (as [`completion`]).
+pub fn anthropic_message(model: &str, text: &str) -> Value {
+    json!({
+        "id": "msg_mock",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": null,
+        "usage": {"input_tokens": 11, "output_tokens": 7}
+    })
+}
+
+/// A typical Anthropic stream: the same three words as [`stream_events`], then the usage and
+/// `message_stop`.
+pub fn anthropic_stream_events(model: &str) -> Vec<(&'static str, Value)> {
+    let delta = |text: &str| {
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}),
+        )
+    };
+    vec![
+        (
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant",
+                   "content": [], "model": model, "stop_reason": null, "stop_sequence": null,
+                   "usage": {"input_tokens": 11, "output_tokens": 1}}}),
+        ),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        delta("Hello"),
+        delta(" from"),
+        delta(" mock"),
+        (
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        (
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                   "usage": {"output_tokens": 3}}),
+        ),
+        ("message_stop", json!({"type": "message_stop"})),
+    ]
+}
+
+/// Named SSE events (`event:` and `data:` lines), as the Messages API sends them.
+pub fn sse_named(events: &[(&str, Value)]) -> String {
+    events
+        .iter()
+        .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
+        .collect()
+}
+
 pub fn chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
     json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1700000000, "model": model,
            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
@@ -227,6 +293,8 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
     let model = body["model"].as_str().unwrap_or("").to_string();
     let stream = body["stream"] == true;
     let with_usage = body["stream_options"]["include_usage"] == true;
+    // The Messages API is the other wire format this mock speaks; its default answers follow it.
+    let anthropic = path.ends_with("/messages");
     let responder = state.responder.lock().unwrap().clone();
     let chosen = responder.and_then(|f| f(&body));
     let seen = {
@@ -272,6 +340,16 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
         r => r,
     };
     let reply = match reply {
+        Reply::Ok if anthropic && stream => Reply::Raw {
+            status: 200,
+            content_type: "text/event-stream",
+            body: sse_named(&anthropic_stream_events(&model)),
+        },
+        Reply::Ok if anthropic => Reply::Json {
+            status: 200,
+            body: anthropic_message(&model, &format!("answer from {model}")),
+            headers: vec![],
+        },
         Reply::Ok if stream => Reply::Stream {
             events: stream_events(&model, with_usage),
             gate: None,
@@ -298,6 +376,16 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
             resp
         }
         Reply::Garbage(text) => (http::StatusCode::OK, text).into_response(),
+        Reply::Raw {
+            status,
+            content_type,
+            body,
+        } => (
+            http::StatusCode::from_u16(status).unwrap(),
+            [("content-type", content_type)],
+            body,
+        )
+            .into_response(),
         Reply::After(..) => unreachable!("unwrapped above"),
         Reply::Hang => {
             std::future::pending::<()>().await;
@@ -377,8 +465,11 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
     }
 }
 
-/// A routing table against the mock: budget (cheap) falls back to premium (strong).
-pub fn config_yaml(upstream: &str, extra_server: &str) -> String {
+/// The table most gateway tests start from: one OpenAI-compatible upstream `up` (the mock),
+/// `cheap` alone in the budget tier and `strong` alone in premium, both priced. `extra_server`
+/// goes under `server:`; `rest` adds the routing and any other section a test is about, so that
+/// each test states only what it changes.
+pub fn base_yaml(upstream: &str, extra_server: &str, rest: &str) -> String {
     format!(
         r#"
 server:
@@ -397,18 +488,27 @@ models:
 tiers:
   budget: {{ models: [cheap] }}
   premium: {{ models: [strong] }}
-routing:
+{rest}"#
+    )
+}
+
+/// The routing of [`config_yaml`]: rules for premium prompts, budget by default, budget falls
+/// back to premium.
+const BASE_ROUTING: &str = r#"routing:
   default: budget
   counterfactual: premium
   rules:
-    - {{ name: reasoning, when: {{ regex: '(?i)\bprove\b' }}, tier: premium }}
-    - {{ name: summarize, when: {{ keywords: [summarize, tldr] }}, tier: budget }}
-    - {{ name: hinted, when: {{ header: {{ name: x-tier-hint, value: premium }} }}, tier: premium }}
-    - {{ name: extraction, when: {{ task_type: [extraction] }}, tier: premium }}
+    - { name: reasoning, when: { regex: '(?i)\bprove\b' }, tier: premium }
+    - { name: summarize, when: { keywords: [summarize, tldr] }, tier: budget }
+    - { name: hinted, when: { header: { name: x-tier-hint, value: premium } }, tier: premium }
+    - { name: extraction, when: { task_type: [extraction] }, tier: premium }
 fallbacks:
   budget: [premium]
-"#
-    )
+"#;
+
+/// A routing table against the mock: budget (cheap) falls back to premium (strong).
+pub fn config_yaml(upstream: &str, extra_server: &str) -> String {
+    base_yaml(upstream, extra_server, BASE_ROUTING)
 }
 
 pub struct Gateway {
@@ -465,13 +565,104 @@ impl Gateway {
 }
 
 /// Value of one sample line in the Prometheus text, e.g. `switchyard_requests_total{model="cheap",status="200",tier="budget"}`.
-pub fn metric(text: &str, series: &str) -> f64 {
+/// `None` when no such line is exposed, so that a misspelled series fails the test instead of
+/// reading as 0.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| {
             l.strip_prefix(series)
                 .and_then(|rest| rest.strip_prefix(' '))
         })
-        .map_or(0.0, |v| v.trim().parse().unwrap())
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("{series}: value {v:?} is not a number: {e}"))
+        })
+}
+
+/// The samples of the family `series` belongs to (its name up to `{`), for failure messages: a
+/// misspelled label shows next to the ones that exist.
+fn family_samples(text: &str, series: &str) -> String {
+    let family = series.split('{').next().unwrap_or(series);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.starts_with(family))
+        .collect();
+    if lines.is_empty() {
+        format!("no sample of {family} is exposed")
+    } else {
+        format!("samples of {family}:\n  {}", lines.join("\n  "))
+    }
+}
+
+/// Value of a series the test expects to be exposed; a missing series fails the test, naming it
+/// and the samples of its family.
+#[track_caller]
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    metric(text, series).unwrap_or_else(|| {
+        panic!(
+            "series not exposed: {series}\n{}",
+            family_samples(text, series)
+        )
+    })
+}
+
+/// Value of a series for which "absent or zero" is the expectation: labelled counters appear on
+/// first use, so one that never moved is not exposed at all. Only for those cases; everywhere else
+/// use [`metric_value`] or [`assert_metric`].
+pub fn metric_or_zero(text: &str, series: &str) -> f64 {
+    metric(text, series).unwrap_or(0.0)
+}
+
+/// Asserts that `series` is exposed with exactly the value `want`.
+#[track_caller]
+pub fn assert_metric(text: &str, series: &str, want: f64) {
+    let got = metric_value(text, series);
+    assert!(
+        got == want,
+        "{series} is {got}, expected {want}\n{}",
+        family_samples(text, series)
+    );
+}
+
+/// Asserts that `series` moved by exactly `delta` between two scrapes. It must be exposed in
+/// `after`; absent in `before` reads as 0 (a labelled counter appears on its first use).
+#[track_caller]
+pub fn assert_metric_delta(before: &str, after: &str, series: &str, delta: f64) {
+    let moved = metric_value(after, series) - metric_or_zero(before, series);
+    assert!(
+        moved == delta,
+        "{series} moved by {moved}, expected {delta}\n{}",
+        family_samples(after, series)
+    );
+}
+
+/// Every sample of the given families (name prefixes such as `switchyard_retries_total{`) whose
+/// value moved between two scrapes, with how much it moved; a sample first exposed in `after`
+/// moved from 0.
+pub fn metric_deltas(
+    before: &str,
+    after: &str,
+    families: &[&str],
+) -> std::collections::BTreeMap<String, f64> {
+    let samples = |text: &str| -> std::collections::BTreeMap<String, f64> {
+        text.lines()
+            .filter(|l| families.iter().any(|f| l.starts_with(f)))
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                Some((series.to_string(), value.parse().ok()?))
+            })
+            .collect()
+    };
+    let before = samples(before);
+    samples(after)
+        .into_iter()
+        .map(|(k, v)| {
+            let d = v - before.get(&k).copied().unwrap_or(0.0);
+            (k, d)
+        })
+        .filter(|(_, d)| *d != 0.0)
+        .collect()
 }
 
 pub fn chat_body(model: &str, prompt: &str) -> Value {
@@ -521,12 +712,93 @@ pub async fn reset_server() -> SocketAddr {
     addr
 }
 
-/// Polls `f` until it returns true or the deadline passes.
-pub async fn eventually(what: &str, deadline: Duration, mut f: impl FnMut() -> bool) {
+/// How often the polling helpers look again.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Polls `f` until it gives `Ok`, and returns that value; once the deadline has passed, gives
+/// back the last `Err` (what was seen instead). The one loop every wait in these tests goes
+/// through: no fixed sleeps standing in for "long enough".
+pub async fn poll_until<T, E, F, Fut>(deadline: Duration, mut f: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
     let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(last) if start.elapsed() >= deadline => return Err(last),
+            Err(_) => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
+/// [`poll_until`] that fails the test at the deadline, saying what it waited for and what it saw
+/// last.
+#[track_caller]
+pub fn wait_for<'a, T, E, F, Fut>(
+    what: &'a str,
+    deadline: Duration,
+    f: F,
+) -> impl std::future::Future<Output = T> + 'a
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut + 'a,
+    Fut: std::future::Future<Output = Result<T, E>> + 'a,
+    T: 'a,
+    E: 'a,
+{
+    let caller = std::panic::Location::caller();
+    async move {
+        poll_until(deadline, f).await.unwrap_or_else(|last| {
+            panic!(
+                "timed out after {deadline:?} waiting for: {what} (at {caller}); last seen: {last}"
+            )
+        })
+    }
+}
+
+/// Polls `f` until it returns true or the deadline passes.
+#[track_caller]
+pub fn eventually<'a>(
+    what: &'a str,
+    deadline: Duration,
+    mut f: impl FnMut() -> bool + 'a,
+) -> impl std::future::Future<Output = ()> + 'a {
+    wait_for(what, deadline, move || {
+        let done = f();
+        async move { if done { Ok(()) } else { Err("not yet") } }
+    })
+}
+
+/// [`eventually`] for a condition that has to be awaited (a scrape, a request).
+#[track_caller]
+pub fn eventually_async<'a, F, Fut>(
+    what: &'a str,
+    deadline: Duration,
+    mut f: F,
+) -> impl std::future::Future<Output = ()> + 'a
+where
+    F: FnMut() -> Fut + 'a,
+    Fut: std::future::Future<Output = bool> + 'a,
+{
+    wait_for(what, deadline, move || {
+        let done = f();
+        async move { if done.await { Ok(()) } else { Err("not yet") } }
+    })
+}
+
+/// [`poll_until`] for code without a runtime (a child process): `None` once the deadline passed.
+pub fn poll_blocking<T>(deadline: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if start.elapsed() >= deadline {
+            return None;
+        }
+        std::thread::sleep(POLL);
     }
 }
 
@@ -606,14 +878,7 @@ impl Binary {
     }
 
     pub fn wait_exit(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
-        let start = Instant::now();
-        while start.elapsed() < deadline {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        poll_blocking(deadline, || self.child.try_wait().ok().flatten())
     }
 }
 
