@@ -1084,9 +1084,9 @@ async fn fixed_decision(
     // The recorded category travels as the task type, as a client that knows it would send it.
     let body = match &row.category {
         Some(c) => {
-            serde_json::json!({"model": crate::routing::AUTO, "messages": row.messages, "metadata": {"task_type": c}})
+            serde_json::json!({"model": crate::openai::AUTO_MODEL, "messages": row.messages, "metadata": {"task_type": c}})
         }
-        None => serde_json::json!({"model": crate::routing::AUTO, "messages": row.messages}),
+        None => serde_json::json!({"model": crate::openai::AUTO_MODEL, "messages": row.messages}),
     };
     let req: crate::openai::ChatRequest = serde_json::from_value(body)
         .map_err(|e| format!("prompt {:?}: not a chat request: {e}", row.id))?;

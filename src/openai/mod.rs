@@ -10,6 +10,9 @@ pub use error::ErrorBody;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// The `model` value that asks switchyard to choose.
+pub const AUTO_MODEL: &str = "auto";
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChatRequest {
     pub model: String,

@@ -22,8 +22,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The `model` value that asks switchyard to choose.
-pub const AUTO: &str = "auto";
+use crate::openai::AUTO_MODEL;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layer {
@@ -156,7 +155,7 @@ impl Router {
     }
 
     pub fn resolve<'a>(&self, model: &'a str) -> Requested<'a> {
-        if model == AUTO || self.aliases.iter().any(|a| a == model) {
+        if model == AUTO_MODEL || self.aliases.iter().any(|a| a == model) {
             Requested::Routed
         } else if self.tiers.iter().any(|t| &**t == model) {
             Requested::Tier(model)
@@ -304,7 +303,7 @@ impl Router {
 
     /// Every name a client may send as `model`: `auto`, the aliases, the tiers, then the models.
     pub fn model_names(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(AUTO)
+        std::iter::once(AUTO_MODEL)
             .chain(self.aliases.iter().map(String::as_str))
             .chain(self.tiers.iter().map(|t| &**t))
             .chain(self.model_tiers.iter().map(|(m, _)| &**m))

@@ -27,8 +27,7 @@ use serde_saphyr::{Location, Spanned};
 
 pub(super) use rules::included_rules;
 
-/// Names a client may send as `model` that mean "let the router decide".
-pub const AUTO_MODEL: &str = "auto";
+pub use crate::openai::AUTO_MODEL;
 
 /// Every section's checks, in the order their errors are reported.
 pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigError> {
