@@ -32,16 +32,7 @@ pub(super) fn tools(extra: &Map<String, Value>) -> Result<Option<Vec<Value>>, Pr
             ));
         }
         let function = tool.get("function");
-        let name = function
-            .and_then(|f| f.get("name"))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                bad(
-                    format!("{path}.function.name"),
-                    "a function tool needs a name",
-                )
-            })?;
+        let name = function_name(function, &path, "a function tool needs a name")?;
         let mut t = json!({ "name": name });
         if let Some(d) = function
             .and_then(|f| f.get("description"))
@@ -133,16 +124,7 @@ pub(super) fn tool_use(call: &Value, path: &str) -> Result<Value, ProviderError>
             )
         })?;
     let function = call.get("function");
-    let name = function
-        .and_then(|f| f.get("name"))
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            bad(
-                format!("{path}.function.name"),
-                "a tool call needs a function name",
-            )
-        })?;
+    let name = function_name(function, path, "a tool call needs a function name")?;
     let args_path = format!("{path}.function.arguments");
     let input = match function.and_then(|f| f.get("arguments")) {
         None | Some(Value::Null) => json!({}),
@@ -193,6 +175,19 @@ pub(super) fn tool_result(m: &Message, path: &str) -> Result<Value, ProviderErro
 /// Anthropic only accepts tool ids matching `[A-Za-z0-9_-]+`, but a conversation may have started
 /// on another provider whose ids contain `.`, `:` or the like. The same mapping is applied to the
 /// call and its result, so the pair still matches.
+/// `function.name`, which a tool definition and a tool call both need, non-empty.
+fn function_name<'a>(
+    function: Option<&'a Value>,
+    path: &str,
+    missing: &str,
+) -> Result<&'a str, ProviderError> {
+    function
+        .and_then(|f| f.get("name"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad(format!("{path}.function.name"), missing))
+}
+
 fn tool_id(id: &str) -> String {
     id.chars()
         .map(|c| {
