@@ -1,5 +1,7 @@
 //! The compiled form of one config: providers built, rules compiled, names indexed. A request takes
 //! an `Arc` of it at arrival and keeps it to the end, so a reload never changes a request midway.
+//!
+//! Above `dispatch` (it holds dispatch's tables) and `routing`, below `api` and `cost`.
 
 use crate::config::{Config, ConfigError, Uses};
 use crate::dispatch::cascade::Cascade;

@@ -1,4 +1,7 @@
 //! The HTTP surface: OpenAI-compatible routes (with and without the `/v1` prefix), health, metrics.
+//!
+//! It translates and sequences: routing decides, dispatch calls, `cost::account` prices and
+//! records. Nothing below imports `api`.
 
 mod admin;
 mod auth;

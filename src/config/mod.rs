@@ -4,6 +4,8 @@
 //! cross-reference checks (a tier naming a model that does not exist, a regex that does not compile).
 //! Both report the file, line, column and YAML path of the offending key, the same way for `check`,
 //! `serve` and a hot reload.
+//!
+//! The ground floor: config imports no other switchyard module but `openai`'s constants.
 
 mod duration;
 mod embedder;

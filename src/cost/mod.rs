@@ -1,6 +1,8 @@
 //! What a request cost, and what it would have cost on the counterfactual tier or model: usage
 //! times the per-million-token prices of the config. The numbers feed the response headers, the
 //! request log line, the metrics and the spend log, all from the one [`Cost`] computed per request.
+//!
+//! The accounting stage is `account`. Must not import `api`.
 
 pub mod account;
 pub mod estimate;

@@ -4,6 +4,9 @@
 //! (`pick`). Across tiers: the fallback chain, or the separate context-window chain, up to
 //! `max_fallbacks` hops. One attempt budget covers it all. A bad request or a content-policy
 //! refusal is returned at once by default: no bigger model fixes it, it would only cost more.
+//!
+//! Dispatch is given its `Tables`; it must not import `gateway` (its tests build one), `api` or
+//! `cost`.
 
 pub mod balance;
 pub mod cascade;

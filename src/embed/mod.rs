@@ -2,6 +2,8 @@
 //! so cosine similarity is a dot product.
 //!
 //! The embedders are an enum, like the providers: a small closed set, and async calls without boxing.
+//!
+//! Must not import `routing` (routing imports embed).
 
 #[cfg(feature = "bert")]
 mod bert;

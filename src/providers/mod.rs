@@ -3,6 +3,8 @@
 //!
 //! The adapters are an enum rather than trait objects: there are few of them, the set is closed,
 //! and async methods on an enum need no boxing.
+//!
+//! Must not import `routing`, `dispatch`, `state` or `cost`.
 
 pub mod anthropic;
 mod error;

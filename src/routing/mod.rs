@@ -4,6 +4,8 @@
 //! Layers, in order: rules (first match wins) → semantic similarity → learned (predicted scores
 //! from recorded outcomes) → the table's default. Cascade (answer cheap, judge, escalate) is
 //! decided here too but carried out by `dispatch`.
+//!
+//! Must not import `dispatch`, `providers`, `api` or `cost`.
 
 mod facts;
 pub mod learned;

@@ -3,6 +3,8 @@
 //!
 //! Dispatch talks to [`StateStore`] only. The in-memory backend is the default; a shared backend
 //! (Redis) is another variant here, with the same methods, and no change to dispatch.
+//!
+//! Must not import `dispatch` or anything above it.
 
 pub mod breaker;
 mod memory;

@@ -1,4 +1,6 @@
 //! Prometheus metrics, OTLP spans (feature `otlp`) and log setup.
+//!
+//! Metric definitions only: must not import `cost`, `dispatch` or `api` (they import it).
 
 mod alerts;
 mod connections;

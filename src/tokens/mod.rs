@@ -2,6 +2,8 @@
 //! (`prompt_tokens`), the context-window check and the cost of an answer the upstream sent no
 //! usage for all need the count; other providers' tokenizers differ by a few percent, which is
 //! well inside what a routing threshold or an estimate needs.
+//!
+//! Must not import `routing`, `dispatch` or `cost` (all three count with it).
 
 mod bpe;
 mod split;
