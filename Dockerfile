@@ -12,6 +12,8 @@ COPY benches ./benches
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && cargo build --release --locked --bin switchyard \
     && rm -rf src
+# The bundled price table (config/prices.yaml) is compiled into the binary.
+COPY config/prices.yaml ./config/prices.yaml
 COPY src ./src
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin switchyard \
     && strip target/release/switchyard
