@@ -37,7 +37,7 @@ pub fn estimate_prompt(req: &ChatRequest) -> u64 {
     *req.prompt_tokens.get_or_init(|| {
         let mut total = 3;
         for m in &req.messages {
-            total += PER_MESSAGE + count(&m.text());
+            total += PER_MESSAGE + count(&m.text_ref());
         }
         if let Some(tools) = req.extra.get("tools").filter(|t| !t.is_null()) {
             total += count(&tools.to_string());
