@@ -32,6 +32,8 @@ pub struct Account {
     pub decision: Option<Decision>,
     pub tier: Option<Arc<str>>,
     pub model: Option<Arc<str>>,
+    /// The deployment that answered (or was being called), carried rather than looked up again.
+    served: Option<Arc<Deployment>>,
     pub attempts: u32,
     /// Where dispatch's time went (upstream calls, waits before retries); shared with the walk,
     /// so it is known even when the client left mid-call and the walk was dropped.
@@ -131,6 +133,7 @@ impl Account {
             decision: None,
             tier: None,
             model: None,
+            served: None,
             attempts: 0,
             progress: Arc::default(),
             dispatched: false,
@@ -245,6 +248,7 @@ impl Account {
         if let Some(c) = &o.served {
             self.tier = Some(c.tier.clone());
             self.model = Some(c.model.name.clone());
+            self.served = Some(c.model.clone());
         }
         self.attempts = o.attempts;
         self.dispatched = true;
@@ -331,6 +335,7 @@ impl Account {
             if let Some(c) = calling {
                 self.tier = Some(c.tier);
                 self.model = Some(c.model.name.clone());
+                self.served = Some(c.model.clone());
             }
             self.attempts = attempts;
         }
@@ -363,12 +368,7 @@ impl Account {
         m.overhead.observe(overhead.as_secs_f64());
         let (usage, estimated) = self.billed_usage();
         let cost = usage.map(|u| {
-            let price = self
-                .model
-                .as_ref()
-                .and_then(|name| self.gw.tables.models.get(name))
-                .map(|m| m.price)
-                .unwrap_or_default();
+            let price = self.served.as_ref().map(|d| d.price).unwrap_or_default();
             crate::cost::bill(
                 &u,
                 estimated,
@@ -454,7 +454,7 @@ impl Account {
                     request_id: &self.request_id,
                     tier: self.tier.as_deref(),
                     model: self.model.as_deref(),
-                    gw: &self.gw,
+                    deployment: self.served.as_deref(),
                     decision: self.decision.as_ref(),
                     route: route.as_deref(),
                     stream: self.stream,

@@ -3,6 +3,7 @@
 
 use crate::cost::Cost;
 use crate::cost::spend::SpendRecord;
+use crate::dispatch::Deployment;
 use crate::gateway::Gateway;
 use crate::openai::{ChatRequest, Usage};
 use crate::routing::Decision;
@@ -80,7 +81,7 @@ pub struct Served<'a> {
     pub request_id: &'a str,
     pub tier: Option<&'a str>,
     pub model: Option<&'a str>,
-    pub gw: &'a Gateway,
+    pub deployment: Option<&'a Deployment>,
     pub decision: Option<&'a Decision>,
     pub route: Option<&'a str>,
     pub stream: bool,
@@ -114,9 +115,8 @@ pub fn spend_record(f: &RequestFacts, s: Served<'_>) -> SpendRecord {
         tier: s.tier.map(str::to_string),
         model: s.model.map(str::to_string),
         deployment: s
-            .model
-            .and_then(|m| s.gw.tables.models.get(m))
-            .map(|m| format!("{}/{}", m.provider_name, m.upstream)),
+            .deployment
+            .map(|d| format!("{}/{}", d.provider_name, d.upstream)),
         route_layer: s.decision.map(|d| d.layer.as_str().to_string()),
         route: s.route.map(str::to_string),
         stream: s.stream,

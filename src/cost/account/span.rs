@@ -19,7 +19,7 @@ pub(super) fn export(
     }
     // The model that answered, in the config the request ran on, for its provider and upstream id.
     let gw = &rec.gw;
-    let served = rec.model.as_ref().and_then(|m| gw.tables.models.get(m));
+    let served = rec.served.as_deref();
     let provider = served
         .and_then(|m| gw.config.providers.get(&m.provider_name))
         .map(|p| provider_name(p.kind));
