@@ -54,3 +54,25 @@ pub fn cost_headers(h: &mut HeaderMap, cost: Option<&Cost>) {
 pub fn format_ms(d: std::time::Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1000.0)
 }
+
+/// A JSON body. Encoding a JSON value cannot fail; should it, the client gets a 502 in OpenAI's
+/// shape rather than an empty 200.
+pub fn json(body: &serde_json::Value) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match serde_json::to_vec(body) {
+        Ok(b) => {
+            let mut resp = axum::response::Response::new(axum::body::Body::from(b));
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        Err(_) => super::ApiError::new(
+            http::StatusCode::BAD_GATEWAY,
+            "api_error",
+            "the provider's answer could not be encoded",
+        )
+        .into_response(),
+    }
+}

@@ -11,10 +11,11 @@ mod error;
 pub mod headers;
 mod health;
 mod models;
+mod pipeline;
 mod request;
 mod request_id;
 mod spend;
-mod stream;
+mod sse;
 
 pub use error::ApiError;
 pub use request_id::RequestId;
