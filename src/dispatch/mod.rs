@@ -19,6 +19,7 @@ mod progress;
 mod stream;
 mod tables;
 mod verdict;
+mod walk;
 
 pub use deployment::{DEFAULT_STREAM_IDLE_TIMEOUT, Deployment};
 pub use pick::{UNAVAILABLE_CODE, Unavailable, Why};
@@ -29,14 +30,11 @@ pub use tables::Tables;
 use crate::openai::ChatRequest;
 use crate::providers::{Call, ChatResponse, ChunkStream, ErrorKind, ProviderError};
 use crate::routing::Decision;
-use crate::state::{CallResult, Cooled, StateStore};
+use crate::state::StateStore;
 use balance::Loads;
-use fit::Estimate;
 use futures_util::StreamExt;
-use pick::{Pick, Tried};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// What outlives one config: breaker and usage state, and this replica's load per deployment.
 /// A reload hands it to the new gateway, so cooldowns survive it.
@@ -255,7 +253,7 @@ pub async fn chat(
     plan: &Plan,
     progress: &Progress,
 ) -> (Result<ChatResponse, ProviderError>, Outcome) {
-    walk(t, req, plan, progress, |m| async move {
+    walk::walk(t, req, plan, progress, |m| async move {
         let r = m.provider.chat(&call(req, &m)).await;
         if let (Ok(resp), Some(_)) = (&r, m.tpm) {
             // The prompt was counted when the call went out; the answer's tokens count now.
@@ -297,7 +295,7 @@ async fn first_chunk(
     plan: &Plan,
     progress: &Progress,
 ) -> (Result<(Value, ChunkStream), ProviderError>, Outcome) {
-    walk(t, req, plan, progress, |m| async move {
+    walk::walk(t, req, plan, progress, |m| async move {
         let first = async {
             let mut stream = m.provider.chat_stream(&call(req, &m)).await?;
             match stream.next().await {
@@ -320,213 +318,6 @@ async fn first_chunk(
             })
     })
     .await
-}
-
-fn log_cooldown(deployment: &str, c: &Cooled) {
-    let secs = c.duration.as_secs_f64();
-    if c.class == ErrorKind::Auth.class() {
-        tracing::error!(
-            deployment,
-            class = c.class.label(),
-            cooldown_s = secs,
-            "the provider rejected switchyard's credentials for this deployment; it is out of rotation until the key is fixed"
-        );
-    } else {
-        tracing::warn!(
-            deployment,
-            class = c.class.label(),
-            cooldown_s = secs,
-            "deployment cooled down"
-        );
-    }
-}
-
-/// Walks the plan: deployments of the tier as the strategy and breakers allow, retries as each
-/// class's policy allows, then the next tier, until an answer, a failure that may not go further,
-/// or the end of the attempt budget.
-async fn walk<T, F, Fut>(
-    t: &Tables,
-    req: &ChatRequest,
-    plan: &Plan,
-    progress: &Progress,
-    mut attempt: F,
-) -> (Result<T, ProviderError>, Outcome)
-where
-    F: FnMut(Arc<Deployment>) -> Fut,
-    Fut: std::future::Future<Output = Result<T, ProviderError>>,
-{
-    let pol = &t.policies;
-    let ds = &t.state;
-    let est = Estimate::new(req);
-    let mut out = Outcome::default();
-    let next_tiers = if plan.fallback {
-        chain(t, &plan.tier, plan.then.as_ref())
-    } else {
-        Vec::new()
-    };
-    let mut tier = plan.tier.clone();
-    let mut hops = 0u32;
-    loop {
-        out.walked.push(tier.clone());
-        let pool: Vec<Arc<Deployment>> = match &plan.pinned {
-            Some(m) => vec![m.clone()],
-            None => t.tiers.get(&tier).cloned().unwrap_or_default(),
-        };
-        let fitting: Vec<Arc<Deployment>> = pool.iter().filter(|m| est.fits(m)).cloned().collect();
-        let can_hop = |hops: u32, visited: &[Arc<str>]| {
-            plan.fallback
-                && hops < pol.max_fallbacks
-                && next_tiers.iter().any(|t| !visited.contains(t))
-        };
-
-        let mut tried: Vec<Tried> = Vec::new();
-        let mut retries = 0u32;
-        let mut waited = false;
-        let mut err: Option<ProviderError> = None;
-        let mut unavailable: Option<Unavailable> = None;
-        while !fitting.is_empty() && out.attempts < plan.budget {
-            let (m, probe, repeat) = match pick::pick(t, &tier, &fitting, &tried, &est).await {
-                Pick::Chosen {
-                    model,
-                    probe,
-                    repeat,
-                } => (model, probe, repeat),
-                Pick::None(none) => {
-                    // Nothing admitted now. A short wait beats failing the request when the
-                    // policy still allows a retry here and no other tier can take it.
-                    let retry_left = err
-                        .as_ref()
-                        .is_none_or(|e| pol.for_kind(e.kind).retries > retries);
-                    match none.soonest().filter(|w| *w <= pol.max_retry_wait) {
-                        Some(wait) if retry_left && !waited && !can_hop(hops, &out.walked) => {
-                            waited = true;
-                            progress.wait(wait).await;
-                            continue;
-                        }
-                        _ => {}
-                    }
-                    if err.is_none() {
-                        let pinned = plan.pinned.as_ref().map(|m| &*m.name);
-                        err = Some(none.error(&tier, pinned));
-                    }
-                    unavailable = Some(none);
-                    break;
-                }
-            };
-            if let Some(e) = &err {
-                out.retries.push((m.name.clone(), e.kind));
-                if repeat {
-                    // Going back to a deployment that failed: give it a moment first.
-                    let mut wait = pol.backoff(retries);
-                    if let Some(ra) = e.retry_after.filter(|ra| *ra <= pol.max_retry_wait) {
-                        wait = wait.max(ra);
-                    }
-                    progress.wait(wait).await;
-                }
-            }
-            out.start(&tier, &m);
-            let load = ds.loads.get(&m.name);
-            let in_flight = load.enter();
-            let t = Instant::now();
-            let to = Candidate {
-                tier: tier.clone(),
-                model: m.clone(),
-            };
-            let r = progress.call(&to, attempt(m.clone())).await;
-            let took = t.elapsed();
-            drop(in_flight);
-            match r {
-                Ok(v) => {
-                    load.observe(took);
-                    ds.store
-                        .report(&m.name, CallResult::Success, probe, &pol.breaker)
-                        .await;
-                    return (Ok(v), out);
-                }
-                Err(e) => {
-                    let p = pol.for_kind(e.kind);
-                    out.failed(&tier, &m, &e);
-                    let result = CallResult::Failure {
-                        class: e.kind.class(),
-                        mode: p.cooldown,
-                        retry_after: e.retry_after,
-                    };
-                    if let Some(c) = ds.store.report(&m.name, result, probe, &pol.breaker).await {
-                        log_cooldown(&m.name, &c);
-                        out.cooldowns.push((m.name.clone(), c.class.label()));
-                    }
-                    tried.push(Tried {
-                        name: m.name.clone(),
-                        kind: e.kind,
-                    });
-                    let retry = p.retries > retries;
-                    err = Some(e);
-                    if !retry {
-                        break;
-                    }
-                    retries += 1;
-                }
-            }
-        }
-        let err = match err {
-            Some(e) => e,
-            None if fitting.is_empty() => too_long(&tier, &pool, &est),
-            None => budget_spent(plan.budget),
-        };
-        if out.attempts >= plan.budget || !plan.fallback || hops >= pol.max_fallbacks {
-            return (Err(err), out);
-        }
-        // Only an error that is the tier's unavailability (nothing was called) moves on for it.
-        let none = unavailable.filter(|_| err.code.as_deref() == Some(UNAVAILABLE_CODE));
-        let may_fall_back = match &none {
-            Some(n) => n.may_fall_back(t),
-            None => pol.for_kind(err.kind).fallback,
-        };
-        let next = if err.kind == ErrorKind::ContextWindow {
-            // A prompt too long for this tier needs a bigger window, not the ordinary chain.
-            t.context_fallbacks
-                .get(&*tier)
-                .and_then(|c| c.iter().find(|t| !out.walked.contains(t)).cloned())
-        } else {
-            next_tiers.iter().find(|t| !out.walked.contains(t)).cloned()
-        };
-        let Some(next) = next.filter(|_| may_fall_back) else {
-            return (Err(err), out);
-        };
-        let reason = match &none {
-            Some(n) => n.hop_reason(),
-            None => HopReason::Failure(err.kind.class()),
-        };
-        out.hops.push(Hop {
-            from: tier.clone(),
-            to: next.clone(),
-            reason,
-        });
-        hops += 1;
-        tier = next;
-    }
-}
-
-fn too_long(tier: &str, pool: &[Arc<Deployment>], est: &Estimate<'_>) -> ProviderError {
-    let largest = pool.iter().filter_map(|m| m.context_window).max();
-    let mut e = ProviderError::new(
-        ErrorKind::ContextWindow,
-        format!(
-            "the prompt (about {} tokens) does not fit the context window of any deployment of tier `{tier}` (largest: {} tokens)",
-            est.prompt_tokens(),
-            largest.map_or_else(|| "unknown".into(), |l| l.to_string())
-        ),
-    );
-    e.code = Some("context_length_exceeded".into());
-    e.param = Some("messages".into());
-    e
-}
-
-fn budget_spent(budget: u32) -> ProviderError {
-    ProviderError::new(
-        ErrorKind::Server,
-        format!("the request used its whole attempt budget ({budget} calls) without an answer"),
-    )
 }
 
 /// `cascade:budget->mid` when the cascade escalated, else the decision's own label.

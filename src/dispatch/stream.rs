@@ -4,7 +4,8 @@
 //! told what broke and whether the deployment was cooled for it.
 
 use super::policy::Policies;
-use super::{Deployment, DispatchState, log_cooldown};
+use super::walk::log_cooldown;
+use super::{Deployment, DispatchState};
 use crate::providers::{ChunkStream, ErrorKind, ProviderError};
 use crate::state::{CallResult, Cooled};
 use futures_util::{Stream, StreamExt};
