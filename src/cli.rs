@@ -667,11 +667,11 @@ fn explain(
             }
         }
     }
-    if let Some(to) = &d.cascade_to {
+    if let Some(c) = &d.cascade {
         writeln!(
             out,
-            "cascade   answer on {}, escalate to {to} if the answer falls short",
-            d.tier
+            "cascade   answer on {}, escalate to {} if the answer falls short",
+            c.from, c.to
         )?;
     }
     if let Some(sem) = gw.router.semantic() {

@@ -12,6 +12,7 @@ use crate::answers::Compare;
 use crate::config::{AgreementCompare, CascadeConfig, EscalateOn};
 use crate::openai::ChatRequest;
 use crate::providers::{ChatResponse, ProviderError};
+use crate::routing::CascadeTiers;
 use crate::state::window::SlidingRate;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,8 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub struct Cascade {
-    pub from: Arc<str>,
-    pub to: Arc<str>,
+    pub tiers: CascadeTiers,
     escalate_on: Vec<EscalateOn>,
     min_mean_logprob: Option<f64>,
     judge: Option<(Arc<Deployment>, f64)>,
@@ -37,8 +37,7 @@ pub struct Cascade {
 /// What the cascade did with one request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
-    pub from: Arc<str>,
-    pub to: Arc<str>,
+    pub tiers: CascadeTiers,
     pub outcome: StepOutcome,
     /// What made the cheap answer fall short, when it did.
     pub reason: Option<EscalateOn>,
@@ -92,8 +91,7 @@ impl Cascade {
         };
         Ok(Cascade {
             agreement,
-            from: cfg.from.value.as_str().into(),
-            to: cfg.to.value.as_str().into(),
+            tiers: CascadeTiers::of(cfg),
             escalate_on: cfg.escalate_on.clone(),
             min_mean_logprob: cfg.min_mean_logprob,
             judge,
@@ -108,10 +106,7 @@ impl Cascade {
     /// Takes over the previous cascade's escalation window when it covered the same tiers over the
     /// same time span.
     pub fn inherit(&mut self, previous: &Cascade) {
-        if self.from == previous.from
-            && self.to == previous.to
-            && self.window_len == previous.window_len
-        {
+        if self.tiers == previous.tiers && self.window_len == previous.window_len {
             self.window = previous.window.clone();
         }
     }
@@ -154,13 +149,13 @@ impl Cascade {
         } else {
             req
         };
-        let cheap = Plan::tier(t, self.from.clone(), false);
+        let cheap = Plan::tier(t, self.tiers.from.clone(), false);
         let (result, mut out, second) = match self.second_model(req) {
             Some((model, how)) => {
                 let side_progress = Progress::default();
                 let plan = Plan {
                     pinned: Some(model.clone()),
-                    ..Plan::tier(t, tier_of(t, &model, &self.from), false)
+                    ..Plan::tier(t, tier_of(t, &model, &self.tiers.from), false)
                 };
                 let ((result, out), (second, side)) = tokio::join!(
                     dispatch_chat(t, cheap_req, &cheap, progress),
@@ -200,8 +195,7 @@ impl Cascade {
         };
         let now = Instant::now();
         let step = |outcome, reason: Option<EscalateOn>| Step {
-            from: self.from.clone(),
-            to: self.to.clone(),
+            tiers: self.tiers.clone(),
             outcome,
             reason,
         };
@@ -218,7 +212,7 @@ impl Cascade {
             self.record(now, false);
             if !self.capped.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
-                    from = %self.from, to = %self.to, max_rate = self.max_rate,
+                    from = %self.tiers.from, to = %self.tiers.to, max_rate = self.max_rate,
                     "cascade escalation rate is over max_escalation_rate: keeping cheap answers until it falls"
                 );
             }
@@ -226,7 +220,7 @@ impl Cascade {
             return (result.map(|r| strip_logprobs(r, add_logprobs)), out);
         }
         if self.capped.swap(false, Ordering::Relaxed) {
-            tracing::info!(from = %self.from, to = %self.to, "cascade escalation rate is back under the cap");
+            tracing::info!(from = %self.tiers.from, to = %self.tiers.to, "cascade escalation rate is back under the cap");
         }
         self.record(now, true);
         // The cheap answer was paid for even though the client will not see it.
@@ -246,7 +240,7 @@ impl Cascade {
                 text,
             });
         }
-        let mut premium = Plan::tier(t, self.to.clone(), fallback);
+        let mut premium = Plan::tier(t, self.tiers.to.clone(), fallback);
         // The escalation shares the request's attempt budget, but always gets its one call.
         premium.budget = premium.budget.saturating_sub(out.attempts).max(1);
         let (result, more) = dispatch_chat(t, req, &premium, progress).await;

@@ -176,7 +176,7 @@ pub fn plan(t: &Tables, decision: &Decision, fallback: bool) -> Option<Plan> {
     } else {
         // A cascadable request that cannot be judged (a stream) still escalates to the cascade's
         // tier first when the cheap tier fails before answering.
-        p.then = decision.cascade_to.clone();
+        p.then = decision.cascade.as_ref().map(|c| c.to.clone());
     }
     Some(p)
 }
@@ -240,7 +240,7 @@ pub async fn answer(
     plan: &Plan,
     progress: &Progress,
 ) -> (Result<ChatResponse, ProviderError>, Outcome) {
-    match (cascade, &decision.cascade_to) {
+    match (cascade, &decision.cascade) {
         (Some(c), Some(_)) => c.chat(t, req, plan.fallback, progress).await,
         _ => chat(t, req, plan, progress).await,
     }
@@ -324,7 +324,7 @@ async fn first_chunk(
 pub fn route_label(d: &Decision, outcome: Option<&Outcome>) -> String {
     match outcome.and_then(|o| o.cascade.as_ref()) {
         Some(c) if c.outcome == cascade::StepOutcome::Escalated => {
-            format!("cascade:{}->{}", c.from, c.to)
+            format!("cascade:{}->{}", c.tiers.from, c.tiers.to)
         }
         _ => d.to_string(),
     }

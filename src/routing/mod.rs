@@ -70,8 +70,9 @@ pub struct Decision {
     pub scores: Vec<(Arc<str>, f32)>,
     /// Every tier's predicted score, cheapest first, when the learned layer ran.
     pub predictions: Vec<(Arc<str>, f32)>,
-    /// The tier to escalate to if the answer falls short, when this request is cascadable.
-    pub cascade_to: Option<Arc<str>>,
+    /// The cascade this request may take (answer on `from`, escalate to `to` if the answer falls
+    /// short), when it is cascadable.
+    pub cascade: Option<CascadeTiers>,
     /// How long the decision took.
     pub elapsed: Duration,
 }
@@ -98,9 +99,28 @@ pub enum Requested<'a> {
     Unknown,
 }
 
+/// The two tiers a cascade joins. Routing marks a request cascadable with them; dispatch runs the
+/// cascade between them; both hold this one value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CascadeTiers {
+    /// Where the request is answered first.
+    pub from: Arc<str>,
+    /// Where it goes when that answer falls short.
+    pub to: Arc<str>,
+}
+
+impl CascadeTiers {
+    pub fn of(c: &crate::config::CascadeConfig) -> CascadeTiers {
+        CascadeTiers {
+            from: c.from.value.as_str().into(),
+            to: c.to.value.as_str().into(),
+        }
+    }
+}
+
 struct CascadePlan {
-    from: Arc<str>,
-    to: Arc<str>,
+    tiers: CascadeTiers,
+    /// Only requests decided by one of these rules cascade (any routed request when empty).
     rules: Vec<String>,
 }
 
@@ -140,8 +160,7 @@ impl Router {
             })
             .collect();
         let cascade = config.routing.cascade.as_ref().map(|c| CascadePlan {
-            from: c.from.value.as_str().into(),
-            to: c.to.value.as_str().into(),
+            tiers: CascadeTiers::of(c),
             rules: c.rules.clone(),
         });
         Ok(Router {
@@ -196,7 +215,7 @@ impl Router {
             score: None,
             scores: Vec::new(),
             predictions: Vec::new(),
-            cascade_to: None,
+            cascade: None,
             elapsed: Duration::ZERO,
         };
         let mut d = match self.resolve(&req.model) {
@@ -228,7 +247,7 @@ impl Router {
             }
             Requested::Unknown => return None,
         };
-        d.cascade_to = self.cascade_target(&d);
+        d.cascade = self.cascade_of(&d);
         d.elapsed = start.elapsed();
         Some(d)
     }
@@ -243,7 +262,7 @@ impl Router {
             score: None,
             scores: Vec::new(),
             predictions: Vec::new(),
-            cascade_to: None,
+            cascade: None,
             elapsed: Duration::ZERO,
         };
         if self.semantic.is_none() && self.learned.is_none() {
@@ -290,7 +309,7 @@ impl Router {
     }
 
     /// Only routed requests cascade: a client that named a tier or model asked for exactly that.
-    fn cascade_target(&self, d: &Decision) -> Option<Arc<str>> {
+    fn cascade_of(&self, d: &Decision) -> Option<CascadeTiers> {
         let c = self.cascade.as_ref()?;
         let routed = matches!(
             d.layer,
@@ -300,7 +319,7 @@ impl Router {
             || d.rule
                 .as_deref()
                 .is_some_and(|r| c.rules.iter().any(|x| x == r));
-        (routed && d.tier == c.from && rule_ok).then(|| c.to.clone())
+        (routed && d.tier == c.tiers.from && rule_ok).then(|| c.tiers.clone())
     }
 
     /// Every name a client may send as `model`: `auto`, the aliases, the tiers, then the models.

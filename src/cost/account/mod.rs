@@ -279,8 +279,8 @@ impl Account {
         if let Some(c) = &o.cascade {
             m.cascade
                 .with_label_values(&[
-                    &*c.from,
-                    &*c.to,
+                    &*c.tiers.from,
+                    &*c.tiers.to,
                     c.outcome.as_str(),
                     c.reason.map_or("none", EscalateOn::as_str),
                 ])
