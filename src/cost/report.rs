@@ -2,7 +2,8 @@
 //! `switchyard report` prints and `GET /admin/spend` returns. Both call [`Report::load`], so the
 //! numbers are the same whichever way they are asked for.
 
-use super::spend::{Settings, SpendLog, Store, Target, Totals};
+pub use super::spend::Line;
+use super::spend::{Settings, SpendLog, Store, Target};
 use crate::config::Config;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -65,53 +66,6 @@ impl Since {
     }
 }
 
-/// One line of the report.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Line {
-    /// The tier, model or task type; `(none)` for requests that had none.
-    pub name: String,
-    pub requests: i64,
-    /// Requests answered with an error status (they cost nothing unless an answer was streamed).
-    pub errors: i64,
-    /// Requests whose tokens switchyard counted because the provider reported none.
-    pub estimated: i64,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub cached_tokens: i64,
-    pub cost_usd: f64,
-    pub counterfactual_usd: f64,
-    /// `counterfactual_usd - cost_usd`.
-    pub savings_usd: f64,
-    /// Savings as a percentage of the counterfactual; null when the counterfactual is zero.
-    pub savings_pct: Option<f64>,
-}
-
-/// Sums of binary floats carry noise in the 17th digit; a ten-thousandth of a micro-dollar is the
-/// precision of the cost headers, and the report keeps the same.
-fn usd(v: f64) -> f64 {
-    (v * 1e10).round() / 1e10
-}
-
-impl Line {
-    fn from(t: Totals) -> Line {
-        let savings = usd(t.counterfactual_usd - t.cost_usd);
-        Line {
-            name: t.key.unwrap_or_else(|| "(none)".into()),
-            requests: t.requests,
-            errors: t.errors,
-            estimated: t.estimated,
-            input_tokens: t.input_tokens,
-            output_tokens: t.output_tokens,
-            cached_tokens: t.cached_tokens,
-            cost_usd: usd(t.cost_usd),
-            counterfactual_usd: usd(t.counterfactual_usd),
-            savings_usd: savings,
-            savings_pct: (t.counterfactual_usd > 0.0)
-                .then(|| (savings / t.counterfactual_usd * 10_000.0).round() / 100.0),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
     /// RFC 3339, UTC.
@@ -141,17 +95,16 @@ impl Report {
             .into_iter()
             .next()
             .unwrap_or_default();
-        let lines = |v: Vec<Totals>| v.into_iter().map(Line::from).collect::<Vec<_>>();
         Ok(Report {
             since: rfc3339(s),
             until: rfc3339(until),
-            total: Line::from(Totals {
-                key: Some("total".into()),
+            total: Line {
+                name: "total".into(),
                 ..total
-            }),
-            by_tier: lines(store.totals(table, Some("tier"), s).await?),
-            by_model: lines(store.totals(table, Some("model"), s).await?),
-            by_task_type: lines(store.totals(table, Some("task_type"), s).await?),
+            },
+            by_tier: store.totals(table, Some("tier"), s).await?,
+            by_model: store.totals(table, Some("model"), s).await?,
+            by_task_type: store.totals(table, Some("task_type"), s).await?,
         })
     }
 
@@ -389,18 +342,7 @@ mod tests {
     }
 
     #[test]
-    fn lines_compute_savings_and_csv_quotes() {
-        let l = Line::from(Totals {
-            key: None,
-            requests: 2,
-            cost_usd: 0.25,
-            counterfactual_usd: 1.0,
-            ..Totals::default()
-        });
-        assert_eq!(l.name, "(none)");
-        assert_eq!(l.savings_usd, 0.75);
-        assert_eq!(l.savings_pct, Some(75.0));
-        assert_eq!(Line::from(Totals::default()).savings_pct, None);
+    fn csv_quotes() {
         assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
     }
 }

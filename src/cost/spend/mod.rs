@@ -7,9 +7,11 @@
 //! counted in `switchyard_spend_log_dropped_total{reason}` and written to the log as a warning
 //! carrying the whole row, so no record disappears silently and none is lost for good.
 
+mod line;
 mod store;
 
-pub use store::{Store, Totals};
+pub use line::Line;
+pub use store::Store;
 
 pub use crate::config::spend_log::{MAX_BATCH, Settings, Target, check_table, redact_url};
 pub use crate::telemetry::SpendCounters as Counters;

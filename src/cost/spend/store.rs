@@ -2,7 +2,7 @@
 //! understand), the same batched multi-row INSERT in one transaction, and the same aggregates for
 //! reports, so a report reads the same from either.
 
-use super::{SpendRecord, Target};
+use super::{Line, SpendRecord, Target};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{Postgres, QueryBuilder, Sqlite};
@@ -12,21 +12,6 @@ use std::time::Duration;
 pub enum Store {
     Sqlite(SqlitePool),
     Postgres(PgPool),
-}
-
-/// Aggregates of one group of rows (a tier, a model, a task type, or everything).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Totals {
-    /// The group's value; `None` for rows without one (e.g. requests refused before routing).
-    pub key: Option<String>,
-    pub requests: i64,
-    pub errors: i64,
-    pub estimated: i64,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub cached_tokens: i64,
-    pub cost_usd: f64,
-    pub counterfactual_usd: f64,
 }
 
 type TotalsRow = (Option<String>, i64, i64, i64, i64, i64, i64, f64, f64);
@@ -203,7 +188,7 @@ impl Store {
         table: &str,
         column: Option<&str>,
         since_ms: i64,
-    ) -> Result<Vec<Totals>, sqlx::Error> {
+    ) -> Result<Vec<Line>, sqlx::Error> {
         let key = match column {
             Some(c @ ("tier" | "model" | "task_type" | "deployment" | "api_key")) => c,
             Some(_) => return Err(sqlx::Error::Protocol("unknown report column".into())),
@@ -235,16 +220,21 @@ impl Store {
         };
         Ok(rows
             .into_iter()
-            .map(|r| Totals {
-                key: r.0,
-                requests: r.1,
-                errors: r.2,
-                estimated: r.3,
-                input_tokens: r.4,
-                output_tokens: r.5,
-                cached_tokens: r.6,
-                cost_usd: r.7,
-                counterfactual_usd: r.8,
+            .map(|r| {
+                Line::summed(
+                    r.0,
+                    Line {
+                        requests: r.1,
+                        errors: r.2,
+                        estimated: r.3,
+                        input_tokens: r.4,
+                        output_tokens: r.5,
+                        cached_tokens: r.6,
+                        cost_usd: r.7,
+                        counterfactual_usd: r.8,
+                        ..Line::default()
+                    },
+                )
             })
             .collect())
     }
