@@ -79,15 +79,7 @@ impl Outcome {
 }
 
 fn message_text(m: &Value) -> String {
-    match m.get("content") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    }
+    crate::openai::content_text(m.get("content"))
 }
 
 /// A line that is not an outcome, or a file that cannot be read: names the file and the line.

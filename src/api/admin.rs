@@ -31,12 +31,7 @@ pub async fn refresh_gauges(state: &AppState) {
     let gw = state.gateway();
     let gauge = &state.metrics().deployment_healthy;
     for m in sorted(&gw) {
-        let h = gw
-            .tables
-            .state
-            .store
-            .health(&m.name, &gw.tables.policies.breaker)
-            .await;
+        let h = gw.tables.health(&m.name).await;
         let up = matches!(h.status, Status::Healthy | Status::ProbeReady);
         gauge.with_label_values(&[&m.name]).set(i64::from(up));
     }
@@ -47,12 +42,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 async fn describe(gw: &Gateway, m: &Deployment) -> Value {
-    let h = gw
-        .tables
-        .state
-        .store
-        .health(&m.name, &gw.tables.policies.breaker)
-        .await;
+    let h = gw.tables.health(&m.name).await;
     let load = gw.tables.state.loads.get(&m.name);
     let tiers: Vec<&str> = gw
         .tables

@@ -264,20 +264,8 @@ impl Matrix {
     pub fn render(&self) -> String {
         let pct = (self.confidence * 100.0).round();
         let mut out = String::new();
-        let width = self
-            .models
-            .iter()
-            .map(String::len)
-            .max()
-            .unwrap_or(5)
-            .max(5);
-        let tier_w = self
-            .tiers
-            .values()
-            .map(String::len)
-            .max()
-            .unwrap_or(4)
-            .max(4);
+        let width = column(self.models.iter(), 5);
+        let tier_w = column(self.tiers.values(), 4);
         for task in &self.tasks {
             let _ = writeln!(
                 out,
@@ -339,14 +327,8 @@ impl Matrix {
         let mut out = format!(
             "routing map: per task type, the cheapest model whose {pct}% interval's lower bound clears {bar}\n"
         );
-        let tw = self.tasks.iter().map(String::len).max().unwrap_or(9).max(9);
-        let mw = self
-            .models
-            .iter()
-            .map(String::len)
-            .max()
-            .unwrap_or(5)
-            .max(5);
+        let tw = column(self.tasks.iter(), 9);
+        let mw = column(self.models.iter(), 5);
         let _ = writeln!(
             out,
             "  {:<tw$}  {:<mw$}  {:<8}  {:>5}  {:>5}  {:>10}",
@@ -520,6 +502,11 @@ fn yaml_str(s: &str) -> String {
     } else {
         serde_json::Value::String(s.to_string()).to_string()
     }
+}
+
+/// A column as wide as its longest entry, and at least as wide as its heading.
+fn column<'a>(entries: impl Iterator<Item = &'a String>, heading: usize) -> usize {
+    entries.map(String::len).max().unwrap_or(0).max(heading)
 }
 
 #[cfg(test)]

@@ -66,15 +66,18 @@ pub struct Summary {
 
 /// What one model did with one prompt.
 enum Done {
-    Scored {
-        score: Score,
-        usd: f64,
-        judge_usd: Option<f64>,
-        latency_ms: f64,
-        text: String,
-    },
+    Scored(Scored),
     Failed(String),
     Skipped,
+}
+
+/// One model's scored answer to one prompt, on its way into the outcomes row.
+struct Scored {
+    score: Score,
+    usd: f64,
+    judge_usd: Option<f64>,
+    latency_ms: f64,
+    text: String,
 }
 
 enum Asked {
@@ -273,10 +276,11 @@ impl Runner {
         // Ends when every call reported, or when every sender is gone (a call's task panicked).
         while let Some((row, model, done)) = rx.recv().await {
             match &done {
-                Done::Scored { usd, judge_usd, .. } => {
+                Done::Scored(s) => {
+                    let judge_usd = s.judge_usd.unwrap_or(0.0);
                     summary.scored += 1;
-                    summary.spent_usd += usd + judge_usd.unwrap_or(0.0);
-                    summary.judge_usd += judge_usd.unwrap_or(0.0);
+                    summary.spent_usd += s.usd + judge_usd;
+                    summary.judge_usd += judge_usd;
                 }
                 Done::Failed(e) => {
                     let p = &pending[row];
@@ -388,13 +392,13 @@ impl Runner {
             }
             s => (score::grade(s, &text, prompt.reference.as_deref()), None),
         };
-        Done::Scored {
+        Done::Scored(Scored {
             score,
             usd,
             judge_usd,
             latency_ms,
             text,
-        }
+        })
     }
 
     /// The request for `prompt` on `model`: the task's parameters, an output cap, and the task
@@ -616,37 +620,31 @@ impl Runner {
         let mut scored = Vec::new();
         for (model, d) in done {
             match d {
-                Done::Scored {
-                    score,
-                    usd,
-                    judge_usd,
-                    latency_ms,
-                    text,
-                } => {
+                Done::Scored(s) => {
                     notes("failed", &model, None);
                     notes(
                         "unreadable",
                         &model,
-                        score.unreadable.clone().map(Value::String),
+                        s.score.unreadable.clone().map(Value::String),
                     );
-                    notes("judge_costs_usd", &model, judge_usd.map(|u| json!(u)));
-                    scored.push((model, score.value, usd, latency_ms, text));
+                    notes("judge_costs_usd", &model, s.judge_usd.map(|u| json!(u)));
+                    scored.push((model, s));
                 }
                 Done::Failed(e) => notes("failed", &model, Some(Value::String(e))),
                 Done::Skipped => {}
             }
         }
-        for (model, s, usd, latency, text) in scored {
-            row.scores.insert(model.to_string(), s);
+        for (model, s) in scored {
+            row.scores.insert(model.to_string(), s.score.value);
             row.costs_usd
                 .get_or_insert_with(BTreeMap::new)
-                .insert(model.to_string(), usd);
+                .insert(model.to_string(), s.usd);
             row.latency_ms
                 .get_or_insert_with(BTreeMap::new)
-                .insert(model.to_string(), (latency * 1000.0).round() / 1000.0);
+                .insert(model.to_string(), (s.latency_ms * 1000.0).round() / 1000.0);
             row.responses
                 .get_or_insert_with(BTreeMap::new)
-                .insert(model.to_string(), text);
+                .insert(model.to_string(), s.text);
         }
         row.extra
             .retain(|_, v| !v.as_object().is_some_and(Map::is_empty));

@@ -239,15 +239,25 @@ struct RawTask {
     #[serde(default)]
     params: Map<String, Value>,
     #[serde(default)]
-    prompts: Vec<Spanned<RawPrompt>>,
+    prompts: Vec<Spanned<RawPrompt<Verbatim>>>,
     /// JSONL, one prompt per line, relative to the task file.
     #[serde(default)]
     prompts_file: Option<Spanned<String>>,
 }
 
+/// One prompt as written: in a YAML task (`R` = [`Verbatim`]; `task` and `scorer` come from the
+/// task it is listed under) or as a line of a JSONL file (`R` = a JSON value), where the first
+/// line of a task also names its scorer.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPrompt {
+#[serde(deny_unknown_fields, bound(deserialize = "R: Deserialize<'de>"))]
+struct RawPrompt<R> {
+    #[serde(default)]
+    task: Option<String>,
+    #[serde(default)]
+    scorer: Option<ScorerSpec>,
+    /// Overrides the task's system prompt for this prompt.
+    #[serde(default)]
+    system: Option<String>,
     #[serde(default)]
     id: Option<Value>,
     #[serde(default)]
@@ -255,7 +265,7 @@ struct RawPrompt {
     #[serde(default)]
     messages: Option<Vec<Value>>,
     #[serde(default)]
-    reference: Option<Verbatim>,
+    reference: Option<R>,
 }
 
 /// A YAML scalar exactly as written: `reference: yes` is the word "yes", not the boolean YAML 1.1
@@ -289,27 +299,6 @@ impl<'de> Deserialize<'de> for Verbatim {
         }
         d.deserialize_str(V)
     }
-}
-
-/// One line of a JSONL task file: a prompt and the task it belongs to (the first line of a task
-/// names its scorer).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JsonlLine {
-    #[serde(default)]
-    task: Option<String>,
-    #[serde(default)]
-    scorer: Option<ScorerSpec>,
-    #[serde(default)]
-    system: Option<String>,
-    #[serde(default)]
-    id: Option<Value>,
-    #[serde(default)]
-    prompt: Option<String>,
-    #[serde(default)]
-    messages: Option<Vec<Value>>,
-    #[serde(default)]
-    reference: Option<Value>,
 }
 
 /// Reads a task file: `.jsonl` as one prompt per line, anything else as YAML.
@@ -394,6 +383,17 @@ fn from_yaml(text: &str, file: &str, base: &Path) -> Result<Vec<Task>, ConfigErr
         for (j, p) in t.prompts.into_iter().enumerate() {
             let at = loc_of(p.referenced);
             let ppath = format!("{path}.prompts[{j}]");
+            if p.value.task.is_some() || p.value.scorer.is_some() {
+                return Err(err_at(
+                    file,
+                    text,
+                    at,
+                    ppath,
+                    "a prompt belongs to the task it is listed under: leave out `task` and `scorer`"
+                        .into(),
+                ));
+            }
+            let prompt_system = p.value.system.as_deref().or(system.as_deref());
             let prompt = build_prompt(
                 &name,
                 prompts.len(),
@@ -401,7 +401,7 @@ fn from_yaml(text: &str, file: &str, base: &Path) -> Result<Vec<Task>, ConfigErr
                 p.value.prompt,
                 p.value.messages,
                 p.value.reference.map(|v| Value::String(v.0)),
-                system.as_deref(),
+                prompt_system,
                 &scorer,
             )
             .map_err(|(k, m)| err_at(file, text, at, join(&ppath, k), m))?;
@@ -503,7 +503,7 @@ fn from_jsonl(
         let n = u32::try_from(i + 1).ok();
         let at = |path: &str, m: String| ConfigError::at(file, text, n, None, path, m);
         let de = &mut serde_json::Deserializer::from_str(line);
-        let raw: JsonlLine = serde_path_to_error::deserialize(de).map_err(|e| {
+        let raw: RawPrompt<Value> = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             at(
                 if path == "." { "" } else { &path },
@@ -823,6 +823,22 @@ tasks:
         assert!(e.message.contains("invalid regex"), "{e}");
         let e = yaml("tasks:\n  - name: a\n    scorer: exact\n    prompts: [{ id: p, prompt: x, reference: y }]\n  - name: b\n    scorer: exact\n    prompts: [{ id: p, prompt: x, reference: y }]\n").unwrap_err();
         assert!(e.message.contains("`p` is used twice"), "{e}");
+        let e = yaml("tasks:\n  - name: a\n    scorer: exact\n    prompts:\n      - { prompt: x, reference: y }\n      - { prompt: z, reference: y, task: b }\n").unwrap_err();
+        assert_eq!(e.line, Some(6), "{e}");
+        assert_eq!(e.path, "tasks[0].prompts[1]", "{e}");
+        assert!(e.message.contains("leave out `task` and `scorer`"), "{e}");
+    }
+
+    #[test]
+    fn a_yaml_prompt_may_bring_its_own_system_prompt() {
+        let t = yaml("tasks:\n  - name: a\n    scorer: exact\n    system: be brief\n    prompts:\n      - { prompt: x, reference: y }\n      - { prompt: z, reference: y, system: be formal }\n").unwrap();
+        let systems: Vec<String> = t[0]
+            .prompts
+            .iter()
+            .map(|p| serde_json::to_string(&p.messages[0]).unwrap())
+            .collect();
+        assert!(systems[0].contains("be brief"), "{systems:?}");
+        assert!(systems[1].contains("be formal"), "{systems:?}");
     }
 
     #[test]

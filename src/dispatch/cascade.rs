@@ -225,19 +225,11 @@ impl Cascade {
         self.record(now, true);
         // The cheap answer was paid for even though the client will not see it.
         if let (Ok(cheap), Some(c)) = (&result, &out.served) {
-            let text = if cheap.usage.is_none() {
-                cheap.body["choices"][0]["message"]["content"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string()
-            } else {
-                String::new()
-            };
             out.discarded.push(Discarded {
                 tier: c.tier.clone(),
                 model: c.model.clone(),
                 usage: cheap.usage,
-                text,
+                text: unpriced_text(cheap),
             });
         }
         let mut premium = Plan::tier(t, self.tiers.to.clone(), fallback);
@@ -302,19 +294,11 @@ fn bill_second(
     out.cooldowns.extend(side.cooldowns);
     let resp = result.ok()?;
     if let Some(c) = side.served {
-        let text = if resp.usage.is_none() {
-            resp.body["choices"][0]["message"]["content"]
-                .as_str()
-                .unwrap_or("")
-                .to_string()
-        } else {
-            String::new()
-        };
         out.discarded.push(Discarded {
             tier: c.tier,
             model: c.model,
             usage: resp.usage,
-            text,
+            text: unpriced_text(&resp),
         });
     }
     Some(resp.body)
@@ -351,4 +335,16 @@ fn strip_logprobs(mut r: ChatResponse, added: bool) -> ChatResponse {
         }
     }
     r
+}
+
+/// A discarded answer's text, kept only when the provider reported no usage: accounting then
+/// counts its tokens instead.
+fn unpriced_text(r: &ChatResponse) -> String {
+    if r.usage.is_some() {
+        return String::new();
+    }
+    r.body["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
 }

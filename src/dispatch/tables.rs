@@ -22,3 +22,14 @@ pub struct Tables {
     /// Cooldowns, usage and load: carried over from the previous gateway on reload.
     pub state: Arc<DispatchState>,
 }
+
+impl Tables {
+    /// A deployment's breaker state under this config's breaker settings (for the admin view and
+    /// the health gauge).
+    pub async fn health(&self, deployment: &str) -> crate::state::Health {
+        self.state
+            .store
+            .health(deployment, &self.policies.breaker)
+            .await
+    }
+}

@@ -100,6 +100,19 @@ fn comment(line: &str, from: &str, width: usize) -> String {
     format!("{line}{}# {from}", " ".repeat(pad))
 }
 
+/// Lines with their source comments aligned in one column after the longest line.
+fn commented<S: AsRef<str>>(w: &mut String, lines: &[(String, S)]) {
+    let width = lines
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(0)
+        + 2;
+    for (l, from) in lines {
+        let _ = writeln!(w, "{}", comment(l, from.as_ref(), width));
+    }
+}
+
 fn flow<I: IntoIterator<Item = String>>(items: I) -> String {
     let v: Vec<String> = items.into_iter().collect();
     format!("[{}]", v.join(", "))
@@ -183,15 +196,7 @@ pub fn table(t: &Table, report: &Report, vars: Vars) -> String {
             (format!("  - {{ {} }}", f.join(", ")), m.from.as_str())
         })
         .collect();
-    let width = lines
-        .iter()
-        .map(|(l, _)| l.chars().count())
-        .max()
-        .unwrap_or(0)
-        + 2;
-    for (l, from) in &lines {
-        let _ = writeln!(w, "{}", comment(l, from, width));
-    }
+    commented(w, &lines);
 
     let _ = writeln!(w, "\ntiers:");
     let lines: Vec<(String, String)> = t
@@ -213,15 +218,7 @@ pub fn table(t: &Table, report: &Report, vars: Vars) -> String {
             )
         })
         .collect();
-    let width = lines
-        .iter()
-        .map(|(l, _)| l.chars().count())
-        .max()
-        .unwrap_or(0)
-        + 2;
-    for (l, from) in &lines {
-        let _ = writeln!(w, "{}", comment(l, from, width));
-    }
+    commented(w, &lines);
 
     let _ = writeln!(w, "\nrouting:");
     let _ = writeln!(
@@ -270,15 +267,7 @@ pub fn table(t: &Table, report: &Report, vars: Vars) -> String {
                 )
             })
             .collect();
-        let width = lines
-            .iter()
-            .map(|(l, _)| l.chars().count())
-            .max()
-            .unwrap_or(0)
-            + 2;
-        for (l, from) in &lines {
-            let _ = writeln!(w, "{}", comment(l, from, width));
-        }
+        commented(w, &lines);
     }
 
     if !t.fallbacks.is_empty() || !t.context_window.is_empty() {

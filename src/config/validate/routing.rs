@@ -43,28 +43,32 @@ mod tests {
 
     #[test]
     fn default_and_counterfactual_name_tiers_or_models() {
-        passes(
-            check_targets,
-            &BASE.replace("{default: t}", "{default: t, counterfactual: m}"),
-        );
-        passes(
-            check_targets,
-            &BASE.replace("{default: t}", "{default: t, counterfactual: u}"),
-        );
-        fails(
-            check_targets,
-            &BASE.replace("{default: t}", "{default: nope}"),
-            "routing.default",
-            4,
-            "unknown tier `nope` (defined: t, u)",
-        );
-        fails(
-            check_targets,
-            &BASE.replace("{default: t}", "{default: t, counterfactual: nope}"),
-            "routing.counterfactual",
-            4,
-            "`nope` is neither a tier (t, u) nor a model",
-        );
+        for ok in [
+            "{default: t, counterfactual: m}",
+            "{default: t, counterfactual: u}",
+        ] {
+            passes(check_targets, &BASE.replace("{default: t}", ok));
+        }
+        for (routing, path, message) in [
+            (
+                "{default: nope}",
+                "routing.default",
+                "unknown tier `nope` (defined: t, u)",
+            ),
+            (
+                "{default: t, counterfactual: nope}",
+                "routing.counterfactual",
+                "`nope` is neither a tier (t, u) nor a model",
+            ),
+        ] {
+            fails(
+                check_targets,
+                &BASE.replace("{default: t}", routing),
+                path,
+                4,
+                message,
+            );
+        }
     }
 
     #[test]
