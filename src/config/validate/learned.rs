@@ -62,14 +62,16 @@ pub(super) fn check(c: &Config, ck: &Checker<'_>) -> Result<(), ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{BASE, fails, passes};
+    use super::super::testing::{BASE, fails, passes, with_routing};
     use super::check;
 
     /// The outcome file is one of the repository's evaluation sets (tests run in its root).
     fn learned(extra: &str) -> String {
-        BASE.replace(
-            "{default: t}",
-            &format!("\n  default: t\n  learned:\n    outcomes: [tests/data/eval/routellm-gsm8k.jsonl]\n    embedder: {{kind: hashed-ngrams}}\n{extra}"),
+        with_routing(
+            "learned",
+            &format!(
+                "    outcomes: [tests/data/eval/routellm-gsm8k.jsonl]\n    embedder: {{kind: hashed-ngrams}}\n{extra}"
+            ),
         )
     }
 

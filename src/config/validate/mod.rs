@@ -152,6 +152,24 @@ mod testing {
         }
     }
 
+    /// `BASE` with a block section under `routing:` (`semantic`, `learned`, ...); `body` is its
+    /// indented lines.
+    pub(super) fn with_routing(section: &str, body: &str) -> String {
+        BASE.replace(
+            "{default: t}",
+            &format!("\n  default: t\n  {section}:\n{body}"),
+        )
+    }
+
+    /// `BASE` with `part` replaced by each case's text fails with the case's path, line and
+    /// message: one table of mistakes per section.
+    pub(super) fn fails_each(check: Check, part: &str, cases: &[(&str, &str, u32, &str)]) {
+        assert!(BASE.contains(part), "{part} is not in BASE");
+        for (text, path, line, message) in cases {
+            fails(check, &BASE.replace(part, text), path, *line, message);
+        }
+    }
+
     /// The error's key path, line and message, as `table.yaml:LINE: PATH: MESSAGE` shows them.
     pub(super) fn fails(check: Check, text: &str, path: &str, line: u32, message: &str) {
         let Err(e) = run(check, text) else {

@@ -57,7 +57,7 @@ pub(super) fn check(c: &Config, ck: &Checker<'_>) -> Result<(), ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{BASE, fails, passes};
+    use super::super::testing::{BASE, fails_each, passes};
     use super::super::{Checker, testing::FILE};
     use super::check;
     use crate::config::schema::Config;
@@ -65,29 +65,29 @@ mod tests {
     #[test]
     fn names_providers_and_prices() {
         passes(check, BASE);
-        fails(
+        fails_each(
             check,
-            &BASE.replace(
-                "[{name: m, provider: p}]",
-                "[{name: m, provider: p}, {name: m, provider: p}]",
-            ),
-            "models[1].name",
-            2,
-            "model `m` is defined twice",
-        );
-        fails(
-            check,
-            &BASE.replace("[{name: m, provider: p}]", "[{name: t, provider: p}]"),
-            "models[0].name",
-            2,
-            "model name `t` is also a tier name or `auto`; a request's `model` must mean one thing",
-        );
-        fails(
-            check,
-            &BASE.replace("[{name: m, provider: p}]", "[{name: m, provider: nope}]"),
-            "models[0].provider",
-            2,
-            "unknown provider `nope` (defined: p)",
+            "[{name: m, provider: p}]",
+            &[
+                (
+                    "[{name: m, provider: p}, {name: m, provider: p}]",
+                    "models[1].name",
+                    2,
+                    "model `m` is defined twice",
+                ),
+                (
+                    "[{name: t, provider: p}]",
+                    "models[0].name",
+                    2,
+                    "model name `t` is also a tier name or `auto`; a request's `model` must mean one thing",
+                ),
+                (
+                    "[{name: m, provider: nope}]",
+                    "models[0].provider",
+                    2,
+                    "unknown provider `nope` (defined: p)",
+                ),
+            ],
         );
     }
 

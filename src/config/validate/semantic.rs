@@ -70,14 +70,11 @@ pub(super) fn check(c: &Config, ck: &Checker<'_>) -> Result<(), ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{BASE, fails, passes};
+    use super::super::testing::{BASE, fails, passes, with_routing};
     use super::check;
 
     fn semantic(section: &str) -> String {
-        BASE.replace(
-            "{default: t}",
-            &format!("\n  default: t\n  semantic:\n{section}"),
-        )
+        with_routing("semantic", section)
     }
 
     #[test]

@@ -41,32 +41,35 @@ pub(super) fn check(c: &Config, ck: &Checker<'_>) -> Result<(), ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{BASE, fails, passes};
+    use super::super::testing::{BASE, fails_each, passes};
     use super::check;
 
     #[test]
     fn tiers_name_models() {
         passes(check, BASE);
-        fails(
+        fails_each(
             check,
-            &BASE.replace("u: {models: [m]}", "u: {models: [m, gone]}"),
-            "tiers.u.models[1]",
-            3,
-            "unknown model `gone` (defined: m)",
-        );
-        fails(
-            check,
-            &BASE.replace("u: {models: [m]}", "auto: {models: [m]}"),
-            "tiers.auto",
-            3,
-            "`auto` is reserved for the router",
-        );
-        fails(
-            check,
-            &BASE.replace("u: {models: [m]}", "u: {models: []}"),
-            "tiers.u.models",
-            3,
-            "a tier needs at least one model",
+            "u: {models: [m]}",
+            &[
+                (
+                    "u: {models: [m, gone]}",
+                    "tiers.u.models[1]",
+                    3,
+                    "unknown model `gone` (defined: m)",
+                ),
+                (
+                    "auto: {models: [m]}",
+                    "tiers.auto",
+                    3,
+                    "`auto` is reserved for the router",
+                ),
+                (
+                    "u: {models: []}",
+                    "tiers.u.models",
+                    3,
+                    "a tier needs at least one model",
+                ),
+            ],
         );
     }
 }
