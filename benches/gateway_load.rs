@@ -7,7 +7,7 @@
 //! `BENCH_WARMUP`, `BENCH_SEGMENT`, `BENCH_GATEWAY_LOG`, `BENCH_SEMANTIC` (flags win).
 //! `BENCH_GATEWAY_BIN` runs another build of the gateway instead of this one (for A/B runs
 //! against a baseline). `--semantic builtin|hashed-ngrams` adds a semantic layer (the example
-//! table's 52 utterances) with that embedder; the one prompt no rule matches is then routed by it.
+//! table's 103 utterances) with that embedder; the one prompt no rule matches is then routed by it.
 //!
 //! - The mock upstream is an axum server on 127.0.0.1:0 with its own single-threaded tokio runtime
 //!   on its own thread. It answers `POST /v1/chat/completions` at once with a fixed

@@ -236,23 +236,28 @@ async fn shipped_tables_route_the_labelled_prompts() {
         }
     }
     // The targets are 90% (full table) and 80% (semantic layer alone) on held-out
-    // prompts; they are not met yet (see the README). These floors are what the shipped tables
-    // reach now, so that a change that makes routing worse fails.
+    // prompts; the layer alone does not meet its target yet (see the README). The floors sit
+    // just below what the shipped tables reach now (the figures are deterministic), so that a
+    // change that routes even one more held-out prompt wrong fails.
     for (what, key, floor, target) in [
-        ("full example table", "full builtin", 75.0, 90.0),
+        ("full example table", "full builtin", 90.5, 90.0),
         (
             "semantic layer alone (built-in model)",
             "semantic builtin",
-            65.0,
+            74.5,
             80.0,
         ),
     ] {
         let acc = held[key];
-        println!("  {what}, held-out: {acc:.1}% (target {target:.0}%, floor {floor:.0}%)");
-        assert!(acc >= floor, "{what}, held-out: {acc:.1}% < {floor:.0}%");
+        println!("  {what}, held-out: {acc:.1}% (target {target:.0}%, floor {floor:.1}%)");
+        assert!(acc >= floor, "{what}, held-out: {acc:.1}% < {floor:.1}%");
     }
-    // The demo table has no `local` tier; its figures are reported, not floored.
-    report("config/demo.yaml", "heldout", false).await;
+    // The demo table has no `local` tier, so the prompts marked confidential cannot be right
+    // there; its floor is its own figure less a fraction of a prompt.
+    let demo = report("config/demo.yaml", "heldout", false).await;
+    let acc = demo["full builtin"];
+    println!("  full demo table, held-out: {acc:.1}% (floor 88.0%)");
+    assert!(acc >= 88.0, "full demo table, held-out: {acc:.1}% < 88.0%");
 }
 
 /// The sweep the shipped thresholds and margins come from: tuning data only. For each table and
