@@ -383,4 +383,179 @@ fn agree_needs_a_known_second_model() {
     assert!(e.line.is_some(), "{e}");
     let e = load("    { from: budget, to: premium, escalate_on: [agree], agreement: { model: other, compare: fuzzy } }").unwrap_err();
     assert!(e.message.contains("fuzzy"), "{e}");
+    let e = load(
+        "    { from: budget, to: premium, escalate_on: [agree], agreement: { compare: exact } }",
+    )
+    .unwrap_err();
+    assert_eq!(e.path, "routing.cascade.agreement", "{e}");
+    assert!(e.message.contains("agreement.learned: true"), "{e}");
+    // The learned layer's choice needs a learned layer.
+    let e = load(
+        "    { from: budget, to: premium, escalate_on: [agree], agreement: { learned: true } }",
+    )
+    .unwrap_err();
+    assert_eq!(e.path, "routing.cascade.agreement.learned", "{e}");
+    assert!(e.message.contains("needs routing.learned"), "{e}");
+}
+
+/// Recorded outcomes of multiple-choice prompts like `QUESTION`: every model right but the one
+/// named `wrong`, so the learned layer ranks the other cheap tier first for the second opinion.
+fn mc_outcomes(wrong: &str) -> String {
+    let prompts = [
+        "Which is a bird? (A) bat (B) penguin (C) dolphin. Answer with the letter.",
+        "Which is a fish? (A) trout (B) whale (C) seal. Answer with the letter.",
+        "Which is a reptile? (A) frog (B) lizard (C) otter. Answer with the letter.",
+        "Which is a mammal? (A) eel (B) bat (C) crab. Answer with the letter.",
+        "Which is an insect? (A) spider (B) ant (C) snail. Answer with the letter.",
+        "Which is a planet? (A) Sirius (B) Mars (C) Vega. Answer with the letter.",
+    ];
+    let mut out = String::new();
+    for (i, p) in prompts.iter().enumerate() {
+        let mut scores = json!({"cheap": 1.0, "other": 1.0, "middle": 1.0, "strong": 1.0});
+        scores[wrong] = json!(0.0);
+        out.push_str(
+            &json!({"id": format!("q{i}"), "messages": [{"role": "user", "content": p}], "scores": scores})
+                .to_string(),
+        );
+        out.push('\n');
+    }
+    out
+}
+
+/// Four tiers, cheapest first: budget (cheap), spare (other, on the second upstream), mid
+/// (middle) and premium (strong). The learned layer decides; the cascade asks the second opinion
+/// of the tier it predicts best after budget.
+fn learned_table(first: &str, second: &str, outcomes: &std::path::Path, agreement: &str) -> String {
+    format!(
+        r#"
+server: {{ listen: "127.0.0.1:0" }}
+providers:
+  one: {{ kind: openai, base_url: "{first}", api_key: "{PROVIDER_KEY}" }}
+  two: {{ kind: openai, base_url: "{second}", api_key: "{PROVIDER_KEY}" }}
+models:
+  - {{ name: cheap, provider: one, model: cheap-up, price: {{ input: 1, output: 2 }} }}
+  - {{ name: other, provider: two, model: other-up, price: {{ input: 10, output: 20 }} }}
+  - {{ name: middle, provider: one, model: middle-up, price: {{ input: 20, output: 40 }} }}
+  - {{ name: strong, provider: one, model: strong-up, price: {{ input: 100, output: 100 }} }}
+tiers:
+  budget: {{ models: [cheap] }}
+  spare: {{ models: [other] }}
+  mid: {{ models: [middle] }}
+  premium: {{ models: [strong] }}
+routing:
+  default: premium
+  learned:
+    outcomes: ["{}"]
+    embedder: {{ kind: hashed-ngrams }}
+    bar: 0.5
+    k: 4
+    cache: false
+  cascade: {{ from: budget, to: premium, escalate_on: [error, agree], agreement: {agreement} }}
+reliability: {{ retries: 0 }}
+"#,
+        outcomes.display()
+    )
+}
+
+#[tokio::test]
+async fn the_learned_layer_chooses_who_gives_the_second_opinion() {
+    let dir = tempfile::tempdir().unwrap();
+    // `middle` was wrong on these prompts: the second opinion comes from `spare`.
+    let file = dir.path().join("outcomes.jsonl");
+    std::fs::write(&file, mc_outcomes("middle")).unwrap();
+    let one = Mock::start().await;
+    let two = Mock::start().await;
+    one.on("cheap-up", says("cheap-up", "B"));
+    one.on("middle-up", says("middle-up", "C"));
+    one.on("strong-up", says("strong-up", "B"));
+    two.on("other-up", says("other-up", "B"));
+    let gw = Gateway::start(&learned_table(
+        &one.url(),
+        &two.url(),
+        &file,
+        "{ learned: true }",
+    ))
+    .await;
+    let resp = post(&gw, &chat_body("auto", QUESTION)).await;
+    assert_eq!(resp.status(), 200);
+    assert!(header(&resp, "x-switchyard-route").starts_with("learned:budget@"));
+    assert_eq!(header(&resp, "x-switchyard-cascade"), "accepted");
+    assert_eq!(
+        (
+            one.calls_for("cheap-up"),
+            two.calls_for("other-up"),
+            one.calls_for("middle-up"),
+            one.calls_for("strong-up")
+        ),
+        (1, 1, 0, 0)
+    );
+    drop(gw);
+
+    // Now `other` was the one that got them wrong: `mid` is asked, disagrees, and the request
+    // escalates to premium; all three calls are billed.
+    std::fs::write(&file, mc_outcomes("other")).unwrap();
+    let one = Mock::start().await;
+    let two = Mock::start().await;
+    one.on("cheap-up", says("cheap-up", "B"));
+    one.on("middle-up", says("middle-up", "C"));
+    one.on("strong-up", says("strong-up", "B"));
+    two.on("other-up", says("other-up", "B"));
+    let gw = Gateway::start(&learned_table(
+        &one.url(),
+        &two.url(),
+        &file,
+        "{ learned: true }",
+    ))
+    .await;
+    let resp = post(&gw, &chat_body("auto", QUESTION)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-switchyard-cascade"), "escalated:agree");
+    assert_eq!(header(&resp, "x-switchyard-tier"), "premium");
+    assert_eq!(header(&resp, "x-switchyard-attempts"), "3");
+    // 9 µ$ cheap + 180 µ$ middle + 700 µ$ strong.
+    assert_eq!(header(&resp, "x-switchyard-cost-usd"), "0.0008890000");
+    assert_eq!(
+        (
+            one.calls_for("cheap-up"),
+            two.calls_for("other-up"),
+            one.calls_for("middle-up"),
+            one.calls_for("strong-up")
+        ),
+        (1, 0, 1, 1)
+    );
+}
+
+#[tokio::test]
+async fn without_a_learned_decision_the_configured_model_gives_the_second_opinion() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("outcomes.jsonl");
+    std::fs::write(&file, mc_outcomes("middle")).unwrap();
+    let one = Mock::start().await;
+    let two = Mock::start().await;
+    one.on("cheap-up", says("cheap-up", "B"));
+    one.on("middle-up", says("middle-up", "B"));
+    two.on("other-up", says("other-up", "B"));
+    let table = learned_table(
+        &one.url(),
+        &two.url(),
+        &file,
+        "{ learned: true, model: middle }",
+    )
+    .replace(
+        "  learned:\n",
+        "  rules:\n    - { name: quiz, when: { keywords: [mammal] }, tier: budget }\n  learned:\n",
+    );
+    let gw = Gateway::start(&table).await;
+    let resp = post(&gw, &chat_body("auto", QUESTION)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-switchyard-route"), "rules:quiz");
+    assert_eq!(header(&resp, "x-switchyard-cascade"), "accepted");
+    assert_eq!(
+        (
+            one.calls_for("cheap-up"),
+            one.calls_for("middle-up"),
+            two.calls_for("other-up")
+        ),
+        (1, 1, 0)
+    );
 }

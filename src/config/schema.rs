@@ -695,8 +695,15 @@ fn default_min_score() -> f64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgreementConfig {
-    /// The second model, from `models`, asked the same request in parallel with the cheap tier.
-    pub model: Spanned<String>,
+    /// The second model, from `models`, asked the same request in parallel with the cheap tier
+    /// (with `learned`, only when the learned layer has no second choice for the request).
+    #[serde(default)]
+    pub model: Option<Spanned<String>>,
+    /// Ask the tier the learned layer predicts best among those cheaper than the cascade's `to`
+    /// (other than `from`), so the second opinion comes from the model most likely to be right
+    /// on this kind of prompt.
+    #[serde(default)]
+    pub learned: bool,
     /// What the two answers are compared on.
     #[serde(default)]
     pub compare: AgreementCompare,

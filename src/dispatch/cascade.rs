@@ -12,7 +12,7 @@ use crate::answers::Compare;
 use crate::config::{AgreementCompare, CascadeConfig, EscalateOn};
 use crate::openai::ChatRequest;
 use crate::providers::{ChatResponse, ProviderError};
-use crate::routing::CascadeTiers;
+use crate::routing::{CascadeTiers, Decision};
 use crate::state::window::SlidingRate;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,14 +24,22 @@ pub struct Cascade {
     escalate_on: Vec<EscalateOn>,
     min_mean_logprob: Option<f64>,
     judge: Option<(Arc<Deployment>, f64)>,
-    /// The second model asked for `agree`, and how its answer is compared with the cheap one.
-    agreement: Option<(Arc<Deployment>, Compare)>,
+    /// Who gives the second opinion for `agree`, and how it is compared with the cheap answer.
+    agreement: Option<Agreement>,
     max_rate: f64,
     min_requests: u64,
     /// Shared with the next config's cascade on reload, so a reload does not reset the cap.
     window: Arc<Mutex<SlidingRate>>,
     capped: AtomicBool,
     window_len: std::time::Duration,
+}
+
+struct Agreement {
+    /// The configured second model: always, or when the learned layer has no second choice.
+    model: Option<Arc<Deployment>>,
+    /// Ask the tier the learned layer ranks best after the cheap one, when it ran.
+    learned: bool,
+    compare: Compare,
 }
 
 /// What the cascade did with one request.
@@ -80,13 +88,18 @@ impl Cascade {
             None => None,
         };
         let agreement = match &cfg.agreement {
-            Some(a) if cfg.escalate_on.contains(&EscalateOn::Agree) => Some((
-                models
-                    .get(a.model.value.as_str())
-                    .cloned()
-                    .ok_or_else(|| format!("cascade agreement: unknown model {}", a.model.value))?,
-                compare(a.compare, a.min_similarity),
-            )),
+            Some(a) if cfg.escalate_on.contains(&EscalateOn::Agree) => Some(Agreement {
+                model: match &a.model {
+                    Some(m) => {
+                        Some(models.get(m.value.as_str()).cloned().ok_or_else(|| {
+                            format!("cascade agreement: unknown model {}", m.value)
+                        })?)
+                    }
+                    None => None,
+                },
+                learned: a.learned,
+                compare: compare(a.compare, a.min_similarity),
+            }),
             _ => None,
         };
         Ok(Cascade {
@@ -129,9 +142,12 @@ impl Cascade {
 
     /// `fallback` is false when the client disabled fallbacks: the escalation still happens (it is
     /// a routing decision), but neither tier falls back further.
+    /// `decision` is the routing decision that made the request cascadable (its predictions
+    /// choose the second opinion under `agreement.learned`).
     pub async fn chat(
         &self,
         t: &Tables,
+        decision: &Decision,
         req: &ChatRequest,
         fallback: bool,
         progress: &Progress,
@@ -150,13 +166,9 @@ impl Cascade {
             req
         };
         let cheap = Plan::tier(t, self.tiers.from.clone(), false);
-        let (result, mut out, second) = match self.second_model(req) {
-            Some((model, how)) => {
+        let (result, mut out, second) = match self.second_opinion(t, decision) {
+            Some((plan, how)) => {
                 let side_progress = Progress::default();
-                let plan = Plan {
-                    pinned: Some(model.clone()),
-                    ..Plan::tier(t, tier_of(t, &model, &self.tiers.from), false)
-                };
                 let ((result, out), (second, side)) = tokio::join!(
                     dispatch_chat(t, cheap_req, &cheap, progress),
                     // Its own progress: the two calls overlap, and the request's upstream time
@@ -241,11 +253,33 @@ impl Cascade {
         (result, out)
     }
 
-    /// The model whose answer the cheap one is checked against, for `agree`. The seam where a
-    /// per-request choice (the learned layer's second-cheapest model) plugs in; today the
-    /// configured `agreement.model`.
-    fn second_model(&self, _req: &ChatRequest) -> Option<(Arc<Deployment>, Compare)> {
-        self.agreement.clone()
+    /// Where the answer the cheap one is checked against comes from, for `agree`: under
+    /// `agreement.learned`, the tier the learned layer predicts best among those cheaper than
+    /// `to` (other than `from`; predictions come cheapest first); else, or when the learned layer
+    /// did not run or ranks no such tier, the configured `agreement.model`.
+    fn second_opinion(&self, t: &Tables, decision: &Decision) -> Option<(Plan, Compare)> {
+        let a = self.agreement.as_ref()?;
+        let learned = a
+            .learned
+            .then(|| {
+                decision
+                    .predictions
+                    .iter()
+                    .take_while(|(tier, _)| *tier != self.tiers.to)
+                    .filter(|(tier, _)| *tier != self.tiers.from && t.tiers.contains_key(tier))
+                    // The cheaper one on a tie.
+                    .reduce(|best, x| if x.1 > best.1 { x } else { best })
+                    .map(|(tier, _)| Plan::tier(t, tier.clone(), false))
+            })
+            .flatten();
+        let plan = learned.or_else(|| {
+            let model = a.model.clone()?;
+            Some(Plan {
+                pinned: Some(model.clone()),
+                ..Plan::tier(t, tier_of(t, &model, &self.tiers.from), false)
+            })
+        })?;
+        Some((plan, a.compare))
     }
 
     async fn judge_says_escalate(&self, req: &ChatRequest, answer: &Value) -> Option<EscalateOn> {

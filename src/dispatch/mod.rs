@@ -241,7 +241,7 @@ pub async fn answer(
     progress: &Progress,
 ) -> (Result<ChatResponse, ProviderError>, Outcome) {
     match (cascade, &decision.cascade) {
-        (Some(c), Some(_)) => c.chat(t, req, plan.fallback, progress).await,
+        (Some(c), Some(_)) => c.chat(t, decision, req, plan.fallback, progress).await,
         _ => chat(t, req, plan, progress).await,
     }
 }

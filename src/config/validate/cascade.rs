@@ -77,33 +77,49 @@ pub(super) fn check(c: &Config, ck: &Checker<'_>) -> Result<(), ConfigError> {
         }
         _ => {}
     }
-    match (&cc.agreement, cc.escalate_on.contains(&EscalateOn::Agree)) {
-        (None, true) => {
+    let agree = cc.escalate_on.contains(&EscalateOn::Agree);
+    let Some(a) = &cc.agreement else {
+        if agree {
             return Err(ck.spanned(
                 &cc.from,
                 "routing.cascade.agreement".into(),
-                "escalate_on has agree: set agreement.model (the second cheap model to ask)".into(),
+                "escalate_on has agree: set agreement.model (the second cheap model to ask) or agreement.learned: true".into(),
             ));
         }
-        (Some(a), _) if !is_model(c, &a.model.value) => {
-            return Err(ck.spanned(
-                &a.model,
-                "routing.cascade.agreement.model".into(),
-                format!(
-                    "unknown model `{}` (defined: {})",
-                    a.model.value,
-                    list(c.models.iter().map(|m| &m.name))
-                ),
-            ));
-        }
-        (Some(a), _) if !(0.0..=1.0).contains(&a.min_similarity) => {
-            return Err(ck.spanned(
-                &a.model,
-                "routing.cascade.agreement.min_similarity".into(),
-                format!("{} is outside 0.0–1.0", a.min_similarity),
-            ));
-        }
-        _ => {}
+        return Ok(());
+    };
+    if let Some(m) = a.model.as_ref().filter(|m| !is_model(c, &m.value)) {
+        return Err(ck.spanned(
+            m,
+            "routing.cascade.agreement.model".into(),
+            format!(
+                "unknown model `{}` (defined: {})",
+                m.value,
+                list(c.models.iter().map(|m| &m.name))
+            ),
+        ));
+    }
+    let at = a.model.as_ref().unwrap_or(&cc.from);
+    if a.model.is_none() && !a.learned {
+        return Err(ck.spanned(
+            at,
+            "routing.cascade.agreement".into(),
+            "name the second model (agreement.model) or take the learned layer's choice (agreement.learned: true)".into(),
+        ));
+    }
+    if a.learned && c.routing.learned.is_none() {
+        return Err(ck.spanned(
+            at,
+            "routing.cascade.agreement.learned".into(),
+            "the learned layer's second choice needs routing.learned".into(),
+        ));
+    }
+    if !(0.0..=1.0).contains(&a.min_similarity) {
+        return Err(ck.spanned(
+            at,
+            "routing.cascade.agreement.min_similarity".into(),
+            format!("{} is outside 0.0–1.0", a.min_similarity),
+        ));
     }
     Ok(())
 }
