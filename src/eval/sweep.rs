@@ -147,6 +147,46 @@ pub fn sweep(plans: &[Plan], served: &[Vec<Served>], kind: BarKind, strong: usiz
     points
 }
 
+/// The operating point past every bar: each prompt the learned layer decides goes to `top[i]`,
+/// the candidate with the best record on the training data of its fold. The highest bar reaches
+/// only the best *predicted* candidate, and noisy predictions make that a cheaper one on some
+/// prompts, so without this end the curve can stop short of the best single model. It stands for
+/// deploying that model alone (no learned layer) and is chosen, like any point, on training data.
+pub const TOP: f64 = 2.0;
+
+/// The candidate a prompt gets at `bar`, [`TOP`] included.
+pub fn tier_at_point(plan: &Plan, top: Option<usize>, bar: f64, kind: BarKind) -> Option<usize> {
+    match (plan, top) {
+        (Plan::Learned(_) | Plan::Ranked(..), Some(t)) if bar >= TOP => Some(t),
+        _ => tier_at(plan, bar, kind),
+    }
+}
+
+/// The curve's [`TOP`] point.
+pub fn top_point(
+    plans: &[Plan],
+    served: &[Vec<Served>],
+    top: &[Option<usize>],
+    kind: BarKind,
+    strong: usize,
+) -> Point {
+    let n = plans.len().max(1) as f64;
+    let (mut quality, mut cost, mut strong_calls) = (0.0, 0.0, 0usize);
+    for (i, plan) in plans.iter().enumerate() {
+        let t = tier_at_point(plan, top.get(i).copied().flatten(), TOP, kind).unwrap_or(0);
+        let s = &served[i][t];
+        quality += s.quality;
+        cost += s.cost;
+        strong_calls += usize::from(s.model == strong);
+    }
+    Point {
+        point: TOP,
+        quality: quality / n,
+        cost_usd: cost,
+        strong_share: strong_calls as f64 / n,
+    }
+}
+
 /// At most `max` points spread evenly over the curve's cost range (always keeping both ends), for
 /// output that stays readable: the exact curve can have a point per prompt.
 pub fn thin(points: &[Point], max: usize) -> Vec<Point> {
