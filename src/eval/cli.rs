@@ -70,6 +70,7 @@ pub enum MethodArg {
 pub enum BarKindArg {
     ShareOfBest,
     Score,
+    Value,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -118,6 +119,7 @@ impl EvalArgs {
             bar_kind: self.bar_kind.map(|b| match b {
                 BarKindArg::ShareOfBest => BarKind::ShareOfBest,
                 BarKindArg::Score => BarKind::Score,
+                BarKindArg::Value => BarKind::Value,
             }),
             k: self.k,
             embedder,

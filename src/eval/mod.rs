@@ -555,6 +555,27 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
         }
         let fold_candidates: Vec<Candidate> =
             order.iter().map(|&t| candidates[t].clone()).collect();
+        // What a call to each costs (fold order), for the `value` bar: the training prompts'
+        // recorded costs, else the mean over the priced test calls (prices, not outcomes).
+        let fold_costs: Vec<f64> = order
+            .iter()
+            .map(|&t| {
+                let col = candidates[t].column;
+                let (sum, n) = (0..fold_train.len())
+                    .map(|j| fold_train.cost(j, col))
+                    .filter(|c| c.is_finite())
+                    .fold((0.0, 0usize), |(s, n), c| (s + f64::from(c), n + 1));
+                if n > 0 {
+                    sum / n as f64
+                } else {
+                    costs
+                        .iter()
+                        .map(|r| r.get(t).copied().unwrap_or(0.0))
+                        .sum::<f64>()
+                        / costs.len().max(1) as f64
+                }
+            })
+            .collect();
         let fold_single: Vec<bool> = order.iter().map(|&t| is_single[t]).collect();
         let fold_default = default_idx.and_then(|d| order.iter().position(|&t| t == d));
         let tier_cols: Vec<Vec<usize>> =
@@ -574,6 +595,9 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
                     min_similarity,
                     default_idx,
                 ) {
+                    Plan::Learned(p) if bar_kind == BarKind::Value => {
+                        Plan::Priced(p, order.clone(), fold_costs.clone())
+                    }
                     Plan::Learned(p) if cascades.is_some() => Plan::Ranked(p, order.clone()),
                     p => p,
                 };
@@ -609,7 +633,7 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
     for (i, p) in plans.iter().enumerate() {
         if fixed[i].is_none() {
             let name = match p {
-                Plan::Learned(_) | Plan::Ranked(..) => "learned",
+                Plan::Learned(_) | Plan::Ranked(..) | Plan::Priced(..) => "learned",
                 Plan::Fixed(_) => "default (learned abstained)",
             };
             *layers.entry(name.to_string()).or_default() += 1;
@@ -819,6 +843,7 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
         bar_kind: match bar_kind {
             BarKind::ShareOfBest => "share-of-best".into(),
             BarKind::Score => "score".into(),
+            BarKind::Value => "value".into(),
         },
         candidates,
         layers,
@@ -1317,6 +1342,17 @@ fn choose_on_train(
                 .collect()
         })
         .collect();
+    if kind == BarKind::Value {
+        let per_call: Vec<f64> = (0..candidates.len())
+            .map(|t| costs.iter().map(|r| r[t]).sum::<f64>() / costs.len().max(1) as f64)
+            .collect();
+        let identity: Vec<usize> = (0..candidates.len()).collect();
+        for p in &mut plans {
+            if let Plan::Learned(pred) = p {
+                *p = Plan::Priced(std::mem::take(pred), identity.clone(), per_call.clone());
+            }
+        }
+    }
     let mut order: Vec<usize> = (0..candidates.len()).collect();
     let mean = |t: usize| costs.iter().map(|r| r[t]).sum::<f64>();
     order.sort_by(|&a, &b| mean(a).total_cmp(&mean(b)));
