@@ -1271,8 +1271,9 @@ fn fold_assignment(ids: &[String], folds: usize, seed: u64) -> Vec<usize> {
     out
 }
 
-/// The bar to deploy, chosen on `train` alone: its prompts are predicted by cross-validation,
-/// the bar swept, and the cheapest point whose quality is within one standard error of the best
+/// The bar to deploy, chosen on `train` alone: its prompts are predicted by cross-validation
+/// ([`INNER_REPEATS`] times, with other folds each time), the bar swept over all those
+/// predictions, and the cheapest point whose quality is within one standard error of the best
 /// single candidate (on these prompts) taken.
 #[allow(clippy::too_many_arguments)]
 fn choose_on_train(
@@ -1305,21 +1306,27 @@ fn choose_on_train(
     }
     let data = train.subset(&usable);
     let tier_cols: Vec<Vec<usize>> = candidates.iter().map(|c| c.columns.clone()).collect();
-    let fold_of = fold_assignment(&data.ids, folds, seed.wrapping_add(1));
-    let mut plans = vec![Plan::Fixed(0); data.len()];
-    for f in 0..folds {
-        let inner: Vec<usize> = (0..data.len()).filter(|&i| fold_of[i] != f).collect();
-        let predictor = Predictor::train(data.subset(&inner), method, k);
-        for i in (0..data.len()).filter(|&i| fold_of[i] == f) {
-            plans[i] = plan_for(
-                &predictor,
-                data.vector(i),
-                data.lengths[i],
-                data.categories[i].as_deref(),
-                &tier_cols,
-                min_similarity,
-                default_idx,
-            );
+    // Every training prompt predicted once per repeat of the inner cross-validation, each repeat
+    // with other folds; the curve swept over all of them is the mean of the repeats' curves.
+    let repeats = INNER_REPEATS;
+    let n = data.len();
+    let mut plans = vec![Plan::Fixed(0); n * repeats];
+    for r in 0..repeats {
+        let fold_of = fold_assignment(&data.ids, folds, seed.wrapping_add(1 + r as u64));
+        for f in 0..folds {
+            let inner: Vec<usize> = (0..n).filter(|&i| fold_of[i] != f).collect();
+            let predictor = Predictor::train(data.subset(&inner), method, k);
+            for i in (0..n).filter(|&i| fold_of[i] == f) {
+                plans[r * n + i] = plan_for(
+                    &predictor,
+                    data.vector(i),
+                    data.lengths[i],
+                    data.categories[i].as_deref(),
+                    &tier_cols,
+                    min_similarity,
+                    default_idx,
+                );
+            }
         }
     }
     // Costs of training prompts: recorded, else estimated like the test's (without responses).
@@ -1387,6 +1394,7 @@ fn choose_on_train(
             }
         }
     }
+    let served: Vec<Vec<Served>> = (0..repeats).flat_map(|_| served.iter().cloned()).collect();
     let mut points = sweep::sweep(&plans, &served, kind, candidates.len() - 1);
     let singles: Vec<Candidate> = candidates
         .iter()
@@ -1414,6 +1422,10 @@ fn choose_on_train(
     }
     Ok(curve::cheapest_reaching(&points, best_single).map_or(sweep::TOP, |p| p.point))
 }
+
+/// Repeats of the cross-validation inside the training data that chooses the operating point:
+/// which prompts share a fold moves each prediction, and the point chosen with them.
+const INNER_REPEATS: usize = 3;
 
 /// The index (into `singles`) of the candidate with the best mean score on `data`, the cheaper
 /// (earlier) one on a tie.
