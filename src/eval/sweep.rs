@@ -266,6 +266,37 @@ mod tests {
     }
 
     #[test]
+    fn the_top_point_sends_learned_prompts_to_the_best_model_on_record() {
+        // Predicted as good on the cheap model, so every bar keeps it there.
+        let plans = vec![Plan::Learned(vec![1.0, 1.0]), Plan::Fixed(0)];
+        let table = vec![
+            vec![served(0, 0.0, 1.0), served(1, 1.0, 10.0)],
+            vec![served(0, 1.0, 1.0), served(1, 1.0, 10.0)],
+        ];
+        let top = [Some(1), None];
+        let pts = sweep(&plans, &table, BarKind::ShareOfBest, 1);
+        assert!(pts.iter().all(|p| p.quality == 0.5), "{pts:?}");
+        let t = top_point(&plans, &table, &top, BarKind::ShareOfBest, 1);
+        assert_eq!(
+            (t.point, t.quality, t.cost_usd, t.strong_share),
+            (TOP, 1.0, 11.0, 0.5)
+        );
+        // Below the top, the bar decides as before; a fixed decision never moves.
+        assert_eq!(
+            tier_at_point(&plans[0], top[0], 1.0, BarKind::ShareOfBest),
+            Some(0)
+        );
+        assert_eq!(
+            tier_at_point(&plans[0], top[0], TOP, BarKind::ShareOfBest),
+            Some(1)
+        );
+        assert_eq!(
+            tier_at_point(&plans[1], top[1], TOP, BarKind::ShareOfBest),
+            Some(0)
+        );
+    }
+
+    #[test]
     fn the_sweep_matches_choosing_at_each_bar() {
         let plans = vec![
             Plan::Learned(vec![0.9, 1.0]),
