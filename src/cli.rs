@@ -726,6 +726,7 @@ async fn learned_lines(
         match l.bar().kind {
             crate::config::BarKind::ShareOfBest => "share of the best tier's prediction",
             crate::config::BarKind::Score => "predicted score",
+            crate::config::BarKind::Value => "predicted score less the tier's price",
         }
     );
     let text = req

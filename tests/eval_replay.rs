@@ -467,3 +467,155 @@ fn a_cascade_is_replayed_from_recorded_answers() {
     assert_eq!(plain["cascades"], json!([]));
     assert_eq!(plain["candidates"].as_array().unwrap().len(), 4);
 }
+
+/// A table whose cheap tier is `one`, with the cascade `one` + `two` agree, else `premium`.
+fn cascade_table(dir: &Path, rules: &str, cascade_rules: &str) -> PathBuf {
+    let table = dir.join("cascade-table.yaml");
+    std::fs::write(
+        &table,
+        format!(
+            r#"
+providers: {{ sim: {{ kind: simulated }} }}
+models:
+  - {{ name: one, provider: sim }}
+  - {{ name: two, provider: sim }}
+  - {{ name: three, provider: sim }}
+  - {{ name: premium, provider: sim }}
+tiers:
+  budget: {{ models: [one] }}
+  strong: {{ models: [premium] }}
+routing:
+  default: budget
+  rules: [{rules}]
+  cascade:
+    from: budget
+    to: strong
+    rules: [{cascade_rules}]
+    escalate_on: [empty, agree]
+    agreement: {{ model: two, compare: choice }}
+"#
+        ),
+    )
+    .unwrap();
+    table
+}
+
+#[test]
+fn a_tables_own_cascade_is_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = cascade_fixture(dir.path());
+    let table = cascade_table(dir.path(), "", "");
+    let choices = dir.path().join("choices.jsonl");
+    let e = eval_json(&[
+        "--config",
+        table.to_str().unwrap(),
+        "--test",
+        file.to_str().unwrap(),
+        "--choices",
+        choices.to_str().unwrap(),
+    ]);
+    // Every prompt goes to the default tier, budget, so every one is cascaded. By hand: `two`
+    // disagrees on its six wrong prompts and on `one`'s unreadable answer: seven escalations at
+    // 0.001 + 0.001 + 0.02, thirteen agreements at 0.001 + 0.001, every answer returned right.
+    let c = &e["cascades"][0];
+    assert_eq!(c["name"], "routing.cascade", "{e}");
+    assert_eq!(c["chains"], json!(["one + two agree, else premium"]), "{c}");
+    assert!(close(c["escalated"].as_f64().unwrap(), 0.35, 1e-12), "{c}");
+    let cost = 13.0 * 0.002 + 7.0 * 0.022;
+    for p in e["curve"].as_array().unwrap() {
+        assert!(close(p["quality"].as_f64().unwrap(), 1.0, 1e-12), "{p}");
+        assert!(close(p["cost_usd"].as_f64().unwrap(), cost, 1e-6), "{p}");
+    }
+    assert!(close(
+        e["selected"]["quality"].as_f64().unwrap(),
+        1.0,
+        1e-12
+    ));
+    assert!(close(
+        e["selected"]["cost_usd"].as_f64().unwrap(),
+        cost,
+        1e-6
+    ));
+    // The single tiers are reported as recorded: `one` is wrong on five prompts.
+    let budget = e["singles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "budget")
+        .unwrap();
+    assert!(
+        close(budget["quality"].as_f64().unwrap(), 0.75, 1e-12),
+        "{budget}"
+    );
+    let notes = e["notes"].to_string();
+    assert!(notes.contains("routing.cascade is replayed"), "{notes}");
+    // The choices list the agreement model among the models asked.
+    let lines: Vec<Value> = std::fs::read_to_string(&choices)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 20 * e["curve"].as_array().unwrap().len());
+    for l in &lines {
+        let i: usize = l["id"].as_str().unwrap()[2..].parse().unwrap();
+        let escalates = i < 6 || i == 10;
+        if escalates {
+            assert_eq!(l["asked"], json!(["one", "two", "premium"]), "{l}");
+            assert_eq!(l["model"], "premium", "{l}");
+        } else {
+            assert_eq!(l["asked"], json!(["one", "two"]), "{l}");
+            assert_eq!(l["model"], "one", "{l}");
+        }
+    }
+
+    // A cascade limited to one rule: only the prompts that rule routes are cascaded.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let marked: String = text
+        .lines()
+        .map(|l| {
+            let mut row: Value = serde_json::from_str(l).unwrap();
+            let i: usize = row["id"].as_str().unwrap()[2..].parse().unwrap();
+            if i % 2 == 0 {
+                row["messages"][0]["content"] = json!(format!("urgent question {i}"));
+            }
+            format!("{row}\n")
+        })
+        .collect();
+    std::fs::write(&file, marked).unwrap();
+    let table = cascade_table(
+        dir.path(),
+        "{ name: urgent, when: { keywords: [urgent] }, tier: budget }",
+        "urgent",
+    );
+    let e = eval_json(&[
+        "--config",
+        table.to_str().unwrap(),
+        "--test",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(e["layers"]["rules"], 10, "{e}");
+    // Even prompts cascade: 0, 2, 4 and 10 escalate (0.022 each), six agree (0.002). Odd ones are
+    // `one`'s alone (0.001), wrong on 1 and 3.
+    let p = e["curve"].as_array().unwrap().last().unwrap().clone();
+    assert!(close(p["quality"].as_f64().unwrap(), 0.9, 1e-12), "{p}");
+    assert!(
+        close(
+            p["cost_usd"].as_f64().unwrap(),
+            4.0 * 0.022 + 6.0 * 0.002 + 10.0 * 0.001,
+            1e-6
+        ),
+        "{p}"
+    );
+
+    // --no-cascade: the routing decision's figures alone, and a note saying so.
+    let plain = eval_json(&[
+        "--config",
+        table.to_str().unwrap(),
+        "--test",
+        file.to_str().unwrap(),
+        "--no-cascade",
+    ]);
+    let p = plain["curve"].as_array().unwrap().last().unwrap().clone();
+    assert!(close(p["quality"].as_f64().unwrap(), 0.75, 1e-12), "{p}");
+    assert!(plain["notes"].to_string().contains("not replayed"));
+}

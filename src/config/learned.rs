@@ -89,6 +89,12 @@ pub enum BarKind {
     /// A tier clears the bar when its predicted score is at least `bar` (Step 0's "cheapest model
     /// that scores 0.85"); when no tier does, the best-predicted tier is chosen.
     Score,
+    /// The tier with the best predicted score less its price: `score − λ · cost / dearest cost`,
+    /// with `λ = (1 − bar) / bar`. `1.0` takes the best-predicted tier, lower bars pay less for
+    /// quality (`0.5`: a whole point of score is worth the dearest tier's price). Unlike
+    /// `share-of-best`, which takes the cheapest tier within reach of the best, a tier that costs
+    /// little more than a cheaper one and is predicted better is not passed over to save pennies.
+    Value,
 }
 
 /// `cache: false`, or a folder.

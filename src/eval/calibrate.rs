@@ -98,7 +98,14 @@ pub async fn calibrate(
     })
     .await?;
     let premium_quality = e.singles.last().map_or(1.0, |s| s.quality);
-    let point = pick(&e.points, target, premium_quality)
+    // The curve's top point stands for the dearest tier alone, which no bar expresses.
+    let points: Vec<super::curve::Point> = e
+        .points
+        .iter()
+        .filter(|p| p.point < super::sweep::TOP)
+        .copied()
+        .collect();
+    let point = pick(&points, target, premium_quality)
         .ok_or_else(|| "no operating point reaches the target on this data".to_string())?;
     Ok(Calibration {
         bar: (point.point.clamp(0.0, 1.0) * 1e4).round() / 1e4,

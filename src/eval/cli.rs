@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
-    /// The routing table to replay (rules, semantic, learned). Without it, the candidates are the
+    /// The routing table to replay (rules, semantic, learned, its cascade). Without it, the candidates are the
     /// models of the outcome files, routed by the learned layer with its defaults.
     #[arg(long, short)]
     pub config: Option<PathBuf>,
@@ -53,8 +53,9 @@ pub struct EvalArgs {
     /// Do not read or write the embedding cache.
     #[arg(long)]
     pub no_cache: bool,
-    /// Do not offer replayed agreement cascades to the learned layer (they are offered where the
-    /// outcome files record every model's answer and cost).
+    /// Replay no cascade: neither the agreement cascades offered to the learned layer (without a
+    /// table) nor the table's own routing.cascade (with one). Both are replayed where the
+    /// outcome files record the answers (and costs) they need.
     #[arg(long)]
     pub no_cascade: bool,
 }
@@ -69,6 +70,7 @@ pub enum MethodArg {
 pub enum BarKindArg {
     ShareOfBest,
     Score,
+    Value,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -117,6 +119,7 @@ impl EvalArgs {
             bar_kind: self.bar_kind.map(|b| match b {
                 BarKindArg::ShareOfBest => BarKind::ShareOfBest,
                 BarKindArg::Score => BarKind::Score,
+                BarKindArg::Value => BarKind::Value,
             }),
             k: self.k,
             embedder,

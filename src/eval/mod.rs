@@ -1,11 +1,12 @@
 //! `switchyard eval`: proves a routing table offline. Every test prompt of an outcome file is
-//! replayed through the table (rules, semantic, the learned layer) without calling any
-//! provider, and quality and cost are added up from the recorded outcomes of the model the
-//! table would have used. The learned layer's bar is swept, giving a cost–quality curve (and,
-//! for two models, RouteLLM's PGR/APGR/CPT); the operating point to deploy is chosen on the
-//! training data only, by cross-validation inside it.
+//! replayed through the table (rules, semantic, the learned layer, and its cascade where the
+//! answers are recorded) without calling any provider, and quality and cost are added up from
+//! the recorded outcomes of the models the table would have called. The learned layer's bar is
+//! swept, giving a cost–quality curve (and, for two models, RouteLLM's PGR/APGR/CPT); the
+//! operating point to deploy is chosen on the training data only, by cross-validation inside it.
 //!
-//! - `curve`: the metrics. `sweep`: the exact curve over the bar. `report`: table, JSON, SVG,
+//! - `curve`: the metrics. `sweep`: the exact curve over the bar. `replay`: cascades on recorded
+//!   answers; `table_cascade`: the table's own. `report`: table, JSON, SVG,
 //!   choices.
 //! - here: reading the data, the folds, training per fold, and the replay of each prompt.
 //!
@@ -18,6 +19,7 @@ pub mod curve;
 pub mod replay;
 pub mod report;
 pub mod sweep;
+pub mod table_cascade;
 
 use crate::config::{BarKind, Config, EmbedderConfig, LearnedMethod};
 use crate::embed::Embedder;
@@ -46,8 +48,9 @@ pub struct Options {
     /// Output tokens assumed per call where an outcome has neither a cost nor a response.
     pub output_tokens: u64,
     pub cache: bool,
-    /// Offer the learned layer agreement cascades replayed from the recorded answers, where the
-    /// outcome files have them (`responses`, and every model's cost).
+    /// Replay cascades from the recorded answers, where the outcome files have them
+    /// (`responses`): without a table, agreement cascades offered to the learned layer; with
+    /// one, the table's own `routing.cascade`.
     pub cascade: bool,
 }
 
@@ -365,12 +368,15 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
         .as_ref()
         .and_then(|d| candidates.iter().position(|c| &c.name == d));
     let mut fixed: Vec<Option<usize>> = vec![None; test.len()];
+    // The rule that decided each prompt, for a cascade limited to some rules.
+    let mut fixed_rule: Vec<Option<String>> = vec![None; test.len()];
     let mut layers: BTreeMap<String, usize> = BTreeMap::new();
     if let Some(r) = router.as_ref() {
         for (i, row) in test_rows.iter().enumerate() {
-            let layer =
+            let (tier, name, rule) =
                 fixed_decision(r, row, &candidates, default_idx, table_learned.is_some()).await?;
-            if let (Some(t), name) = layer {
+            fixed_rule[i] = rule;
+            if let Some(t) = tier {
                 fixed[i] = Some(t);
                 *layers.entry(name).or_default() += 1;
             }
@@ -402,6 +408,7 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
     let mut plans: Vec<Plan> = fixed.iter().map(|f| Plan::Fixed(f.unwrap_or(0))).collect();
     let mut per_fold_bars = Vec::new();
     let mut selected_tier: Vec<usize> = vec![0; test.len()];
+    let mut top: Vec<Option<usize>> = vec![None; test.len()];
     let groups: Vec<Vec<usize>> = if in_domain {
         (0..folds)
             .map(|f| (0..test.len()).filter(|&i| fold_of[i] == f).collect())
@@ -416,12 +423,69 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
             .collect()
     };
 
-    // Agreement cascades, built per fold on its training prompts and offered as candidates.
-    // A table's candidates are its tiers, and its own cascade is what would run there; replaying
-    // that is not done yet, so with a table the figures are the routing decision's alone.
-    if config.as_ref().is_some_and(|c| c.routing.cascade.is_some()) {
-        notes.push("the table's routing.cascade is not replayed: these figures are the routing decision's alone".into());
+    // The single models as recorded, before the table's cascade (if any) answers for its tier.
+    let raw_served = served.clone();
+    // A table's candidates are its tiers, and its own cascade is what runs on the prompts routed
+    // to its cheap tier.
+    let table_replay = match &config {
+        Some(c) if o.cascade => table_cascade::setup(
+            c,
+            &candidates,
+            &models,
+            &test_rows,
+            agreement_compare(Some(c)),
+            &mut notes,
+        ),
+        Some(c) if c.routing.cascade.is_some() => {
+            notes.push("the table's routing.cascade is not replayed (--no-cascade): these figures are the routing decision's alone".into());
+            None
+        }
+        _ => None,
+    };
+    let mut table_report = None;
+    if let Some(tr) = &table_replay {
+        let (f, t) = (tr.cascade.from, tr.cascade.to);
+        let mut all = Vec::new();
+        for (i, row) in test_rows.iter().enumerate().take(test.len()) {
+            let (a, b) = (&raw_served[i][f], &raw_served[i][t]);
+            if let Some(s) = tr.replay(
+                row,
+                (a.quality, a.cost),
+                (b.quality, b.cost),
+                o.output_tokens,
+            ) {
+                if tr.applies(fixed_rule[i].as_deref()) {
+                    served[i][f] = s.clone();
+                }
+                all.push(s);
+            }
+        }
+        let q: Vec<f64> = all.iter().map(|s| s.quality).collect();
+        table_report = Some(CascadeReport {
+            name: "routing.cascade".into(),
+            chains: vec![tr.describe.clone()],
+            quality: q.iter().sum::<f64>() / q.len().max(1) as f64,
+            standard_error: curve::standard_error(&q),
+            cost_usd: all.iter().map(|s| s.cost).sum(),
+            escalated: all.iter().filter(|s| s.model != f).count() as f64 / all.len().max(1) as f64,
+        });
     }
+    // Training rows by id, for replaying the table's cascade where the operating point is chosen.
+    let train_outcomes: Vec<crate::outcomes::Outcome> = match &table_replay {
+        Some(tr) if tr.rules.is_empty() && !train_files.is_empty() => read_all(&train_files)?,
+        _ => Vec::new(),
+    };
+    let train_by_id: HashMap<&str, &crate::outcomes::Outcome> = if train_files.is_empty() {
+        test_rows.iter().map(|r| (r.id.as_str(), r)).collect()
+    } else {
+        train_outcomes.iter().map(|r| (r.id.as_str(), r)).collect()
+    };
+    // Learned decisions carry no rule: the cascade applies to them only when it names none.
+    let train_cascade = table_replay
+        .as_ref()
+        .filter(|tr| tr.applies(None))
+        .map(|tr| (tr, &train_by_id));
+    // Agreement cascades, built per fold on its training prompts and offered as candidates.
     let cascades = if o.cascade && needs_learned && config.is_none() {
         cascade_setup(
             &test,
@@ -491,6 +555,27 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
         }
         let fold_candidates: Vec<Candidate> =
             order.iter().map(|&t| candidates[t].clone()).collect();
+        // What a call to each costs (fold order), for the `value` bar: the training prompts'
+        // recorded costs, else the mean over the priced test calls (prices, not outcomes).
+        let fold_costs: Vec<f64> = order
+            .iter()
+            .map(|&t| {
+                let col = candidates[t].column;
+                let (sum, n) = (0..fold_train.len())
+                    .map(|j| fold_train.cost(j, col))
+                    .filter(|c| c.is_finite())
+                    .fold((0.0, 0usize), |(s, n), c| (s + f64::from(c), n + 1));
+                if n > 0 {
+                    sum / n as f64
+                } else {
+                    costs
+                        .iter()
+                        .map(|r| r.get(t).copied().unwrap_or(0.0))
+                        .sum::<f64>()
+                        / costs.len().max(1) as f64
+                }
+            })
+            .collect();
         let fold_single: Vec<bool> = order.iter().map(|&t| is_single[t]).collect();
         let fold_default = default_idx.and_then(|d| order.iter().position(|&t| t == d));
         let tier_cols: Vec<Vec<usize>> =
@@ -510,6 +595,9 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
                     min_similarity,
                     default_idx,
                 ) {
+                    Plan::Learned(p) if bar_kind == BarKind::Value => {
+                        Plan::Priced(p, order.clone(), fold_costs.clone())
+                    }
                     Plan::Learned(p) if cascades.is_some() => Plan::Ranked(p, order.clone()),
                     p => p,
                 };
@@ -529,35 +617,51 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
             fold_default,
             o.output_tokens,
             config.as_ref(),
+            train_cascade,
         )?;
         per_fold_bars.push(bar);
+        // The top end of the curve: the single candidate with the best record on this fold's
+        // training prompts.
+        let best = best_on(&fold_train, &candidates[..singles_n]);
         for &i in group {
-            selected_tier[i] = sweep::tier_at(&plans[i], bar, bar_kind).unwrap_or(0);
+            if fixed[i].is_none() {
+                top[i] = best;
+            }
+            selected_tier[i] = sweep::tier_at_point(&plans[i], top[i], bar, bar_kind).unwrap_or(0);
         }
     }
     for (i, p) in plans.iter().enumerate() {
         if fixed[i].is_none() {
             let name = match p {
-                Plan::Learned(_) | Plan::Ranked(..) => "learned",
+                Plan::Learned(_) | Plan::Ranked(..) | Plan::Priced(..) => "learned",
                 Plan::Fixed(_) => "default (learned abstained)",
             };
             *layers.entry(name.to_string()).or_default() += 1;
         }
     }
 
-    let all_points = sweep::sweep(&plans, &served, bar_kind, strong);
+    let mut all_points = sweep::sweep(&plans, &served, bar_kind, strong);
+    if top.iter().any(Option::is_some) {
+        all_points.push(sweep::top_point(&plans, &served, &top, bar_kind, strong));
+    }
+    if per_fold_bars.iter().any(|&b| b >= sweep::TOP) {
+        notes.push(format!(
+            "operating point {}: on the training folds no cheaper point matched the best single model, so the learned layer's prompts go to it",
+            sweep::TOP
+        ));
+    }
     let curve_points = sweep::thin(&all_points, REPORTED_POINTS);
     let n = test.len() as f64;
     let singles: Vec<Single> = candidates[..singles_n]
         .iter()
         .enumerate()
         .map(|(t, c)| {
-            let scores: Vec<f64> = (0..test.len()).map(|i| served[i][t].quality).collect();
+            let scores: Vec<f64> = (0..test.len()).map(|i| raw_served[i][t].quality).collect();
             Single {
                 name: c.name.clone(),
                 quality: scores.iter().sum::<f64>() / n,
                 standard_error: curve::standard_error(&scores),
-                cost_usd: (0..test.len()).map(|i| served[i][t].cost).sum(),
+                cost_usd: (0..test.len()).map(|i| raw_served[i][t].cost).sum(),
             }
         })
         .collect();
@@ -571,7 +675,7 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
         let mut q = 0.0;
         let mut c = 0.0;
         let mut s = 0usize;
-        for row in &served {
+        for row in &raw_served {
             let row = &row[..singles_n];
             let best = row
                 .iter()
@@ -621,14 +725,17 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
     let two_model = (candidates.len() == 2).then(|| {
         let (qw, qs) = (singles[0].quality, singles[1].quality);
         let pgr = curve::pgr_curve(&all_points, qw, qs);
-        let gains: Vec<f64> = served.iter().map(|r| r[1].quality - r[0].quality).collect();
+        let gains: Vec<f64> = raw_served
+            .iter()
+            .map(|r| r[1].quality - r[0].quality)
+            .collect();
         TwoModel {
             strong: candidates[1].name.clone(),
             weak: candidates[0].name.clone(),
             apgr: curve::apgr(&pgr),
             cpt50: curve::cpt(&pgr, 0.5),
             cpt80: curve::cpt(&pgr, 0.8),
-            oracle_apgr: ranked_apgr(&gains, &served, qw, qs, |i| gains[i]),
+            oracle_apgr: ranked_apgr(&gains, &raw_served, qw, qs, |i| gains[i]),
             // The mean over many random orders: one order of 72 prompts can land anywhere
             // between 0.4 and 0.6.
             random_apgr: {
@@ -637,7 +744,7 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
                 (0..runs)
                     .map(|_| {
                         let r: Vec<f64> = (0..gains.len()).map(|_| rng.f64()).collect();
-                        ranked_apgr(&gains, &served, qw, qs, |i| r[i])
+                        ranked_apgr(&gains, &raw_served, qw, qs, |i| r[i])
                     })
                     .sum::<f64>()
                     / f64::from(runs)
@@ -687,10 +794,24 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
             }
         })
     };
+    let cascade_reports: Vec<CascadeReport> =
+        table_report.into_iter().chain(cascade_reports).collect();
+    // Names of everything a prompt may ask: the candidates, then the table cascade's `agree`
+    // model (which no tier need stand for).
+    let asked_names: Vec<String> = candidates
+        .iter()
+        .map(|c| c.model.clone())
+        .chain(
+            table_replay
+                .as_ref()
+                .and_then(|t| t.second_model())
+                .map(str::to_string),
+        )
+        .collect();
     let mut choices = Vec::new();
     for p in &curve_points {
         for (i, plan) in plans.iter().enumerate() {
-            let t = sweep::tier_at(plan, p.point, bar_kind).unwrap_or(0);
+            let t = sweep::tier_at_point(plan, top[i], p.point, bar_kind).unwrap_or(0);
             let s = &served[i][t];
             choices.push(ChoiceRow {
                 point: p.point,
@@ -699,7 +820,7 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
                 asked: s
                     .asked
                     .iter()
-                    .map(|&a| candidates[a].model.clone())
+                    .map(|&a| asked_names.get(a).cloned().unwrap_or_default())
                     .collect(),
             });
         }
@@ -722,6 +843,7 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
         bar_kind: match bar_kind {
             BarKind::ShareOfBest => "share-of-best".into(),
             BarKind::Score => "score".into(),
+            BarKind::Value => "value".into(),
         },
         candidates,
         layers,
@@ -1073,14 +1195,14 @@ fn read_all(paths: &[PathBuf]) -> Result<Vec<crate::outcomes::Outcome>, String> 
 }
 
 /// The tier rules or the semantic layer give a prompt, or `None` where the learned layer (or,
-/// without one, the default) decides.
+/// without one, the default) decides; the layer's name, and the rule's when a rule decided.
 async fn fixed_decision(
     router: &Router,
     row: &crate::outcomes::Outcome,
     candidates: &[Candidate],
     default_idx: Option<usize>,
     has_learned: bool,
-) -> Result<(Option<usize>, String), String> {
+) -> Result<(Option<usize>, String, Option<String>), String> {
     // The recorded category travels as the task type, as a client that knows it would send it.
     let body = match &row.category {
         Some(c) => {
@@ -1102,10 +1224,11 @@ async fn fixed_decision(
             )
         })
     };
+    let rule = d.rule.as_deref().map(str::to_string);
     match d.layer {
-        Layer::Default if has_learned => Ok((None, String::new())),
-        Layer::Default => Ok((default_idx.or(Some(idx(&d.tier)?)), "default".into())),
-        l => Ok((Some(idx(&d.tier)?), l.as_str().into())),
+        Layer::Default if has_learned => Ok((None, String::new(), rule)),
+        Layer::Default => Ok((default_idx.or(Some(idx(&d.tier)?)), "default".into(), rule)),
+        l => Ok((Some(idx(&d.tier)?), l.as_str().into(), rule)),
     }
 }
 
@@ -1148,8 +1271,9 @@ fn fold_assignment(ids: &[String], folds: usize, seed: u64) -> Vec<usize> {
     out
 }
 
-/// The bar to deploy, chosen on `train` alone: its prompts are predicted by cross-validation,
-/// the bar swept, and the cheapest point whose quality is within one standard error of the best
+/// The bar to deploy, chosen on `train` alone: its prompts are predicted by cross-validation
+/// ([`INNER_REPEATS`] times, with other folds each time), the bar swept over all those
+/// predictions, and the cheapest point whose quality is within one standard error of the best
 /// single candidate (on these prompts) taken.
 #[allow(clippy::too_many_arguments)]
 fn choose_on_train(
@@ -1165,6 +1289,10 @@ fn choose_on_train(
     default_idx: Option<usize>,
     output_tokens: u64,
     config: Option<&Config>,
+    table_cascade: Option<(
+        &table_cascade::Replay,
+        &HashMap<&str, &crate::outcomes::Outcome>,
+    )>,
 ) -> Result<f64, String> {
     let usable: Vec<usize> = (0..train.len())
         .filter(|&i| {
@@ -1178,21 +1306,27 @@ fn choose_on_train(
     }
     let data = train.subset(&usable);
     let tier_cols: Vec<Vec<usize>> = candidates.iter().map(|c| c.columns.clone()).collect();
-    let fold_of = fold_assignment(&data.ids, folds, seed.wrapping_add(1));
-    let mut plans = vec![Plan::Fixed(0); data.len()];
-    for f in 0..folds {
-        let inner: Vec<usize> = (0..data.len()).filter(|&i| fold_of[i] != f).collect();
-        let predictor = Predictor::train(data.subset(&inner), method, k);
-        for i in (0..data.len()).filter(|&i| fold_of[i] == f) {
-            plans[i] = plan_for(
-                &predictor,
-                data.vector(i),
-                data.lengths[i],
-                data.categories[i].as_deref(),
-                &tier_cols,
-                min_similarity,
-                default_idx,
-            );
+    // Every training prompt predicted once per repeat of the inner cross-validation, each repeat
+    // with other folds; the curve swept over all of them is the mean of the repeats' curves.
+    let repeats = INNER_REPEATS;
+    let n = data.len();
+    let mut plans = vec![Plan::Fixed(0); n * repeats];
+    for r in 0..repeats {
+        let fold_of = fold_assignment(&data.ids, folds, seed.wrapping_add(1 + r as u64));
+        for f in 0..folds {
+            let inner: Vec<usize> = (0..n).filter(|&i| fold_of[i] != f).collect();
+            let predictor = Predictor::train(data.subset(&inner), method, k);
+            for i in (0..n).filter(|&i| fold_of[i] == f) {
+                plans[r * n + i] = plan_for(
+                    &predictor,
+                    data.vector(i),
+                    data.lengths[i],
+                    data.categories[i].as_deref(),
+                    &tier_cols,
+                    min_similarity,
+                    default_idx,
+                );
+            }
         }
     }
     // Costs of training prompts: recorded, else estimated like the test's (without responses).
@@ -1215,10 +1349,21 @@ fn choose_on_train(
                 .collect()
         })
         .collect();
+    if kind == BarKind::Value {
+        let per_call: Vec<f64> = (0..candidates.len())
+            .map(|t| costs.iter().map(|r| r[t]).sum::<f64>() / costs.len().max(1) as f64)
+            .collect();
+        let identity: Vec<usize> = (0..candidates.len()).collect();
+        for p in &mut plans {
+            if let Plan::Learned(pred) = p {
+                *p = Plan::Priced(std::mem::take(pred), identity.clone(), per_call.clone());
+            }
+        }
+    }
     let mut order: Vec<usize> = (0..candidates.len()).collect();
     let mean = |t: usize| costs.iter().map(|r| r[t]).sum::<f64>();
     order.sort_by(|&a, &b| mean(a).total_cmp(&mean(b)));
-    let served: Vec<Vec<Served>> = (0..data.len())
+    let mut served: Vec<Vec<Served>> = (0..data.len())
         .map(|i| {
             (0..candidates.len())
                 .map(|t| Served {
@@ -1230,8 +1375,84 @@ fn choose_on_train(
                 .collect()
         })
         .collect();
-    let points = sweep::sweep(&plans, &served, kind, candidates.len() - 1);
-    let best = (0..candidates.len())
+    let best_single = best_single_bound(&served, candidates.len(), is_single);
+    // The table's cascade answers for its cheap tier, as it would on the test prompts.
+    if let Some((tr, rows)) = table_cascade {
+        let (f, t) = (tr.cascade.from, tr.cascade.to);
+        for (i, row) in served.iter_mut().enumerate() {
+            let Some(outcome) = rows.get(data.ids[i].as_str()) else {
+                continue;
+            };
+            let (a, b) = (&row[f], &row[t]);
+            if let Some(s) = tr.replay(
+                outcome,
+                (a.quality, a.cost),
+                (b.quality, b.cost),
+                output_tokens,
+            ) {
+                row[f] = s;
+            }
+        }
+    }
+    let served: Vec<Vec<Served>> = (0..repeats).flat_map(|_| served.iter().cloned()).collect();
+    let mut points = sweep::sweep(&plans, &served, kind, candidates.len() - 1);
+    let singles: Vec<Candidate> = candidates
+        .iter()
+        .zip(is_single)
+        .filter(|(_, s)| **s)
+        .map(|(c, _)| c.clone())
+        .collect();
+    // The top end, as on the test prompts: the best single candidate of these prompts.
+    if let Some(best) = best_on(&data, &singles) {
+        let at = candidates
+            .iter()
+            .position(|c| c.name == singles[best].name)
+            .unwrap_or(best);
+        let top: Vec<Option<usize>> = plans
+            .iter()
+            .map(|p| (!matches!(p, Plan::Fixed(_))).then_some(at))
+            .collect();
+        points.push(sweep::top_point(
+            &plans,
+            &served,
+            &top,
+            kind,
+            candidates.len() - 1,
+        ));
+    }
+    Ok(curve::cheapest_reaching(&points, best_single).map_or(sweep::TOP, |p| p.point))
+}
+
+/// Repeats of the cross-validation inside the training data that chooses the operating point:
+/// which prompts share a fold moves each prediction, and the point chosen with them.
+const INNER_REPEATS: usize = 3;
+
+/// The index (into `singles`) of the candidate with the best mean score on `data`, the cheaper
+/// (earlier) one on a tie.
+fn best_on(data: &Dataset, singles: &[Candidate]) -> Option<usize> {
+    let mean = |c: &Candidate| {
+        let (s, n) = (0..data.len())
+            .map(|j| data.score(j, c.column))
+            .filter(|x| x.is_finite())
+            .fold((0.0f64, 0usize), |(s, n), x| (s + f64::from(x), n + 1));
+        if n == 0 {
+            f64::NEG_INFINITY
+        } else {
+            s / n as f64
+        }
+    };
+    let means: Vec<f64> = singles.iter().map(mean).collect();
+    (0..singles.len()).fold(None, |best: Option<usize>, t| match best {
+        Some(b) if means[b] >= means[t] => Some(b),
+        _ if means[t].is_finite() => Some(t),
+        _ => best,
+    })
+}
+
+/// The best single candidate's mean quality less one standard error: the quality an operating
+/// point must reach to count as matching it.
+fn best_single_bound(served: &[Vec<Served>], candidates: usize, is_single: &[bool]) -> f64 {
+    let best = (0..candidates)
         .filter(|&t| is_single.get(t).copied().unwrap_or(true))
         .map(|t| {
             let s: Vec<f64> = served.iter().map(|r| r[t].quality).collect();
@@ -1242,7 +1463,7 @@ fn choose_on_train(
         })
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .unwrap_or((1.0, 0.0));
-    Ok(curve::cheapest_reaching(&points, best.0 - best.1).map_or(1.0, |p| p.point.min(1.0)))
+    best.0 - best.1
 }
 
 /// APGR of a router that ranks prompts by `key` (highest to the strong model first).

@@ -181,6 +181,59 @@ pub fn replay(chain: &Chain, r: &Recorded) -> Served {
     }
 }
 
+/// The table's own `routing.cascade`, over the evaluation's candidates (its tiers).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableCascade {
+    pub from: usize,
+    pub to: usize,
+    /// The `agree` model. It is called beside `from` whatever the outcome, so it may be a model no
+    /// tier stands for: its index is then past the candidates.
+    pub second: Option<usize>,
+    /// `empty` is among `escalate_on`.
+    pub on_empty: bool,
+}
+
+/// What one prompt's recorded outcome says for the table's cascade: the answers of the cheap
+/// tier and of the `agree` model, and each one's cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CascadeInputs<'a> {
+    pub cheap: &'a str,
+    pub second: Option<(&'a str, f64)>,
+    /// Score and cost of the cheap and premium tiers.
+    pub from: (f64, f64),
+    pub to: (f64, f64),
+}
+
+/// One prompt through the table's cascade, as `dispatch` runs it: the cheap tier answers (with
+/// `agree`, the second model answers the same request in parallel and is billed either way);
+/// an empty cheap answer (with `empty`) or two answers that settle on different things send the
+/// request to the premium tier, whose answer is returned.
+pub fn replay_table(c: &TableCascade, r: &CascadeInputs<'_>, how: Compare) -> Served {
+    let mut asked = vec![c.from];
+    let mut cost = r.from.1;
+    let mut escalate = c.on_empty && r.cheap.trim().is_empty();
+    if let (Some(s), Some((answer, second_cost))) = (c.second, r.second) {
+        asked.push(s);
+        cost += second_cost;
+        escalate |= !answers::agree(r.cheap, answer, how);
+    }
+    if escalate {
+        asked.push(c.to);
+        return Served {
+            model: c.to,
+            asked,
+            quality: r.to.0,
+            cost: cost + r.to.1,
+        };
+    }
+    Served {
+        model: c.from,
+        asked,
+        quality: r.from.0,
+        cost,
+    }
+}
+
 fn totals(chain: &Chain, rows: &[&Recorded]) -> (f64, f64) {
     rows.iter().fold((0.0, 0.0), |(q, c), r| {
         let s = replay(chain, r);
@@ -322,6 +375,36 @@ mod tests {
         // An answer that cannot be read agrees with nothing.
         let unreadable = rec(&[1.0, 1.0, 1.0, 0.0], &costs, &["A", "A", "", "B"]);
         assert_eq!(replay(&chain, &unreadable).asked, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn the_tables_cascade_bills_the_second_model_whatever_it_says() {
+        let c = TableCascade {
+            from: 0,
+            to: 1,
+            second: Some(2),
+            on_empty: true,
+        };
+        let inputs = |cheap, second| CascadeInputs {
+            cheap,
+            second: Some((second, 0.5)),
+            from: (0.0, 1.0),
+            to: (1.0, 10.0),
+        };
+        let agreed = replay_table(&c, &inputs("B", "(B)"), Compare::Choice);
+        assert_eq!(
+            (agreed.model, agreed.asked.clone(), agreed.cost),
+            (0, vec![0, 2], 1.5)
+        );
+        assert_eq!(agreed.quality, 0.0);
+        let split = replay_table(&c, &inputs("B", "C"), Compare::Choice);
+        assert_eq!(
+            (split.model, split.asked, split.cost),
+            (1, vec![0, 2, 1], 11.5)
+        );
+        let empty = TableCascade { second: None, ..c };
+        let e = replay_table(&empty, &inputs("  ", "C"), Compare::Choice);
+        assert_eq!((e.model, e.asked, e.cost), (1, vec![0, 1], 11.0));
     }
 
     #[test]

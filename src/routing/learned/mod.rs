@@ -204,10 +204,12 @@ pub struct Bar {
     pub kind: BarKind,
 }
 
-/// The cheapest tier (index into `predicted`, which is ordered cheapest first) whose prediction
-/// clears the bar. With `Score`, when none does, the best-predicted tier: the bar is out of
-/// reach for this prompt, so the best chance of a good answer is the one worth paying for.
-pub fn choose(predicted: &[f32], bar: Bar) -> Option<usize> {
+/// The tier (index into `predicted`, which is ordered cheapest first) the bar picks: the
+/// cheapest whose prediction clears it, or with `Value` the best prediction less its price
+/// (`costs`: what a call to each tier costs, same order). With `Score`, when none clears, the
+/// best-predicted tier: the bar is out of reach for this prompt, so the best chance of a good
+/// answer is the one worth paying for.
+pub fn choose(predicted: &[f32], costs: &[f64], bar: Bar) -> Option<usize> {
     let best = predicted
         .iter()
         .enumerate()
@@ -216,6 +218,7 @@ pub fn choose(predicted: &[f32], bar: Bar) -> Option<usize> {
     let need = match bar.kind {
         BarKind::ShareOfBest => bar.value * f64::from(*best.1),
         BarKind::Score => bar.value,
+        BarKind::Value => return Some(by_value(predicted, costs, bar.value)),
     };
     // A tiny tolerance, so that a bar of 1.0 with share-of-best still picks the cheapest of
     // tiers predicted equally well.
@@ -223,6 +226,61 @@ pub fn choose(predicted: &[f32], bar: Bar) -> Option<usize> {
         .iter()
         .position(|p| p.is_finite() && f64::from(*p) >= need - 1e-9)
         .or(Some(best.0))
+}
+
+/// Each cost as a share of the dearest (all zero when none is known to cost anything).
+pub fn relative_costs(costs: &[f64]) -> Vec<f64> {
+    let max = costs
+        .iter()
+        .copied()
+        .filter(|c| c.is_finite())
+        .fold(0.0, f64::max);
+    costs
+        .iter()
+        .map(|&c| {
+            if max > 0.0 && c.is_finite() {
+                c / max
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// The price of quality a `Value` bar stands for: `λ = (1 − bar) / bar`, infinite at 0.
+pub fn value_lambda(bar: f64) -> f64 {
+    if bar <= 0.0 {
+        f64::INFINITY
+    } else {
+        ((1.0 - bar) / bar).max(0.0)
+    }
+}
+
+/// The tier with the best `predicted − λ · relative cost` (the cheaper on a tie); `costs`
+/// missing for a tier counts as free.
+fn by_value(predicted: &[f32], costs: &[f64], bar: f64) -> usize {
+    let rel = relative_costs(costs);
+    let rc = |t: usize| rel.get(t).copied().unwrap_or(0.0);
+    let lambda = value_lambda(bar);
+    let mut order: Vec<usize> = (0..predicted.len())
+        .filter(|&t| predicted[t].is_finite())
+        .collect();
+    order.sort_by(|&a, &b| rc(a).total_cmp(&rc(b)).then(a.cmp(&b)));
+    // Cheapest first, so a later tier must do strictly better to win a tie.
+    let score = |t: usize| f64::from(predicted[t]);
+    let mut best: Option<usize> = None;
+    for t in order {
+        let better = match best {
+            None => true,
+            // Only the cost counts: the cheapest, the better predicted among equally cheap.
+            Some(b) if lambda.is_infinite() => rc(t) <= rc(b) && score(t) > score(b),
+            Some(b) => score(t) - lambda * rc(t) > score(b) - lambda * rc(b) + 1e-12,
+        };
+        if better {
+            best = Some(t);
+        }
+    }
+    best.unwrap_or(0)
 }
 
 /// One tier as the layer sees it: the outcome columns standing for it and its cost rank.
@@ -252,6 +310,8 @@ pub struct Learned {
     /// Cheapest first.
     tiers: Vec<LearnedTier>,
     bar: Bar,
+    /// What a call to each tier costs, in `tiers`' order (for the `value` bar).
+    costs: Vec<f64>,
     min_similarity: Option<f32>,
     files: Vec<String>,
 }
@@ -327,6 +387,7 @@ impl Learned {
         Ok(Learned {
             embedder,
             predictor,
+            costs: tiers.iter().map(|t| t.cost).collect(),
             tiers,
             bar: Bar {
                 value: cfg.bar.value,
@@ -409,7 +470,7 @@ impl Learned {
             None
         } else {
             let scores: Vec<f32> = tiers.iter().map(|t| t.1).collect();
-            choose(&scores, self.bar).and_then(|i| tiers.get(i).cloned())
+            choose(&scores, &self.costs, self.bar).and_then(|i| tiers.get(i).cloned())
         };
         Verdict {
             tiers,
@@ -564,21 +625,46 @@ mod tests {
     fn the_cheapest_tier_that_clears_the_bar_wins() {
         // cheapest first: budget, mid, premium
         let p = [0.6, 0.85, 0.9];
-        assert_eq!(choose(&p, bar(0.8, BarKind::Score)), Some(1));
-        assert_eq!(choose(&p, bar(0.5, BarKind::Score)), Some(0));
+        assert_eq!(choose(&p, &[], bar(0.8, BarKind::Score)), Some(1));
+        assert_eq!(choose(&p, &[], bar(0.5, BarKind::Score)), Some(0));
         assert_eq!(
-            choose(&p, bar(0.95, BarKind::Score)),
+            choose(&p, &[], bar(0.95, BarKind::Score)),
             Some(2),
             "none clears: the best"
         );
         assert_eq!(
-            choose(&p, bar(0.9, BarKind::ShareOfBest)),
+            choose(&p, &[], bar(0.9, BarKind::ShareOfBest)),
             Some(1),
             "0.85 >= 0.81"
         );
-        assert_eq!(choose(&p, bar(0.6, BarKind::ShareOfBest)), Some(0));
-        assert_eq!(choose(&p, bar(1.0, BarKind::ShareOfBest)), Some(2));
-        assert_eq!(choose(&[0.9, 0.9], bar(1.0, BarKind::ShareOfBest)), Some(0));
-        assert_eq!(choose(&[], bar(0.5, BarKind::Score)), None);
+        assert_eq!(choose(&p, &[], bar(0.6, BarKind::ShareOfBest)), Some(0));
+        assert_eq!(choose(&p, &[], bar(1.0, BarKind::ShareOfBest)), Some(2));
+        assert_eq!(
+            choose(&[0.9, 0.9], &[], bar(1.0, BarKind::ShareOfBest)),
+            Some(0)
+        );
+        assert_eq!(choose(&[], &[], bar(0.5, BarKind::Score)), None);
+    }
+
+    #[test]
+    fn the_value_bar_pays_for_quality_at_its_price() {
+        // cheapest first: costs 1, 2, 100 (0.01, 0.02 and 1 of the dearest).
+        let (p, c) = ([0.5, 0.7, 0.9], [1.0, 2.0, 100.0]);
+        let v = |b| choose(&p, &c, bar(b, BarKind::Value));
+        // λ = 0: the best prediction, whatever it costs.
+        assert_eq!(v(1.0), Some(2));
+        // λ = 1/9: the premium tier's 0.2 more is worth its 0.98 · λ ≈ 0.11.
+        assert_eq!(v(0.9), Some(2));
+        // λ = 1: not any more, but the middle tier's 0.2 more for 0.01 is.
+        assert_eq!(v(0.5), Some(1));
+        // λ = ∞: the cheapest.
+        assert_eq!(v(0.0), Some(0));
+        // Share-of-best at 0.5 takes the cheapest, giving up 0.2 to save 0.01.
+        assert_eq!(choose(&p, &c, bar(0.5, BarKind::ShareOfBest)), Some(0));
+        // Equal value (λ = 0.25: 0.5 against 0.75 − 0.25): the cheaper.
+        assert_eq!(
+            choose(&[0.5, 0.75], &[0.0, 1.0], bar(0.8, BarKind::Value)),
+            Some(0)
+        );
     }
 }
