@@ -62,7 +62,17 @@ pub fn setup(
     let second = match agree {
         None => None,
         Some(a) => {
-            let name = a.model.value.as_str();
+            let Some(name) = a
+                .model
+                .as_ref()
+                .map(|m| m.value.as_str())
+                .filter(|_| !a.learned)
+            else {
+                notes.push(
+                    "the table's routing.cascade is not replayed: its second opinion comes from the learned layer's choice per request (agreement.learned), which the replay does not model; these figures are the routing decision's alone".into(),
+                );
+                return None;
+            };
             let model = config.model(name);
             let upstream = model.and_then(|m| m.model.as_ref()).map(|u| u.as_str());
             let Some(col) = models
