@@ -165,20 +165,10 @@ pub fn replay(chain: &Chain, r: &Recorded) -> Served {
         if !r.agrees(chain.first, c) {
             asked.push(chain.premium);
             cost += r.cost[chain.premium];
-            return Served {
-                model: chain.premium,
-                asked,
-                quality: r.quality[chain.premium],
-                cost,
-            };
+            return Served::new(chain.premium, asked, r.quality[chain.premium], cost);
         }
     }
-    Served {
-        model: chain.first,
-        asked,
-        quality: r.quality[chain.first],
-        cost,
-    }
+    Served::new(chain.first, asked, r.quality[chain.first], cost)
 }
 
 /// The table's own `routing.cascade`, over the evaluation's candidates (its tiers).
@@ -219,19 +209,9 @@ pub fn replay_table(c: &TableCascade, r: &CascadeInputs<'_>, how: Compare) -> Se
     }
     if escalate {
         asked.push(c.to);
-        return Served {
-            model: c.to,
-            asked,
-            quality: r.to.0,
-            cost: cost + r.to.1,
-        };
+        return Served::new(c.to, asked, r.to.0, cost + r.to.1);
     }
-    Served {
-        model: c.from,
-        asked,
-        quality: r.from.0,
-        cost,
-    }
+    Served::new(c.from, asked, r.from.0, cost)
 }
 
 fn totals(chain: &Chain, rows: &[&Recorded]) -> (f64, f64) {
@@ -355,22 +335,12 @@ mod tests {
         let all = rec(&[1.0, 1.0, 1.0, 1.0], &costs, &["A", "A", "A", "A"]);
         assert_eq!(
             replay(&chain, &all),
-            Served {
-                model: 0,
-                asked: vec![0, 1, 2],
-                quality: 1.0,
-                cost: 7.0
-            }
+            Served::new(0, vec![0, 1, 2], 1.0, 7.0)
         );
         let second = rec(&[0.0, 1.0, 0.0, 1.0], &costs, &["A", "B", "A", "B"]);
         assert_eq!(
             replay(&chain, &second),
-            Served {
-                model: 3,
-                asked: vec![0, 1, 3],
-                quality: 1.0,
-                cost: 103.0
-            }
+            Served::new(3, vec![0, 1, 3], 1.0, 103.0)
         );
         // An answer that cannot be read agrees with nothing.
         let unreadable = rec(&[1.0, 1.0, 1.0, 0.0], &costs, &["A", "A", "", "B"]);
@@ -412,28 +382,30 @@ mod tests {
         // 0 and 1 are cheap and right on different halves; 2 is cheap and always wrong (and says
         // so differently each time); 3 is premium and always right.
         let costs = [1.0, 1.0, 1.0, 100.0];
-        let rows: Vec<Recorded> = (0..10)
-            .map(|i| {
-                if i % 2 == 0 {
-                    rec(&[1.0, 0.0, 0.0, 1.0], &costs, &["A", "B", "C", "A"])
-                } else {
-                    rec(&[1.0, 1.0, 0.0, 1.0], &costs, &["A", "A", "D", "A"])
-                }
-            })
-            .collect();
+        // Ten prompts, alternating between two recorded outcomes.
+        let alternating = |even: Recorded, odd: Recorded| -> Vec<Recorded> {
+            (0..10)
+                .map(|i| {
+                    if i % 2 == 0 {
+                        even.clone()
+                    } else {
+                        odd.clone()
+                    }
+                })
+                .collect()
+        };
+        let rows = alternating(
+            rec(&[1.0, 0.0, 0.0, 1.0], &costs, &["A", "B", "C", "A"]),
+            rec(&[1.0, 1.0, 0.0, 1.0], &costs, &["A", "A", "D", "A"]),
+        );
         let refs: Vec<&Recorded> = rows.iter().collect();
         let chains = build(&refs, 4);
         // 0 is always right, so no checker adds quality: nothing to offer.
         assert!(chains.is_empty(), "{chains:?}");
-        let mixed: Vec<Recorded> = (0..10)
-            .map(|i| {
-                if i % 2 == 0 {
-                    rec(&[0.0, 0.0, 0.0, 1.0], &costs, &["A", "B", "C", "D"])
-                } else {
-                    rec(&[1.0, 1.0, 0.0, 1.0], &costs, &["A", "A", "D", "A"])
-                }
-            })
-            .collect();
+        let mixed = alternating(
+            rec(&[0.0, 0.0, 0.0, 1.0], &costs, &["A", "B", "C", "D"]),
+            rec(&[1.0, 1.0, 0.0, 1.0], &costs, &["A", "A", "D", "A"]),
+        );
         let refs: Vec<&Recorded> = mixed.iter().collect();
         let chains = build(&refs, 4);
         assert_eq!(

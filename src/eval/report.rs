@@ -30,34 +30,37 @@ pub fn table(e: &Evaluation) -> String {
         "{:<44} {:>8} {:>8} {:>12}",
         "candidate", "quality", "± se", "cost USD"
     );
-    for x in &e.singles {
-        let _ = writeln!(
-            s,
-            "{:<44} {:>8.4} {:>8.4} {:>12.6}",
-            x.name, x.quality, x.standard_error, x.cost_usd
-        );
-    }
-    for x in &e.cascades {
-        let _ = writeln!(
-            s,
-            "{:<44} {:>8.4} {:>8.4} {:>12.6}   escalated {:.1}%: {}",
-            x.name,
-            x.quality,
-            x.standard_error,
-            x.cost_usd,
+    let singles = e.singles.iter().map(|x| {
+        let row = (&x.name, x.quality, x.standard_error, x.cost_usd);
+        (row, String::new())
+    });
+    let cascades = e.cascades.iter().map(|x| {
+        let row = (&x.name, x.quality, x.standard_error, x.cost_usd);
+        let tail = format!(
+            "   escalated {:.1}%: {}",
             x.escalated * 100.0,
             x.chains.join(" | ")
         );
+        (row, tail)
+    });
+    for ((name, quality, se, cost), tail) in singles.chain(cascades) {
+        candidate(&mut s, name, quality, Some(se), cost, &tail);
     }
-    let _ = writeln!(
-        s,
-        "{:<44} {:>8.4} {:>8} {:>12.6}",
-        "random", e.random.quality, "", e.random.cost_usd
+    candidate(
+        &mut s,
+        "random",
+        e.random.quality,
+        None,
+        e.random.cost_usd,
+        "",
     );
-    let _ = writeln!(
-        s,
-        "{:<44} {:>8.4} {:>8} {:>12.6}",
-        "oracle (cheapest best model)", e.oracle.quality, "", e.oracle.cost_usd
+    candidate(
+        &mut s,
+        "oracle (cheapest best model)",
+        e.oracle.quality,
+        None,
+        e.oracle.cost_usd,
+        "",
     );
     if let Some(t) = &e.two_model {
         let _ = writeln!(s);
@@ -282,4 +285,11 @@ pub fn svg(e: &Evaluation) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// One row of the candidates table: name, quality, its standard error (blank when it has none),
+/// cost, and what follows on the line.
+fn candidate(s: &mut String, name: &str, quality: f64, se: Option<f64>, cost: f64, tail: &str) {
+    let se = se.map_or_else(String::new, |v| format!("{v:.4}"));
+    let _ = writeln!(s, "{name:<44} {quality:>8.4} {se:>8} {cost:>12.6}{tail}");
 }

@@ -34,6 +34,17 @@ pub struct Served {
     pub cost: f64,
 }
 
+impl Served {
+    pub fn new(model: usize, asked: Vec<usize>, quality: f64, cost: f64) -> Served {
+        Served {
+            model,
+            asked,
+            quality,
+            cost,
+        }
+    }
+}
+
 /// [`segments`] of the `value` bar: from the cheapest tier up the upper convex hull of
 /// (relative cost, prediction). A prompt on `cur` moves to `j` once `λ` falls below
 /// `(p_j − p_cur) / (c_j − c_cur)`, the largest such ratio first (the dearer on a tie), that is
