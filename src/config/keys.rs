@@ -16,6 +16,9 @@ pub struct KeysConfig {
     /// spend log's database when there is one, else `keys.db` beside the config file.
     #[serde(default)]
     pub database: Option<Spanned<EnvString>>,
+    /// The table (created when missing); a plain SQL identifier. Default `switchyard_keys`.
+    #[serde(default)]
+    pub table: Option<String>,
     /// How often the table is checked for changes (revocations included); default 500ms.
     #[serde(default)]
     pub refresh: Option<Dur>,

@@ -127,15 +127,18 @@ impl Cascade {
         }
     }
 
-    /// `fallback` is false when the client disabled fallbacks: the escalation still happens (it is
+    /// The plan's restrictions hold for every call; a request whose escalation tier it does not
+    /// allow is not given to the cascade (the pipeline drops the cascade from its decision).
+    /// `plan.fallback` is false when the client disabled fallbacks: the escalation still happens (it is
     /// a routing decision), but neither tier falls back further.
     pub async fn chat(
         &self,
         t: &Tables,
         req: &ChatRequest,
-        fallback: bool,
+        plan: &Plan,
         progress: &Progress,
     ) -> (Result<ChatResponse, ProviderError>, Outcome) {
+        let fallback = plan.fallback;
         // Log-probs are requested for judging when the client did not ask for them, and removed
         // from the answer again before it is returned.
         let add_logprobs =
@@ -149,12 +152,16 @@ impl Cascade {
         } else {
             req
         };
-        let cheap = Plan::tier(t, self.tiers.from.clone(), false);
+        let cheap = Plan {
+            allowed: plan.allowed.clone(),
+            ..Plan::tier(t, self.tiers.from.clone(), false)
+        };
         let (result, mut out, second) = match self.second_model(req) {
             Some((model, how)) => {
                 let side_progress = Progress::default();
                 let plan = Plan {
                     pinned: Some(model.clone()),
+                    allowed: plan.allowed.clone(),
                     ..Plan::tier(t, tier_of(t, &model, &self.tiers.from), false)
                 };
                 let ((result, out), (second, side)) = tokio::join!(
@@ -232,7 +239,10 @@ impl Cascade {
                 text: unpriced_text(cheap),
             });
         }
-        let mut premium = Plan::tier(t, self.tiers.to.clone(), fallback);
+        let mut premium = Plan {
+            allowed: plan.allowed.clone(),
+            ..Plan::tier(t, self.tiers.to.clone(), fallback)
+        };
         // The escalation shares the request's attempt budget, but always gets its one call.
         premium.budget = premium.budget.saturating_sub(out.attempts).max(1);
         let (result, more) = dispatch_chat(t, req, &premium, progress).await;

@@ -155,6 +155,11 @@ impl Settings {
     }
 }
 
+/// The key table the config names.
+pub fn table(c: &Config) -> &str {
+    c.keys.table.as_deref().unwrap_or(super::DEFAULT_TABLE)
+}
+
 /// The config's tiers and models, which a key's lists must name.
 pub fn known(c: &Config) -> Known<'_> {
     Known {
@@ -172,7 +177,9 @@ pub async fn run(args: KeysArgs) -> ExitCode {
         }
     };
     let base = args.config.parent().unwrap_or_else(|| Path::new("."));
-    let keys = match crate::config::keys::target(&config, base).and_then(|t| Keys::open(&t)) {
+    let keys = match crate::config::keys::target(&config, base)
+        .and_then(|t| Keys::open(&t, table(&config), false))
+    {
         Ok(k) => k,
         Err(e) => {
             error(format_args!("{e}"));

@@ -17,7 +17,7 @@ mod store;
 pub use change::{Change, Invalid, Known, check_name};
 pub use period::Period;
 pub use record::{Budget, Unusable, VirtualKey, now_ms, rfc3339};
-pub use store::{Store, StoreError, TABLE};
+pub use store::{DEFAULT_TABLE, Store, StoreError};
 
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -66,24 +66,40 @@ pub struct Keys {
     /// Where the keys live, for log lines (never a password).
     pub describe: String,
     cache: ArcSwap<Cache>,
+    /// The table is known to exist (created or checked once per process).
+    schema_ready: std::sync::atomic::AtomicBool,
+    /// The keys were read at least once.
+    read: std::sync::atomic::AtomicBool,
+    /// Until the keys were read, ask every caller for one (`keys.database` was set explicitly).
+    fail_closed: bool,
 }
 
 impl Keys {
-    pub fn open(target: &crate::config::spend_log::Target) -> Result<Keys, String> {
+    /// `fail_closed`: until the store could be read, requests need a key (see [`Keys::any`]).
+    pub fn open(
+        target: &crate::config::spend_log::Target,
+        table: &str,
+        fail_closed: bool,
+    ) -> Result<Keys, String> {
         Ok(Keys {
-            store: Store::connect_lazy(target)?,
+            store: Store::connect_lazy(target, table)?,
             describe: target.describe(),
             cache: ArcSwap::from_pointee(Cache::default()),
+            schema_ready: std::sync::atomic::AtomicBool::new(false),
+            read: std::sync::atomic::AtomicBool::new(false),
+            fail_closed,
         })
     }
 
     /// Re-reads the table when it changed since the last read.
     pub async fn refresh(&self) -> Result<(), sqlx::Error> {
+        self.ready().await?;
         let version = self.store.version().await?;
-        if version == self.cache.load().version {
-            return Ok(());
+        if version != self.cache.load().version {
+            self.reload_at(version).await?;
         }
-        self.reload_at(version).await
+        self.read.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     async fn reload_at(&self, version: (i64, i64)) -> Result<(), sqlx::Error> {
@@ -95,6 +111,17 @@ impl Keys {
             .map(|k| (k.hash.clone(), Arc::new(k)))
             .collect();
         self.cache.store(Arc::new(Cache { by_hash, version }));
+        Ok(())
+    }
+
+    /// Creates or migrates the table once, unless the store is a SQLite file not made yet.
+    async fn ready(&self) -> Result<(), sqlx::Error> {
+        use std::sync::atomic::Ordering;
+        if self.schema_ready.load(Ordering::Relaxed) || self.store.absent() {
+            return Ok(());
+        }
+        self.store.ensure_schema().await?;
+        self.schema_ready.store(true, Ordering::Relaxed);
         Ok(())
     }
 
@@ -149,11 +176,16 @@ impl Keys {
     }
 
     /// Any key was ever issued (revoked ones count): from then on every request needs a key.
+    /// A store that was never read counts as having keys when it was configured explicitly
+    /// (`keys.database`), so an outage at start does not open the gateway; the default store
+    /// (the spend log's database) keeps the spend log's rule that its outage fails no request.
     pub fn any(&self) -> bool {
         !self.cache.load().by_hash.is_empty()
+            || (self.fail_closed && !self.read.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     pub async fn list(&self) -> Result<Vec<VirtualKey>, OpError> {
+        self.ready().await?;
         Ok(self.store.all().await?)
     }
 

@@ -11,7 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub const TABLE: &str = "switchyard_keys";
+pub const DEFAULT_TABLE: &str = "switchyard_keys";
 
 /// Columns added after the first version, for `ensure_schema` to add to an older table.
 const ADDED_COLUMNS: &[(&str, &str)] = &[];
@@ -113,7 +113,14 @@ macro_rules! read_row {
 }
 
 #[derive(Clone)]
-pub enum Store {
+pub struct Store {
+    db: Db,
+    /// A plain SQL identifier (checked when the config is loaded).
+    table: String,
+}
+
+#[derive(Clone)]
+enum Db {
     /// The path is kept so a gateway that has no key file yet reads as having no keys, without
     /// creating one just by starting.
     Sqlite(SqlitePool, PathBuf),
@@ -130,7 +137,15 @@ pub enum StoreError {
 
 impl Store {
     /// Makes the pool without connecting; a SQLite file is created on the first write.
-    pub fn connect_lazy(target: &Target) -> Result<Store, String> {
+    pub fn connect_lazy(target: &Target, table: &str) -> Result<Store, String> {
+        crate::config::spend_log::check_table(table).map_err(|e| format!("keys.table: {e}"))?;
+        Ok(Store {
+            db: Self::pool(target)?,
+            table: table.to_string(),
+        })
+    }
+
+    fn pool(target: &Target) -> Result<Db, String> {
         let timeout = Duration::from_secs(5);
         match target {
             Target::Sqlite(path) => {
@@ -139,7 +154,7 @@ impl Store {
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .busy_timeout(Duration::from_secs(2));
-                Ok(Store::Sqlite(
+                Ok(Db::Sqlite(
                     SqlitePoolOptions::new()
                         .max_connections(2)
                         .acquire_timeout(timeout)
@@ -151,7 +166,7 @@ impl Store {
                 .max_connections(2)
                 .acquire_timeout(timeout)
                 .connect_lazy(url)
-                .map(Store::Postgres)
+                .map(Db::Postgres)
                 .map_err(|e| {
                     format!(
                         "key store {}: {e}",
@@ -162,18 +177,19 @@ impl Store {
     }
 
     /// A SQLite store whose file does not exist yet holds no keys.
-    fn absent(&self) -> bool {
-        matches!(self, Store::Sqlite(_, p) if !p.exists())
+    pub fn absent(&self) -> bool {
+        matches!(&self.db, Db::Sqlite(_, p) if !p.exists())
     }
 
     pub async fn ensure_schema(&self) -> Result<(), sqlx::Error> {
-        if let Store::Sqlite(_, path) = self {
+        let table = &self.table;
+        if let Db::Sqlite(_, path) = &self.db {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 let _ = std::fs::create_dir_all(dir);
             }
         }
         let create = format!(
-            "CREATE TABLE IF NOT EXISTS {TABLE} (
+            "CREATE TABLE IF NOT EXISTS {table} (
                 id TEXT PRIMARY KEY,
                 name TEXT NOT NULL UNIQUE,
                 hash TEXT NOT NULL UNIQUE,
@@ -194,29 +210,29 @@ impl Store {
                 updated_ms BIGINT NOT NULL
             )"
         );
-        match self {
-            Store::Sqlite(p, _) => {
+        match &self.db {
+            Db::Sqlite(p, _) => {
                 let mut tx = p.begin().await?;
                 sqlx::query(&create).execute(&mut *tx).await?;
                 let have: Vec<(String,)> =
-                    sqlx::query_as(&format!("SELECT name FROM pragma_table_info('{TABLE}')"))
+                    sqlx::query_as(&format!("SELECT name FROM pragma_table_info('{table}')"))
                         .fetch_all(&mut *tx)
                         .await?;
                 for (column, ty) in ADDED_COLUMNS {
                     if !have.iter().any(|(n,)| n == column) {
-                        sqlx::query(&format!("ALTER TABLE {TABLE} ADD COLUMN {column} {ty}"))
+                        sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))
                             .execute(&mut *tx)
                             .await?;
                     }
                 }
                 tx.commit().await
             }
-            Store::Postgres(p) => {
+            Db::Postgres(p) => {
                 let mut tx = p.begin().await?;
                 sqlx::query(&create).execute(&mut *tx).await?;
                 for (column, ty) in ADDED_COLUMNS {
                     sqlx::query(&format!(
-                        "ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS {column} {ty}"
+                        "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {ty}"
                     ))
                     .execute(&mut *tx)
                     .await?;
@@ -227,14 +243,15 @@ impl Store {
     }
 
     pub async fn insert(&self, k: &VirtualKey) -> Result<(), StoreError> {
+        let table = &self.table;
         self.ensure_schema().await?;
         let sql = format!(
-            "INSERT INTO {TABLE} ({COLUMNS}) VALUES \
+            "INSERT INTO {table} ({COLUMNS}) VALUES \
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
         );
-        let done = match self {
-            Store::Sqlite(p, _) => bind_all!(sqlx::query(&sql), k).execute(p).await.map(|_| ()),
-            Store::Postgres(p) => bind_all!(sqlx::query(&sql), k).execute(p).await.map(|_| ()),
+        let done = match &self.db {
+            Db::Sqlite(p, _) => bind_all!(sqlx::query(&sql), k).execute(p).await.map(|_| ()),
+            Db::Postgres(p) => bind_all!(sqlx::query(&sql), k).execute(p).await.map(|_| ()),
         };
         done.map_err(|e| match &e {
             sqlx::Error::Database(d) if d.is_unique_violation() => {
@@ -246,16 +263,17 @@ impl Store {
 
     /// Writes every setting of `k` over the row with its id.
     pub async fn update(&self, k: &VirtualKey) -> Result<(), StoreError> {
+        let table = &self.table;
         self.ensure_schema().await?;
         let sql = format!(
-            "UPDATE {TABLE} SET name = $2, hash = $3, hint = $4, team = $5, metadata = $6, \
+            "UPDATE {table} SET name = $2, hash = $3, hint = $4, team = $5, metadata = $6, \
              tiers = $7, models = $8, budget_usd = $9, budget_period = $10, rpm = $11, tpm = $12, \
              max_parallel = $13, expires_ms = $14, disabled = $15, revoked_ms = $16, \
              created_ms = $17, updated_ms = $18 WHERE id = $1"
         );
-        let done = match self {
-            Store::Sqlite(p, _) => bind_all!(sqlx::query(&sql), k).execute(p).await.map(|_| ()),
-            Store::Postgres(p) => bind_all!(sqlx::query(&sql), k).execute(p).await.map(|_| ()),
+        let done = match &self.db {
+            Db::Sqlite(p, _) => bind_all!(sqlx::query(&sql), k).execute(p).await.map(|_| ()),
+            Db::Postgres(p) => bind_all!(sqlx::query(&sql), k).execute(p).await.map(|_| ()),
         };
         done.map_err(|e| match &e {
             sqlx::Error::Database(d) if d.is_unique_violation() => {
@@ -266,42 +284,42 @@ impl Store {
     }
 
     pub async fn all(&self) -> Result<Vec<VirtualKey>, sqlx::Error> {
+        let table = &self.table;
         if self.absent() {
             return Ok(Vec::new());
         }
-        self.ensure_schema().await?;
-        let sql = format!("SELECT {COLUMNS} FROM {TABLE} ORDER BY name");
-        match self {
-            Store::Sqlite(p, _) => {
+        let sql = format!("SELECT {COLUMNS} FROM {table} ORDER BY name");
+        match &self.db {
+            Db::Sqlite(p, _) => {
                 let rows = sqlx::query(&sql).fetch_all(p).await?;
                 rows.iter().map(|r| read_row!(r)).collect()
             }
-            Store::Postgres(p) => {
+            Db::Postgres(p) => {
                 let rows = sqlx::query(&sql).fetch_all(p).await?;
                 rows.iter().map(|r| read_row!(r)).collect()
             }
         }
     }
 
-    /// A value that changes whenever a key is added or changed: the cache reloads when it moves.
+    /// A value that changes whenever (the table must exist: see `ensure_schema`) a key is added or changed: the cache reloads when it moves.
     pub async fn version(&self) -> Result<(i64, i64), sqlx::Error> {
+        let table = &self.table;
         if self.absent() {
             return Ok((0, 0));
         }
-        self.ensure_schema().await?;
         let sql = format!(
-            "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(MAX(updated_ms), 0) AS BIGINT) FROM {TABLE}"
+            "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(MAX(updated_ms), 0) AS BIGINT) FROM {table}"
         );
-        match self {
-            Store::Sqlite(p, _) => sqlx::query_as(&sql).fetch_one(p).await,
-            Store::Postgres(p) => sqlx::query_as(&sql).fetch_one(p).await,
+        match &self.db {
+            Db::Sqlite(p, _) => sqlx::query_as(&sql).fetch_one(p).await,
+            Db::Postgres(p) => sqlx::query_as(&sql).fetch_one(p).await,
         }
     }
 
     pub async fn close(&self) {
-        match self {
-            Store::Sqlite(p, _) => p.close().await,
-            Store::Postgres(p) => p.close().await,
+        match &self.db {
+            Db::Sqlite(p, _) => p.close().await,
+            Db::Postgres(p) => p.close().await,
         }
     }
 }
