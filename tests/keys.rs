@@ -367,7 +367,9 @@ async fn five_hundred_concurrent_requests_overrun_a_budget_by_at_most_one_worst_
     }
     assert_eq!(ok + refused, 500);
     // Reserved at the worst case (100 output tokens), each settled at its real cost.
-    let worst = (16.0 * 0.15 + 10.0 * 0.6) / 1e6;
+    // An upper bound of one reservation: the prompt (with the gateway's margin) is well under
+    // 40 tokens, the answer at most max_tokens.
+    let worst = (40.0 * 0.15 + 10.0 * 0.6) / 1e6;
     // Every request leaves a spend row; sum what the log recorded for the key.
     let store = sqlx::SqlitePool::connect(&sqlite_url(&dir, "spend.db"))
         .await
@@ -600,4 +602,85 @@ async fn the_keys_command_issues_lists_and_revokes() {
     assert!(ok);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert!(v["revoked_at"].is_string());
+}
+
+#[tokio::test]
+async fn a_budget_limited_key_is_not_escalated_by_the_cascade() {
+    let mock = Mock::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rest = format!(
+        "routing:\n  default: budget\n  cascade: {{ from: budget, to: premium, escalate_on: [error, truncated] }}\nreliability: {{ retries: 0 }}\nkeys: {{ database: \"{}\" }}\n",
+        sqlite_url(&dir, "keys.db")
+    );
+    let gw = Gateway::start(&common::base_yaml(&mock.url(), &server_keys(), &rest)).await;
+    let secret = issue(&gw, json!({"name": "cheap-only", "tiers": ["budget"]})).await;
+    let down = || Reply::Json {
+        status: 500,
+        body: json!({"error": {"message": "down"}}),
+        headers: vec![],
+    };
+    mock.on("cheap-up", down());
+    let r = chat_as(&gw, &secret, &chat_body("auto", "hello")).await;
+    assert_eq!(r.status(), 500);
+    assert_eq!(header(&r, "x-switchyard-skipped-tiers"), Some("premium"));
+    assert_eq!(mock.calls_for("strong-up"), 0);
+    // Unrestricted, the same failure escalates.
+    mock.on("cheap-up", down());
+    let r = chat_as(&gw, CLIENT, &chat_body("auto", "hello")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(mock.calls_for("strong-up"), 1);
+}
+
+#[tokio::test]
+async fn a_restart_resumes_budgets_from_the_spend_log_and_metrics_name_teams_only() {
+    let mock = Mock::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let spend = format!(
+        "spend_log: {{ url: \"{}\", flush_interval: 20ms }}\n",
+        sqlite_url(&dir, "spend.db")
+    );
+    let yaml = yaml_with_keys(
+        &mock,
+        &sqlite_url(&dir, "keys.db"),
+        "switchyard_keys",
+        &spend,
+    );
+    let mut gw = Gateway::start(&yaml).await;
+    // Room for two answers: the third request finds the budget spent.
+    let budget = 2.0 * ANSWER_USD;
+    let secret = issue(
+        &gw,
+        json!({"name": "nightly", "team": "data", "budget_usd": budget, "budget_period": "week"}),
+    )
+    .await;
+    let small =
+        json!({"model": "auto", "max_tokens": 7, "messages": [{"role": "user", "content": "hi"}]});
+    for _ in 0..2 {
+        assert_eq!(chat_as(&gw, &secret, &small).await.status(), 200);
+    }
+    let metrics = gw.metrics().await;
+    let left = common::metric_value(
+        &metrics,
+        "switchyard_team_budget_remaining_usd{team=\"data\"}",
+    );
+    assert!(left.abs() < 1e-9, "{left}");
+    assert_eq!(chat_as(&gw, &secret, &small).await.status(), 402);
+    let metrics = gw.metrics().await;
+    common::assert_metric(
+        &metrics,
+        "switchyard_key_refusals_total{reason=\"budget\",team=\"data\"}",
+        1.0,
+    );
+    assert!(!metrics.contains("nightly") && !metrics.contains(&secret));
+    gw.shutdown();
+    (&mut gw.handle).await.unwrap().unwrap();
+
+    let gw = Gateway::start(&yaml).await;
+    let r = chat_as(&gw, &secret, &small).await;
+    assert_eq!(r.status(), 402, "a restart forgot the spend");
+    let spent: f64 = header(&r, "x-switchyard-key-spend-usd")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((spent - budget).abs() < 1e-9, "{spent}");
 }

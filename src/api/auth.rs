@@ -49,7 +49,15 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         },
         Some(key) => match state.keys().and_then(|k| k.lookup(key)) {
             Some(vk) => match vk.unusable(crate::keys::now_ms()) {
-                Some(why) => return refuse(&state, &req, unusable_key(&vk, why)),
+                Some(why) => {
+                    let team = vk.team.as_deref().unwrap_or("none");
+                    state
+                        .metrics()
+                        .key_refusals
+                        .with_label_values(&[team, why.as_str()])
+                        .inc();
+                    return refuse(&state, &req, unusable_key(&vk, why));
+                }
                 None => CallerKey {
                     suffix: crate::cost::account::key_suffix(key),
                     key: Some(vk),

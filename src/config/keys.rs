@@ -29,6 +29,9 @@ pub const DEFAULT_FILE: &str = "keys.db";
 
 /// Where a config's keys live, with relative SQLite paths resolved against `base_dir`.
 pub fn target(c: &Config, base_dir: &Path) -> Result<Target, String> {
+    if let Some(t) = &c.keys.table {
+        super::spend_log::check_table(t).map_err(|e| format!("keys.table: {e}"))?;
+    }
     if let Some(db) = &c.keys.database {
         return Target::parse(db.value.as_str(), base_dir)
             .map_err(|e| format!("keys.database: {e}"));

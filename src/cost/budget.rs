@@ -20,12 +20,16 @@ pub fn requested_output(req: &ChatRequest) -> Option<u64> {
         .find_map(|k| req.extra.get(*k).and_then(Value::as_u64))
 }
 
-/// The most one answer could cost on any of `reach`: the prompt at its input price plus the
+/// The most one answer could cost on any of `reach`: the prompt (counted, plus a margin) at its
+/// input price plus the
 /// answer's bound at its output price, times `answers` paid for (a cascade pays for up to three:
 /// the cheap answer, the agreement model's and the escalation's). Zero when every deployment is
 /// free, so a free model is never held back by a budget.
 pub fn worst_case(req: &ChatRequest, reach: &[Arc<Deployment>], answers: u32) -> f64 {
-    let prompt = crate::tokens::estimate_prompt(req);
+    // switchyard's count of the prompt, with room for the framing and special tokens a provider
+    // may count on top of it: the reservation must not fall short of the bill.
+    let counted = crate::tokens::estimate_prompt(req);
+    let prompt = counted + counted / 4 + 16;
     let asked = requested_output(req);
     let one = reach
         .iter()
@@ -37,6 +41,29 @@ pub fn worst_case(req: &ChatRequest, reach: &[Arc<Deployment>], answers: u32) ->
         })
         .fold(0.0, f64::max);
     one * f64::from(answers.max(1))
+}
+
+/// Starts each budgeted key's current period at what the spend log recorded for it, so that a
+/// restart does not hand every key a fresh budget. Keys are matched by name.
+pub async fn seed_from_log(
+    ledger: &crate::state::ledger::Ledger,
+    keys: &[Arc<crate::keys::VirtualKey>],
+    log: &crate::cost::spend::SpendLog,
+) -> Result<usize, sqlx::Error> {
+    let table = &log.settings().table;
+    log.store().ensure_schema(table).await?;
+    let now = crate::keys::now_ms();
+    let mut seeded = 0;
+    for k in keys {
+        let Some(b) = k.budget else { continue };
+        let (start, _) = b.period.window(now);
+        let usd = log.store().key_spend(table, &k.name, start).await?;
+        if usd > 0.0 {
+            ledger.seed(&k.id, start, usd);
+            seeded += 1;
+        }
+    }
+    Ok(seeded)
 }
 
 /// What a request holds of its key's limits until its account closes.

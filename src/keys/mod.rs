@@ -175,6 +175,11 @@ impl Keys {
             .cloned()
     }
 
+    /// Every key as last read, for gauges.
+    pub fn cached(&self) -> Vec<Arc<VirtualKey>> {
+        self.cache.load().by_hash.values().cloned().collect()
+    }
+
     /// Any key was ever issued (revoked ones count): from then on every request needs a key.
     /// A store that was never read counts as having keys when it was configured explicitly
     /// (`keys.database`), so an outage at start does not open the gateway; the default store

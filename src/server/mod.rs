@@ -82,6 +82,22 @@ impl Server {
         if let Some(log) = spend_log {
             state.set_spend_log(log);
         }
+        if let Some(log) = state.spend_log() {
+            let cached = keys.cached();
+            let seeded = crate::cost::budget::seed_from_log(state.ledger(), &cached, log);
+            match tokio::time::timeout(KEYS_AT_START, seeded).await {
+                Ok(Ok(n)) if n > 0 => {
+                    tracing::info!(keys = n, "budgets resumed from the spend log")
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "budgets could not be resumed from the spend log; they start from zero")
+                }
+                Err(_) => tracing::warn!(
+                    "budgets could not be resumed from the spend log in time; they start from zero"
+                ),
+            }
+        }
         state.set_keys(keys);
         Ok(Server {
             listener,

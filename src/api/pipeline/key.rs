@@ -27,6 +27,7 @@ pub struct KeyCtx {
     minute: Option<Minute>,
     /// Tiers the routing decision or its cascade would have used but the key does not allow.
     pub skipped: Vec<Arc<str>>,
+    refusals: prometheus::IntCounterVec,
 }
 
 fn limited(message: String, code: &str, retry_after: Duration) -> ApiError {
@@ -37,13 +38,24 @@ fn limited(message: String, code: &str, retry_after: Duration) -> ApiError {
 }
 
 impl KeyCtx {
-    pub fn new(key: Arc<VirtualKey>, ledger: Arc<Ledger>) -> KeyCtx {
+    pub fn new(
+        key: Arc<VirtualKey>,
+        ledger: Arc<Ledger>,
+        refusals: prometheus::IntCounterVec,
+    ) -> KeyCtx {
         KeyCtx {
             key,
             ledger,
             minute: None,
             skipped: Vec::new(),
+            refusals,
         }
+    }
+
+    /// Counts a refusal under the key's team (never the key).
+    fn refused(&self, reason: &str) {
+        let team = self.key.team.as_deref().unwrap_or("none");
+        self.refusals.with_label_values(&[team, reason]).inc();
     }
 
     /// Counts the request against the key's rpm, tpm and parallel limits; a request over one is
@@ -63,7 +75,14 @@ impl KeyCtx {
         } else {
             0
         };
-        match self.ledger.enter(&k.id, limits, tokens) {
+        let entered = self.ledger.enter(&k.id, limits, tokens);
+        match &entered {
+            Err(Refused::Parallel) => self.refused("parallel_limit"),
+            Err(_) => self.refused("rate_limit"),
+            Ok(_) => {}
+        }
+        let k = &self.key;
+        match entered {
             Ok((slot, minute)) => {
                 self.minute = Some(minute);
                 Ok(Hold {
@@ -119,6 +138,7 @@ impl KeyCtx {
             models: k.models.iter().map(|m| Arc::from(m.as_str())).collect(),
         });
         let forbidden = |what: &str, name: &str| {
+            self.refused("not_allowed");
             let mut e = ApiError::new(
                 StatusCode::FORBIDDEN,
                 "permission_error",
@@ -184,6 +204,7 @@ impl KeyCtx {
                 reservation: Some(r),
             }),
             Err(spent) => {
+                self.refused("budget");
                 // 402, not 429: the SDKs retry a 429 (and a 5xx) on their own, and no retry
                 // within the period can succeed. 402 is retried by none of them and says why.
                 let mut e = ApiError::new(

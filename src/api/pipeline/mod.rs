@@ -90,7 +90,11 @@ impl Ctx {
             account.caller_key(Some(k.suffix));
             let vk = k.key?;
             account.virtual_key(&vk.name, vk.team.as_deref());
-            Some(key::KeyCtx::new(vk, state.ledger().clone()))
+            Some(key::KeyCtx::new(
+                vk,
+                state.ledger().clone(),
+                state.metrics().key_refusals.clone(),
+            ))
         });
         Ctx {
             gw,

@@ -251,6 +251,36 @@ impl Store {
             .collect())
     }
 
+    /// What the rows of one virtual key (by name) cost since `since_ms`.
+    pub async fn key_spend(
+        &self,
+        table: &str,
+        key_name: &str,
+        since_ms: i64,
+    ) -> Result<f64, sqlx::Error> {
+        let sql = format!(
+            "SELECT CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) FROM {table} \
+             WHERE key_name = $1 AND unix_ms >= $2"
+        );
+        let (usd,): (f64,) = match self {
+            Store::Sqlite(p) => {
+                sqlx::query_as(&sql)
+                    .bind(key_name)
+                    .bind(since_ms)
+                    .fetch_one(p)
+                    .await?
+            }
+            Store::Postgres(p) => {
+                sqlx::query_as(&sql)
+                    .bind(key_name)
+                    .bind(since_ms)
+                    .fetch_one(p)
+                    .await?
+            }
+        };
+        Ok(usd)
+    }
+
     pub async fn close(&self) {
         match self {
             Store::Sqlite(p) => p.close().await,
