@@ -544,6 +544,11 @@ fn summary(out: &mut dyn Write, path: &Path, gw: &Gateway) -> std::io::Result<()
     }
     writeln!(
         out,
+        "  keys       virtual keys in {}",
+        gw.keys_db.describe()
+    )?;
+    writeln!(
+        out,
         "  auth       {}",
         if gw.auth_required() {
             "api keys required"

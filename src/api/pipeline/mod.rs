@@ -1,7 +1,8 @@
 //! The path every inbound wire format shares, in the spirit of a proxy's request phases:
-//! **admit** (who is calling, what they asked for), **route** (the decision and the walk it
-//! allows, within the caller's key's tiers), **dispatch** (plain or cascade, streaming or not) and **account** (the bill, metrics,
-//! spend row). A handler reads its wire format into a [`ChatRequest`], calls [`run`], and writes
+//! **admit** (who is calling, what they asked for, a virtual key's rate limits), **route** (the
+//! decision and the walk it allows, within the key's tiers and models), then the key's budget
+//! reservation for that walk's worst case, **dispatch** (plain or cascade, streaming or not) and
+//! **account** (the bill, metrics, spend row, the reservation settled). A handler reads its wire format into a [`ChatRequest`], calls [`run`], and writes
 //! the [`Reply`] back in its own format; it never routes, dispatches or prices. One [`Ctx`] per
 //! request carries what the phases learn, so a new inbound format adds a translation, not a path.
 
