@@ -684,3 +684,70 @@ async fn a_restart_resumes_budgets_from_the_spend_log_and_metrics_name_teams_onl
         .unwrap();
     assert!((spent - budget).abs() < 1e-9, "{spent}");
 }
+
+#[tokio::test]
+async fn a_stream_cut_off_or_abandoned_settles_what_it_streamed() {
+    let mock = Mock::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(&common::without_retries(&yaml_with_keys(
+        &mock,
+        &sqlite_url(&dir, "keys.db"),
+        "switchyard_keys",
+        "",
+    )))
+    .await;
+    let secret = issue(
+        &gw,
+        json!({"name": "streamer", "budget_usd": 1, "max_parallel": 1}),
+    )
+    .await;
+    let body = json!({"model": "auto", "stream": true, "max_tokens": 50,
+        "messages": [{"role": "user", "content": "hello"}]});
+    let spent = |r: &reqwest::Response| -> f64 {
+        header(r, "x-switchyard-key-spend-usd")
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // Cut off after two chunks: billed for what was streamed, counted by switchyard.
+    mock.on("cheap-up", common::cut_stream("cheap-up", 3));
+    let r = chat_as(&gw, &secret, &body).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(spent(&r), 0.0);
+    let _ = r.text().await.unwrap();
+    let after_cut = common::wait_for("the cut stream settles", DEADLINE, || {
+        let gw = &gw;
+        let secret = secret.clone();
+        async move {
+            let r = chat_as(gw, &secret, &chat_body("auto", "hi")).await;
+            let s = spent(&r);
+            // The plain answer after it adds ANSWER_USD; what is left is the stream's share.
+            let stream_share = s - ANSWER_USD;
+            if stream_share > 0.0 {
+                Ok(stream_share)
+            } else {
+                Err(format!("spend {s}"))
+            }
+        }
+    })
+    .await;
+    assert!(after_cut < 1e-4, "{after_cut}");
+    // A stream the client abandons releases its parallel slot and settles too.
+    let gate = mock.held_stream("cheap-up", 2);
+    let r = chat_as(&gw, &secret, &body).await;
+    assert_eq!(r.status(), 200);
+    let busy = chat_as(&gw, &secret, &chat_body("auto", "hi")).await;
+    assert_eq!(busy.status(), 429);
+    drop(r);
+    common::eventually_async("the abandoned stream frees its slot", DEADLINE, || {
+        let (gw, secret) = (&gw, secret.clone());
+        async move {
+            chat_as(gw, &secret, &chat_body("auto", "hi"))
+                .await
+                .status()
+                == 200
+        }
+    })
+    .await;
+    gate.notify_waiters();
+}
