@@ -301,14 +301,16 @@ impl Store {
         }
     }
 
-    /// A value that changes whenever (the table must exist: see `ensure_schema`) a key is added or changed: the cache reloads when it moves.
+    /// A value that changes whenever (the table must exist: see `ensure_schema`); a sum rather
+    /// than a maximum, since every change raises its own key's `updated_ms` but a replica whose
+    /// clock is behind may not raise it past another key's a key is added or changed: the cache reloads when it moves.
     pub async fn version(&self) -> Result<(i64, i64), sqlx::Error> {
         let table = &self.table;
         if self.absent() {
             return Ok((0, 0));
         }
         let sql = format!(
-            "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(MAX(updated_ms), 0) AS BIGINT) FROM {table}"
+            "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(updated_ms), 0) AS BIGINT) FROM {table}"
         );
         match &self.db {
             Db::Sqlite(p, _) => sqlx::query_as(&sql).fetch_one(p).await,
