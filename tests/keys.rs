@@ -751,3 +751,20 @@ async fn a_stream_cut_off_or_abandoned_settles_what_it_streamed() {
     .await;
     gate.notify_waiters();
 }
+
+#[tokio::test]
+async fn a_key_store_named_in_the_config_that_cannot_be_read_opens_nothing() {
+    let mock = Mock::start().await;
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let yaml = format!(
+        "{}keys: {{ database: \"postgres://postgres@127.0.0.1:{port}/test\" }}\n",
+        config_yaml(&mock.url(), "")
+    );
+    let gw = Gateway::start(&yaml).await;
+    let r = common::post(&gw, &chat_body("auto", "hello")).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(mock.calls(), 0);
+}
