@@ -1,5 +1,5 @@
 //! Command line: `serve`, `check`, `route`, `report`, `bench`, `eval`, `calibrate`, `distill`,
-//! `import`.
+//! `import`, `keys`.
 
 use crate::config::{Config, ConfigError, EnvString, Uses};
 use crate::console::{error, print_to_stdout};
@@ -100,6 +100,8 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: crate::cost::report::Format,
     },
+    /// Virtual keys: create, list, show, update, revoke.
+    Keys(crate::keys::cli::KeysArgs),
     /// Write a switchyard routing table from another gateway's config, and list what did not carry over.
     Import {
         #[command(subcommand)]
@@ -240,6 +242,7 @@ pub fn main() -> ExitCode {
                 format,
             } => crate::cost::report::run(&since, &config, database, table, format).await,
             Command::Import { source } => crate::import::run(source).await,
+            Command::Keys(args) => crate::keys::cli::run(args).await,
             Command::Bench(b) => bench(b).await,
             Command::Eval(args) => crate::eval::cli::run(args).await,
             Command::Calibrate(args) => crate::eval::calibrate::run(args).await,
@@ -539,6 +542,11 @@ fn summary(out: &mut dyn Write, path: &Path, gw: &Gateway) -> std::io::Result<()
             s.table
         )?;
     }
+    writeln!(
+        out,
+        "  keys       virtual keys in {}",
+        gw.keys_db.describe()
+    )?;
     writeln!(
         out,
         "  auth       {}",

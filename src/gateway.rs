@@ -28,6 +28,10 @@ pub struct Gateway {
     pub counterfactual: Option<crate::config::prices::Counterfactual>,
     /// `spend_log`, with relative SQLite paths resolved against the config file's folder.
     pub spend_log: Option<crate::config::spend_log::Settings>,
+    /// Where virtual keys live (`keys.database`, else the spend log's, else `keys.db` beside the
+    /// config), and how often a running gateway re-reads them.
+    pub keys_db: crate::config::spend_log::Target,
+    pub keys_refresh: std::time::Duration,
     api_keys: HashSet<String>,
     admin_keys: HashSet<String>,
     metrics_keys: HashSet<String>,
@@ -153,7 +157,13 @@ impl Gateway {
             ),
             None => None,
         };
+        let keys_db = crate::config::keys::target(&config, base_dir)?;
         Ok(Gateway {
+            keys_db,
+            keys_refresh: config
+                .keys
+                .refresh
+                .map_or(crate::keys::DEFAULT_REFRESH, |d| d.0),
             counterfactual: crate::config::prices::Counterfactual::from_config(&config),
             spend_log,
             cascade,

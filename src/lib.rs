@@ -13,6 +13,7 @@ pub mod embed;
 pub mod eval;
 pub mod gateway;
 pub mod import;
+pub mod keys;
 pub mod openai;
 pub mod outcomes;
 pub mod providers;

@@ -37,6 +37,29 @@ pub async fn refresh_gauges(state: &AppState) {
     }
 }
 
+/// Sets `switchyard_team_budget_remaining_usd`: per team, what its active keys' budgets have left
+/// this period.
+pub fn refresh_key_gauges(state: &AppState) {
+    let Some(keys) = state.keys() else { return };
+    let now = crate::keys::now_ms();
+    let mut teams: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
+    for k in keys.cached() {
+        let Some(b) = k.budget.filter(|_| k.unusable(now).is_none()) else {
+            continue;
+        };
+        let (start, _) = b.period.window(now);
+        let left = (b.usd - state.ledger().spent(&k.id, start)).max(0.0);
+        *teams
+            .entry(k.team.clone().unwrap_or_else(|| "none".into()))
+            .or_default() += left;
+    }
+    let gauge = &state.metrics().team_budget_remaining;
+    gauge.reset();
+    for (team, left) in teams {
+        gauge.with_label_values(&[&team]).set(left);
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }

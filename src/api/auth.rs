@@ -6,15 +6,21 @@
 use super::AppState;
 use super::error::ApiError;
 use super::request_id::RequestId;
+use crate::keys::VirtualKey;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-/// The accepted client key's last characters, for the spend log (see `cost::account::key_suffix`).
+/// The accepted client key: its last characters for the spend log (see
+/// `cost::account::key_suffix`), and the virtual key when switchyard issued it.
 #[derive(Clone)]
-pub struct CallerKey(pub String);
+pub struct CallerKey {
+    pub suffix: String,
+    pub key: Option<Arc<VirtualKey>>,
+}
 
 /// The key as sent: `Authorization: Bearer …` (scheme case-insensitive, RFC 9110 §11.1) or
 /// `x-api-key`.
@@ -33,18 +39,98 @@ pub fn presented(headers: &HeaderMap) -> Option<&str> {
 
 pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let gw = state.gateway();
-    if !gw.auth_required() {
+    if !state.auth_required() {
         return next.run(req).await;
     }
+    let caller = match presented(req.headers()) {
+        Some(key) if gw.key_is_valid(key) => CallerKey {
+            suffix: crate::cost::account::key_suffix(key),
+            key: None,
+        },
+        Some(key) => match state.keys().and_then(|k| k.lookup(key)) {
+            Some(vk) => match vk.unusable(crate::keys::now_ms()) {
+                Some(why) => {
+                    let team = vk.team.as_deref().unwrap_or("none");
+                    state
+                        .metrics()
+                        .key_refusals
+                        .with_label_values(&[team, why.as_str()])
+                        .inc();
+                    return refuse(&state, &req, unusable_key(&vk, why));
+                }
+                None => CallerKey {
+                    suffix: crate::cost::account::key_suffix(key),
+                    key: Some(vk),
+                },
+            },
+            None if state.keys().is_some_and(|k| k.any()) => {
+                return refuse(&state, &req, unknown_key());
+            }
+            None => return refuse(&state, &req, wrong_key("server.api_keys")),
+        },
+        None => return refuse(&state, &req, missing_key()),
+    };
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+/// `/admin/keys`: an admin key only, and only where admin keys are configured. A loopback client
+/// without one could otherwise mint keys for itself.
+pub async fn admin_only_layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let gw = state.gateway();
+    if !gw.admin_keys_set() {
+        return refuse(
+            &state,
+            &req,
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "/admin/keys needs server.admin_keys to be configured; without them, manage keys with `switchyard keys`.",
+            )
+            .with_code("admin_keys_not_configured"),
+        );
+    }
     match presented(req.headers()) {
-        Some(key) if gw.key_is_valid(key) => {
-            let suffix = crate::cost::account::key_suffix(key);
-            req.extensions_mut().insert(CallerKey(suffix));
-            next.run(req).await
+        Some(k) if gw.is_admin_key(k) => next.run(req).await,
+        Some(k) if gw.key_is_valid(k) || state.keys().and_then(|s| s.lookup(k)).is_some() => {
+            refuse(&state, &req, client_key_on_admin())
         }
-        Some(_) => refuse(&state, &req, wrong_key("server.api_keys")),
+        Some(_) => refuse(&state, &req, wrong_key("server.admin_keys")),
         None => refuse(&state, &req, missing_key()),
     }
+}
+
+fn client_key_on_admin() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "permission_error",
+        "This is a client key: /admin/* needs one of the gateway's server.admin_keys.",
+    )
+    .with_code("admin_key_required")
+}
+
+/// A key switchyard issued that may not be used now. The message names the key by its name and
+/// hint, never by its secret.
+fn unusable_key(k: &VirtualKey, why: crate::keys::Unusable) -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_request_error",
+        format!("The API key {} ({}) is {}.", k.name, k.hint, why.as_str()),
+    )
+    .with_code(match why {
+        crate::keys::Unusable::Revoked => "key_revoked",
+        crate::keys::Unusable::Disabled => "key_disabled",
+        crate::keys::Unusable::Expired => "key_expired",
+    })
+}
+
+fn unknown_key() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_request_error",
+        "Incorrect API key provided: it is neither one of the gateway's server.api_keys nor a key it issued.",
+    )
+    .with_code("invalid_api_key")
 }
 
 /// `/admin/*`: with `server.admin_keys`, an admin key from anywhere; without, loopback clients
@@ -55,16 +141,9 @@ pub async fn admin_layer(State(state): State<AppState>, req: Request, next: Next
     if gw.admin_keys_set() {
         return match key {
             Some(k) if gw.is_admin_key(k) => next.run(req).await,
-            Some(k) if gw.key_is_valid(k) => refuse(
-                &state,
-                &req,
-                ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "permission_error",
-                    "This is a client key: /admin/* needs one of the gateway's server.admin_keys.",
-                )
-                .with_code("admin_key_required"),
-            ),
+            Some(k) if gw.key_is_valid(k) || state.keys().and_then(|s| s.lookup(k)).is_some() => {
+                refuse(&state, &req, client_key_on_admin())
+            }
             Some(_) => refuse(&state, &req, wrong_key("server.admin_keys")),
             None => refuse(&state, &req, missing_key()),
         };

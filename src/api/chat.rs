@@ -53,6 +53,9 @@ fn write(reply: Reply, wants_usage: bool) -> Response {
     if let Some(meta) = &reply.meta {
         meta.write(h);
     }
+    for (name, value) in &reply.key_headers {
+        h.insert(name.clone(), value.clone());
+    }
     if reply.close {
         h.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }

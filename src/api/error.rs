@@ -12,7 +12,8 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub body: ErrorBody,
+    /// Boxed: errors travel in `Result`s on the request path, which stay small this way.
+    pub body: Box<ErrorBody>,
     pub retry_after: Option<Duration>,
 }
 
@@ -20,7 +21,7 @@ impl ApiError {
     pub fn new(status: StatusCode, kind: &str, message: impl Into<String>) -> Self {
         ApiError {
             status,
-            body: ErrorBody::new(message, kind, None, None),
+            body: Box::new(ErrorBody::new(message, kind, None, None)),
             retry_after: None,
         }
     }
@@ -28,7 +29,12 @@ impl ApiError {
     pub fn invalid_request(message: impl Into<String>, param: Option<String>) -> Self {
         ApiError {
             status: StatusCode::BAD_REQUEST,
-            body: ErrorBody::new(message, "invalid_request_error", param, None),
+            body: Box::new(ErrorBody::new(
+                message,
+                "invalid_request_error",
+                param,
+                None,
+            )),
             retry_after: None,
         }
     }
@@ -132,7 +138,7 @@ impl ApiError {
             .unwrap_or(code);
         ApiError {
             status,
-            body: ErrorBody::new(message, kind, e.param.clone(), Some(code)),
+            body: Box::new(ErrorBody::new(message, kind, e.param.clone(), Some(code))),
             retry_after: e.retry_after,
         }
     }

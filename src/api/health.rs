@@ -26,6 +26,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
     super::admin::refresh_gauges(&state).await;
+    super::admin::refresh_key_gauges(&state);
     let mut resp = state.metrics().render().into_response();
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,

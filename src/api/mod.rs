@@ -4,6 +4,7 @@
 //! records. Nothing below imports `api`.
 
 mod admin;
+mod admin_keys;
 mod auth;
 mod chat;
 mod cors;
@@ -45,6 +46,10 @@ struct Shared {
     draining: AtomicBool,
     /// Woken when shutdown begins, so requests still reading their body can stop waiting.
     drain_started: tokio::sync::Notify,
+    /// Virtual keys, opened once at start (like the spend log, they outlive reloads).
+    keys: std::sync::OnceLock<Arc<crate::keys::Keys>>,
+    /// Per-key counters and budget reservations.
+    ledger: Arc<crate::state::ledger::Ledger>,
 }
 
 impl AppState {
@@ -60,6 +65,8 @@ impl AppState {
                 sinks: Arc::new(Sinks::new(metrics, spans)),
                 draining: AtomicBool::new(false),
                 drain_started: tokio::sync::Notify::new(),
+                keys: std::sync::OnceLock::new(),
+                ledger: Arc::default(),
             }),
         }
     }
@@ -94,6 +101,24 @@ impl AppState {
 
     pub fn spend_log(&self) -> Option<&crate::cost::spend::SpendLog> {
         self.inner.sinks.spend_log()
+    }
+
+    /// Set once, when the server starts; a second call is ignored.
+    pub fn set_keys(&self, keys: Arc<crate::keys::Keys>) {
+        let _ = self.inner.keys.set(keys);
+    }
+
+    pub fn keys(&self) -> Option<&Arc<crate::keys::Keys>> {
+        self.inner.keys.get()
+    }
+
+    pub fn ledger(&self) -> &Arc<crate::state::ledger::Ledger> {
+        &self.inner.ledger
+    }
+
+    /// Requests need a key: static keys are configured, or a virtual key was ever issued.
+    pub fn auth_required(&self) -> bool {
+        self.gateway_ref().auth_required() || self.keys().is_some_and(|k| k.any())
     }
 
     pub fn spans(&self) -> &Spans {
@@ -195,10 +220,26 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::admin_layer,
         ));
+    let keys = Router::new()
+        .route(
+            "/admin/keys",
+            get(admin_keys::list).post(admin_keys::create),
+        )
+        .route(
+            "/admin/keys/{name}",
+            get(admin_keys::show)
+                .patch(admin_keys::update)
+                .delete(admin_keys::revoke),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::admin_only_layer,
+        ));
     let mut app = Router::new()
         .nest("/v1", api.clone())
         .merge(api)
         .merge(admin)
+        .merge(keys)
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready));
     if gw.config.server.metrics.listen.is_none() {

@@ -11,6 +11,7 @@ mod duration;
 mod embedder;
 mod env;
 mod error;
+pub mod keys;
 mod learned;
 mod locate;
 mod one_or_many;
@@ -155,8 +156,9 @@ impl Config {
         out.extend(self.server.api_keys.iter().map(|k| k.0.clone()));
         out.extend(self.server.admin_keys.iter().map(|k| k.0.clone()));
         out.extend(self.server.metrics.keys.iter().map(|k| k.0.clone()));
-        if let Some(s) = &self.spend_log {
-            if let Some(pw) = reqwest::Url::parse(s.url.value.as_str())
+        let urls = self.spend_log.iter().map(|s| s.url.value.as_str());
+        for url in urls.chain(self.keys.database.iter().map(|d| d.value.as_str())) {
+            if let Some(pw) = reqwest::Url::parse(url)
                 .ok()
                 .and_then(|u| u.password().map(str::to_string))
             {

@@ -35,6 +35,9 @@ pub struct Config {
     /// Where each request's account is appended; absent: no spend log.
     #[serde(default, deserialize_with = "super::env::spend_log_section")]
     pub spend_log: Option<SpendLogConfig>,
+    /// Where virtual keys are stored (see `keys.rs`).
+    #[serde(default)]
+    pub keys: super::keys::KeysConfig,
     /// Span export (see `telemetry.rs`).
     #[serde(default, deserialize_with = "super::env::telemetry_section")]
     pub telemetry: super::telemetry::TelemetryConfig,

@@ -76,7 +76,7 @@ pub struct Settings {
     pub queue_size: usize,
 }
 
-/// The most rows one INSERT carries: 22 columns each stays far below both databases' limits on
+/// The most rows one INSERT carries: 24 columns each stays far below both databases' limits on
 /// bound parameters (SQLite 32766, PostgreSQL 65535).
 pub const MAX_BATCH: usize = 1000;
 

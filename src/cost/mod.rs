@@ -5,6 +5,7 @@
 //! The accounting stage is `account`. Must not import `api`.
 
 pub mod account;
+pub mod budget;
 pub mod estimate;
 pub mod report;
 pub mod spend;

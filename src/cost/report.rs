@@ -1,4 +1,4 @@
-//! Actual vs counterfactual spend over a period, by tier, model and task type: what
+//! Actual vs counterfactual spend over a period, by tier, model, task type, key and team: what
 //! `switchyard report` prints and `GET /admin/spend` returns. Both call [`Report::load`], so the
 //! numbers are the same whichever way they are asked for.
 
@@ -75,6 +75,9 @@ pub struct Report {
     pub by_tier: Vec<Line>,
     pub by_model: Vec<Line>,
     pub by_task_type: Vec<Line>,
+    /// By virtual key name; requests without one (static keys, no auth) are `(none)`.
+    pub by_key: Vec<Line>,
+    pub by_team: Vec<Line>,
 }
 
 impl Report {
@@ -105,15 +108,19 @@ impl Report {
             by_tier: store.totals(table, Some("tier"), s).await?,
             by_model: store.totals(table, Some("model"), s).await?,
             by_task_type: store.totals(table, Some("task_type"), s).await?,
+            by_key: store.totals(table, Some("key_name"), s).await?,
+            by_team: store.totals(table, Some("team"), s).await?,
         })
     }
 
-    fn sections(&self) -> [(&'static str, &[Line]); 4] {
+    fn sections(&self) -> [(&'static str, &[Line]); 6] {
         [
             ("total", std::slice::from_ref(&self.total)),
             ("tier", &self.by_tier),
             ("model", &self.by_model),
             ("task_type", &self.by_task_type),
+            ("key", &self.by_key),
+            ("team", &self.by_team),
         ]
     }
 

@@ -140,7 +140,9 @@ impl Cascade {
         }
     }
 
-    /// `fallback` is false when the client disabled fallbacks: the escalation still happens (it is
+    /// The plan's restrictions hold for every call; a request whose escalation tier it does not
+    /// allow is not given to the cascade (the pipeline drops the cascade from its decision).
+    /// `plan.fallback` is false when the client disabled fallbacks: the escalation still happens (it is
     /// a routing decision), but neither tier falls back further.
     /// `decision` is the routing decision that made the request cascadable (its predictions
     /// choose the second opinion under `agreement.learned`).
@@ -149,9 +151,10 @@ impl Cascade {
         t: &Tables,
         decision: &Decision,
         req: &ChatRequest,
-        fallback: bool,
+        plan: &Plan,
         progress: &Progress,
     ) -> (Result<ChatResponse, ProviderError>, Outcome) {
+        let fallback = plan.fallback;
         // Log-probs are requested for judging when the client did not ask for them, and removed
         // from the answer again before it is returned.
         let add_logprobs =
@@ -165,10 +168,18 @@ impl Cascade {
         } else {
             req
         };
-        let cheap = Plan::tier(t, self.tiers.from.clone(), false);
+        let cheap = Plan {
+            allowed: plan.allowed.clone(),
+            ..Plan::tier(t, self.tiers.from.clone(), false)
+        };
         let (result, mut out, second) = match self.second_opinion(t, decision) {
-            Some((plan, how)) => {
+            Some((side_plan, how)) => {
                 let side_progress = Progress::default();
+                // The key's restrictions hold for the second opinion too.
+                let plan = Plan {
+                    allowed: plan.allowed.clone(),
+                    ..side_plan
+                };
                 let ((result, out), (second, side)) = tokio::join!(
                     dispatch_chat(t, cheap_req, &cheap, progress),
                     // Its own progress: the two calls overlap, and the request's upstream time
@@ -244,7 +255,10 @@ impl Cascade {
                 text: unpriced_text(cheap),
             });
         }
-        let mut premium = Plan::tier(t, self.tiers.to.clone(), fallback);
+        let mut premium = Plan {
+            allowed: plan.allowed.clone(),
+            ..Plan::tier(t, self.tiers.to.clone(), fallback)
+        };
         // The escalation shares the request's attempt budget, but always gets its one call.
         premium.budget = premium.budget.saturating_sub(out.attempts).max(1);
         let (result, more) = dispatch_chat(t, req, &premium, progress).await;

@@ -114,6 +114,8 @@ pub struct Outcome {
     pub cascade: Option<cascade::Step>,
     /// Answers billed but not returned.
     pub discarded: Vec<Discarded>,
+    /// Tiers a fallback or escalation would have moved to but the plan does not allow.
+    pub skipped: Vec<Arc<str>>,
 }
 
 impl Outcome {
@@ -130,6 +132,11 @@ impl Outcome {
         self.cooldowns.extend(more.cooldowns);
         self.hops.extend(more.hops);
         self.discarded.extend(more.discarded);
+        for t in more.skipped {
+            if !self.skipped.contains(&t) {
+                self.skipped.push(t);
+            }
+        }
         for t in more.walked {
             if self.walked.last() != Some(&t) {
                 self.walked.push(t);
@@ -152,6 +159,27 @@ pub struct Plan {
     pub pinned: Option<Arc<Deployment>>,
     /// Upstream calls this walk may make.
     pub budget: u32,
+    /// The tiers and models the caller's key may be served by; `None`: any. A tier outside it
+    /// is skipped by fallbacks and escalations alike (and named in [`Outcome::skipped`]).
+    pub allowed: Option<Arc<Allowed>>,
+}
+
+/// A restriction on where a request may be served, as plain names: dispatch does not know
+/// where it comes from (a virtual key's settings). An empty list allows everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Allowed {
+    pub tiers: Vec<Arc<str>>,
+    pub models: Vec<Arc<str>>,
+}
+
+impl Allowed {
+    pub fn tier(&self, tier: &str) -> bool {
+        self.tiers.is_empty() || self.tiers.iter().any(|t| &**t == tier)
+    }
+
+    pub fn model(&self, model: &str) -> bool {
+        self.models.is_empty() || self.models.iter().any(|m| &**m == model)
+    }
 }
 
 impl Plan {
@@ -162,8 +190,57 @@ impl Plan {
             fallback,
             pinned: None,
             budget: t.policies.max_attempts,
+            allowed: None,
         }
     }
+
+    pub fn allows_tier(&self, tier: &str) -> bool {
+        self.allowed.as_ref().is_none_or(|a| a.tier(tier))
+    }
+
+    pub fn allows_model(&self, model: &str) -> bool {
+        self.allowed.as_ref().is_none_or(|a| a.model(model))
+    }
+}
+
+/// Every deployment a walk of `plan` could call (its tier, `then`, the fallback chains, the
+/// context-window chains, and `escalate_to`, a cascade's tier), within what it allows: what a
+/// worst-case cost is taken over.
+pub fn reach(t: &Tables, plan: &Plan, escalate_to: Option<&Arc<str>>) -> Vec<Arc<Deployment>> {
+    if let Some(m) = &plan.pinned {
+        return vec![m.clone()];
+    }
+    let mut tiers = vec![plan.tier.clone()];
+    if let Some(e) = escalate_to {
+        tiers.push(e.clone());
+    }
+    if plan.fallback {
+        for first in tiers.clone() {
+            tiers.extend(chain(t, &first, plan.then.as_ref()));
+        }
+        let mut i = 0;
+        while i < tiers.len() {
+            if let Some(c) = t.context_fallbacks.get(&*tiers[i]) {
+                for x in c {
+                    if !tiers.contains(x) {
+                        tiers.push(x.clone());
+                    }
+                }
+            }
+            i += 1;
+        }
+    } else if let Some(then) = &plan.then {
+        tiers.push(then.clone());
+    }
+    let mut out: Vec<Arc<Deployment>> = Vec::new();
+    for tier in tiers.iter().filter(|x| plan.allows_tier(x)) {
+        for m in t.tiers.get(tier).into_iter().flatten() {
+            if plan.allows_model(&m.name) && !out.iter().any(|o| o.name == m.name) {
+                out.push(m.clone());
+            }
+        }
+    }
+    out
 }
 
 /// The walk for a routing decision. `fallback` is false when the client sent
@@ -241,7 +318,7 @@ pub async fn answer(
     progress: &Progress,
 ) -> (Result<ChatResponse, ProviderError>, Outcome) {
     match (cascade, &decision.cascade) {
-        (Some(c), Some(_)) => c.chat(t, decision, req, plan.fallback, progress).await,
+        (Some(c), Some(_)) => c.chat(t, decision, req, plan, progress).await,
         _ => chat(t, req, plan, progress).await,
     }
 }

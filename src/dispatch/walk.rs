@@ -48,8 +48,16 @@ where
     F: FnMut(Arc<Deployment>) -> Fut,
     Fut: Future<Output = Result<T, ProviderError>>,
 {
+    let mut skipped = Vec::new();
     let next_tiers = if plan.fallback {
-        super::chain(t, &plan.tier, plan.then.as_ref())
+        let mut all = super::chain(t, &plan.tier, plan.then.as_ref());
+        all.retain(|x| {
+            plan.allows_tier(x) || {
+                skipped.push(x.clone());
+                false
+            }
+        });
+        all
     } else {
         Vec::new()
     };
@@ -60,7 +68,10 @@ where
         est: Estimate::new(req),
         next_tiers,
         hops: 0,
-        out: Outcome::default(),
+        out: Outcome {
+            skipped,
+            ..Outcome::default()
+        },
     };
     let mut tier = plan.tier.clone();
     loop {
@@ -96,8 +107,11 @@ impl Walk<'_> {
             Some(m) => vec![m.clone()],
             None => self.t.tiers.get(tier).cloned().unwrap_or_default(),
         };
-        let fitting: Vec<Arc<Deployment>> =
-            pool.iter().filter(|m| self.est.fits(m)).cloned().collect();
+        let fitting: Vec<Arc<Deployment>> = pool
+            .iter()
+            .filter(|m| self.plan.allows_model(&m.name) && self.est.fits(m))
+            .cloned()
+            .collect();
         let mut tried: Vec<Tried> = Vec::new();
         let mut retries = 0u32;
         let mut waited = false;
@@ -241,9 +255,16 @@ impl Walk<'_> {
         let walked = &self.out.walked;
         let next = if err.kind == ErrorKind::ContextWindow {
             // A prompt too long for this tier needs a bigger window, not the ordinary chain.
-            t.context_fallbacks
-                .get(&**tier)
-                .and_then(|c| c.iter().find(|t| !walked.contains(t)).cloned())
+            let chain = t.context_fallbacks.get(&**tier).map_or(&[][..], |c| &c[..]);
+            for x in chain.iter().filter(|x| !self.plan.allows_tier(x)) {
+                if !self.out.skipped.contains(x) {
+                    self.out.skipped.push(x.clone());
+                }
+            }
+            chain
+                .iter()
+                .find(|x| !walked.contains(x) && self.plan.allows_tier(x))
+                .cloned()
         } else {
             self.next_tiers
                 .iter()

@@ -14,6 +14,10 @@ pub struct ErrorDetail {
     pub kind: String,
     pub param: Option<String>,
     pub code: Option<String>,
+    /// Facts particular to one error (a budget's amount, spend and reset time), beside the four
+    /// fields every SDK reads.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl ErrorBody {
@@ -29,6 +33,7 @@ impl ErrorBody {
                 kind: kind.to_string(),
                 param,
                 code: code.map(str::to_string),
+                extra: None,
             },
         }
     }

@@ -19,6 +19,9 @@ use tokio::net::TcpListener;
 /// The providers' HTTP client, for callers that build a gateway to serve.
 pub use crate::providers::http::client as http_client;
 
+/// How long start-up waits for the key store before serving with the keys it has (none).
+const KEYS_AT_START: Duration = Duration::from_secs(2);
+
 pub struct Server {
     listener: TcpListener,
     /// `server.metrics.listen`, when `/metrics` has an address of its own.
@@ -55,10 +58,47 @@ impl Server {
             None => None,
         };
         let spans = Spans::from_config(&gateway.config.telemetry).map_err(io::Error::other)?;
+        let keys = std::sync::Arc::new(
+            crate::keys::Keys::open(
+                &gateway.keys_db,
+                crate::keys::cli::table(&gateway.config),
+                gateway.config.keys.database.is_some(),
+            )
+            .map_err(io::Error::other)?,
+        );
+        // Read before the first request, so that a gateway with issued keys never answers one
+        // as if it had none.
+        match tokio::time::timeout(KEYS_AT_START, keys.refresh()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(store = %keys.describe, error = %e, "key store unreadable at start; retrying in the background");
+            }
+            Err(_) => {
+                tracing::warn!(store = %keys.describe, "key store did not answer at start; retrying in the background");
+            }
+        }
+        keys.spawn_refresher(gateway.keys_refresh);
         let state = AppState::with_spans(gateway, metrics, spans);
         if let Some(log) = spend_log {
             state.set_spend_log(log);
         }
+        if let Some(log) = state.spend_log() {
+            let cached = keys.cached();
+            let seeded = crate::cost::budget::seed_from_log(state.ledger(), &cached, log);
+            match tokio::time::timeout(KEYS_AT_START, seeded).await {
+                Ok(Ok(n)) if n > 0 => {
+                    tracing::info!(keys = n, "budgets resumed from the spend log")
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "budgets could not be resumed from the spend log; they start from zero")
+                }
+                Err(_) => tracing::warn!(
+                    "budgets could not be resumed from the spend log in time; they start from zero"
+                ),
+            }
+        }
+        state.set_keys(keys);
         Ok(Server {
             listener,
             metrics_listener,
@@ -130,6 +170,11 @@ pub async fn reload(
             if old.config.server.cors != gw.config.server.cors {
                 tracing::warn!(
                     "server.cors changed; CORS settings take effect only after a restart"
+                );
+            }
+            if old.keys_db != gw.keys_db {
+                tracing::warn!(
+                    "the key store's database changed; it takes effect only after a restart"
                 );
             }
             if old.spend_log != gw.spend_log {

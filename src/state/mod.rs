@@ -7,6 +7,7 @@
 //! Must not import `dispatch` or anything above it.
 
 pub mod breaker;
+pub mod ledger;
 mod memory;
 pub mod window;
 

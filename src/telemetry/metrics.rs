@@ -32,6 +32,10 @@ pub struct Metrics {
     pub retries: IntCounterVec,
     pub cooldowns: IntCounterVec,
     pub deployment_healthy: IntGaugeVec,
+    /// Virtual keys' requests turned away, by team and why; never by key.
+    pub key_refusals: IntCounterVec,
+    /// What the budgets of a team's keys have left this period, summed (set at each scrape).
+    pub team_budget_remaining: prometheus::GaugeVec,
     pub config_reloads: IntCounterVec,
     pub stream_errors: IntCounterVec,
     pub cost: CounterVec,
@@ -168,6 +172,19 @@ impl Metrics {
             &["deployment"],
         )?;
         registry.register(Box::new(deployment_healthy.clone()))?;
+        let key_refusals = counter(
+            "switchyard_key_refusals_total",
+            "Requests with a virtual key turned away, by the key's team (none without one) and reason (revoked, disabled, expired, rate_limit, parallel_limit, budget, not_allowed).",
+            &["team", "reason"],
+        )?;
+        let team_budget_remaining = prometheus::GaugeVec::new(
+            Opts::new(
+                "switchyard_team_budget_remaining_usd",
+                "Dollars left this period in the budgets of a team's active keys, summed (team none: keys without a team).",
+            ),
+            &["team"],
+        )?;
+        registry.register(Box::new(team_budget_remaining.clone()))?;
         let config_reloads = counter(
             "switchyard_config_reloads_total",
             "Config reload attempts, by result (success or failure).",
@@ -256,6 +273,8 @@ impl Metrics {
             retries,
             cooldowns,
             deployment_healthy,
+            key_refusals,
+            team_budget_remaining,
             config_reloads,
             stream_errors,
         })

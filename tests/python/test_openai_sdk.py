@@ -693,6 +693,42 @@ def test_gateway_keys(auth_gateway, mock_upstream):
     right.close()
 
 
+def test_budget_exceeded_is_raised_at_once_not_retried(auth_gateway, auth_config_path, mock_upstream):
+    """A key over its budget gets a 402, which the SDK raises without retrying (it retries 408,
+    409, 429 and 5xx by itself): one refusal at the gateway, no call upstream."""
+    import subprocess
+    import time
+
+    from conftest import gateway_binary
+
+    out = subprocess.run(
+        [str(gateway_binary()), "keys", "create", "sdk-spent", "--team", "sdk", "--budget-usd", "0",
+         "--json", "--config", str(auth_config_path)],
+        capture_output=True, text=True, check=True,
+    )
+    key = json.loads(out.stdout)["key"]
+    c = openai.OpenAI(base_url=auth_gateway.base_url, api_key=key, max_retries=2, timeout=30)
+    # The running gateway re-reads its keys every 500 ms; until then the key is unknown (401).
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            c.chat.completions.create(model="auto", messages=USER_ONLY)
+            raise AssertionError("a key without budget was served")
+        except openai.AuthenticationError:
+            assert time.monotonic() < deadline, "the gateway never saw the new key"
+            time.sleep(0.05)
+        except openai.APIStatusError as e:
+            error = e
+            break
+    assert error.status_code == 402
+    assert error.code == "budget_exceeded"
+    assert error.body["budget_usd"] == 0 and "resets_at" in error.body
+    metrics = urllib.request.urlopen(auth_gateway.base_url.removesuffix("/v1") + "/metrics", timeout=30).read().decode()
+    assert 'switchyard_key_refusals_total{reason="budget",team="sdk"} 1' in metrics
+    assert mock_upstream.chat_requests() == []
+    c.close()
+
+
 def test_gateway_key_missing(auth_gateway, mock_upstream):
     """Not every client is the SDK: a request without any key gets the OpenAI-shaped 401 too."""
     req = urllib.request.Request(

@@ -1,11 +1,13 @@
 //! The path every inbound wire format shares, in the spirit of a proxy's request phases:
-//! **admit** (who is calling, what they asked for), **route** (the decision and the walk it
-//! allows), **dispatch** (plain or cascade, streaming or not) and **account** (the bill, metrics,
-//! spend row). A handler reads its wire format into a [`ChatRequest`], calls [`run`], and writes
+//! **admit** (who is calling, what they asked for, a virtual key's rate limits), **route** (the
+//! decision and the walk it allows, within the key's tiers and models), then the key's budget
+//! reservation for that walk's worst case, **dispatch** (plain or cascade, streaming or not) and
+//! **account** (the bill, metrics, spend row, the reservation settled). A handler reads its wire format into a [`ChatRequest`], calls [`run`], and writes
 //! the [`Reply`] back in its own format; it never routes, dispatches or prices. One [`Ctx`] per
 //! request carries what the phases learn, so a new inbound format adds a translation, not a path.
 
 mod feed;
+mod key;
 
 pub use feed::{Event, Feed};
 
@@ -34,6 +36,8 @@ pub struct Ctx {
     /// The client's headers: routing rules and `x-switchyard-no-fallback` read them.
     headers: HeaderMap,
     state: AppState,
+    /// The virtual key the caller presented, when switchyard issued it.
+    key: Option<key::KeyCtx>,
 }
 
 /// What the pipeline produced, for the handler to write in its wire format.
@@ -43,6 +47,8 @@ pub struct Reply {
     pub meta: Option<Meta>,
     /// The connection must close after this answer (its body was never fully read).
     pub close: bool,
+    /// The caller's key's limits, spend and budget (`x-ratelimit-*`, `x-switchyard-key-*`).
+    pub key_headers: HeaderMap,
 }
 
 pub enum Answer {
@@ -81,12 +87,22 @@ impl Ctx {
         let start = Instant::now();
         let gw = state.gateway();
         let mut account = Account::start(state.sinks(), gw.clone(), request_id, start);
-        account.caller_key(key.map(|CallerKey(k)| k));
+        let key = key.and_then(|k| {
+            account.caller_key(Some(k.suffix));
+            let vk = k.key?;
+            account.virtual_key(&vk.name, vk.team.as_deref());
+            Some(key::KeyCtx::new(
+                vk,
+                state.ledger().clone(),
+                state.metrics().key_refusals.clone(),
+            ))
+        });
         Ctx {
             gw,
             account,
             headers,
             state: state.clone(),
+            key,
         }
     }
 
@@ -129,17 +145,40 @@ impl Ctx {
         reply
     }
 
-    /// Who is calling and what they asked for, noted on the account before anything is decided.
-    fn admit(&mut self, req: &ChatRequest) {
+    /// Who is calling and what they asked for, noted on the account before anything is decided;
+    /// a virtual key is counted against its rate limits.
+    fn admit(&mut self, req: &ChatRequest) -> Result<(), ApiError> {
         self.account.request(req);
         self.account.requested_model = Some(req.model.clone());
         self.account.stream = req.is_stream();
+        if let Some(k) = &mut self.key {
+            self.account.hold(k.admit(req)?);
+        }
+        Ok(())
+    }
+
+    /// The worst case of the routed request reserved against its key's budget.
+    fn reserve(&mut self, req: &ChatRequest, r: &Routed) -> Result<(), ApiError> {
+        if let Some(k) = &self.key {
+            self.account
+                .hold(k.reserve(&self.gw, req, &r.decision, &r.plan)?);
+        }
+        Ok(())
+    }
+
+    /// The key's headers, with the tiers its restrictions made this request skip.
+    fn key_headers(&self, outcome: Option<&Outcome>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(k) = &self.key {
+            k.headers(outcome.map_or(&[][..], |o| &o.skipped), &mut h);
+        }
+        h
     }
 
     /// The routing decision and the walk it allows, or the error a client gets for a model this
     /// gateway does not serve.
     async fn route(&mut self, req: &ChatRequest) -> Result<Routed, ApiError> {
-        let Some(decision) = self.gw.router.decide(req, &self.headers).await else {
+        let Some(mut decision) = self.gw.router.decide(req, &self.headers).await else {
             let available: Vec<&str> = self.gw.router.model_names().collect();
             let mut e = ApiError::not_found(format!(
                 "The model `{}` does not exist on this gateway. Available: {}.",
@@ -150,15 +189,20 @@ impl Ctx {
             e.body.error.param = Some("model".into());
             return Err(e);
         };
+        let allowed = match &mut self.key {
+            Some(k) => k.restrict(&self.gw, &mut decision)?,
+            None => None,
+        };
         self.account.decided(&decision);
         let fallback = !headers::flag(&self.headers, &headers::NO_FALLBACK);
-        let Some(plan) = dispatch::plan(&self.gw.tables, &decision, fallback) else {
+        let Some(mut plan) = dispatch::plan(&self.gw.tables, &decision, fallback) else {
             return Err(ApiError::not_found(format!(
                 "The model `{}` is not configured.",
                 req.model
             ))
             .with_code("model_not_found"));
         };
+        plan.allowed = allowed;
         Ok(Routed { decision, plan })
     }
 
@@ -173,11 +217,13 @@ impl Ctx {
             Ok((first, rest)) => {
                 let timing = self.account.overhead();
                 self.account.keep_request(req);
+                let key_headers = self.key_headers(Some(&outcome));
                 let feed = Box::new(Feed::new(first, rest, self.gw.clone(), self.account));
                 Reply {
                     body: Answer::Stream(feed),
                     meta: Some(Meta::new(r.decision, outcome, timing, None)),
                     close: false,
+                    key_headers,
                 }
             }
             Err(e) => {
@@ -209,10 +255,12 @@ impl Ctx {
                 self.account.finish(200, None);
                 let cost = self.account.cost().copied();
                 let timing = self.account.overhead();
+                let key_headers = self.key_headers(Some(&outcome));
                 Reply {
                     body: Answer::Complete(answer.body),
                     meta: Some(Meta::new(r.decision, outcome, timing, cost)),
                     close: false,
+                    key_headers,
                 }
             }
             Err(e) => {
@@ -234,21 +282,28 @@ impl Ctx {
     fn refuse(mut self, e: ApiError, meta: Option<Meta>) -> Reply {
         self.account
             .finish(e.status.as_u16(), Some(&e.body.error.message));
+        let key_headers = self.key_headers(meta.as_ref().map(|m| &m.outcome));
         Reply {
             body: Answer::Error(e),
             meta,
             close: false,
+            key_headers,
         }
     }
 }
 
 /// Admit, route, dispatch, account: one request from its parsed body to the answer.
 pub async fn run(mut ctx: Ctx, req: ChatRequest) -> Reply {
-    ctx.admit(&req);
+    if let Err(e) = ctx.admit(&req) {
+        return ctx.refuse(e, None);
+    }
     let routed = match ctx.route(&req).await {
         Ok(r) => r,
         Err(e) => return ctx.refuse(e, None),
     };
+    if let Err(e) = ctx.reserve(&req, &routed) {
+        return ctx.refuse(e, None);
+    }
     if req.is_stream() {
         ctx.stream(req, routed).await
     } else {

@@ -62,6 +62,8 @@ pub struct Account {
     pub cost: Option<Cost>,
     /// Answers paid for but not returned.
     discarded: Vec<Bill>,
+    /// The caller's key's reservation and parallel slot, settled when the account closes.
+    hold: Option<crate::cost::budget::Hold>,
 }
 
 /// One answer paid for but not returned (a cascade's cheap answer that was escalated).
@@ -128,6 +130,7 @@ impl Account {
             ttft_seen: false,
             cost: None,
             discarded: Vec::new(),
+            hold: None,
             request_id,
             start,
             decision: None,
@@ -156,6 +159,27 @@ impl Account {
     /// body still names its key in the spend log.
     pub fn caller_key(&mut self, suffix: Option<String>) {
         self.facts.api_key = suffix;
+    }
+
+    /// The virtual key that was admitted: its name and team go on the spend row.
+    pub fn virtual_key(&mut self, name: &str, team: Option<&str>) {
+        self.facts.key_name = Some(name.to_string());
+        self.facts.team = team.map(str::to_string);
+    }
+
+    /// What the request holds of its key's limits; settled to the real cost in `finish`.
+    pub fn hold(&mut self, h: crate::cost::budget::Hold) {
+        match &mut self.hold {
+            Some(held) => {
+                if h.slot.is_some() {
+                    held.slot = h.slot;
+                }
+                if h.reservation.is_some() {
+                    held.reservation = h.reservation;
+                }
+            }
+            None => self.hold = Some(h),
+        }
     }
 
     /// Notes the request's caller and metadata (task type, expected tier) for the account.
@@ -414,6 +438,12 @@ impl Account {
                 .inc_by(u.completion_tokens);
         }
         let cost = total;
+        if let Some(h) = self.hold.take() {
+            h.settle(
+                cost.map_or(0.0, |c| c.usd),
+                usage.map_or(0, |u| u.completion_tokens),
+            );
+        }
         let estimated_reason = estimated.then(|| match self.stream_end {
             Some(end) => end.estimated_reason(),
             None => "no_usage_reported",

@@ -20,6 +20,9 @@ pub const UNKNOWN_TIER: &str = "unknown";
 pub struct RequestFacts {
     pub unix_ms: i64,
     pub api_key: Option<String>,
+    /// The virtual key's name and team, when the caller used one.
+    pub key_name: Option<String>,
+    pub team: Option<String>,
     pub caller: Option<String>,
     pub task_type: Option<String>,
     /// A configured tier name, or [`UNKNOWN_TIER`].
@@ -110,6 +113,8 @@ pub fn spend_record(f: &RequestFacts, s: Served<'_>) -> SpendRecord {
         unix_ms: f.unix_ms,
         request_id: s.request_id.to_string(),
         api_key: f.api_key.clone(),
+        key_name: f.key_name.clone(),
+        team: f.team.clone(),
         caller: f.caller.clone(),
         task_type: f.task_type.clone(),
         tier: s.tier.map(str::to_string),

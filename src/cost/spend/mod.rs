@@ -28,6 +28,9 @@ pub struct SpendRecord {
     pub request_id: String,
     /// The gateway key's last four characters (`…abcd`), when keys are required.
     pub api_key: Option<String>,
+    /// The virtual key's name and team, when the caller used one.
+    pub key_name: Option<String>,
+    pub team: Option<String>,
     /// The caller as the client named it: the request's `user` field, else `metadata.user`.
     pub caller: Option<String>,
     pub task_type: Option<String>,

@@ -19,7 +19,11 @@ type TotalsRow = (Option<String>, i64, i64, i64, i64, i64, i64, f64, f64);
 /// Columns added after the first release, with their type, in the order they were added. Each is
 /// nullable, so rows written before it read as NULL, and `ensure_schema` adds the missing ones to
 /// an existing table in place (SQLite and PostgreSQL alike), keeping its rows.
-const ADDED_COLUMNS: &[(&str, &str)] = &[("stream_end", "TEXT")];
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    ("stream_end", "TEXT"),
+    ("key_name", "TEXT"),
+    ("team", "TEXT"),
+];
 
 /// A database that does not answer within this is treated as failing; the writer retries later.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -82,7 +86,9 @@ impl Store {
                 latency_ms DOUBLE PRECISION NOT NULL,
                 upstream_ms DOUBLE PRECISION NOT NULL,
                 attempts INTEGER NOT NULL,
-                status INTEGER NOT NULL
+                status INTEGER NOT NULL,
+                key_name TEXT,
+                team TEXT
             )"
         );
         let index = format!("CREATE INDEX IF NOT EXISTS {table}_unix_ms ON {table} (unix_ms)");
@@ -140,7 +146,8 @@ impl Store {
         let head = format!(
             "INSERT INTO {table} (unix_ms, request_id, api_key, caller, task_type, tier, model, \
              deployment, route_layer, route, stream, stream_end, prompt_tokens, completion_tokens, cached_tokens, \
-             cost_usd, counterfactual_usd, cost_estimated, latency_ms, upstream_ms, attempts, status) "
+             cost_usd, counterfactual_usd, cost_estimated, latency_ms, upstream_ms, attempts, status, \
+             key_name, team) "
         );
         // The same binding code for both databases; only the builder's type differs.
         macro_rules! run {
@@ -168,7 +175,9 @@ impl Store {
                         .push_bind(r.latency_ms)
                         .push_bind(r.upstream_ms)
                         .push_bind(r.attempts)
-                        .push_bind(r.status);
+                        .push_bind(r.status)
+                        .push_bind(&r.key_name)
+                        .push_bind(&r.team);
                 });
                 let mut tx = $pool.begin().await?;
                 qb.build().execute(&mut *tx).await?;
@@ -190,7 +199,10 @@ impl Store {
         since_ms: i64,
     ) -> Result<Vec<Line>, sqlx::Error> {
         let key = match column {
-            Some(c @ ("tier" | "model" | "task_type" | "deployment" | "api_key")) => c,
+            Some(
+                c @ ("tier" | "model" | "task_type" | "deployment" | "api_key" | "key_name"
+                | "team"),
+            ) => c,
             Some(_) => return Err(sqlx::Error::Protocol("unknown report column".into())),
             None => "CAST(NULL AS TEXT)",
         };
@@ -237,6 +249,36 @@ impl Store {
                 )
             })
             .collect())
+    }
+
+    /// What the rows of one virtual key (by name) cost since `since_ms`.
+    pub async fn key_spend(
+        &self,
+        table: &str,
+        key_name: &str,
+        since_ms: i64,
+    ) -> Result<f64, sqlx::Error> {
+        let sql = format!(
+            "SELECT CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) FROM {table} \
+             WHERE key_name = $1 AND unix_ms >= $2"
+        );
+        let (usd,): (f64,) = match self {
+            Store::Sqlite(p) => {
+                sqlx::query_as(&sql)
+                    .bind(key_name)
+                    .bind(since_ms)
+                    .fetch_one(p)
+                    .await?
+            }
+            Store::Postgres(p) => {
+                sqlx::query_as(&sql)
+                    .bind(key_name)
+                    .bind(since_ms)
+                    .fetch_one(p)
+                    .await?
+            }
+        };
+        Ok(usd)
     }
 
     pub async fn close(&self) {

@@ -1,0 +1,86 @@
+//! Budgets at admission: what a request could cost at worst, reserved against its key's budget
+//! before it is dispatched and settled to what it did cost when its account closes (a stream's
+//! when it finishes or is cut). The reservation, and the key's parallel slot, travel in the
+//! request's account as a [`Hold`].
+
+use crate::dispatch::Deployment;
+use crate::openai::ChatRequest;
+use crate::state::ledger::{Reservation, Slot};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Output tokens assumed when neither the request (`max_tokens`, `max_completion_tokens`) nor the
+/// deployment (`max_output_tokens`) bounds the answer.
+pub const DEFAULT_OUTPUT_TOKENS: u64 = 4096;
+
+/// The answer's bound as the client set it.
+pub fn requested_output(req: &ChatRequest) -> Option<u64> {
+    ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|k| req.extra.get(*k).and_then(Value::as_u64))
+}
+
+/// The most one answer could cost on any of `reach`: the prompt (counted, plus a margin) at its
+/// input price plus the
+/// answer's bound at its output price, times `answers` paid for (a cascade pays for up to three:
+/// the cheap answer, the agreement model's and the escalation's). Zero when every deployment is
+/// free, so a free model is never held back by a budget.
+pub fn worst_case(req: &ChatRequest, reach: &[Arc<Deployment>], answers: u32) -> f64 {
+    // switchyard's count of the prompt, with room for the framing and special tokens a provider
+    // may count on top of it: the reservation must not fall short of the bill.
+    let counted = crate::tokens::estimate_prompt(req);
+    let prompt = counted + counted / 4 + 16;
+    let asked = requested_output(req);
+    let one = reach
+        .iter()
+        .map(|m| {
+            let output = asked
+                .or(m.max_output_tokens.map(u64::from))
+                .unwrap_or(DEFAULT_OUTPUT_TOKENS);
+            (prompt as f64 * m.price.input + output as f64 * m.price.output) / 1_000_000.0
+        })
+        .fold(0.0, f64::max);
+    one * f64::from(answers.max(1))
+}
+
+/// Starts each budgeted key's current period at what the spend log recorded for it, so that a
+/// restart does not hand every key a fresh budget. Keys are matched by name.
+pub async fn seed_from_log(
+    ledger: &crate::state::ledger::Ledger,
+    keys: &[Arc<crate::keys::VirtualKey>],
+    log: &crate::cost::spend::SpendLog,
+) -> Result<usize, sqlx::Error> {
+    let table = &log.settings().table;
+    log.store().ensure_schema(table).await?;
+    let now = crate::keys::now_ms();
+    let mut seeded = 0;
+    for k in keys {
+        let Some(b) = k.budget else { continue };
+        let (start, _) = b.period.window(now);
+        let usd = log.store().key_spend(table, &k.name, start).await?;
+        if usd > 0.0 {
+            ledger.seed(&k.id, start, usd);
+            seeded += 1;
+        }
+    }
+    Ok(seeded)
+}
+
+/// What a request holds of its key's limits until its account closes.
+#[derive(Default)]
+pub struct Hold {
+    pub slot: Option<Slot>,
+    pub reservation: Option<Reservation>,
+}
+
+impl Hold {
+    /// Replaces the reservation with the real cost and counts the answer's tokens.
+    pub fn settle(self, usd: f64, output_tokens: u64) {
+        if let Some(r) = self.reservation {
+            r.settle(usd);
+        }
+        if let Some(s) = self.slot {
+            s.release(output_tokens);
+        }
+    }
+}

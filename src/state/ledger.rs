@@ -1,0 +1,280 @@
+//! Per-key counters: requests and tokens this minute, requests in flight, and a budget period's
+//! spend and outstanding reservations. One lock around one map keeps every check-and-count atomic,
+//! which is what lets 500 concurrent requests against a nearly spent budget overrun it by at most
+//! one reservation. In one process; a shared backend would hold the same numbers.
+//!
+//! Knows nothing about keys or prices: callers pass a key's id, its limits and dollar amounts.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const MINUTE_MS: i64 = 60_000;
+
+#[derive(Default)]
+pub struct Ledger {
+    keys: Mutex<HashMap<String, Entry>>,
+}
+
+#[derive(Default)]
+struct Entry {
+    /// (minute since the epoch, requests, tokens).
+    minute: (i64, u64, u64),
+    in_flight: u64,
+    /// (period start, spent, reserved), dollars.
+    period: (i64, f64, f64),
+}
+
+/// A key's rate limits; `None` is unlimited.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    pub max_parallel: Option<u64>,
+}
+
+/// This minute's count after admission, for the `x-ratelimit-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Minute {
+    pub requests: u64,
+    pub tokens: u64,
+    pub resets_in: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    Requests { retry_after: Duration },
+    Tokens { retry_after: Duration },
+    Parallel,
+}
+
+/// A budget that has no room left.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spent {
+    pub spent: f64,
+    pub reserved: f64,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl Entry {
+    fn minute_at(&mut self, now: i64) -> Duration {
+        let m = now.div_euclid(MINUTE_MS);
+        if self.minute.0 != m {
+            self.minute = (m, 0, 0);
+        }
+        let left = (m + 1) * MINUTE_MS - now;
+        Duration::from_millis(u64::try_from(left).unwrap_or(0))
+    }
+
+    fn period_at(&mut self, start: i64) {
+        if self.period.0 != start {
+            self.period = (start, 0.0, 0.0);
+        }
+    }
+}
+
+impl Ledger {
+    /// Admits one request of about `tokens` prompt tokens under `limits`, counting it. The slot
+    /// holds its place among the key's parallel requests until dropped.
+    pub fn enter(
+        self: &Arc<Self>,
+        key: &str,
+        limits: Limits,
+        tokens: u64,
+    ) -> Result<(Slot, Minute), Refused> {
+        let now = now_ms();
+        let mut map = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let e = map.entry(key.to_string()).or_default();
+        let resets_in = e.minute_at(now);
+        if limits.rpm.is_some_and(|l| e.minute.1 >= l) {
+            return Err(Refused::Requests {
+                retry_after: resets_in,
+            });
+        }
+        if limits.tpm.is_some_and(|l| e.minute.2 >= l) {
+            return Err(Refused::Tokens {
+                retry_after: resets_in,
+            });
+        }
+        if limits.max_parallel.is_some_and(|l| e.in_flight >= l) {
+            return Err(Refused::Parallel);
+        }
+        e.minute.1 += 1;
+        e.minute.2 += tokens;
+        e.in_flight += 1;
+        let minute = Minute {
+            requests: e.minute.1,
+            tokens: e.minute.2,
+            resets_in,
+        };
+        Ok((
+            Slot {
+                ledger: self.clone(),
+                key: key.to_string(),
+                minute: now.div_euclid(MINUTE_MS),
+                output: 0,
+            },
+            minute,
+        ))
+    }
+
+    /// Reserves `amount` dollars of the budget period starting at `period_start`, while the spend
+    /// and what is already reserved leave room (`< budget`). A reservation of 0 (a free model) is
+    /// always granted.
+    pub fn reserve(
+        self: &Arc<Self>,
+        key: &str,
+        period_start: i64,
+        budget: f64,
+        amount: f64,
+    ) -> Result<Reservation, Spent> {
+        let mut map = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let e = map.entry(key.to_string()).or_default();
+        e.period_at(period_start);
+        let (_, spent, reserved) = e.period;
+        if amount > 0.0 && spent + reserved >= budget {
+            return Err(Spent { spent, reserved });
+        }
+        e.period.2 += amount;
+        Ok(Reservation {
+            ledger: self.clone(),
+            key: key.to_string(),
+            period_start,
+            amount,
+            settled: false,
+        })
+    }
+
+    /// What the period starting at `period_start` has spent (settled requests only).
+    pub fn spent(&self, key: &str, period_start: i64) -> f64 {
+        let map = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key)
+            .filter(|e| e.period.0 == period_start)
+            .map_or(0.0, |e| e.period.1)
+    }
+
+    /// Adds spend recorded elsewhere (the spend log, at start) to a period.
+    pub fn seed(&self, key: &str, period_start: i64, usd: f64) {
+        let mut map = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let e = map.entry(key.to_string()).or_default();
+        e.period_at(period_start);
+        e.period.1 += usd;
+    }
+
+    fn settle(&self, r: &Reservation, actual: f64) {
+        let mut map = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(e) = map.get_mut(&r.key) else { return };
+        // A request that straddled a reset is billed to the period it was admitted in, which
+        // has been forgotten: the new period starts clean.
+        if e.period.0 == r.period_start {
+            e.period.2 = (e.period.2 - r.amount).max(0.0);
+            e.period.1 += actual;
+        }
+    }
+
+    fn leave(&self, key: &str, minute: i64, tokens: u64) {
+        let mut map = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(e) = map.get_mut(key) else { return };
+        e.in_flight = e.in_flight.saturating_sub(1);
+        if e.minute.0 == minute {
+            e.minute.2 += tokens;
+        }
+    }
+}
+
+/// One request's place among its key's parallel requests; its answer's tokens count toward the
+/// minute it started in when it is released.
+pub struct Slot {
+    ledger: Arc<Ledger>,
+    key: String,
+    minute: i64,
+    output: u64,
+}
+
+impl Slot {
+    pub fn release(mut self, output_tokens: u64) {
+        self.output = output_tokens;
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.ledger.leave(&self.key, self.minute, self.output);
+    }
+}
+
+/// Dollars held against a budget until the request's real cost is known.
+pub struct Reservation {
+    ledger: Arc<Ledger>,
+    key: String,
+    period_start: i64,
+    amount: f64,
+    settled: bool,
+}
+
+impl Reservation {
+    pub fn amount(&self) -> f64 {
+        self.amount
+    }
+
+    /// Replaces the reservation with the real cost.
+    pub fn settle(mut self, actual: f64) {
+        self.settled = true;
+        self.ledger.settle(&self, actual);
+    }
+}
+
+impl Drop for Reservation {
+    /// Never settled (a path that forgot to): the worst case stays spent, never undercounted.
+    fn drop(&mut self) {
+        if !self.settled {
+            self.ledger.settle(self, self.amount);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservations_hold_room_until_settled() {
+        let l = Arc::new(Ledger::default());
+        let a = l.reserve("k", 0, 1.0, 0.6).unwrap();
+        let b = l.reserve("k", 0, 1.0, 0.6).unwrap();
+        assert!(l.reserve("k", 0, 1.0, 0.6).is_err());
+        // Free models are never blocked.
+        assert!(l.reserve("k", 0, 1.0, 0.0).is_ok());
+        a.settle(0.1);
+        b.settle(0.1);
+        assert!((l.spent("k", 0) - 0.2).abs() < 1e-9);
+        assert!(l.reserve("k", 0, 1.0, 0.6).is_ok());
+        // A new period starts clean.
+        assert!(l.reserve("k", 1, 1.0, 0.6).is_ok());
+    }
+
+    #[test]
+    fn parallel_and_rpm() {
+        let l = Arc::new(Ledger::default());
+        let lim = Limits {
+            rpm: Some(3),
+            tpm: None,
+            max_parallel: Some(2),
+        };
+        let (a, _) = l.enter("k", lim, 10).unwrap();
+        let (_b, _) = l.enter("k", lim, 10).unwrap();
+        assert_eq!(l.enter("k", lim, 10).err(), Some(Refused::Parallel));
+        a.release(5);
+        let (_c, m) = l.enter("k", lim, 10).unwrap();
+        assert_eq!((m.requests, m.tokens), (3, 35));
+        assert!(matches!(
+            l.enter("k", lim, 10).err(),
+            Some(Refused::Requests { .. })
+        ));
+    }
+}
