@@ -235,23 +235,20 @@ pub fn build(rows: &[&Recorded], candidates: usize) -> Vec<Chain> {
     let mean = |f: &dyn Fn(&Recorded) -> f64| rows.iter().map(|r| f(r)).sum::<f64>() / n;
     let quality: Vec<f64> = (0..candidates).map(|m| mean(&|r| r.quality[m])).collect();
     let cost: Vec<f64> = (0..candidates).map(|m| mean(&|r| r.cost[m])).collect();
-    let Some(premium) = (0..candidates).max_by(|&a, &b| {
+    // Better: higher quality, then lower cost, then the earlier candidate.
+    let better = |a: usize, b: usize| {
         quality[a]
             .total_cmp(&quality[b])
             .then(cost[b].total_cmp(&cost[a]))
             .then(b.cmp(&a))
-    }) else {
+    };
+    let Some(premium) = (0..candidates).max_by(|&a, &b| better(a, b)) else {
         return Vec::new();
     };
     let pool: Vec<usize> = (0..candidates)
         .filter(|&m| m != premium && cost[m] <= CHECKER_MAX_SHARE * cost[premium])
         .collect();
-    let Some(&first) = pool.iter().max_by(|&&a, &&b| {
-        quality[a]
-            .total_cmp(&quality[b])
-            .then(cost[b].total_cmp(&cost[a]))
-            .then(b.cmp(&a))
-    }) else {
+    let Some(&first) = pool.iter().max_by(|&&a, &&b| better(a, b)) else {
         return Vec::new();
     };
     let mut out = Vec::new();
