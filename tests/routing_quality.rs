@@ -352,7 +352,7 @@ async fn scoring_cv() {
         })
         .collect();
     println!("\n{file} on tuning.yaml, cross-validated: full table %, semantic alone %");
-    for scoring in ["max", "{ top: 2 }", "{ top: 3 }", "centroid"] {
+    for scoring in ["max", "{ top: 2 }", "{ top: 3 }", "centroid", "linear"] {
         let with = |layers| {
             let mut c = table(file, layers, None);
             if let Some(sem) = c.routing.semantic.as_mut() {

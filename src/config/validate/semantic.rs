@@ -1,7 +1,7 @@
 //! `routing.semantic`: utterances for defined tiers, none empty; thresholds, margin and scoring
 //! in range; then its embedder (`embedder`).
 
-use super::{Checker, embedder, list};
+use super::{Checker, base_dir, embedder, list};
 use crate::config::error::ConfigError;
 use crate::config::schema::{Config, SemanticScoring};
 
@@ -64,6 +64,33 @@ pub(super) fn check(c: &Config, ck: &Checker<'_>) -> Result<(), ConfigError> {
     }
     if !(0.0..=2.0).contains(&sem.margin) {
         return Err(ck.path(loc("margin"), format!("{} is outside 0.0–2.0", sem.margin)));
+    }
+    if let Some(f) = &sem.examples {
+        let full = base_dir(ck.file).join(&f.value);
+        if !full.is_file() {
+            return Err(ck.spanned(
+                f,
+                loc("examples"),
+                format!("examples file {} does not exist", full.display()),
+            ));
+        }
+        let shown = full.display().to_string();
+        let (examples, text) = crate::config::read_examples(&full, &shown)?;
+        for (i, ex) in examples.iter().enumerate() {
+            if !c.tiers.contains_key(&ex.tier.value) {
+                return Err(crate::config::semantic_examples::tier_error(
+                    &shown,
+                    &text,
+                    i,
+                    ex,
+                    format!(
+                        "unknown tier `{}` (defined: {})",
+                        ex.tier.value,
+                        list(c.tiers.keys())
+                    ),
+                ));
+            }
+        }
     }
     embedder::check(c, ck, &sem.embedder, "semantic")
 }
