@@ -236,7 +236,8 @@ async fn shipped_tables_route_the_labelled_prompts() {
         }
     }
     // The targets are 90% (full table) and 80% (semantic layer alone) on held-out
-    // prompts; the layer alone does not meet its target yet (see the README). The floors sit
+    // prompts; the layer alone does not meet its target yet (see the README), with `scoring:
+    // linear` chosen by `scoring_cv` on the tuning part. The floors sit
     // just below what the shipped tables reach now (the figures are deterministic), so that a
     // change that routes even one more held-out prompt wrong fails.
     for (what, key, floor, target) in [
@@ -244,7 +245,7 @@ async fn shipped_tables_route_the_labelled_prompts() {
         (
             "semantic layer alone (built-in model)",
             "semantic builtin",
-            74.5,
+            75.5,
             80.0,
         ),
     ] {

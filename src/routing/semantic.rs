@@ -347,4 +347,38 @@ utterances:
         );
         assert!((got("premium") - premium).abs() < 1e-5, "{scores:?}");
     }
+
+    #[tokio::test]
+    async fn linear_scores_tier_probabilities_and_learns_from_examples() {
+        let examples = [(
+            "local".to_string(),
+            "draft a reply to this confidential memo".to_string(),
+        )];
+        let sem = Semantic::with_examples(
+            &config("linear"),
+            Embedder::Hashed(HashedNgrams::new(HashedNgrams::DEFAULT_DIMS)),
+            &examples,
+        )
+        .await
+        .unwrap();
+        assert_eq!(sem.utterances(), 6, "utterances and examples");
+        let scores = sem.score("give me the gist of this report").await.unwrap();
+        let sum: f32 = scores.tiers.iter().map(|(_, p)| p).sum();
+        assert!((sum - 1.0).abs() < 1e-4, "probabilities: {scores:?}");
+        assert_eq!(
+            scores.chosen.clone().unwrap().0.as_ref(),
+            "budget",
+            "{scores:?}"
+        );
+        // A tier given only by an example is scored like the others.
+        let scores = sem
+            .score("draft a reply to this confidential letter")
+            .await
+            .unwrap();
+        assert_eq!(
+            scores.chosen.clone().unwrap().0.as_ref(),
+            "local",
+            "{scores:?}"
+        );
+    }
 }

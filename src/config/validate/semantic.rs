@@ -135,4 +135,46 @@ mod tests {
             "3 is outside 0.0–2.0",
         );
     }
+
+    #[test]
+    fn examples_file_exists_and_names_known_tiers() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.yaml");
+        std::fs::write(&good, "- { prompt: write a function, tier: u }\n").unwrap();
+        let table = |f: &std::path::Path| {
+            semantic(&format!(
+                "    examples: \"{}\"\n    utterances:\n      u: [hello]\n",
+                f.display()
+            ))
+        };
+        passes(check, &table(&good));
+        let missing = dir.path().join("missing.yaml");
+        fails(
+            check,
+            &table(&missing),
+            "routing.semantic.examples",
+            7,
+            &format!("examples file {} does not exist", missing.display()),
+        );
+        // Mistakes inside the examples file are reported at their line there.
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(
+            &bad,
+            "- { prompt: write a function, tier: u }\n- { prompt: hello, tier: nope }\n",
+        )
+        .unwrap();
+        let e = super::super::testing::run(check, &table(&bad)).unwrap_err();
+        assert_eq!(e.file, bad.display().to_string());
+        assert_eq!(
+            (e.path.as_str(), e.line, e.message.as_str()),
+            ("[1].tier", Some(2), "unknown tier `nope` (defined: t, u)")
+        );
+        std::fs::write(&bad, "- { prompt: hello, tier: u, weight: 2 }\n").unwrap();
+        let e = super::super::testing::run(check, &table(&bad)).unwrap_err();
+        assert_eq!(
+            (e.file.as_str(), e.line),
+            (bad.display().to_string().as_str(), Some(1))
+        );
+        assert!(e.message.contains("weight"), "{e}");
+    }
 }
