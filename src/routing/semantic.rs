@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// The weight penalty of `scoring: linear`, chosen by cross-validation on the tuning prompts
-/// (`cargo test --test routing_quality -- --ignored scoring_cv --nocapture`): smaller fits the
+/// (`cargo test --test routing_quality -- --ignored linear_cv --nocapture`): smaller fits the
 /// examples' wording, larger pulls every tier towards the same probability.
 pub const LINEAR_L2: f32 = 1e-3;
 
@@ -84,6 +84,18 @@ impl Semantic {
         embedder: Embedder,
         examples: &[(String, String)],
     ) -> Result<Semantic, String> {
+        Self::with_penalty(cfg, embedder, examples, LINEAR_L2).await
+    }
+
+    /// [`Semantic::with_examples`] with another weight penalty for `scoring: linear` (for the
+    /// cross-validation that chose [`LINEAR_L2`]).
+    #[doc(hidden)]
+    pub async fn with_penalty(
+        cfg: &SemanticConfig,
+        embedder: Embedder,
+        examples: &[(String, String)],
+        l2: f32,
+    ) -> Result<Semantic, String> {
         let mut tiers: Vec<Arc<str>> = Vec::new();
         let mut thresholds = Vec::new();
         let mut texts: Vec<&str> = Vec::new();
@@ -150,9 +162,8 @@ impl Semantic {
             vectors = kept;
             row_tier = kept_tier;
         }
-        let classifier = (cfg.scoring == SemanticScoring::Linear).then(|| {
-            TierClassifier::fit(&vectors.concat(), &row_tier, dims, tiers.len(), LINEAR_L2)
-        });
+        let classifier = (cfg.scoring == SemanticScoring::Linear)
+            .then(|| TierClassifier::fit(&vectors.concat(), &row_tier, dims, tiers.len(), l2));
         Ok(Semantic {
             classifier,
             embedder,
