@@ -8,9 +8,11 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::path::Path;
+use switchyard::embed::Embedder;
 use switchyard::embed::{
     HashedNgrams, StaticModel, builtin_model, cosine, parse_builtin_model, static_testing,
 };
+use switchyard::routing::Semantic;
 
 /// About 200 tokens (~1,000 characters) of an ordinary request.
 const PROMPT: &str = "I have a long article about the history of the Roman Empire and I would like \
@@ -154,6 +156,28 @@ fn bench_builtin(c: &mut Criterion) {
     g.bench_function("embed 200-token prompt", |b| {
         b.iter(|| model.embed(black_box(PROMPT)).unwrap())
     });
+    // The whole layer as the example table compiles it (`scoring: linear`, 103 utterances):
+    // embed, centre, and one tier-probability product.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let text = std::fs::read_to_string("config/example.yaml")
+        .unwrap()
+        .replace("${OPENAI_API_KEY}", "sk-test")
+        .replace("${ANTHROPIC_API_KEY}", "sk-ant-test");
+    let cfg = switchyard::config::Config::from_yaml(&text, "config/example.yaml").unwrap();
+    let sem_cfg = cfg.routing.semantic.unwrap();
+    let sem = rt
+        .block_on(Semantic::with_examples(
+            &sem_cfg,
+            Embedder::Builtin(model.clone()),
+            &[],
+        ))
+        .unwrap();
+    g.bench_function(
+        "example table layer (linear): embed 200-token prompt + score",
+        |b| b.iter(|| rt.block_on(sem.score(black_box(PROMPT))).unwrap()),
+    );
     g.bench_function("tokenize 200-token prompt", |b| {
         b.iter(|| model.token_ids(black_box(PROMPT)).unwrap())
     });

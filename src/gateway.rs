@@ -130,7 +130,7 @@ impl Gateway {
             Some(sc) => {
                 let embedder = Embedder::build(&sc.embedder, &config.providers, http, base_dir)
                     .map_err(|e| format!("routing.semantic.embedder: {e}"))?;
-                Some(Semantic::compile(sc, embedder).await?)
+                Some(Semantic::compile(sc, embedder, base_dir).await?)
             }
             None => None,
         };

@@ -236,7 +236,8 @@ async fn shipped_tables_route_the_labelled_prompts() {
         }
     }
     // The targets are 90% (full table) and 80% (semantic layer alone) on held-out
-    // prompts; the layer alone does not meet its target yet (see the README). The floors sit
+    // prompts; the layer alone does not meet its target yet (see the README), with `scoring:
+    // linear` chosen by `scoring_cv` on the tuning part. The floors sit
     // just below what the shipped tables reach now (the figures are deterministic), so that a
     // change that routes even one more held-out prompt wrong fails.
     for (what, key, floor, target) in [
@@ -244,7 +245,7 @@ async fn shipped_tables_route_the_labelled_prompts() {
         (
             "semantic layer alone (built-in model)",
             "semantic builtin",
-            74.5,
+            75.5,
             80.0,
         ),
     ] {
@@ -352,7 +353,7 @@ async fn scoring_cv() {
         })
         .collect();
     println!("\n{file} on tuning.yaml, cross-validated: full table %, semantic alone %");
-    for scoring in ["max", "{ top: 2 }", "{ top: 3 }", "centroid"] {
+    for scoring in ["max", "{ top: 2 }", "{ top: 3 }", "centroid", "linear"] {
         let with = |layers| {
             let mut c = table(file, layers, None);
             if let Some(sem) = c.routing.semantic.as_mut() {
@@ -400,4 +401,79 @@ async fn scoring_cv() {
             pct(right_sem, n)
         );
     }
+}
+
+/// How `scoring: linear`'s weight penalty was chosen, and whether labelled examples help it, on
+/// the tuning part only. The layer alone (the likeliest tier wins; no threshold): for each
+/// penalty, fitted on the utterances and routing every tuning prompt; then, at the shipped
+/// penalty, 5-fold cross-validation with four folds' prompts given as `examples` and the fifth
+/// routed.
+#[tokio::test]
+#[ignore = "prints the linear scoring sweep; run with --ignored linear_cv --nocapture"]
+async fn linear_cv() {
+    use switchyard::embed::{Embedder, builtin_model};
+    use switchyard::routing::Semantic;
+    use switchyard::routing::semantic::LINEAR_L2;
+    let labels = labels("tuning");
+    let file = "config/example.yaml";
+    let mut cfg = table(file, Layers::SemanticOnly, None)
+        .routing
+        .semantic
+        .unwrap();
+    cfg.scoring = serde_saphyr::from_str("linear").unwrap();
+    cfg.threshold = 0.0;
+    cfg.thresholds.clear();
+    cfg.margin = 0.0;
+    let default = table(file, Layers::Full, None)
+        .routing
+        .default
+        .value
+        .clone();
+    async fn right(sem: &Semantic, l: &Label, default: &str) -> usize {
+        let s = sem.score(&l.prompt).await.unwrap();
+        let tier = s.chosen.map_or(default.to_string(), |(t, _)| t.to_string());
+        usize::from(tier == l.tier)
+    }
+    println!("\n{file} on tuning.yaml, linear scoring, layer alone %");
+    for l2 in [1e-4f32, 1e-3, 3e-3, 1e-2, 3e-2] {
+        let sem =
+            Semantic::with_penalty(&cfg, Embedder::Builtin(builtin_model().unwrap()), &[], l2)
+                .await
+                .unwrap();
+        let mut ok = 0;
+        for l in &labels {
+            ok += right(&sem, l, &default).await;
+        }
+        println!(
+            "  penalty {l2:<7} utterances only          {:5.1}",
+            pct(ok, labels.len())
+        );
+    }
+    let (mut ok, mut n) = (0, 0);
+    for f in 0..5 {
+        let held = |i: usize| (i * 7) % 5 == f;
+        // Prompts labelled by a header (local) say nothing about their tier in their words.
+        let examples: Vec<(String, String)> = labels
+            .iter()
+            .enumerate()
+            .filter(|(i, l)| !held(*i) && l.headers.is_empty())
+            .map(|(_, l)| (l.tier.clone(), l.prompt.clone()))
+            .collect();
+        let sem = Semantic::with_penalty(
+            &cfg,
+            Embedder::Builtin(builtin_model().unwrap()),
+            &examples,
+            LINEAR_L2,
+        )
+        .await
+        .unwrap();
+        for (_, l) in labels.iter().enumerate().filter(|(i, _)| held(*i)) {
+            ok += right(&sem, l, &default).await;
+            n += 1;
+        }
+    }
+    println!(
+        "  penalty {LINEAR_L2:<7} + four folds as examples {:5.1}",
+        pct(ok, n)
+    );
 }

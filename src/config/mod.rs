@@ -18,6 +18,7 @@ mod one_or_many;
 pub mod prices;
 mod reliability;
 mod schema;
+pub(crate) mod semantic_examples;
 pub mod spend_log;
 mod telemetry;
 mod validate;
@@ -30,6 +31,7 @@ pub use learned::*;
 pub use one_or_many::OneOrMany;
 pub use reliability::*;
 pub use schema::*;
+pub use semantic_examples::{SemanticExample, read_examples};
 pub use telemetry::{OTLP_BUILT_IN, OtlpConfig, TelemetryConfig};
 
 use std::path::Path;

@@ -578,6 +578,10 @@ pub struct SemanticConfig {
     pub scoring: SemanticScoring,
     /// Tier → example prompts.
     pub utterances: BTreeMap<String, Vec<String>>,
+    /// A YAML file of labelled prompts (`- { prompt: ..., tier: ... }`, relative to the config's
+    /// folder) used as further examples of their tiers beside `utterances`.
+    #[serde(default)]
+    pub examples: Option<Spanned<String>>,
 }
 
 fn default_threshold() -> f32 {
@@ -598,6 +602,10 @@ pub enum SemanticScoring {
     /// shares wording with one stray utterance does not win the tier, and adding examples of a
     /// kind of work strengthens it rather than adding one more chance of a near miss.
     Centroid,
+    /// A logistic regression fitted on the utterances and examples when the config is compiled:
+    /// a tier scores its probability (0–1), learned from which directions of the embedding
+    /// separate the tiers across all their examples rather than from the closest one.
+    Linear,
 }
 
 /// Layer 3: answer with the cheap tier first, judge the answer, escalate once when it falls short.

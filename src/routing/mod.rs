@@ -11,6 +11,7 @@ mod facts;
 pub mod learned;
 mod rules;
 pub mod semantic;
+mod tier_classifier;
 
 pub use facts::Facts;
 pub use learned::Learned;

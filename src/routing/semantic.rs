@@ -4,11 +4,20 @@
 //! layer abstains and the next one decides. With enough utterances, their mean is taken out of
 //! every vector first (`center`), which spreads the similarities apart. With `scoring: { top: N }`
 //! a tier scores the mean of its N most similar utterances instead of its closest one, and with
-//! `scoring: centroid` the mean direction of all of them.
+//! `scoring: centroid` the mean direction of all of them. With `scoring: linear` a logistic
+//! regression fitted on all the examples gives each tier's probability (`tier_classifier`).
+//! Labelled prompts from `examples` join their tier's utterances in every scoring.
 
+use super::tier_classifier::TierClassifier;
 use crate::config::{SemanticConfig, SemanticScoring};
 use crate::embed::{EmbedError, Embedder};
+use std::path::Path;
 use std::sync::Arc;
+
+/// The weight penalty of `scoring: linear`, chosen by cross-validation on the tuning prompts
+/// (`cargo test --test routing_quality -- --ignored linear_cv --nocapture`): smaller fits the
+/// examples' wording, larger pulls every tier towards the same probability.
+pub const LINEAR_L2: f32 = 1e-3;
 
 /// Below this many utterances their mean is too noisy to take out, and `center` defaults to off.
 pub const CENTER_MIN_UTTERANCES: usize = 10;
@@ -33,6 +42,8 @@ pub struct Semantic {
     /// the task (what any English sentence looks like); a static model's means share it most, and
     /// it squeezes every similarity into a narrow band where the tiers are hard to tell apart.
     centre: Vec<f32>,
+    /// With `scoring: linear`, the fitted model (the rows are then unused).
+    classifier: Option<TierClassifier>,
 }
 
 /// The layer's verdict on one text.
@@ -45,19 +56,66 @@ pub struct Scores {
 }
 
 impl Semantic {
-    pub async fn compile(cfg: &SemanticConfig, embedder: Embedder) -> Result<Semantic, String> {
-        let mut tiers = Vec::new();
+    /// Compiles the layer, reading `examples` (relative to `base_dir`) when the config names it.
+    pub async fn compile(
+        cfg: &SemanticConfig,
+        embedder: Embedder,
+        base_dir: &Path,
+    ) -> Result<Semantic, String> {
+        let examples = match &cfg.examples {
+            Some(f) => {
+                let full = base_dir.join(&f.value);
+                crate::config::read_examples(&full, &full.display().to_string())
+                    .map_err(|e| format!("routing.semantic.examples: {e}"))?
+                    .0
+                    .into_iter()
+                    .map(|e| (e.tier.value, e.prompt))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        Self::with_examples(cfg, embedder, &examples).await
+    }
+
+    /// Compiles the layer with `examples` (tier, prompt) beside the utterances, however they
+    /// were read (what the cross-validation gives each fold).
+    pub async fn with_examples(
+        cfg: &SemanticConfig,
+        embedder: Embedder,
+        examples: &[(String, String)],
+    ) -> Result<Semantic, String> {
+        Self::with_penalty(cfg, embedder, examples, LINEAR_L2).await
+    }
+
+    /// [`Semantic::with_examples`] with another weight penalty for `scoring: linear` (for the
+    /// cross-validation that chose [`LINEAR_L2`]).
+    #[doc(hidden)]
+    pub async fn with_penalty(
+        cfg: &SemanticConfig,
+        embedder: Embedder,
+        examples: &[(String, String)],
+        l2: f32,
+    ) -> Result<Semantic, String> {
+        let mut tiers: Vec<Arc<str>> = Vec::new();
         let mut thresholds = Vec::new();
         let mut texts: Vec<&str> = Vec::new();
         let mut row_tier = Vec::new();
-        for (tier, utterances) in &cfg.utterances {
-            let idx = tiers.len();
-            tiers.push(Arc::from(tier.as_str()));
-            thresholds.push(cfg.thresholds.get(tier).copied().unwrap_or(cfg.threshold));
-            for u in utterances {
-                texts.push(u.as_str());
-                row_tier.push(idx);
-            }
+        let labelled = cfg
+            .utterances
+            .iter()
+            .flat_map(|(t, us)| us.iter().map(move |u| (t.as_str(), u.as_str())))
+            .chain(examples.iter().map(|(t, p)| (t.as_str(), p.as_str())));
+        for (tier, text) in labelled {
+            let idx = match tiers.iter().position(|t| &**t == tier) {
+                Some(i) => i,
+                None => {
+                    tiers.push(Arc::from(tier));
+                    thresholds.push(cfg.thresholds.get(tier).copied().unwrap_or(cfg.threshold));
+                    tiers.len() - 1
+                }
+            };
+            texts.push(text);
+            row_tier.push(idx);
         }
         let vectors = embedder
             .embed_batch(&texts)
@@ -104,7 +162,10 @@ impl Semantic {
             vectors = kept;
             row_tier = kept_tier;
         }
+        let classifier = (cfg.scoring == SemanticScoring::Linear)
+            .then(|| TierClassifier::fit(&vectors.concat(), &row_tier, dims, tiers.len(), l2));
         Ok(Semantic {
+            classifier,
             embedder,
             tiers,
             thresholds,
@@ -114,7 +175,7 @@ impl Semantic {
             utterances: texts.len(),
             top: match cfg.scoring {
                 SemanticScoring::Top(n) => n.max(1),
-                SemanticScoring::Max | SemanticScoring::Centroid => 1,
+                SemanticScoring::Max | SemanticScoring::Centroid | SemanticScoring::Linear => 1,
             },
             row_tier,
             centre,
@@ -142,30 +203,10 @@ impl Semantic {
 
     /// Scores an already embedded text (also what the benchmark measures without the embedder).
     pub fn score_vector(&self, v: &[f32]) -> Scores {
-        // Each tier's `top` best similarities, highest first.
-        let mut tops: Vec<Vec<f32>> = vec![Vec::with_capacity(self.top + 1); self.tiers.len()];
-        if v.len() == self.dims && self.dims > 0 {
-            for (row, &t) in self.matrix.chunks_exact(self.dims).zip(&self.row_tier) {
-                let s = crate::embed::cosine(row, v);
-                if let Some(top) = tops.get_mut(t) {
-                    if top.len() < self.top || top.last().is_some_and(|&low| s > low) {
-                        let at = top.partition_point(|&x| x >= s);
-                        top.insert(at, s);
-                        top.truncate(self.top);
-                    }
-                }
-            }
-        }
-        let best: Vec<f32> = tops
-            .iter()
-            .map(|top| {
-                if top.is_empty() {
-                    f32::NEG_INFINITY
-                } else {
-                    top.iter().sum::<f32>() / top.len() as f32
-                }
-            })
-            .collect();
+        let best = match &self.classifier {
+            Some(c) => c.probabilities(v),
+            None => self.similarities(v),
+        };
         let mut tiers: Vec<(Arc<str>, f32, f32)> = self
             .tiers
             .iter()
@@ -187,6 +228,33 @@ impl Semantic {
             tiers: tiers.into_iter().map(|(t, s, _)| (t, s)).collect(),
             chosen,
         }
+    }
+
+    /// Each tier's similarity: the mean of its `top` closest rows (minus infinity with none).
+    fn similarities(&self, v: &[f32]) -> Vec<f32> {
+        // Each tier's `top` best similarities, highest first.
+        let mut tops: Vec<Vec<f32>> = vec![Vec::with_capacity(self.top + 1); self.tiers.len()];
+        if v.len() == self.dims && self.dims > 0 {
+            for (row, &t) in self.matrix.chunks_exact(self.dims).zip(&self.row_tier) {
+                let s = crate::embed::cosine(row, v);
+                if let Some(top) = tops.get_mut(t) {
+                    if top.len() < self.top || top.last().is_some_and(|&low| s > low) {
+                        let at = top.partition_point(|&x| x >= s);
+                        top.insert(at, s);
+                        top.truncate(self.top);
+                    }
+                }
+            }
+        }
+        tops.iter()
+            .map(|top| {
+                if top.is_empty() {
+                    f32::NEG_INFINITY
+                } else {
+                    top.iter().sum::<f32>() / top.len() as f32
+                }
+            })
+            .collect()
     }
 }
 
@@ -213,9 +281,10 @@ utterances:
     #[tokio::test]
     async fn centroid_scores_each_tier_by_the_mean_of_its_utterances() {
         let h = HashedNgrams::new(HashedNgrams::DEFAULT_DIMS);
-        let sem = Semantic::compile(
+        let sem = Semantic::with_examples(
             &config("centroid"),
             Embedder::Hashed(HashedNgrams::new(HashedNgrams::DEFAULT_DIMS)),
+            &[],
         )
         .await
         .unwrap();
@@ -250,9 +319,10 @@ utterances:
         assert!((got("premium") - want_premium).abs() < 1e-5, "{scores:?}");
 
         // `max` (the default) takes the closest utterance instead.
-        let max = Semantic::compile(
+        let max = Semantic::with_examples(
             &config("max"),
             Embedder::Hashed(HashedNgrams::new(HashedNgrams::DEFAULT_DIMS)),
+            &[],
         )
         .await
         .unwrap();
@@ -262,9 +332,10 @@ utterances:
         assert!((top.1 - best).abs() < 1e-5);
 
         // `top: 2`: the mean of each tier's two closest utterances.
-        let two = Semantic::compile(
+        let two = Semantic::with_examples(
             &config("{ top: 2 }"),
             Embedder::Hashed(HashedNgrams::new(HashedNgrams::DEFAULT_DIMS)),
+            &[],
         )
         .await
         .unwrap();
@@ -286,5 +357,39 @@ utterances:
             "{scores:?}"
         );
         assert!((got("premium") - premium).abs() < 1e-5, "{scores:?}");
+    }
+
+    #[tokio::test]
+    async fn linear_scores_tier_probabilities_and_learns_from_examples() {
+        let examples = [(
+            "local".to_string(),
+            "draft a reply to this confidential memo".to_string(),
+        )];
+        let sem = Semantic::with_examples(
+            &config("linear"),
+            Embedder::Hashed(HashedNgrams::new(HashedNgrams::DEFAULT_DIMS)),
+            &examples,
+        )
+        .await
+        .unwrap();
+        assert_eq!(sem.utterances(), 6, "utterances and examples");
+        let scores = sem.score("give me the gist of this report").await.unwrap();
+        let sum: f32 = scores.tiers.iter().map(|(_, p)| p).sum();
+        assert!((sum - 1.0).abs() < 1e-4, "probabilities: {scores:?}");
+        assert_eq!(
+            scores.chosen.clone().unwrap().0.as_ref(),
+            "budget",
+            "{scores:?}"
+        );
+        // A tier given only by an example is scored like the others.
+        let scores = sem
+            .score("draft a reply to this confidential letter")
+            .await
+            .unwrap();
+        assert_eq!(
+            scores.chosen.clone().unwrap().0.as_ref(),
+            "local",
+            "{scores:?}"
+        );
     }
 }

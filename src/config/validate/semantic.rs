@@ -1,7 +1,7 @@
 //! `routing.semantic`: utterances for defined tiers, none empty; thresholds, margin and scoring
 //! in range; then its embedder (`embedder`).
 
-use super::{Checker, embedder, list};
+use super::{Checker, base_dir, embedder, list};
 use crate::config::error::ConfigError;
 use crate::config::schema::{Config, SemanticScoring};
 
@@ -65,6 +65,33 @@ pub(super) fn check(c: &Config, ck: &Checker<'_>) -> Result<(), ConfigError> {
     if !(0.0..=2.0).contains(&sem.margin) {
         return Err(ck.path(loc("margin"), format!("{} is outside 0.0–2.0", sem.margin)));
     }
+    if let Some(f) = &sem.examples {
+        let full = base_dir(ck.file).join(&f.value);
+        if !full.is_file() {
+            return Err(ck.spanned(
+                f,
+                loc("examples"),
+                format!("examples file {} does not exist", full.display()),
+            ));
+        }
+        let shown = full.display().to_string();
+        let (examples, text) = crate::config::read_examples(&full, &shown)?;
+        for (i, ex) in examples.iter().enumerate() {
+            if !c.tiers.contains_key(&ex.tier.value) {
+                return Err(crate::config::semantic_examples::tier_error(
+                    &shown,
+                    &text,
+                    i,
+                    ex,
+                    format!(
+                        "unknown tier `{}` (defined: {})",
+                        ex.tier.value,
+                        list(c.tiers.keys())
+                    ),
+                ));
+            }
+        }
+    }
     embedder::check(c, ck, &sem.embedder, "semantic")
 }
 
@@ -107,5 +134,47 @@ mod tests {
             7,
             "3 is outside 0.0–2.0",
         );
+    }
+
+    #[test]
+    fn examples_file_exists_and_names_known_tiers() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.yaml");
+        std::fs::write(&good, "- { prompt: write a function, tier: u }\n").unwrap();
+        let table = |f: &std::path::Path| {
+            semantic(&format!(
+                "    examples: \"{}\"\n    utterances:\n      u: [hello]\n",
+                f.display()
+            ))
+        };
+        passes(check, &table(&good));
+        let missing = dir.path().join("missing.yaml");
+        fails(
+            check,
+            &table(&missing),
+            "routing.semantic.examples",
+            7,
+            &format!("examples file {} does not exist", missing.display()),
+        );
+        // Mistakes inside the examples file are reported at their line there.
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(
+            &bad,
+            "- { prompt: write a function, tier: u }\n- { prompt: hello, tier: nope }\n",
+        )
+        .unwrap();
+        let e = super::super::testing::run(check, &table(&bad)).unwrap_err();
+        assert_eq!(e.file, bad.display().to_string());
+        assert_eq!(
+            (e.path.as_str(), e.line, e.message.as_str()),
+            ("[1].tier", Some(2), "unknown tier `nope` (defined: t, u)")
+        );
+        std::fs::write(&bad, "- { prompt: hello, tier: u, weight: 2 }\n").unwrap();
+        let e = super::super::testing::run(check, &table(&bad)).unwrap_err();
+        assert_eq!(
+            (e.file.as_str(), e.line),
+            (bad.display().to_string().as_str(), Some(1))
+        );
+        assert!(e.message.contains("weight"), "{e}");
     }
 }
