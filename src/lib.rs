@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod cost;
+pub mod db;
 pub mod dispatch;
 pub mod embed;
 pub mod eval;

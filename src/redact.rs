@@ -1,5 +1,6 @@
 //! Scrubs configured secrets (provider keys, gateway keys) from any text that leaves the process:
 //! error bodies, log lines. Providers sometimes echo the key they were sent in their error messages.
+//! Where a key must be named (spend rows, key lists), only its `tail` is shown.
 
 use aho_corasick::AhoCorasick;
 
@@ -31,9 +32,23 @@ impl Redactor {
     }
 }
 
+/// `…abcd`: a secret's last four characters, enough to tell keys apart in a list or a report
+/// and too little to use one.
+pub fn tail(secret: &str) -> String {
+    let start = secret.char_indices().rev().nth(3).map_or(0, |(i, _)| i);
+    format!("…{}", &secret[start..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tail_is_the_last_four_characters() {
+        assert_eq!(tail("sk-gateway-1234"), "…1234");
+        assert_eq!(tail("ab"), "…ab");
+        assert_eq!(tail("kéy-ñ234"), "…ñ234");
+    }
 
     #[test]
     fn masks_every_configured_secret() {

@@ -4,31 +4,39 @@
 
 use super::AppState;
 use super::error::ApiError;
-use crate::keys::{Change, Keys, OpError};
+use crate::keys::{Change, Keys, OpError, VirtualKey};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::{Value, json};
-use std::sync::Arc;
 
-fn store(state: &AppState) -> Result<&Arc<Keys>, Box<Response>> {
-    state.keys().ok_or_else(|| {
-        Box::new(
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "api_error",
-                "this gateway has no key store",
-            )
-            .with_code("key_store_unavailable")
-            .into_response(),
+/// Runs one operation on the key store and answers with what it returns or why it failed; a
+/// gateway without a key store says so before anything else is read.
+async fn with_keys(
+    state: &AppState,
+    op: impl AsyncFnOnce(&Keys) -> Result<Response, Box<Response>>,
+) -> Response {
+    let Some(keys) = state.keys() else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            "this gateway has no key store",
         )
-    })
+        .with_code("key_store_unavailable")
+        .into_response();
+    };
+    op(keys).await.unwrap_or_else(|r| *r)
 }
 
-fn failed(e: OpError) -> Response {
-    match e {
+/// The key an operation left, as `show` prints it.
+fn shown(r: Result<VirtualKey, OpError>) -> Result<Response, Box<Response>> {
+    Ok(Json(r.map_err(failed)?.to_json()).into_response())
+}
+
+fn failed(e: OpError) -> Box<Response> {
+    Box::new(match e {
         OpError::Invalid(i) => ApiError::invalid_request(i.message, Some(i.field))
             .with_code("invalid_key_setting")
             .into_response(),
@@ -55,7 +63,7 @@ fn failed(e: OpError) -> Response {
             .with_code("key_store_unavailable")
             .into_response()
         }
-    }
+    })
 }
 
 /// The body as a change, against the running config's tiers and models.
@@ -73,51 +81,31 @@ fn change(state: &AppState, body: &Bytes) -> Result<Change, Box<Response>> {
         &crate::keys::cli::known(&gw.config),
         crate::keys::now_ms(),
     )
-    .map_err(|i| Box::new(failed(OpError::Invalid(i))))
+    .map_err(|i| failed(OpError::Invalid(i)))
 }
 
 pub async fn list(State(state): State<AppState>) -> Response {
-    let keys = match store(&state) {
-        Ok(k) => k,
-        Err(r) => return *r,
-    };
-    match keys.list().await {
-        Ok(all) => {
-            let data: Vec<Value> = all.iter().map(|k| k.to_json()).collect();
-            Json(json!({"object": "list", "data": data})).into_response()
-        }
-        Err(e) => failed(e),
-    }
+    with_keys(&state, async |keys| {
+        let all = keys.list().await.map_err(failed)?;
+        let data: Vec<Value> = all.iter().map(|k| k.to_json()).collect();
+        Ok(Json(json!({"object": "list", "data": data})).into_response())
+    })
+    .await
 }
 
 pub async fn show(State(state): State<AppState>, Path(name): Path<String>) -> Response {
-    let keys = match store(&state) {
-        Ok(k) => k,
-        Err(r) => return *r,
-    };
-    match keys.show(&name).await {
-        Ok(k) => Json(k.to_json()).into_response(),
-        Err(e) => failed(e),
-    }
+    with_keys(&state, async |keys| shown(keys.show(&name).await)).await
 }
 
 pub async fn create(State(state): State<AppState>, body: Bytes) -> Response {
-    let keys = match store(&state) {
-        Ok(k) => k,
-        Err(r) => return *r,
-    };
-    let c = match change(&state, &body) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    match keys.create(&c).await {
-        Ok((k, secret)) => {
-            let mut v = k.to_json();
-            v["key"] = json!(secret);
-            (StatusCode::CREATED, Json(v)).into_response()
-        }
-        Err(e) => failed(e),
-    }
+    with_keys(&state, async |keys| {
+        let c = change(&state, &body)?;
+        let (k, secret) = keys.create(&c).await.map_err(failed)?;
+        let mut v = k.to_json();
+        v["key"] = json!(secret);
+        Ok((StatusCode::CREATED, Json(v)).into_response())
+    })
+    .await
 }
 
 pub async fn update(
@@ -125,27 +113,13 @@ pub async fn update(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    let keys = match store(&state) {
-        Ok(k) => k,
-        Err(r) => return *r,
-    };
-    let c = match change(&state, &body) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    match keys.update(&name, &c).await {
-        Ok(k) => Json(k.to_json()).into_response(),
-        Err(e) => failed(e),
-    }
+    with_keys(&state, async |keys| {
+        let c = change(&state, &body)?;
+        shown(keys.update(&name, &c).await)
+    })
+    .await
 }
 
 pub async fn revoke(State(state): State<AppState>, Path(name): Path<String>) -> Response {
-    let keys = match store(&state) {
-        Ok(k) => k,
-        Err(r) => return *r,
-    };
-    match keys.revoke(&name).await {
-        Ok(k) => Json(k.to_json()).into_response(),
-        Err(e) => failed(e),
-    }
+    with_keys(&state, async |keys| shown(keys.revoke(&name).await)).await
 }

@@ -79,34 +79,35 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
 pub async fn admin_only_layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let gw = state.gateway();
     if !gw.admin_keys_set() {
-        return refuse(
-            &state,
-            &req,
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "permission_error",
-                "/admin/keys needs server.admin_keys to be configured; without them, manage keys with `switchyard keys`.",
-            )
-            .with_code("admin_keys_not_configured"),
+        let e = forbidden(
+            "/admin/keys needs server.admin_keys to be configured; without them, manage keys with `switchyard keys`.",
+            "admin_keys_not_configured",
         );
+        return refuse(&state, &req, e);
     }
+    admin_key_only(&state, req, next).await
+}
+
+/// Lets an admin key through; a client key (configured or issued) is told it is the wrong kind.
+async fn admin_key_only(state: &AppState, req: Request, next: Next) -> Response {
+    let gw = state.gateway();
     match presented(req.headers()) {
         Some(k) if gw.is_admin_key(k) => next.run(req).await,
         Some(k) if gw.key_is_valid(k) || state.keys().and_then(|s| s.lookup(k)).is_some() => {
-            refuse(&state, &req, client_key_on_admin())
+            let e = forbidden(
+                "This is a client key: /admin/* needs one of the gateway's server.admin_keys.",
+                "admin_key_required",
+            );
+            refuse(state, &req, e)
         }
-        Some(_) => refuse(&state, &req, wrong_key("server.admin_keys")),
-        None => refuse(&state, &req, missing_key()),
+        Some(_) => refuse(state, &req, wrong_key("server.admin_keys")),
+        None => refuse(state, &req, missing_key()),
     }
 }
 
-fn client_key_on_admin() -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "permission_error",
-        "This is a client key: /admin/* needs one of the gateway's server.admin_keys.",
-    )
-    .with_code("admin_key_required")
+/// A 403: the caller is known, or its key is beside the point, but this route is not for it.
+fn forbidden(message: &str, code: &str) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "permission_error", message).with_code(code)
 }
 
 /// A key switchyard issued that may not be used now. The message names the key by its name and
@@ -137,33 +138,20 @@ fn unknown_key() -> ApiError {
 /// only (and, when `server.api_keys` is set, with a client key, as for `/v1`).
 pub async fn admin_layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let gw = state.gateway();
-    let key = presented(req.headers());
     if gw.admin_keys_set() {
-        return match key {
-            Some(k) if gw.is_admin_key(k) => next.run(req).await,
-            Some(k) if gw.key_is_valid(k) || state.keys().and_then(|s| s.lookup(k)).is_some() => {
-                refuse(&state, &req, client_key_on_admin())
-            }
-            Some(_) => refuse(&state, &req, wrong_key("server.admin_keys")),
-            None => refuse(&state, &req, missing_key()),
-        };
+        return admin_key_only(&state, req, next).await;
     }
     if !from_loopback(&req) {
-        return refuse(
-            &state,
-            &req,
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "permission_error",
-                "/admin/* answers only clients on this host while no server.admin_keys are configured; set admin keys to reach it from elsewhere.",
-            )
-            .with_code("admin_loopback_only"),
+        let e = forbidden(
+            "/admin/* answers only clients on this host while no server.admin_keys are configured; set admin keys to reach it from elsewhere.",
+            "admin_loopback_only",
         );
+        return refuse(&state, &req, e);
     }
     if !gw.auth_required() {
         return next.run(req).await;
     }
-    match key {
+    match presented(req.headers()) {
         Some(k) if gw.key_is_valid(k) => next.run(req).await,
         Some(_) => refuse(&state, &req, wrong_key("server.api_keys")),
         None => refuse(&state, &req, missing_key()),

@@ -307,25 +307,7 @@ mod tests {
 
     #[test]
     fn a_budget_defaults_to_monthly_and_null_clears() {
-        let mut k = VirtualKey {
-            id: "1".into(),
-            name: "a".into(),
-            hash: String::new(),
-            hint: String::new(),
-            team: None,
-            metadata: json!({}),
-            tiers: vec![],
-            models: vec![],
-            budget: None,
-            rpm: None,
-            tpm: None,
-            max_parallel: None,
-            expires_ms: None,
-            disabled: false,
-            revoked_ms: None,
-            created_ms: 0,
-            updated_ms: 0,
-        };
+        let mut k = VirtualKey::new("1".into(), "a".into(), String::new(), String::new(), 0);
         let c = Change::parse(&json!({"budget_usd": 5, "rpm": 60}), &known(), 0).unwrap();
         c.apply(&mut k).unwrap();
         assert_eq!(k.budget.map(|b| b.period), Some(Period::Month));

@@ -212,25 +212,13 @@ impl Keys {
         };
         let now = now_ms();
         let secret = secret::generate();
-        let mut k = VirtualKey {
-            id: uuid::Uuid::new_v4().to_string(),
+        let mut k = VirtualKey::new(
+            uuid::Uuid::new_v4().to_string(),
             name,
-            hash: secret::hash(&secret),
-            hint: secret::hint(&secret),
-            team: None,
-            metadata: serde_json::json!({}),
-            tiers: Vec::new(),
-            models: Vec::new(),
-            budget: None,
-            rpm: None,
-            tpm: None,
-            max_parallel: None,
-            expires_ms: None,
-            disabled: false,
-            revoked_ms: None,
-            created_ms: now,
-            updated_ms: now,
-        };
+            secret::hash(&secret),
+            secret::hint(&secret),
+            now,
+        );
         change.apply(&mut k).map_err(OpError::Invalid)?;
         self.store.insert(&k).await?;
         self.reload().await;

@@ -69,6 +69,29 @@ pub fn rfc3339(ms: i64) -> String {
 }
 
 impl VirtualKey {
+    /// A key with no settings yet: any tier and model, no limits, no budget, never expiring.
+    pub fn new(id: String, name: String, hash: String, hint: String, now_ms: i64) -> VirtualKey {
+        VirtualKey {
+            id,
+            name,
+            hash,
+            hint,
+            team: None,
+            metadata: json!({}),
+            tiers: Vec::new(),
+            models: Vec::new(),
+            budget: None,
+            rpm: None,
+            tpm: None,
+            max_parallel: None,
+            expires_ms: None,
+            disabled: false,
+            revoked_ms: None,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+        }
+    }
+
     /// Whether the key may be used at `now_ms`; revocation wins over the rest.
     pub fn unusable(&self, now_ms: i64) -> Option<Unusable> {
         if self.revoked_ms.is_some() {

@@ -26,15 +26,7 @@ pub fn hash(secret: &str) -> String {
 
 /// `sk-sy-…1a2b`: enough to recognise a key in a list, too little to use it.
 pub fn hint(secret: &str) -> String {
-    let tail: String = secret
-        .chars()
-        .rev()
-        .take(4)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    format!("{PREFIX}…{tail}")
+    format!("{PREFIX}{}", crate::redact::tail(secret))
 }
 
 #[cfg(test)]

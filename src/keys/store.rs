@@ -5,11 +5,9 @@
 use super::period::Period;
 use super::record::{Budget, VirtualKey};
 use crate::config::spend_log::Target;
+use crate::db::{self, Pool};
 use sqlx::Row;
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use std::path::PathBuf;
-use std::time::Duration;
 
 pub const DEFAULT_TABLE: &str = "switchyard_keys";
 
@@ -114,17 +112,12 @@ macro_rules! read_row {
 
 #[derive(Clone)]
 pub struct Store {
-    db: Db,
+    db: Pool,
+    /// The SQLite file, kept so a gateway that has no key file yet reads as having no keys,
+    /// without creating one just by starting.
+    file: Option<PathBuf>,
     /// A plain SQL identifier (checked when the config is loaded).
     table: String,
-}
-
-#[derive(Clone)]
-enum Db {
-    /// The path is kept so a gateway that has no key file yet reads as having no keys, without
-    /// creating one just by starting.
-    Sqlite(SqlitePool, PathBuf),
-    Postgres(PgPool),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,53 +133,24 @@ impl Store {
     pub fn connect_lazy(target: &Target, table: &str) -> Result<Store, String> {
         crate::config::spend_log::check_table(table).map_err(|e| format!("keys.table: {e}"))?;
         Ok(Store {
-            db: Self::pool(target)?,
+            db: db::connect_lazy(target, true, "key store")?,
+            file: match target {
+                Target::Sqlite(path) => Some(path.clone()),
+                Target::Postgres(_) => None,
+            },
             table: table.to_string(),
         })
     }
 
-    fn pool(target: &Target) -> Result<Db, String> {
-        let timeout = Duration::from_secs(5);
-        match target {
-            Target::Sqlite(path) => {
-                let opts = SqliteConnectOptions::new()
-                    .filename(path)
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .busy_timeout(Duration::from_secs(2));
-                Ok(Db::Sqlite(
-                    SqlitePoolOptions::new()
-                        .max_connections(2)
-                        .acquire_timeout(timeout)
-                        .connect_lazy_with(opts),
-                    path.clone(),
-                ))
-            }
-            Target::Postgres(url) => PgPoolOptions::new()
-                .max_connections(2)
-                .acquire_timeout(timeout)
-                .connect_lazy(url)
-                .map(Db::Postgres)
-                .map_err(|e| {
-                    format!(
-                        "key store {}: {e}",
-                        crate::config::spend_log::redact_url(url)
-                    )
-                }),
-        }
-    }
-
     /// A SQLite store whose file does not exist yet holds no keys.
     pub fn absent(&self) -> bool {
-        matches!(&self.db, Db::Sqlite(_, p) if !p.exists())
+        self.file.as_ref().is_some_and(|p| !p.exists())
     }
 
     pub async fn ensure_schema(&self) -> Result<(), sqlx::Error> {
         let table = &self.table;
-        if let Db::Sqlite(_, path) = &self.db {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                let _ = std::fs::create_dir_all(dir);
-            }
+        if let Some(file) = &self.file {
+            db::make_parent_dir(file);
         }
         let create = format!(
             "CREATE TABLE IF NOT EXISTS {table} (
@@ -211,32 +175,16 @@ impl Store {
             )"
         );
         match &self.db {
-            Db::Sqlite(p, _) => {
+            Pool::Sqlite(p) => {
                 let mut tx = p.begin().await?;
                 sqlx::query(&create).execute(&mut *tx).await?;
-                let have: Vec<(String,)> =
-                    sqlx::query_as(&format!("SELECT name FROM pragma_table_info('{table}')"))
-                        .fetch_all(&mut *tx)
-                        .await?;
-                for (column, ty) in ADDED_COLUMNS {
-                    if !have.iter().any(|(n,)| n == column) {
-                        sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
+                db::add_columns_sqlite(&mut tx, table, ADDED_COLUMNS).await?;
                 tx.commit().await
             }
-            Db::Postgres(p) => {
+            Pool::Postgres(p) => {
                 let mut tx = p.begin().await?;
                 sqlx::query(&create).execute(&mut *tx).await?;
-                for (column, ty) in ADDED_COLUMNS {
-                    sqlx::query(&format!(
-                        "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {ty}"
-                    ))
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                db::add_columns_postgres(&mut tx, table, ADDED_COLUMNS).await?;
                 tx.commit().await
             }
         }
@@ -244,36 +192,38 @@ impl Store {
 
     pub async fn insert(&self, k: &VirtualKey) -> Result<(), StoreError> {
         let table = &self.table;
-        self.ensure_schema().await?;
-        let sql = format!(
-            "INSERT INTO {table} ({COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
-        );
-        let done = match &self.db {
-            Db::Sqlite(p, _) => bind_all!(sqlx::query(&sql), k).execute(p).await.map(|_| ()),
-            Db::Postgres(p) => bind_all!(sqlx::query(&sql), k).execute(p).await.map(|_| ()),
-        };
-        done.map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_unique_violation() => {
-                StoreError::Duplicate(k.name.clone())
-            }
-            _ => StoreError::Db(e),
-        })
+        self.write(
+            &format!(
+                "INSERT INTO {table} ({COLUMNS}) VALUES \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+            ),
+            k,
+        )
+        .await
     }
 
     /// Writes every setting of `k` over the row with its id.
     pub async fn update(&self, k: &VirtualKey) -> Result<(), StoreError> {
         let table = &self.table;
+        self.write(
+            &format!(
+                "UPDATE {table} SET name = $2, hash = $3, hint = $4, team = $5, metadata = $6, \
+                 tiers = $7, models = $8, budget_usd = $9, budget_period = $10, rpm = $11, \
+                 tpm = $12, max_parallel = $13, expires_ms = $14, disabled = $15, \
+                 revoked_ms = $16, created_ms = $17, updated_ms = $18 WHERE id = $1"
+            ),
+            k,
+        )
+        .await
+    }
+
+    /// Runs `sql` with `k`'s columns bound in `COLUMNS` order. A name another key holds is
+    /// `Duplicate`, so callers can tell the user which name to change.
+    async fn write(&self, sql: &str, k: &VirtualKey) -> Result<(), StoreError> {
         self.ensure_schema().await?;
-        let sql = format!(
-            "UPDATE {table} SET name = $2, hash = $3, hint = $4, team = $5, metadata = $6, \
-             tiers = $7, models = $8, budget_usd = $9, budget_period = $10, rpm = $11, tpm = $12, \
-             max_parallel = $13, expires_ms = $14, disabled = $15, revoked_ms = $16, \
-             created_ms = $17, updated_ms = $18 WHERE id = $1"
-        );
         let done = match &self.db {
-            Db::Sqlite(p, _) => bind_all!(sqlx::query(&sql), k).execute(p).await.map(|_| ()),
-            Db::Postgres(p) => bind_all!(sqlx::query(&sql), k).execute(p).await.map(|_| ()),
+            Pool::Sqlite(p) => bind_all!(sqlx::query(sql), k).execute(p).await.map(|_| ()),
+            Pool::Postgres(p) => bind_all!(sqlx::query(sql), k).execute(p).await.map(|_| ()),
         };
         done.map_err(|e| match &e {
             sqlx::Error::Database(d) if d.is_unique_violation() => {
@@ -290,11 +240,11 @@ impl Store {
         }
         let sql = format!("SELECT {COLUMNS} FROM {table} ORDER BY name");
         match &self.db {
-            Db::Sqlite(p, _) => {
+            Pool::Sqlite(p) => {
                 let rows = sqlx::query(&sql).fetch_all(p).await?;
                 rows.iter().map(|r| read_row!(r)).collect()
             }
-            Db::Postgres(p) => {
+            Pool::Postgres(p) => {
                 let rows = sqlx::query(&sql).fetch_all(p).await?;
                 rows.iter().map(|r| read_row!(r)).collect()
             }
@@ -313,15 +263,15 @@ impl Store {
             "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(updated_ms), 0) AS BIGINT) FROM {table}"
         );
         match &self.db {
-            Db::Sqlite(p, _) => sqlx::query_as(&sql).fetch_one(p).await,
-            Db::Postgres(p) => sqlx::query_as(&sql).fetch_one(p).await,
+            Pool::Sqlite(p) => sqlx::query_as(&sql).fetch_one(p).await,
+            Pool::Postgres(p) => sqlx::query_as(&sql).fetch_one(p).await,
         }
     }
 
     pub async fn close(&self) {
         match &self.db {
-            Db::Sqlite(p, _) => p.close().await,
-            Db::Postgres(p) => p.close().await,
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
         }
     }
 }

@@ -68,15 +68,7 @@ impl RequestFacts {
 
 /// `…abcd`: enough to tell keys apart in a report, too little to use one.
 pub fn key_suffix(k: &str) -> String {
-    let tail: String = k
-        .chars()
-        .rev()
-        .take(4)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    format!("…{tail}")
+    crate::redact::tail(k)
 }
 
 /// Everything `Account::finish` knows when it writes the row.

@@ -3,10 +3,10 @@
 //! reports, so a report reads the same from either.
 
 use super::{Line, SpendRecord, Target};
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use crate::db::{self, Pool};
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
 use sqlx::{Postgres, QueryBuilder, Sqlite};
-use std::time::Duration;
 
 #[derive(Clone)]
 pub enum Store {
@@ -25,41 +25,17 @@ const ADDED_COLUMNS: &[(&str, &str)] = &[
     ("team", "TEXT"),
 ];
 
-/// A database that does not answer within this is treated as failing; the writer retries later.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
-
 impl Store {
     /// Makes the pool without connecting. `create` makes a missing SQLite file (the gateway);
     /// without it a mistyped path is an error rather than an empty report.
     pub fn connect_lazy(target: &Target, create: bool) -> Result<Store, String> {
-        match target {
-            Target::Sqlite(path) => {
-                if create {
-                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                        // Best effort: a failure shows up, counted, on the first write.
-                        let _ = std::fs::create_dir_all(dir);
-                    }
-                }
-                let opts = SqliteConnectOptions::new()
-                    .filename(path)
-                    .create_if_missing(create)
-                    // Readers (reports) do not block the writer, nor it them.
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .busy_timeout(Duration::from_secs(2));
-                Ok(Store::Sqlite(
-                    SqlitePoolOptions::new()
-                        .max_connections(2)
-                        .acquire_timeout(ACQUIRE_TIMEOUT)
-                        .connect_lazy_with(opts),
-                ))
-            }
-            Target::Postgres(url) => PgPoolOptions::new()
-                .max_connections(2)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect_lazy(url)
-                .map(Store::Postgres)
-                .map_err(|e| format!("spend log {}: {e}", super::redact_url(url))),
+        if let (Target::Sqlite(path), true) = (target, create) {
+            db::make_parent_dir(path);
         }
+        Ok(match db::connect_lazy(target, create, "spend log")? {
+            Pool::Sqlite(p) => Store::Sqlite(p),
+            Pool::Postgres(p) => Store::Postgres(p),
+        })
     }
 
     pub async fn ensure_schema(&self, table: &str) -> Result<(), sqlx::Error> {
@@ -98,41 +74,14 @@ impl Store {
                 sqlx::query(&create).execute(&mut *tx).await?;
                 sqlx::query(&index).execute(&mut *tx).await?;
                 // A table from an older version lacks the newer columns: add them in place.
-                let have: Vec<(String,)> =
-                    sqlx::query_as(&format!("SELECT name FROM pragma_table_info('{table}')"))
-                        .fetch_all(&mut *tx)
-                        .await?;
-                for (column, ty) in ADDED_COLUMNS {
-                    if !have.iter().any(|(n,)| n == column) {
-                        sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
+                db::add_columns_sqlite(&mut tx, table, ADDED_COLUMNS).await?;
                 tx.commit().await
             }
             Store::Postgres(p) => {
                 let mut tx = p.begin().await?;
                 sqlx::query(&create).execute(&mut *tx).await?;
                 sqlx::query(&index).execute(&mut *tx).await?;
-                // Checked first: ALTER TABLE locks the table even when it changes nothing.
-                // Unquoted names are folded to lower case by PostgreSQL.
-                let have: Vec<(String,)> = sqlx::query_as(
-                    "SELECT column_name::TEXT FROM information_schema.columns \
-                     WHERE table_schema = current_schema() AND table_name = $1",
-                )
-                .bind(table.to_ascii_lowercase())
-                .fetch_all(&mut *tx)
-                .await?;
-                for (column, ty) in ADDED_COLUMNS {
-                    if !have.iter().any(|(n,)| n == column) {
-                        sqlx::query(&format!(
-                            "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {ty}"
-                        ))
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
+                db::add_columns_postgres(&mut tx, table, ADDED_COLUMNS).await?;
                 tx.commit().await
             }
         }
