@@ -4,7 +4,6 @@
 //! (`stream_options.include_usage`); the feed has already accounted for it.
 
 use super::pipeline::{Event, Feed};
-use crate::openai::Usage;
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
@@ -33,8 +32,8 @@ pub fn respond(feed: Box<Feed>, wants_usage: bool) -> Response {
                 return None;
             }
             match st.feed.next().await {
-                Some(Event::Chunk(chunk)) => {
-                    if let Some(bytes) = encode(chunk, st.wants_usage) {
+                Some(Event::Chunk { chunk, usage }) => {
+                    if let Some(bytes) = encode(chunk, usage, st.wants_usage) {
                         return Some((Ok::<Bytes, Infallible>(bytes), st));
                     }
                 }
@@ -64,13 +63,13 @@ pub fn respond(feed: Box<Feed>, wants_usage: bool) -> Response {
 }
 
 /// One chunk as an SSE event, or `None` for a usage report the client did not ask for.
-fn encode(mut chunk: Value, wants_usage: bool) -> Option<Bytes> {
+/// `usage`: the chunk carries a usage report.
+fn encode(mut chunk: Value, usage: bool, wants_usage: bool) -> Option<Bytes> {
     if !wants_usage && let Some(obj) = chunk.as_object_mut() {
         let only_usage = obj
             .get("choices")
             .and_then(Value::as_array)
             .is_none_or(Vec::is_empty);
-        let usage = obj.get("usage").and_then(Usage::from_openai).is_some();
         if only_usage && usage {
             return None;
         }

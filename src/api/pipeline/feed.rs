@@ -23,8 +23,9 @@ pub struct Feed {
 }
 
 pub enum Event {
-    /// One chunk in OpenAI's `chat.completion.chunk` shape, usage report included.
-    Chunk(Value),
+    /// One chunk in OpenAI's `chat.completion.chunk` shape, usage report included. `usage`: it
+    /// carried a usage report (already accounted), so a writer need not read it again.
+    Chunk { chunk: Value, usage: bool },
     /// The stream broke after bytes were sent: the status is already 200, so the error travels
     /// as the last event; the account recorded the status it stands for.
     Failed(ErrorBody),
@@ -53,10 +54,14 @@ impl Feed {
         match item {
             Some(Ok(chunk)) => {
                 self.account.streamed(&chunk);
-                if let Some(u) = chunk.get("usage").and_then(Usage::from_openai) {
-                    self.account.usage = Some(u);
+                let usage = chunk.get("usage").and_then(Usage::from_openai);
+                if usage.is_some() {
+                    self.account.usage = usage;
                 }
-                Some(Event::Chunk(chunk))
+                Some(Event::Chunk {
+                    chunk,
+                    usage: usage.is_some(),
+                })
             }
             Some(Err(broken)) => {
                 self.done = true;
