@@ -457,105 +457,71 @@ reliability: {{ retries: 0 }}
     )
 }
 
-#[tokio::test]
-async fn the_learned_layer_chooses_who_gives_the_second_opinion() {
+/// Upstreams scripted for the learned-table tests (every model answers `B`, `middle` answers
+/// `middle_says`) and the gateway on `learned_table`, whose outcomes say `wrong` got these
+/// prompts wrong; `rules` is inserted before the learned layer. The folder holds the outcomes.
+async fn learned_setup(
+    wrong: &str,
+    middle_says: &str,
+    agreement: &str,
+    rules: &str,
+) -> (Setup, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    // `middle` was wrong on these prompts: the second opinion comes from `spare`.
     let file = dir.path().join("outcomes.jsonl");
-    std::fs::write(&file, mc_outcomes("middle")).unwrap();
+    std::fs::write(&file, mc_outcomes(wrong)).unwrap();
     let one = Mock::start().await;
     let two = Mock::start().await;
     one.on("cheap-up", says("cheap-up", "B"));
-    one.on("middle-up", says("middle-up", "C"));
+    one.on("middle-up", says("middle-up", middle_says));
     one.on("strong-up", says("strong-up", "B"));
     two.on("other-up", says("other-up", "B"));
-    let gw = Gateway::start(&learned_table(
-        &one.url(),
-        &two.url(),
-        &file,
-        "{ learned: true }",
-    ))
-    .await;
-    let resp = post(&gw, &chat_body("auto", QUESTION)).await;
+    let table = learned_table(&one.url(), &two.url(), &file, agreement)
+        .replace("  learned:\n", &format!("{rules}  learned:\n"));
+    let gw = Gateway::start(&table).await;
+    (Setup { one, two, gw }, dir)
+}
+
+/// Calls made to (cheap, other, middle, strong).
+fn learned_calls(s: &Setup) -> (usize, usize, usize, usize) {
+    (
+        s.one.calls_for("cheap-up"),
+        s.two.calls_for("other-up"),
+        s.one.calls_for("middle-up"),
+        s.one.calls_for("strong-up"),
+    )
+}
+
+#[tokio::test]
+async fn the_learned_layer_chooses_who_gives_the_second_opinion() {
+    // `middle` was wrong on these prompts: the second opinion comes from `spare`.
+    let (s, _dir) = learned_setup("middle", "C", "{ learned: true }", "").await;
+    let resp = post(&s.gw, &chat_body("auto", QUESTION)).await;
     assert_eq!(resp.status(), 200);
     assert!(header(&resp, "x-switchyard-route").starts_with("learned:budget@"));
     assert_eq!(header(&resp, "x-switchyard-cascade"), "accepted");
-    assert_eq!(
-        (
-            one.calls_for("cheap-up"),
-            two.calls_for("other-up"),
-            one.calls_for("middle-up"),
-            one.calls_for("strong-up")
-        ),
-        (1, 1, 0, 0)
-    );
-    drop(gw);
+    assert_eq!(learned_calls(&s), (1, 1, 0, 0));
+    drop(s);
 
     // Now `other` was the one that got them wrong: `mid` is asked, disagrees, and the request
     // escalates to premium; all three calls are billed.
-    std::fs::write(&file, mc_outcomes("other")).unwrap();
-    let one = Mock::start().await;
-    let two = Mock::start().await;
-    one.on("cheap-up", says("cheap-up", "B"));
-    one.on("middle-up", says("middle-up", "C"));
-    one.on("strong-up", says("strong-up", "B"));
-    two.on("other-up", says("other-up", "B"));
-    let gw = Gateway::start(&learned_table(
-        &one.url(),
-        &two.url(),
-        &file,
-        "{ learned: true }",
-    ))
-    .await;
-    let resp = post(&gw, &chat_body("auto", QUESTION)).await;
+    let (s, _dir) = learned_setup("other", "C", "{ learned: true }", "").await;
+    let resp = post(&s.gw, &chat_body("auto", QUESTION)).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(header(&resp, "x-switchyard-cascade"), "escalated:agree");
     assert_eq!(header(&resp, "x-switchyard-tier"), "premium");
     assert_eq!(header(&resp, "x-switchyard-attempts"), "3");
     // 9 µ$ cheap + 180 µ$ middle + 700 µ$ strong.
     assert_eq!(header(&resp, "x-switchyard-cost-usd"), "0.0008890000");
-    assert_eq!(
-        (
-            one.calls_for("cheap-up"),
-            two.calls_for("other-up"),
-            one.calls_for("middle-up"),
-            one.calls_for("strong-up")
-        ),
-        (1, 0, 1, 1)
-    );
+    assert_eq!(learned_calls(&s), (1, 0, 1, 1));
 }
 
 #[tokio::test]
 async fn without_a_learned_decision_the_configured_model_gives_the_second_opinion() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("outcomes.jsonl");
-    std::fs::write(&file, mc_outcomes("middle")).unwrap();
-    let one = Mock::start().await;
-    let two = Mock::start().await;
-    one.on("cheap-up", says("cheap-up", "B"));
-    one.on("middle-up", says("middle-up", "B"));
-    two.on("other-up", says("other-up", "B"));
-    let table = learned_table(
-        &one.url(),
-        &two.url(),
-        &file,
-        "{ learned: true, model: middle }",
-    )
-    .replace(
-        "  learned:\n",
-        "  rules:\n    - { name: quiz, when: { keywords: [mammal] }, tier: budget }\n  learned:\n",
-    );
-    let gw = Gateway::start(&table).await;
-    let resp = post(&gw, &chat_body("auto", QUESTION)).await;
+    let rules = "  rules:\n    - { name: quiz, when: { keywords: [mammal] }, tier: budget }\n";
+    let (s, _dir) = learned_setup("middle", "B", "{ learned: true, model: middle }", rules).await;
+    let resp = post(&s.gw, &chat_body("auto", QUESTION)).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(header(&resp, "x-switchyard-route"), "rules:quiz");
     assert_eq!(header(&resp, "x-switchyard-cascade"), "accepted");
-    assert_eq!(
-        (
-            one.calls_for("cheap-up"),
-            one.calls_for("middle-up"),
-            two.calls_for("other-up")
-        ),
-        (1, 1, 0)
-    );
+    assert_eq!(learned_calls(&s), (1, 0, 1, 0));
 }

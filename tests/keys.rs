@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{Gateway, Mock, Reply, chat_body, config_yaml, eventually_async};
+use common::{Gateway, Mock, Reply, chat_body, config_yaml, eventually_async, postgres_url};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,16 @@ fn server_keys() -> String {
 
 fn sqlite_url(dir: &tempfile::TempDir, file: &str) -> String {
     format!("sqlite://{}", dir.path().join(file).display())
+}
+
+/// A gateway with no retries and its keys in a fresh SQLite file (the mock, the folder and the
+/// gateway; the folder lives as long as the test holds it).
+async fn without_retries_on_sqlite() -> (Mock, tempfile::TempDir, Gateway) {
+    let mock = Mock::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = yaml_with_keys(&mock, &sqlite_url(&dir, "keys.db"), "switchyard_keys", "");
+    let gw = Gateway::start(&common::without_retries(&yaml)).await;
+    (mock, dir, gw)
 }
 
 /// The base table with keys in `db` (and `table`), plus `rest` (a spend log, routing changes).
@@ -221,25 +231,6 @@ async fn keys_on_sqlite_are_managed_by_admins_hashed_at_rest_and_refused_once_re
     let mut all = std::fs::read(&path).unwrap_or_default();
     all.extend(std::fs::read(dir.path().join("keys.db-wal")).unwrap_or_default());
     assert_not_stored(&all, &secrets);
-}
-
-fn postgres_url() -> Option<String> {
-    let url = std::env::var("SWITCHYARD_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let opts: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
-    let up = std::net::ToSocketAddrs::to_socket_addrs(&(opts.get_host(), opts.get_port()))
-        .into_iter()
-        .flatten()
-        .any(|addr| std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok());
-    if up {
-        return Some(url);
-    }
-    assert!(
-        std::env::var("CI").is_err(),
-        "PostgreSQL is not reachable at {url}, and CI requires it"
-    );
-    eprintln!("skipping: PostgreSQL is not reachable at {url}");
-    None
 }
 
 #[tokio::test]
@@ -447,15 +438,7 @@ async fn five_hundred_concurrent_requests_overrun_a_budget_by_at_most_one_worst_
 
 #[tokio::test]
 async fn a_budget_limited_key_never_reaches_a_pricier_tier() {
-    let mock = Mock::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::start(&common::without_retries(&yaml_with_keys(
-        &mock,
-        &sqlite_url(&dir, "keys.db"),
-        "switchyard_keys",
-        "",
-    )))
-    .await;
+    let (mock, _dir, gw) = without_retries_on_sqlite().await;
     let secret = issue(
         &gw,
         json!({"name": "cheap-only", "tiers": ["budget"], "budget_usd": 1}),
@@ -687,15 +670,7 @@ async fn a_restart_resumes_budgets_from_the_spend_log_and_metrics_name_teams_onl
 
 #[tokio::test]
 async fn a_stream_cut_off_or_abandoned_settles_what_it_streamed() {
-    let mock = Mock::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::start(&common::without_retries(&yaml_with_keys(
-        &mock,
-        &sqlite_url(&dir, "keys.db"),
-        "switchyard_keys",
-        "",
-    )))
-    .await;
+    let (mock, _dir, gw) = without_retries_on_sqlite().await;
     let secret = issue(
         &gw,
         json!({"name": "streamer", "budget_usd": 1, "max_parallel": 1}),

@@ -897,3 +897,28 @@ fn listening_addr(line: &str) -> Option<SocketAddr> {
         .collect();
     addr.parse().ok()
 }
+
+/// The PostgreSQL server for tests that need one (`SWITCHYARD_TEST_POSTGRES`, else the local
+/// one), or `None` when it is down: such tests are skipped, except under `CI`, where they fail.
+pub fn postgres_url() -> Option<String> {
+    let url = std::env::var("SWITCHYARD_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    // Probe the server the URL names, so that a URL set for another server is checked too
+    // instead of failing later as if the store were broken.
+    let opts: sqlx::postgres::PgConnectOptions = url
+        .parse()
+        .unwrap_or_else(|e| panic!("not a PostgreSQL URL: {url}: {e}"));
+    let up = std::net::ToSocketAddrs::to_socket_addrs(&(opts.get_host(), opts.get_port()))
+        .into_iter()
+        .flatten()
+        .any(|addr| std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok());
+    if up {
+        return Some(url);
+    }
+    assert!(
+        std::env::var("CI").is_err(),
+        "PostgreSQL is not reachable at {url}, and CI requires it"
+    );
+    eprintln!("skipping: PostgreSQL is not reachable at {url}");
+    None
+}
