@@ -2,14 +2,9 @@
 //! as `reliability`; and the attempt budget they need.
 
 use super::Mapper;
+use crate::config::ReliabilityConfig;
 use crate::import::table::{Chain, Cooling, Sourced};
 
-/// switchyard's defaults, to tell when LiteLLM's settings need more room.
-const DEFAULT_RETRIES: u64 = 2;
-const DEFAULT_MAX_FALLBACKS: u64 = 2;
-const DEFAULT_MAX_ATTEMPTS: u64 = 4;
-const DEFAULT_ALLOWED_FAILS: u64 = 3;
-const DEFAULT_BACKOFF_MAX: f64 = 2.0;
 /// LiteLLM's own limit on fallbacks of fallbacks.
 const LITELLM_MAX_FALLBACKS: u64 = 5;
 /// LiteLLM idiom for "never cool down on this class": an allowance no minute reaches.
@@ -29,6 +24,14 @@ const CLASSES: &[(&str, &str)] = &[
 
 impl Mapper<'_> {
     pub(super) fn reliability(&mut self) {
+        // switchyard's own defaults, read from the schema so the import cannot drift from them:
+        // they tell when LiteLLM's settings need more room than a table that omits them gives.
+        let defaults = ReliabilityConfig::default();
+        let default_retries = u64::from(defaults.retries);
+        let default_max_fallbacks = u64::from(defaults.max_fallbacks);
+        let default_max_attempts = u64::from(defaults.max_attempts);
+        let default_allowed_fails = u64::from(defaults.cooldown.allowed_fails);
+        let default_backoff_max = defaults.backoff.max.0.as_secs_f64();
         let l = self.l;
         let s = &l.settings;
         let mut r = std::mem::take(&mut self.table.reliability);
@@ -56,7 +59,7 @@ impl Mapper<'_> {
         let allowed = s
             .allowed_fails
             .as_ref()
-            .map_or(DEFAULT_ALLOWED_FAILS, |a| a.value);
+            .map_or(default_allowed_fails, |a| a.value);
         for entry in &s.allowed_fails_policy {
             let (key, n) = &entry.value;
             let Some(class) = class_of(key, "AllowedFails") else {
@@ -107,7 +110,7 @@ impl Mapper<'_> {
         }
         if let Some(ra) = &s.retry_after {
             r.backoff_initial = Some(Sourced::new(ra.value, ra.path.clone()));
-            if ra.value > DEFAULT_BACKOFF_MAX {
+            if ra.value > default_backoff_max {
                 r.backoff_max = Some(Sourced::new(ra.value, ra.path.clone()));
             }
             self.report.changed(
@@ -130,17 +133,17 @@ impl Mapper<'_> {
                 r.max_fallbacks = Some(Sourced::new(m.value, m.path.clone()));
                 m.value
             }
-            None if reach > DEFAULT_MAX_FALLBACKS => {
+            None if reach > default_max_fallbacks => {
                 let n = reach.min(LITELLM_MAX_FALLBACKS);
                 r.max_fallbacks = Some(Sourced::new(n, "the longest fallback walk"));
                 self.report.chosen(
                     "reliability.max_fallbacks",
                     0,
-                    format!("{n}: room for the longest walk through the fallback chains ({reach} tiers; LiteLLM stops at {LITELLM_MAX_FALLBACKS}, switchyard's default is {DEFAULT_MAX_FALLBACKS})"),
+                    format!("{n}: room for the longest walk through the fallback chains ({reach} tiers; LiteLLM stops at {LITELLM_MAX_FALLBACKS}, switchyard's default is {default_max_fallbacks})"),
                 );
                 n
             }
-            None => DEFAULT_MAX_FALLBACKS,
+            None => default_max_fallbacks,
         };
         let retries = r
             .policies
@@ -148,10 +151,10 @@ impl Mapper<'_> {
             .filter_map(|(_, p)| p.retries)
             .chain(r.retries.as_ref().map(|x| x.value))
             .max()
-            .unwrap_or(DEFAULT_RETRIES);
+            .unwrap_or(default_retries);
         let hops = max_fallbacks.min(reach);
         let need = 1 + retries + hops;
-        if need > DEFAULT_MAX_ATTEMPTS {
+        if need > default_max_attempts {
             r.max_attempts = Some(Sourced::new(need, "1 + retries + fallback hops"));
             self.report.chosen(
                 "reliability.max_attempts",
