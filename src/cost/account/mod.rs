@@ -479,23 +479,12 @@ impl Account {
         );
         if let Some(log) = self.sinks.spend_log() {
             log.append(row::spend_record(
-                &self.facts,
-                row::Served {
-                    request_id: &self.request_id,
-                    tier: self.tier.as_deref(),
-                    model: self.model.as_deref(),
-                    deployment: self.served.as_deref(),
-                    decision: self.decision.as_ref(),
-                    route: route.as_deref(),
-                    stream: self.stream,
-                    stream_end,
-                    usage,
-                    cost,
-                    latency: elapsed,
-                    upstream,
-                    attempts: self.attempts,
-                    status,
-                },
+                self,
+                route.as_deref(),
+                usage,
+                elapsed,
+                upstream,
+                status,
             ));
         }
     }

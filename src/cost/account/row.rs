@@ -1,12 +1,10 @@
 //! The parts of a request's account that come from the request itself (caller, task type,
 //! expected tier) and the spend log row it leaves.
 
-use crate::cost::Cost;
+use super::Account;
 use crate::cost::spend::SpendRecord;
-use crate::dispatch::Deployment;
 use crate::gateway::Gateway;
 use crate::openai::{ChatRequest, Usage};
-use crate::routing::Decision;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -71,25 +69,6 @@ pub fn key_suffix(k: &str) -> String {
     crate::redact::tail(k)
 }
 
-/// Everything `Account::finish` knows when it writes the row.
-pub struct Served<'a> {
-    pub request_id: &'a str,
-    pub tier: Option<&'a str>,
-    pub model: Option<&'a str>,
-    pub deployment: Option<&'a Deployment>,
-    pub decision: Option<&'a Decision>,
-    pub route: Option<&'a str>,
-    pub stream: bool,
-    /// How a stream that started ended (`complete`, `cut_off`, `failed`, `client_closed`).
-    pub stream_end: Option<&'a str>,
-    pub usage: Option<Usage>,
-    pub cost: Option<Cost>,
-    pub latency: Duration,
-    pub upstream: Duration,
-    pub attempts: u32,
-    pub status: u16,
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -98,36 +77,48 @@ fn tokens(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-pub fn spend_record(f: &RequestFacts, s: Served<'_>) -> SpendRecord {
-    let usage = s.usage.unwrap_or_default();
-    let cost = s.cost.unwrap_or_default();
+/// The spend log's row for a finished account. `finish` passes what it worked out on the way
+/// (the route label, the billed usage, the times and the status); the rest is read off the account,
+/// so a new column is one line here.
+pub(super) fn spend_record(
+    rec: &Account,
+    route: Option<&str>,
+    usage: Option<Usage>,
+    latency: Duration,
+    upstream: Duration,
+    status: u16,
+) -> SpendRecord {
+    let f = &rec.facts;
+    let usage = usage.unwrap_or_default();
+    let cost = rec.cost.unwrap_or_default();
     SpendRecord {
         unix_ms: f.unix_ms,
-        request_id: s.request_id.to_string(),
+        request_id: rec.request_id.to_string(),
         api_key: f.api_key.clone(),
         key_name: f.key_name.clone(),
         team: f.team.clone(),
         caller: f.caller.clone(),
         task_type: f.task_type.clone(),
-        tier: s.tier.map(str::to_string),
-        model: s.model.map(str::to_string),
-        deployment: s
-            .deployment
+        tier: rec.tier.as_deref().map(str::to_string),
+        model: rec.model.as_deref().map(str::to_string),
+        deployment: rec
+            .served
+            .as_deref()
             .map(|d| format!("{}/{}", d.provider_name, d.upstream)),
-        route_layer: s.decision.map(|d| d.layer.as_str().to_string()),
-        route: s.route.map(str::to_string),
-        stream: s.stream,
-        stream_end: s.stream_end.map(str::to_string),
+        route_layer: rec.decision.as_ref().map(|d| d.layer.as_str().to_string()),
+        route: route.map(str::to_string),
+        stream: rec.stream,
+        stream_end: rec.stream_end.map(|e| e.as_str().to_string()),
         prompt_tokens: tokens(usage.prompt_tokens),
         completion_tokens: tokens(usage.completion_tokens),
         cached_tokens: tokens(usage.cached_tokens),
         cost_usd: cost.usd,
         counterfactual_usd: cost.counterfactual_usd,
         cost_estimated: cost.estimated,
-        latency_ms: ms(s.latency),
-        upstream_ms: ms(s.upstream),
-        attempts: i32::try_from(s.attempts).unwrap_or(i32::MAX),
-        status: i32::from(s.status),
+        latency_ms: ms(latency),
+        upstream_ms: ms(upstream),
+        attempts: i32::try_from(rec.attempts).unwrap_or(i32::MAX),
+        status: i32::from(status),
     }
 }
 
