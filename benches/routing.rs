@@ -7,7 +7,7 @@ use http::HeaderMap;
 use std::hint::black_box;
 use switchyard::config::RuleConfig;
 use switchyard::openai::ChatRequest;
-use switchyard::routing::{Facts, Rules};
+use switchyard::routing::{Caller, Facts, Rules};
 
 /// Fifty rules of the kinds a real table has: keyword lists, regexes, headers, metadata, tags,
 /// nested any/all/not, and a few scoped to the system prompt or the whole conversation.
@@ -97,7 +97,7 @@ fn bench(c: &mut Criterion) {
     let headers = HeaderMap::new();
     c.bench_function("rules/50 rules, 200-token prompt, no match", |b| {
         b.iter(|| {
-            let facts = Facts::new(black_box(&req), &headers);
+            let facts = Facts::new(black_box(&req), &headers, Caller::default());
             black_box(rules.first_match(&facts).is_some())
         })
     });
@@ -110,7 +110,7 @@ fn bench(c: &mut Criterion) {
         "rules/50 rules, 200-token prompt, regex rule 23 matches",
         |b| {
             b.iter(|| {
-                let facts = Facts::new(black_box(&hit), &headers);
+                let facts = Facts::new(black_box(&hit), &headers, Caller::default());
                 black_box(rules.first_match(&facts).map(|r| r.name.len()))
             })
         },

@@ -75,6 +75,9 @@ enum Command {
         /// A request header as `name: value` (repeatable), for header rules.
         #[arg(long = "header", short = 'H')]
         headers: Vec<String>,
+        /// The team of the virtual key the request would come with, for `key: { team }` rules.
+        #[arg(long)]
+        team: Option<String>,
         prompt: Option<String>,
     },
     /// Actual vs counterfactual spend and savings, by tier, model and task type, from the spend log.
@@ -232,8 +235,9 @@ pub fn main() -> ExitCode {
                 messages,
                 model,
                 headers,
+                team,
                 prompt,
-            } => route(&config.config, messages, model, headers, prompt).await,
+            } => route(&config.config, messages, model, headers, team, prompt).await,
             Command::Report {
                 since,
                 config,
@@ -580,6 +584,7 @@ async fn route(
     messages: Option<PathBuf>,
     model: String,
     headers: Vec<String>,
+    team: Option<String>,
     prompt: Option<String>,
 ) -> ExitCode {
     // Routing calls no provider and writes no spend log: their variables may be unset here.
@@ -615,7 +620,11 @@ async fn route(
             }
         }
     }
-    let Some(d) = gw.router.decide(&req, &hm).await else {
+    let caller = crate::routing::Caller {
+        team: team.as_deref(),
+        ..Default::default()
+    };
+    let Some(d) = gw.router.decide_for(&req, &hm, caller).await else {
         error(format_args!(
             "model `{}` is not `auto`, an alias, a tier or a model of this config",
             req.model

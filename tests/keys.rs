@@ -743,3 +743,45 @@ async fn a_key_store_named_in_the_config_that_cannot_be_read_opens_nothing() {
     assert_eq!(r.status(), 401);
     assert_eq!(mock.calls(), 0);
 }
+
+#[tokio::test]
+async fn routing_rules_read_the_callers_team_and_metadata() {
+    let mock = Mock::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let routing = r#"routing:
+  default: budget
+  counterfactual: premium
+  rules:
+    - { name: research-team, when: { key: { team: [research] } }, tier: premium }
+    - { name: batch-jobs, when: { key: { metadata: { workload: batch } } }, tier: budget }
+"#;
+    let yaml = format!(
+        "{}keys: {{ database: \"{}\", table: switchyard_keys, refresh: 100ms }}\n",
+        common::base_yaml(&mock.url(), &server_keys(), routing),
+        sqlite_url(&dir, "keys.db")
+    );
+    let gw = Gateway::start(&yaml).await;
+    let research = issue(&gw, json!({"name": "lab", "team": "research"})).await;
+    let batch = issue(
+        &gw,
+        json!({"name": "etl", "team": "data", "metadata": {"workload": "batch"}}),
+    )
+    .await;
+    let hello = chat_body("auto", "hello");
+    let r = chat_as(&gw, &research, &hello).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-switchyard-tier"), Some("premium"));
+    assert_eq!(
+        header(&r, "x-switchyard-route"),
+        Some("rules:research-team")
+    );
+    let r = chat_as(&gw, &batch, &hello).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-switchyard-route"), Some("rules:batch-jobs"));
+    // A static key carries no team: the rules do not match and the default decides.
+    let r = chat_as(&gw, CLIENT, &hello).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-switchyard-route"), Some("default"));
+    assert_eq!(mock.calls_for("strong-up"), 1);
+    assert_eq!(mock.calls_for("cheap-up"), 2);
+}

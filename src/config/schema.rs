@@ -504,6 +504,9 @@ pub struct Condition {
     /// The `model` the client sent is one of these (`auto` or an alias).
     #[serde(default)]
     pub model: Vec<String>,
+    /// The caller's virtual key (see `switchyard keys`): its team, name or metadata.
+    #[serde(default)]
+    pub key: Option<KeyCondition>,
     #[serde(default)]
     pub all: Vec<Condition>,
     #[serde(default)]
@@ -528,9 +531,32 @@ impl Condition {
             && self.has_images.is_none()
             && self.json_response.is_none()
             && self.model.is_empty()
+            && self.key.as_ref().is_none_or(KeyCondition::is_empty)
             && self.all.is_empty()
             && self.any.is_empty()
             && self.not.is_none()
+    }
+}
+
+/// Tests on the virtual key a request came with; every field given must hold. A request without
+/// a virtual key (a static `server.api_keys` key, or none) matches none of them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyCondition {
+    /// The key's team is one of these.
+    #[serde(default)]
+    pub team: Vec<String>,
+    /// The key's name is one of these.
+    #[serde(default)]
+    pub name: Vec<String>,
+    /// The key's `metadata.<field>` is one of the listed values, for every field given.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, OneOrMany>,
+}
+
+impl KeyCondition {
+    pub fn is_empty(&self) -> bool {
+        self.team.is_empty() && self.name.is_empty() && self.metadata.is_empty()
     }
 }
 

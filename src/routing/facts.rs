@@ -12,8 +12,34 @@ use std::cell::OnceCell;
 pub struct Facts<'a> {
     pub req: &'a ChatRequest,
     pub headers: &'a HeaderMap,
+    pub caller: Caller<'a>,
     texts: [OnceCell<Cow<'a, str>>; 3],
     tags: OnceCell<Vec<String>>,
+}
+
+/// Who sent the request, as `key:` conditions see it: the virtual key's team, name and
+/// metadata. Empty for a static key or an unauthenticated gateway.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Caller<'a> {
+    pub name: Option<&'a str>,
+    pub team: Option<&'a str>,
+    pub metadata: Option<&'a Value>,
+}
+
+impl Caller<'_> {
+    /// `metadata.<field>` as text, for a string, number or boolean value.
+    pub fn metadata(&self, field: &str) -> Option<String> {
+        scalar_text(self.metadata?.get(field)?)
+    }
+}
+
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
 }
 
 pub const SCOPES: [MatchScope; 3] = [
@@ -31,10 +57,11 @@ pub fn scope_index(s: MatchScope) -> usize {
 }
 
 impl<'a> Facts<'a> {
-    pub fn new(req: &'a ChatRequest, headers: &'a HeaderMap) -> Self {
+    pub fn new(req: &'a ChatRequest, headers: &'a HeaderMap, caller: Caller<'a>) -> Self {
         Facts {
             req,
             headers,
+            caller,
             texts: Default::default(),
             tags: OnceCell::new(),
         }
@@ -85,12 +112,7 @@ impl<'a> Facts<'a> {
     }
 
     pub fn metadata(&self, key: &str) -> Option<String> {
-        match self.req.extra.get("metadata")?.get(key)? {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-            _ => None,
-        }
+        scalar_text(self.req.extra.get("metadata")?.get(key)?)
     }
 
     pub fn has_tools(&self) -> bool {

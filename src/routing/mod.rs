@@ -13,7 +13,7 @@ mod rules;
 pub mod semantic;
 mod tier_classifier;
 
-pub use facts::Facts;
+pub use facts::{Caller, Facts};
 pub use learned::Learned;
 pub use rules::Rules;
 pub use semantic::{Scores, Semantic};
@@ -207,6 +207,16 @@ impl Router {
 
     /// Decides the tier for a request, or `None` when its `model` names nothing configured.
     pub async fn decide(&self, req: &ChatRequest, headers: &HeaderMap) -> Option<Decision> {
+        self.decide_for(req, headers, Caller::default()).await
+    }
+
+    /// [`Router::decide`] for a request whose virtual key `key:` rules may test.
+    pub async fn decide_for(
+        &self,
+        req: &ChatRequest,
+        headers: &HeaderMap,
+        caller: Caller<'_>,
+    ) -> Option<Decision> {
         let start = Instant::now();
         let decision = |tier: Arc<str>, layer, rule, model| Decision {
             tier,
@@ -223,7 +233,7 @@ impl Router {
             Requested::Routed => {
                 // Rules run synchronously and their memo is dropped before any await.
                 let matched = {
-                    let facts = Facts::new(req, headers);
+                    let facts = Facts::new(req, headers, caller);
                     self.rules
                         .first_match(&facts)
                         .map(|r| (r.tier.clone(), r.name.clone()))

@@ -4,6 +4,8 @@
 //! Aho-Corasick automaton and all their regexes in one RegexSet, and each is run at most once per
 //! request, on first need, however many rules ask.
 
+#[cfg(test)]
+use super::facts::Caller;
 use super::facts::{Facts, SCOPES, scope_index};
 use crate::config::{Condition, RuleConfig};
 use aho_corasick::{AhoCorasick, MatchKind};
@@ -52,6 +54,12 @@ enum Node {
     HasImages(bool),
     JsonResponse(bool),
     Model(Vec<String>),
+    KeyTeam(Vec<String>),
+    KeyName(Vec<String>),
+    KeyMetadata {
+        field: String,
+        values: Vec<String>,
+    },
 }
 
 /// A keyword as matched: whole words unless it ends in `*` (then any word starting with it).
@@ -264,9 +272,7 @@ impl Rules {
                     .is_none_or(|want| s.eq_ignore_ascii_case(want))
                     && regex.as_ref().is_none_or(|r| r.is_match(s))
             }),
-            Node::Metadata { key, values } => f
-                .metadata(key)
-                .is_some_and(|v| values.iter().any(|w| w.eq_ignore_ascii_case(&v))),
+            Node::Metadata { key, values } => one_of(f.metadata(key).as_deref(), values),
             Node::Tags(want) => f.tags().iter().any(|t| want.iter().any(|w| w == t)),
             Node::Tokens { min, max } => {
                 let n = f.prompt_tokens();
@@ -276,8 +282,18 @@ impl Rules {
             Node::HasImages(b) => f.has_images() == *b,
             Node::JsonResponse(b) => f.json_response() == *b,
             Node::Model(names) => names.iter().any(|n| n == &f.req.model),
+            Node::KeyTeam(want) => one_of(f.caller.team, want),
+            Node::KeyName(want) => one_of(f.caller.name, want),
+            Node::KeyMetadata { field, values } => {
+                one_of(f.caller.metadata(field).as_deref(), values)
+            }
         }
     }
+}
+
+/// Team, key and metadata values compare case-insensitively, as request metadata does.
+fn one_of(have: Option<&str>, want: &[String]) -> bool {
+    have.is_some_and(|h| want.iter().any(|w| w.eq_ignore_ascii_case(h)))
 }
 
 fn compile_condition(
@@ -356,6 +372,20 @@ fn compile_condition(
     if !c.model.is_empty() {
         all.push(Node::Model(c.model.clone()));
     }
+    if let Some(k) = &c.key {
+        if !k.team.is_empty() {
+            all.push(Node::KeyTeam(k.team.clone()));
+        }
+        if !k.name.is_empty() {
+            all.push(Node::KeyName(k.name.clone()));
+        }
+        for (field, values) in &k.metadata {
+            all.push(Node::KeyMetadata {
+                field: field.clone(),
+                values: values.0.clone(),
+            });
+        }
+    }
     for sub in &c.all {
         all.push(compile_condition(sub, idx, scope, uses_tokens)?);
     }
@@ -403,12 +433,46 @@ mod tests {
                 v.parse().unwrap(),
             );
         }
-        let f = Facts::new(&req, &h);
+        let f = Facts::new(&req, &h, Caller::default());
         r.first_match(&f).map(|x| x.name.to_string())
     }
 
     fn user(text: &str) -> serde_json::Value {
         json!({"model": "auto", "messages": [{"role": "user", "content": text}]})
+    }
+
+    #[test]
+    fn key_conditions_read_the_callers_virtual_key() {
+        let r = rules(
+            "- { name: research, when: { key: { team: [Research] } }, tier: p }\n\
+             - { name: batch, when: { key: { name: [nightly], metadata: { env: prod } } }, tier: b }\n\
+             - { name: guest, when: { not: { key: { team: [research, ops] } } }, tier: b }\n",
+        );
+        let req: ChatRequest = serde_json::from_value(user("hello")).unwrap();
+        let h = HeaderMap::new();
+        let first = |c: Caller<'_>| {
+            r.first_match(&Facts::new(&req, &h, c))
+                .map(|x| x.name.to_string())
+        };
+        let meta = json!({"env": "prod"});
+        let staging = json!({"env": "staging"});
+        let research = Caller {
+            team: Some("research"),
+            ..Caller::default()
+        };
+        assert_eq!(first(research).as_deref(), Some("research"));
+        let nightly = |m| Caller {
+            name: Some("nightly"),
+            team: Some("ops"),
+            metadata: Some(m),
+        };
+        assert_eq!(first(nightly(&meta)).as_deref(), Some("batch"));
+        assert_eq!(first(nightly(&staging)), None, "every key field must hold");
+        assert_eq!(
+            first(Caller::default()).as_deref(),
+            Some("guest"),
+            "a request without a virtual key matches no key test"
+        );
     }
 
     #[test]

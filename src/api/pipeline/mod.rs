@@ -21,7 +21,7 @@ use crate::cost::account::Account;
 use crate::dispatch::{self, Outcome, Plan};
 use crate::gateway::Gateway;
 use crate::openai::ChatRequest;
-use crate::routing::Decision;
+use crate::routing::{Caller, Decision};
 use http::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -178,7 +178,13 @@ impl Ctx {
     /// The routing decision and the walk it allows, or the error a client gets for a model this
     /// gateway does not serve.
     async fn route(&mut self, req: &ChatRequest) -> Result<Routed, ApiError> {
-        let Some(mut decision) = self.gw.router.decide(req, &self.headers).await else {
+        let caller = self.key.as_ref().map_or_else(Caller::default, |k| Caller {
+            name: Some(&k.key.name),
+            team: k.key.team.as_deref(),
+            metadata: Some(&k.key.metadata),
+        });
+        let decided = self.gw.router.decide_for(req, &self.headers, caller).await;
+        let Some(mut decision) = decided else {
             let available: Vec<&str> = self.gw.router.model_names().collect();
             let mut e = ApiError::not_found(format!(
                 "The model `{}` does not exist on this gateway. Available: {}.",
