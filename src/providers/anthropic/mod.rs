@@ -105,30 +105,3 @@ impl AnthropicProvider {
         ))
     }
 }
-
-/// Anthropic's `stop_reason` as an OpenAI `finish_reason`. Unknown future reasons become "stop"
-/// rather than an error: the answer itself is complete and usable.
-fn finish_reason(stop_reason: &str) -> &'static str {
-    match stop_reason {
-        "max_tokens" | "model_context_window_exceeded" => "length",
-        "tool_use" => "tool_calls",
-        "refusal" => "content_filter",
-        // end_turn, stop_sequence, pause_turn and anything newer.
-        _ => "stop",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn maps_stop_reasons_to_finish_reasons() {
-        assert_eq!(finish_reason("end_turn"), "stop");
-        assert_eq!(finish_reason("stop_sequence"), "stop");
-        assert_eq!(finish_reason("max_tokens"), "length");
-        assert_eq!(finish_reason("tool_use"), "tool_calls");
-        assert_eq!(finish_reason("refusal"), "content_filter");
-        assert_eq!(finish_reason("something_new"), "stop");
-    }
-}

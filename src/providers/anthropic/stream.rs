@@ -6,7 +6,7 @@
 
 use super::super::sse::{self, SseEvent};
 use super::super::{ChunkStream, ProviderError};
-use super::{finish_reason, response};
+use crate::anthropic::{error_status, finish_reason, usage};
 use crate::openai::unix_now;
 use futures_util::{Stream, StreamExt};
 use reqwest::header::HeaderMap;
@@ -178,7 +178,7 @@ impl Translator {
                     out.push(self.chunk(json!({}), json!("stop")));
                 }
                 if self.stream_usage {
-                    let usage = response::usage(&Value::Object(self.usage.clone()));
+                    let usage = usage(&Value::Object(self.usage.clone()));
                     out.push(json!({
                         "id": self.id,
                         "object": "chat.completion.chunk",
@@ -309,17 +309,7 @@ fn stream_error(v: &Value) -> ProviderError {
         .and_then(|e| e.get("type"))
         .and_then(Value::as_str)
         .unwrap_or("");
-    let status = match err_type {
-        "invalid_request_error" => 400,
-        "authentication_error" => 401,
-        "permission_error" => 403,
-        "not_found_error" => 404,
-        "request_too_large" => 413,
-        "rate_limit_error" => 429,
-        "timeout_error" => 408,
-        "overloaded_error" => 529,
-        _ => 500,
-    };
+    let status = error_status(err_type);
     let has_message = v
         .get("error")
         .and_then(|e| e.get("message"))
