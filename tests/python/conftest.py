@@ -311,13 +311,16 @@ def _chunks(body: dict[str, Any], reply: Reply) -> tuple[list[dict[str, Any]], i
 class MockUpstream:
     """An OpenAI-compatible upstream on 127.0.0.1 that records requests and follows a script."""
 
+    # What answers each request; another wire format's mock subclasses both.
+    handler: type[BaseHTTPRequestHandler] = _Handler
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._requests: list[Recorded] = []
         self._script: list[tuple[str | None, Reply | Fail | Raw | Hang]] = []
         self._release = threading.Event()
         self._gate_timeouts = 0
-        self._server = _MockServer(("127.0.0.1", 0), _Handler)
+        self._server = _MockServer(("127.0.0.1", 0), self.handler)
         self._server.mock = self
         self.port: int = self._server.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
