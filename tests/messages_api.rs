@@ -80,7 +80,7 @@ fn header<'a>(resp: &'a reqwest::Response, name: &str) -> &'a str {
 }
 
 /// The `(event, data)` pairs of an Anthropic event stream.
-fn events(text: &str) -> Vec<(String, Value)> {
+fn events_of(text: &str) -> Vec<(String, Value)> {
     text.split("\n\n")
         .filter(|e| !e.trim().is_empty())
         .map(|e| {
@@ -317,7 +317,7 @@ async fn streams_text_as_anthropic_events() {
     assert_eq!(resp.status(), 200);
     assert_eq!(header(&resp, "content-type"), "text/event-stream");
     assert_eq!(header(&resp, "x-switchyard-tier"), "budget");
-    let ev = events(&resp.text().await.unwrap());
+    let ev = events_of(&resp.text().await.unwrap());
     assert_eq!(
         names(&ev),
         [
@@ -379,7 +379,7 @@ async fn streams_tool_calls_as_input_json_deltas() {
                    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}],
         "tool_choice": {"type": "tool", "name": "weather"}
     });
-    let ev = events(&send(&gw, &body).await.text().await.unwrap());
+    let ev = events_of(&send(&gw, &body).await.text().await.unwrap());
     assert_eq!(
         names(&ev),
         [
@@ -464,20 +464,127 @@ async fn streams_from_an_anthropic_upstream() {
     let (mock, gw) = setup().await;
     let mut body = hello("claude-opus-4-1");
     body["stream"] = json!(true);
+    let before = gw.metrics().await;
     let resp = send(&gw, &body).await;
     assert_eq!(header(&resp, "x-switchyard-tier"), "claude");
-    let ev = events(&resp.text().await.unwrap());
-    assert_eq!(names(&ev).first(), Some(&"message_start"));
-    assert_eq!(names(&ev).last(), Some(&"message_stop"));
-    assert_eq!(ev[0].1["message"]["id"], "msg_mock");
+    let ev = events_of(&resp.text().await.unwrap());
+    let sent: Vec<(String, Value)> = anthropic_stream_events("claude-sonnet-up")
+        .into_iter()
+        .map(|(n, d)| (n.to_string(), d))
+        .collect();
+    assert_eq!(ev, sent, "the upstream's events, as it sent them");
     assert_eq!(text_of(&ev), "Hello from mock");
-    let delta = ev.iter().find(|(n, _)| n == "message_delta").unwrap();
-    assert_eq!(delta.1["usage"]["input_tokens"], 11);
-    assert_eq!(delta.1["usage"]["output_tokens"], 3);
+    // Billed from the upstream's usage: 11 tokens in, 3 out, at sonnet's prices.
+    let after = gw.metrics().await;
+    assert_metric_delta(
+        &before,
+        &after,
+        r#"switchyard_requests_total{model="sonnet",status="200",tier="claude"}"#,
+        1.0,
+    );
+    assert_metric_delta(
+        &before,
+        &after,
+        r#"switchyard_cost_usd_total{model="sonnet",tier="claude"}"#,
+        (11.0 * 3.0 + 3.0 * 15.0) / 1e6,
+    );
     let up = &mock.requests()[0];
     assert_eq!(up.path, "/v1/messages");
     assert_eq!(up.body["stream"], true);
     assert_eq!(up.body["model"], "claude-sonnet-up");
+}
+
+/// Thinking blocks, signatures and the matched stop sequence have no place in the chat shape; a
+/// Messages client still gets them from an Anthropic upstream, as the upstream sent them.
+#[tokio::test]
+async fn an_anthropic_upstreams_answer_reaches_the_client_whole() {
+    let (mock, gw) = setup().await;
+    let message = json!({
+        "id": "msg_think", "type": "message", "role": "assistant", "model": "claude-sonnet-up",
+        "content": [
+            {"type": "thinking", "thinking": "Two and two.", "signature": "sig-1"},
+            {"type": "text", "text": "4 STOP"}
+        ],
+        "stop_reason": "stop_sequence", "stop_sequence": "STOP",
+        "usage": {"input_tokens": 30, "output_tokens": 12, "cache_creation_input_tokens": 5}
+    });
+    mock.on(
+        "claude-sonnet-up",
+        Reply::Json {
+            status: 200,
+            body: message.clone(),
+            headers: vec![],
+        },
+    );
+    let mut body = hello("claude-opus-4-1");
+    body["thinking"] = json!({"type": "enabled", "budget_tokens": 1024});
+    let resp = send(&gw, &body).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap(), message);
+
+    let events = vec![
+        (
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_s", "type": "message", "role": "assistant",
+            "content": [], "model": "claude-sonnet-up", "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 30, "output_tokens": 1}}}),
+        ),
+        ("ping", json!({"type": "ping"})),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "thinking_delta", "thinking": "Two and two."}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "signature_delta", "signature": "sig-1"}}),
+        ),
+        (
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 1,
+            "content_block": {"type": "text", "text": ""}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1,
+            "delta": {"type": "text_delta", "text": "4"}}),
+        ),
+        (
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 1}),
+        ),
+        (
+            "message_delta",
+            json!({"type": "message_delta",
+            "delta": {"stop_reason": "stop_sequence", "stop_sequence": "STOP"}, "usage": {"output_tokens": 12}}),
+        ),
+        ("message_stop", json!({"type": "message_stop"})),
+    ];
+    mock.on(
+        "claude-sonnet-up",
+        Reply::Raw {
+            status: 200,
+            content_type: "text/event-stream",
+            body: sse_named(&events),
+        },
+    );
+    body["stream"] = json!(true);
+    let got = events_of(&send(&gw, &body).await.text().await.unwrap());
+    let want: Vec<(String, Value)> = events
+        .into_iter()
+        .map(|(n, d)| (n.to_string(), d))
+        .collect();
+    assert_eq!(got, want);
 }
 
 #[tokio::test]
@@ -488,7 +595,7 @@ async fn a_stream_that_breaks_ends_with_an_error_event() {
     body["stream"] = json!(true);
     let resp = send(&gw, &body).await;
     assert_eq!(resp.status(), 200);
-    let ev = events(&resp.text().await.unwrap());
+    let ev = events_of(&resp.text().await.unwrap());
     assert_eq!(names(&ev).first(), Some(&"message_start"));
     let (last, data) = ev.last().unwrap();
     assert_eq!(last, "error");

@@ -12,6 +12,13 @@ pub use request::MessagesRequest;
 use crate::openai::Usage;
 use serde_json::{Value, json};
 
+/// Where an Anthropic upstream's own answer travels beside its chat translation, for a client
+/// that asked in Anthropic's format: the message, on a `chat.completion`; each stream event, on
+/// the chunk it became (or on a chunk with no choices when it became none). Everything else on
+/// the request's path reads the chat shape and ignores the key; the Messages writer sends what
+/// it finds here as it is.
+pub const NATIVE: &str = "x_anthropic";
+
 /// Anthropic's `stop_reason` as an OpenAI `finish_reason`. Unknown future reasons become "stop"
 /// rather than an error: the answer itself is complete and usable.
 pub fn finish_reason(stop_reason: &str) -> &'static str {

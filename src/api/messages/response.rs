@@ -3,7 +3,7 @@
 //!
 //! Must not import `providers`: the tables it shares with them live in `crate::anthropic`.
 
-use crate::anthropic::{stop_reason, usage_json};
+use crate::anthropic::{NATIVE, stop_reason, usage_json};
 use crate::openai::Usage;
 use serde_json::{Value, json};
 
@@ -30,6 +30,10 @@ pub fn tool_input(arguments: &str) -> Value {
 }
 
 pub fn to_message(body: &Value, requested_model: &str) -> Value {
+    // An Anthropic upstream's own message, thinking blocks and the matched stop sequence included.
+    if let Some(m) = body.get(NATIVE).filter(|m| m.is_object()) {
+        return m.clone();
+    }
     let choice = body.get("choices").and_then(|c| c.get(0));
     let msg = choice.and_then(|c| c.get("message"));
     let mut content = Vec::new();

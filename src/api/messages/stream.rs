@@ -3,14 +3,16 @@
 //! (`text_delta`, `input_json_delta` for tool calls) / `content_block_stop` per block,
 //! `message_delta` with the stop reason and usage, `message_stop`; an `error` event when the
 //! stream breaks. `Translator` is the pure state machine (tested without a network);
-//! [`respond`] drives it from the feed.
+//! [`respond`] drives it from the feed. An Anthropic upstream's events arrive whole beside their
+//! translation (`crate::anthropic::NATIVE`) and are sent as they are: thinking, signatures and
+//! citations included.
 //!
 //! Must not import `providers`: the tables it shares with them live in `crate::anthropic`.
 
 use super::super::pipeline::{Event, Feed};
 use super::super::sse;
 use super::response::message_id;
-use crate::anthropic::{error_body, error_type, stop_reason, usage_json};
+use crate::anthropic::{NATIVE, error_body, error_type, stop_reason, usage_json};
 use crate::openai::{ErrorBody, Usage};
 use axum::response::Response;
 use bytes::Bytes;
@@ -36,9 +38,12 @@ pub struct Translator {
     usage: Option<Usage>,
     /// What was streamed, counted for usage when the upstream reported none.
     streamed: String,
+    /// The upstream is Anthropic's and its events arrive whole: they are sent as they are.
+    native: bool,
 }
 
-type Out = Vec<(&'static str, Value)>;
+/// Events to send; each one's `type` names it.
+type Out = Vec<Value>;
 
 impl Translator {
     pub fn new(model: String, input_estimate: u64) -> Translator {
@@ -52,6 +57,7 @@ impl Translator {
             stop: None,
             usage: None,
             streamed: String::new(),
+            native: false,
         }
     }
 
@@ -64,23 +70,17 @@ impl Translator {
             self.model = m.to_string();
         }
         let id = message_id(chunk.and_then(|c| c.get("id")).and_then(Value::as_str));
-        out.push((
-            "message_start",
-            json!({ "type": "message_start", "message": {
-                "id": id, "type": "message", "role": "assistant", "content": [],
-                "model": self.model, "stop_reason": null, "stop_sequence": null,
-                "usage": { "input_tokens": self.input_estimate, "output_tokens": 0 },
-            }}),
-        ));
-        out.push(("ping", json!({ "type": "ping" })));
+        out.push(json!({ "type": "message_start", "message": {
+            "id": id, "type": "message", "role": "assistant", "content": [],
+            "model": self.model, "stop_reason": null, "stop_sequence": null,
+            "usage": { "input_tokens": self.input_estimate, "output_tokens": 0 },
+        }}));
+        out.push(json!({ "type": "ping" }));
     }
 
     fn close(&mut self, out: &mut Out) {
         if let Some(Open::Text(i) | Open::Tool(i)) = self.open.take() {
-            out.push((
-                "content_block_stop",
-                json!({ "type": "content_block_stop", "index": i }),
-            ));
+            out.push(json!({ "type": "content_block_stop", "index": i }));
         }
     }
 
@@ -89,21 +89,24 @@ impl Translator {
         let index = self.next_index;
         self.next_index += 1;
         self.open = Some(kind(index));
-        out.push((
-            "content_block_start",
-            json!({ "type": "content_block_start", "index": index, "content_block": block }),
-        ));
+        out.push(json!({ "type": "content_block_start", "index": index, "content_block": block }));
         index
     }
 
-    fn delta(index: u64, delta: Value) -> (&'static str, Value) {
-        (
-            "content_block_delta",
-            json!({ "type": "content_block_delta", "index": index, "delta": delta }),
-        )
+    fn delta(index: u64, delta: Value) -> Value {
+        json!({ "type": "content_block_delta", "index": index, "delta": delta })
     }
 
     pub fn on_chunk(&mut self, chunk: &Value, usage: Option<Usage>) -> Out {
+        // An Anthropic upstream's events, sent on as they came; its other chunks are their
+        // translation, already carried.
+        if let Some(event) = chunk.get(NATIVE) {
+            self.native = true;
+            return vec![event.clone()];
+        }
+        if self.native {
+            return Vec::new();
+        }
         let mut out = Vec::new();
         self.start(Some(chunk), &mut out);
         if usage.is_some() {
@@ -176,6 +179,9 @@ impl Translator {
 
     /// The clean end: the open block closed, the stop reason and usage, `message_stop`.
     pub fn finish(&mut self) -> Out {
+        if self.native {
+            return Vec::new();
+        }
         let mut out = Vec::new();
         self.start(None, &mut out);
         self.close(&mut out);
@@ -184,28 +190,29 @@ impl Translator {
             completion_tokens: crate::tokens::count(&self.streamed),
             cached_tokens: 0,
         });
-        out.push((
-            "message_delta",
-            json!({
-                "type": "message_delta",
-                "delta": { "stop_reason": self.stop.unwrap_or("end_turn"), "stop_sequence": null },
-                "usage": usage_json(usage),
-            }),
-        ));
-        out.push(("message_stop", json!({ "type": "message_stop" })));
+        out.push(json!({
+            "type": "message_delta",
+            "delta": { "stop_reason": self.stop.unwrap_or("end_turn"), "stop_sequence": null },
+            "usage": usage_json(usage),
+        }));
+        out.push(json!({ "type": "message_stop" }));
         out
     }
 
     /// A broken stream ends with Anthropic's `error` event, which the SDKs raise.
     pub fn fail(&mut self, body: &ErrorBody, status: u16) -> Out {
-        vec![("error", error_body(error_type(status), &body.error.message))]
+        vec![error_body(error_type(status), &body.error.message)]
     }
 }
 
 fn encode(out: Out) -> Bytes {
     let mut buf = Vec::with_capacity(256 * out.len());
-    for (name, data) in out {
+    for data in out {
         buf.extend_from_slice(b"event: ");
+        let name = data
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("message");
         buf.extend_from_slice(name.as_bytes());
         buf.extend_from_slice(b"\ndata: ");
         // A `Value` always encodes; should it not, the event is skipped rather than half-written.
@@ -236,8 +243,8 @@ mod tests {
         json!({"id": "chatcmpl-9", "model": "up-model", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
     }
 
-    fn names(out: &Out) -> Vec<&'static str> {
-        out.iter().map(|(n, _)| *n).collect()
+    fn names(out: &Out) -> Vec<&str> {
+        out.iter().map(|e| e["type"].as_str().unwrap()).collect()
     }
 
     #[test]
@@ -296,25 +303,38 @@ mod tests {
                 "message_stop"
             ]
         );
-        assert_eq!(all[0].1["message"]["id"], "msg_chatcmpl-9");
-        assert_eq!(all[0].1["message"]["model"], "up-model");
-        assert_eq!(all[0].1["message"]["usage"]["input_tokens"], 42);
+        assert_eq!(all[0]["message"]["id"], "msg_chatcmpl-9");
+        assert_eq!(all[0]["message"]["model"], "up-model");
+        assert_eq!(all[0]["message"]["usage"]["input_tokens"], 42);
+        assert_eq!(all[3]["delta"], json!({"type": "text_delta", "text": "Hi"}));
         assert_eq!(
-            all[3].1["delta"],
-            json!({"type": "text_delta", "text": "Hi"})
-        );
-        assert_eq!(
-            all[6].1["content_block"],
+            all[6]["content_block"],
             json!({"type": "tool_use", "id": "call_1", "name": "f", "input": {}})
         );
-        assert_eq!(all[6].1["index"], 1);
+        assert_eq!(all[6]["index"], 1);
         assert_eq!(
-            all[8].1["delta"],
+            all[8]["delta"],
             json!({"type": "input_json_delta", "partial_json": "1}"})
         );
-        assert_eq!(all[10].1["delta"]["stop_reason"], "tool_use");
-        assert_eq!(all[10].1["usage"]["input_tokens"], 30);
-        assert_eq!(all[10].1["usage"]["output_tokens"], 8);
+        assert_eq!(all[10]["delta"]["stop_reason"], "tool_use");
+        assert_eq!(all[10]["usage"]["input_tokens"], 30);
+        assert_eq!(all[10]["usage"]["output_tokens"], 8);
+    }
+
+    #[test]
+    fn an_anthropic_upstreams_events_are_sent_as_they_came() {
+        let mut t = Translator::new("auto".into(), 7);
+        let start = json!({"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 99}}});
+        let mut first = chunk(json!({"role": "assistant", "content": ""}), None);
+        first[NATIVE] = start.clone();
+        assert_eq!(t.on_chunk(&first, None), vec![start]);
+        let thinking = json!({"type": "content_block_delta", "index": 0,
+                              "delta": {"type": "thinking_delta", "thinking": "hmm"}});
+        let carrier = json!({"choices": [], NATIVE: thinking.clone()});
+        assert_eq!(t.on_chunk(&carrier, None), vec![thinking]);
+        // A second chunk of the same event carries nothing new.
+        assert!(t.on_chunk(&chunk(json!({}), Some("stop")), None).is_empty());
+        assert!(t.finish().is_empty());
     }
 
     #[test]
@@ -325,8 +345,8 @@ mod tests {
             names(&out),
             ["message_start", "ping", "message_delta", "message_stop"]
         );
-        assert_eq!(out[2].1["usage"]["input_tokens"], 7);
-        assert_eq!(out[2].1["delta"]["stop_reason"], "end_turn");
+        assert_eq!(out[2]["usage"]["input_tokens"], 7);
+        assert_eq!(out[2]["delta"]["stop_reason"], "end_turn");
 
         let mut t = Translator::new("auto".into(), 7);
         t.on_chunk(
@@ -334,13 +354,13 @@ mod tests {
             None,
         );
         let out = t.finish();
-        assert_eq!(out[1].1["delta"]["stop_reason"], "max_tokens");
-        assert!(out[1].1["usage"]["output_tokens"].as_u64().unwrap() > 0);
+        assert_eq!(out[1]["delta"]["stop_reason"], "max_tokens");
+        assert!(out[1]["usage"]["output_tokens"].as_u64().unwrap() > 0);
 
         let body = ErrorBody::new("m: boom", "rate_limit_error", None, None);
         let out = t.fail(&body, 429);
         assert_eq!(
-            out[0].1,
+            out[0],
             json!({"type": "error", "error": {"type": "rate_limit_error", "message": "m: boom"}})
         );
         let bytes = encode(out);

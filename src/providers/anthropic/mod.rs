@@ -78,7 +78,15 @@ impl AnthropicProvider {
             .timeout(self.timeout)
             .json(&body);
         let answer = read_json(send(req).await?).await?;
-        response::to_openai(&answer, call.model)
+        let mut resp = response::to_openai(&answer, call.model)?;
+        // A client of the Messages API gets Claude's own message (thinking blocks, citations,
+        // the matched stop sequence), which the chat shape cannot hold.
+        if call.request.anthropic.is_some()
+            && let Some(body) = resp.body.as_object_mut()
+        {
+            body.insert(crate::anthropic::NATIVE.into(), answer);
+        }
+        Ok(resp)
     }
 
     /// The timeout bounds only the wait for response headers: a long answer streamed steadily is
@@ -102,6 +110,7 @@ impl AnthropicProvider {
             resp,
             call.model.to_string(),
             call.stream_usage,
+            call.request.anthropic.is_some(),
         ))
     }
 }
