@@ -176,7 +176,13 @@ async fn an_anthropic_upstream_receives_the_request_as_sent() {
         "tools": [{"name": "lookup", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral"}}],
         "tool_choice": {"type": "auto", "disable_parallel_tool_use": true}
     });
-    let resp = send(&gw, &sent).await;
+    let resp = reqwest::Client::new()
+        .post(gw.url("/v1/messages"))
+        .header("anthropic-beta", "interleaved-thinking-2025-05-14")
+        .json(&sent)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(header(&resp, "x-switchyard-tier"), "claude");
     assert_eq!(header(&resp, "x-switchyard-route"), "rules:opus");
@@ -193,6 +199,10 @@ async fn an_anthropic_upstream_receives_the_request_as_sent() {
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].path, "/v1/messages");
     assert_eq!(reqs[0].headers["x-api-key"], PROVIDER_KEY);
+    assert_eq!(
+        reqs[0].headers["anthropic-beta"],
+        "interleaved-thinking-2025-05-14"
+    );
     let mut want = sent;
     want["model"] = json!("claude-sonnet-up");
     want["metadata"] = json!({"user_id": "u-9"});

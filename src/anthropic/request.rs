@@ -34,6 +34,10 @@ pub struct MessagesRequest {
     /// `thinking`, `service_tier`, `container`, `mcp_servers` and whatever Anthropic adds next.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// The client's `anthropic-beta` header: the features it opted into, which an Anthropic
+    /// upstream needs to hear about as well.
+    #[serde(skip)]
+    pub beta: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

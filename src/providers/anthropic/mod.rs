@@ -69,12 +69,29 @@ impl AnthropicProvider {
         })
     }
 
+    /// The configured headers, and the `anthropic-beta` features a Messages client opted into
+    /// (unless the config sets that header itself).
+    fn headers(&self, call: &Call<'_>) -> HeaderMap {
+        let mut h = self.headers.clone();
+        let beta = call
+            .request
+            .anthropic
+            .as_ref()
+            .and_then(|r| r.beta.as_deref());
+        if let Some(v) = beta.and_then(|b| HeaderValue::from_str(b).ok())
+            && !h.contains_key("anthropic-beta")
+        {
+            h.insert("anthropic-beta", v);
+        }
+        h
+    }
+
     pub async fn chat(&self, call: &Call<'_>) -> Result<ChatResponse, ProviderError> {
         let body = request::build(call, false)?;
         let req = self
             .http
             .post(self.url.clone())
-            .headers(self.headers.clone())
+            .headers(self.headers(call))
             .timeout(self.timeout)
             .json(&body);
         let answer = read_json(send(req).await?).await?;
@@ -96,7 +113,7 @@ impl AnthropicProvider {
         let req = self
             .http
             .post(self.url.clone())
-            .headers(self.headers.clone())
+            .headers(self.headers(call))
             .json(&body);
         let resp = tokio::time::timeout(self.timeout, send(req))
             .await
