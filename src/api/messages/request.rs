@@ -33,6 +33,12 @@ pub fn to_chat(req: MessagesRequest, needs_max_tokens: bool) -> Result<ChatReque
     for (i, m) in req.messages.iter().enumerate() {
         turn(m, &format!("messages[{i}].content"), &mut messages)?;
     }
+    if messages.iter().all(|m| m.role == "system") {
+        return Err(invalid(
+            "messages",
+            "the messages hold nothing a model can read (only thinking blocks)",
+        ));
+    }
     let extra = settings(&req)?;
     Ok(ChatRequest {
         model: req.model.clone(),
@@ -61,6 +67,21 @@ fn check(req: &MessagesRequest, needs_max_tokens: bool) -> Result<(), Invalid> {
             "messages",
             "messages must contain at least one message",
         ));
+    }
+    let last = req.messages.len() - 1;
+    for (i, m) in req.messages.iter().enumerate() {
+        let empty = match &m.content {
+            Value::String(s) => s.is_empty(),
+            Value::Array(b) => b.is_empty(),
+            _ => false,
+        };
+        // Anthropic's own rule: only a final assistant turn (a prefill) may be empty.
+        if empty && !(i == last && m.role == Role::Assistant) {
+            return Err(invalid(
+                format!("messages[{i}].content"),
+                "all messages must have non-empty content except for the optional final assistant message",
+            ));
+        }
     }
     for (name, v) in [("temperature", req.temperature), ("top_p", req.top_p)] {
         if v.is_some_and(|x| !(0.0..=1.0).contains(&x)) {
@@ -558,6 +579,13 @@ mod tests {
             chat(v).unwrap_err().0,
             "messages[0].content[0].source.media_type"
         );
+        let mut v = base();
+        v["messages"][0]["content"] = json!([]);
+        assert_eq!(chat(v).unwrap_err().0, "messages[0].content");
+        let mut v = base();
+        v["messages"][0]["content"] =
+            json!([{"type": "thinking", "thinking": "x", "signature": "s"}]);
+        assert_eq!(chat(v).unwrap_err().0, "messages");
         let mut v = base();
         v["tools"] = json!([{"name": "f"}]);
         assert_eq!(chat(v).unwrap_err().0, "tools[0].input_schema");
