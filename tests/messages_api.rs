@@ -318,6 +318,36 @@ async fn falls_back_like_chat_and_maps_upstream_errors() {
     );
 }
 
+/// Routed requests cascade as chat requests do: a cut-off cheap answer is escalated, and the
+/// client sees the stronger tier's answer.
+#[tokio::test]
+async fn a_truncated_cheap_answer_is_escalated_by_the_cascade() {
+    let mock = Mock::start().await;
+    let table = yaml(&mock, "", "").replace(
+        "  default: budget\n",
+        "  default: budget\n  cascade: { from: budget, to: premium, escalate_on: [truncated] }\n",
+    );
+    let gw = Gateway::start(&table).await;
+    let mut cut = completion("cheap-up", "half an ans");
+    cut["choices"][0]["finish_reason"] = json!("length");
+    mock.on(
+        "cheap-up",
+        Reply::Json {
+            status: 200,
+            body: cut,
+            headers: vec![],
+        },
+    );
+    let resp = send(&gw, &hello("auto")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-switchyard-cascade"), "escalated:truncated");
+    assert_eq!(header(&resp, "x-switchyard-tier"), "premium");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["content"][0]["text"], "answer from strong-up");
+    assert_eq!(body["stop_reason"], "end_turn");
+    assert_eq!(mock.calls(), 2);
+}
+
 #[tokio::test]
 async fn streams_text_as_anthropic_events() {
     let (mock, gw) = setup().await;
@@ -804,4 +834,66 @@ async fn count_tokens_uses_the_gateways_tokenizer() {
             .contains("messages")
     );
     assert_eq!(mock.calls(), 0, "counting calls no upstream");
+}
+
+/// A virtual key works as `x-api-key`, with its rate limit and budget: Anthropic's 429 and 402
+/// error types, the key's headers on the answer.
+#[tokio::test]
+async fn virtual_keys_limit_messages_requests_like_chat() {
+    let mock = Mock::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("keys.db").display());
+    let server = "  api_keys: [\"sk-static-client-0001\"]\n  admin_keys: [\"sk-admin-key-0002\"]";
+    let gw = Gateway::start(&yaml(
+        &mock,
+        server,
+        &format!("keys: {{ database: \"{db}\" }}\n"),
+    ))
+    .await;
+    let issue = |body: Value| {
+        let url = gw.url("/admin/keys");
+        async move {
+            let v: Value = reqwest::Client::new()
+                .post(url)
+                .bearer_auth("sk-admin-key-0002")
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["key"].as_str().unwrap().to_string()
+        }
+    };
+    let as_key = |key: String| {
+        let url = gw.url("/v1/messages");
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .header("x-api-key", key)
+                .json(&hello("auto"))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let limited = issue(json!({"name": "one-a-minute", "rpm": 1})).await;
+    let r = as_key(limited.clone()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-ratelimit-remaining-requests"), "0");
+    let r = as_key(limited).await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["type"],
+        "rate_limit_error"
+    );
+    let broke = issue(json!({"name": "broke", "budget_usd": 0})).await;
+    let r = as_key(broke).await;
+    assert_eq!(r.status(), 402);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "billing_error");
+    assert_eq!(mock.calls(), 1);
 }
