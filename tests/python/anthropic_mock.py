@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from conftest import MockUpstream, Recorded, _Handler
+from conftest import MockUpstream, _Handler
 
 USAGE = {"input_tokens": 21, "output_tokens": 6}
 
@@ -83,10 +83,7 @@ def _events(model: str, reply: Message) -> list[tuple[str, dict[str, Any]]]:
 class _MessagesHandler(_Handler):
     def _handle(self) -> None:
         mock = self.server.mock
-        length = int(self.headers.get("content-length") or 0)
-        body = json.loads(self.rfile.read(length) or b"null")
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        mock._record(Recorded(self.command, self.path, headers, body))
+        body, _ = self._receive()
         if self.command != "POST" or self.path != "/v1/messages":
             self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}})
             return
