@@ -756,6 +756,12 @@ async fn accepts_the_gateway_key_as_x_api_key_or_bearer() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["type"], "error");
     assert_eq!(body["error"]["type"], "authentication_error");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("x-api-key")
+    );
     let resp = go(Some(("x-api-key", "sk-wrong-key-000000")))
         .await
         .unwrap();
