@@ -2,6 +2,7 @@
 //! that clears the team's quality bar. See `README.md` for the tour and `config/` for examples.
 
 pub mod answers;
+pub mod anthropic;
 pub mod api;
 pub mod bench;
 pub mod cli;

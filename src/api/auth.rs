@@ -183,7 +183,7 @@ fn missing_key() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
         "invalid_request_error",
-        "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
+        "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY' or 'x-api-key: YOUR_KEY'.",
     )
     .with_code("missing_api_key")
 }

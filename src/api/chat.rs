@@ -3,14 +3,14 @@
 
 use super::auth::CallerKey;
 use super::headers;
-use super::pipeline::{self, Answer, Ctx, Reply};
+use super::pipeline::{self, Answer, Ctx};
 use super::request_id::RequestId;
 use super::{AppState, request, sse};
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderValue};
+use http::HeaderMap;
 use std::net::SocketAddr;
 
 pub async fn completions(
@@ -32,32 +32,21 @@ pub async fn completions(
     let req = match read {
         Ok(r) => r,
         Err(e) => {
-            return write(
-                ctx.unreadable(e, peer.map(|Extension(ConnectInfo(p))| p)),
-                false,
-            );
+            let peer = peer.map(|Extension(ConnectInfo(p))| p);
+            return ctx.unreadable(e, peer).respond(|a| write(a, false));
         }
     };
     let wants_usage = req.wants_stream_usage();
-    write(pipeline::run(ctx, req).await, wants_usage)
+    pipeline::run(ctx, req)
+        .await
+        .respond(|a| write(a, wants_usage))
 }
 
-/// The reply in OpenAI's shape, with the gateway's headers.
-fn write(reply: Reply, wants_usage: bool) -> Response {
-    let mut resp = match reply.body {
+/// The answer in OpenAI's shape.
+fn write(answer: Answer, wants_usage: bool) -> Response {
+    match answer {
         Answer::Complete(body) => headers::json(&body),
         Answer::Stream(feed) => sse::respond(feed, wants_usage),
         Answer::Error(e) => e.into_response(),
-    };
-    let h = resp.headers_mut();
-    if let Some(meta) = &reply.meta {
-        meta.write(h);
     }
-    for (name, value) in &reply.key_headers {
-        h.insert(name.clone(), value.clone());
-    }
-    if reply.close {
-        h.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    resp
 }

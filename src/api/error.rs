@@ -1,4 +1,5 @@
-//! Every error a client sees, in OpenAI's shape, so SDKs raise their own exception types for them.
+//! Every error a client sees, in OpenAI's shape, so SDKs raise their own exception types for them
+//! (`/v1/messages` rewrites it in Anthropic's, see `messages::error`).
 
 use crate::dispatch::UNAVAILABLE_CODE as NO_DEPLOYMENT;
 use crate::openai::ErrorBody;
@@ -144,9 +145,15 @@ impl ApiError {
     }
 }
 
+/// The error a response was built from, kept on it so that a route with another wire format
+/// (`/v1/messages`) can write the same refusal in its own shape.
+#[derive(Clone)]
+pub struct Refused(pub Box<ErrorBody>);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = (self.status, Json(self.body)).into_response();
+        let mut resp = (self.status, Json(&self.body)).into_response();
+        resp.extensions_mut().insert(Refused(self.body));
         if let Some(d) = self.retry_after {
             let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {

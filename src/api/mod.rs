@@ -1,4 +1,5 @@
-//! The HTTP surface: OpenAI-compatible routes (with and without the `/v1` prefix), health, metrics.
+//! The HTTP surface: OpenAI-compatible routes and Anthropic's Messages API (with and without the
+//! `/v1` prefix), health, metrics.
 //!
 //! It translates and sequences: routing decides, dispatch calls, `cost::account` prices and
 //! records. Nothing below imports `api`.
@@ -11,6 +12,7 @@ mod cors;
 mod error;
 pub mod headers;
 mod health;
+mod messages;
 mod models;
 mod pipeline;
 mod request;
@@ -213,6 +215,16 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::layer,
         ));
+    // Anthropic's wire format: its refusals, the key check's included, in Anthropic's shape.
+    let messages = Router::new()
+        .route("/messages", post(messages::create))
+        .route("/messages/count_tokens", post(messages::count_tokens))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::layer,
+        ))
+        .route_layer(axum::middleware::from_fn(messages::error::layer));
+    let api = api.merge(messages);
     let admin = Router::new()
         .route("/admin/deployments", get(admin::deployments))
         .route("/admin/spend", get(spend::report))
@@ -284,7 +296,7 @@ fn finish(app: Router<AppState>, state: AppState) -> Router {
 
 async fn not_found(uri: http::Uri) -> ApiError {
     ApiError::not_found(format!(
-        "Unknown route {}. switchyard serves POST /v1/chat/completions, GET /v1/models, /admin/spend, /health/live, /health/ready and /metrics.",
+        "Unknown route {}. switchyard serves POST /v1/chat/completions, POST /v1/messages, GET /v1/models, /admin/spend, /health/live, /health/ready and /metrics.",
         uri.path()
     ))
     .with_code("unknown_url")

@@ -1,5 +1,5 @@
-//! Reading a chat request body: size limit, content type, JSON with the path of the offending
-//! field in the error's `param`, then the checks serde cannot express.
+//! Reading a request body: size limit, content type, JSON with the path of the offending field in
+//! the error's `param`, then (for a chat request) the checks serde cannot express.
 
 use super::error::ApiError;
 use crate::openai::ChatRequest;
@@ -16,19 +16,38 @@ pub struct BodyLimits {
     pub timeout: Duration,
 }
 
+impl BodyLimits {
+    pub fn of(gw: &crate::gateway::Gateway) -> BodyLimits {
+        BodyLimits {
+            max_bytes: gw.config.server.max_body_bytes,
+            timeout: gw.config.server.body_read_timeout.0,
+        }
+    }
+}
+
 /// The codes of the two ways a body read ends without a body; both answers close the connection,
 /// whose unread body would otherwise be taken for the next request.
 pub const BODY_TIMEOUT: &str = "request_timeout";
 pub const DRAINING: &str = "gateway_draining";
 
-/// Reads and parses the body. Stops early, with a 503 the SDKs retry, when `drain` resolves
-/// (shutdown began) before the body has arrived.
+/// Reads and parses a chat request body. Stops early, with a 503 the SDKs retry, when `drain`
+/// resolves (shutdown began) before the body has arrived.
 pub async fn read(
     headers: &HeaderMap,
     body: Body,
     limits: BodyLimits,
     drain: impl Future<Output = ()>,
 ) -> Result<ChatRequest, ApiError> {
+    parse(&read_bytes(headers, body, limits, drain).await?)
+}
+
+/// Reads a JSON body within `limits`, for any inbound wire format.
+pub async fn read_bytes(
+    headers: &HeaderMap,
+    body: Body,
+    limits: BodyLimits,
+    drain: impl Future<Output = ()>,
+) -> Result<bytes::Bytes, ApiError> {
     let limit = limits.max_bytes;
     if let Some(ct) = headers.get(http::header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
@@ -83,7 +102,7 @@ pub async fn read(
         )
         .with_code(BODY_TIMEOUT));
     };
-    let bytes = read.map_err(|e| {
+    read.map_err(|e| {
         let inner = e.into_inner();
         if inner
             .downcast_ref::<http_body_util::LengthLimitError>()
@@ -93,13 +112,22 @@ pub async fn read(
         } else {
             ApiError::invalid_request("The request body could not be read.", None)
         }
-    })?;
-    parse(&bytes)
+    })
 }
 
 pub fn parse(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
+    let req: ChatRequest = decode(bytes)?;
+    req.validate().map_err(|(param, msg)| {
+        ApiError::invalid_request(format!("{param}: {msg}"), Some(param))
+    })?;
+    Ok(req)
+}
+
+/// JSON into `T`, or a 400 whose `param` is the path of the offending field (`invalid_json`
+/// when the body is not JSON at all).
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let req: ChatRequest = serde_path_to_error::deserialize(de).map_err(|e| {
+    serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         // serde stops at the first wrong type before it reaches broken syntax further on
@@ -135,11 +163,7 @@ pub fn parse(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
             format!("{param}: {msg}")
         };
         ApiError::invalid_request(message, Some(param).filter(|p| !p.is_empty()))
-    })?;
-    req.validate().map_err(|(param, msg)| {
-        ApiError::invalid_request(format!("{param}: {msg}"), Some(param))
-    })?;
-    Ok(req)
+    })
 }
 
 #[cfg(test)]

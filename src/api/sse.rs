@@ -13,42 +13,43 @@ use std::convert::Infallible;
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
 
-struct State {
-    feed: Box<Feed>,
-    wants_usage: bool,
-    /// Set once the last event (`[DONE]` or an error) is out.
-    ended: bool,
+pub fn respond(feed: Box<Feed>, wants_usage: bool) -> Response {
+    events(feed, move |ev| match ev {
+        Some(Event::Chunk { chunk, usage }) => encode(chunk, usage.is_some(), wants_usage),
+        Some(Event::Failed { body, .. }) => Some(event(&body).unwrap_or_else(fallback_error)),
+        None => Some(Bytes::from_static(DONE)),
+    })
 }
 
-pub fn respond(feed: Box<Feed>, wants_usage: bool) -> Response {
-    let state = State {
-        feed,
-        wants_usage,
-        ended: false,
-    };
-    let body = futures_util::stream::unfold(state, |mut st| async move {
+/// A feed written as server-sent events in whichever wire format: `write` turns each event, and
+/// the clean end (`None`), into the bytes to send, or nothing. Nothing follows a failure or the end.
+pub fn events(
+    feed: Box<Feed>,
+    write: impl FnMut(Option<Event>) -> Option<Bytes> + Send + 'static,
+) -> Response {
+    let state = (feed, write, false);
+    let body = futures_util::stream::unfold(state, |(mut feed, mut write, ended)| async move {
+        if ended {
+            return None;
+        }
         loop {
-            if st.ended {
-                return None;
+            let ev = feed.next().await;
+            let last = !matches!(ev, Some(Event::Chunk { .. }));
+            if let Some(bytes) = write(ev) {
+                return Some((Ok::<Bytes, Infallible>(bytes), (feed, write, last)));
             }
-            match st.feed.next().await {
-                Some(Event::Chunk { chunk, usage }) => {
-                    if let Some(bytes) = encode(chunk, usage, st.wants_usage) {
-                        return Some((Ok::<Bytes, Infallible>(bytes), st));
-                    }
-                }
-                Some(Event::Failed(body)) => {
-                    st.ended = true;
-                    return Some((Ok(event(&body).unwrap_or_else(fallback_error)), st));
-                }
-                None => {
-                    st.ended = true;
-                    return Some((Ok(Bytes::from_static(DONE)), st));
-                }
+            if last {
+                return None;
             }
         }
     });
-    let mut resp = Response::new(Body::from_stream(body));
+    event_stream(Body::from_stream(body))
+}
+
+/// A response carrying server-sent events, in whichever wire format: not cached, and not
+/// buffered by a proxy in front (`x-accel-buffering`), so each event reaches the client as sent.
+pub fn event_stream(body: Body) -> Response {
+    let mut resp = Response::new(body);
     let h = resp.headers_mut();
     h.insert(
         http::header::CONTENT_TYPE,

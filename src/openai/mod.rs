@@ -24,6 +24,11 @@ pub struct ChatRequest {
     /// The o200k count of the prompt, filled by the first layer that needs it (`tokens`).
     #[serde(skip)]
     pub prompt_tokens: CountCache,
+    /// The Messages request this one was translated from, when the client spoke Anthropic's
+    /// format (`/v1/messages`): an Anthropic upstream is sent that rather than a translation
+    /// back, so what OpenAI's format cannot carry (thinking, documents, citations) still arrives.
+    #[serde(skip)]
+    pub anthropic: Option<std::sync::Arc<crate::anthropic::MessagesRequest>>,
 }
 
 /// A count worked out once per request. A clone starts empty, because a clone is usually made to

@@ -4,6 +4,8 @@
 //! sleeps).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod sdk;
+
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};

@@ -149,8 +149,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._handle()
 
-    def _handle(self) -> None:
-        mock = self.server.mock
+    def _receive(self) -> tuple[Any, dict[str, str]]:
+        """Reads and records the request; returns its body (JSON, else text) and headers."""
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:
@@ -158,7 +158,12 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = raw.decode("utf-8", "replace")
         headers = {k.lower(): v for k, v in self.headers.items()}
-        mock._record(Recorded(self.command, self.path, headers, body))
+        self.server.mock._record(Recorded(self.command, self.path, headers, body))
+        return body, headers
+
+    def _handle(self) -> None:
+        mock = self.server.mock
+        body, headers = self._receive()
         try:
             if self.command != "POST" or self.path != "/v1/chat/completions":
                 self._json(404, _error_body(f"mock: no route {self.command} {self.path}", "not_found"))
@@ -311,13 +316,16 @@ def _chunks(body: dict[str, Any], reply: Reply) -> tuple[list[dict[str, Any]], i
 class MockUpstream:
     """An OpenAI-compatible upstream on 127.0.0.1 that records requests and follows a script."""
 
+    # What answers each request; another wire format's mock subclasses both.
+    handler: type[BaseHTTPRequestHandler] = _Handler
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._requests: list[Recorded] = []
         self._script: list[tuple[str | None, Reply | Fail | Raw | Hang]] = []
         self._release = threading.Event()
         self._gate_timeouts = 0
-        self._server = _MockServer(("127.0.0.1", 0), _Handler)
+        self._server = _MockServer(("127.0.0.1", 0), self.handler)
         self._server.mock = self
         self.port: int = self._server.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"

@@ -23,12 +23,12 @@ pub struct Feed {
 }
 
 pub enum Event {
-    /// One chunk in OpenAI's `chat.completion.chunk` shape, usage report included. `usage`: it
-    /// carried a usage report (already accounted), so a writer need not read it again.
-    Chunk { chunk: Value, usage: bool },
+    /// One chunk in OpenAI's `chat.completion.chunk` shape, usage report included. `usage`: the
+    /// usage report it carried (already accounted), so a writer need not read it again.
+    Chunk { chunk: Value, usage: Option<Usage> },
     /// The stream broke after bytes were sent: the status is already 200, so the error travels
-    /// as the last event; the account recorded the status it stands for.
-    Failed(ErrorBody),
+    /// as the last event; the account recorded `status`, the status it stands for.
+    Failed { body: ErrorBody, status: u16 },
 }
 
 impl Feed {
@@ -58,10 +58,7 @@ impl Feed {
                 if usage.is_some() {
                     self.account.usage = usage;
                 }
-                Some(Event::Chunk {
-                    chunk,
-                    usage: usage.is_some(),
-                })
+                Some(Event::Chunk { chunk, usage })
             }
             Some(Err(broken)) => {
                 self.done = true;
@@ -108,6 +105,6 @@ impl Feed {
         self.account
             .stream_failed(&e, cooled.map(|c| c.class.label()));
         self.account.finish(status, Some(&body.error.message));
-        Event::Failed(body)
+        Event::Failed { body, status }
     }
 }

@@ -22,6 +22,7 @@ use crate::dispatch::{self, Outcome, Plan};
 use crate::gateway::Gateway;
 use crate::openai::ChatRequest;
 use crate::routing::{Caller, Decision};
+use axum::response::Response;
 use http::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -112,10 +113,7 @@ impl Ctx {
 
     /// The size and time a body may take under this request's config.
     pub fn body_limits(&self) -> BodyLimits {
-        BodyLimits {
-            max_bytes: self.gw.config.server.max_body_bytes,
-            timeout: self.gw.config.server.body_read_timeout.0,
-        }
+        BodyLimits::of(&self.gw)
     }
 
     /// A request whose body could not be read or understood. A body that stopped arriving, or
@@ -185,15 +183,7 @@ impl Ctx {
         });
         let decided = self.gw.router.decide_for(req, &self.headers, caller).await;
         let Some(mut decision) = decided else {
-            let available: Vec<&str> = self.gw.router.model_names().collect();
-            let mut e = ApiError::not_found(format!(
-                "The model `{}` does not exist on this gateway. Available: {}.",
-                req.model,
-                available.join(", ")
-            ))
-            .with_code("model_not_found");
-            e.body.error.param = Some("model".into());
-            return Err(e);
+            return Err(unknown_model(&self.gw, &req.model));
         };
         let allowed = match &mut self.key {
             Some(k) => k.restrict(&self.gw, &mut decision)?,
@@ -295,6 +285,37 @@ impl Ctx {
             close: false,
             key_headers,
         }
+    }
+}
+
+/// The 404 for a `model` that names nothing this gateway serves, listing what it does.
+pub fn unknown_model(gw: &Gateway, model: &str) -> ApiError {
+    let available: Vec<&str> = gw.router.model_names().collect();
+    let mut e = ApiError::not_found(format!(
+        "The model `{model}` does not exist on this gateway. Available: {}.",
+        available.join(", ")
+    ))
+    .with_code("model_not_found");
+    e.body.error.param = Some("model".into());
+    e
+}
+
+impl Reply {
+    /// The response: `body` writes the answer in the handler's wire format; the gateway's
+    /// headers (routing facts, the key's limits, `connection: close`) are the same for all.
+    pub fn respond(self, body: impl FnOnce(Answer) -> Response) -> Response {
+        let mut resp = body(self.body);
+        let h = resp.headers_mut();
+        if let Some(meta) = &self.meta {
+            meta.write(h);
+        }
+        for (name, value) in &self.key_headers {
+            h.insert(name.clone(), value.clone());
+        }
+        if self.close {
+            h.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
     }
 }
 

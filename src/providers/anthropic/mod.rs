@@ -69,16 +69,41 @@ impl AnthropicProvider {
         })
     }
 
+    /// The configured headers, and the `anthropic-beta` features a Messages client opted into
+    /// (unless the config sets that header itself).
+    fn headers(&self, call: &Call<'_>) -> HeaderMap {
+        let mut h = self.headers.clone();
+        let beta = call
+            .request
+            .anthropic
+            .as_ref()
+            .and_then(|r| r.beta.as_deref());
+        if let Some(v) = beta.and_then(|b| HeaderValue::from_str(b).ok())
+            && !h.contains_key("anthropic-beta")
+        {
+            h.insert("anthropic-beta", v);
+        }
+        h
+    }
+
     pub async fn chat(&self, call: &Call<'_>) -> Result<ChatResponse, ProviderError> {
         let body = request::build(call, false)?;
         let req = self
             .http
             .post(self.url.clone())
-            .headers(self.headers.clone())
+            .headers(self.headers(call))
             .timeout(self.timeout)
             .json(&body);
         let answer = read_json(send(req).await?).await?;
-        response::to_openai(&answer, call.model)
+        let mut resp = response::to_openai(&answer, call.model)?;
+        // A client of the Messages API gets Claude's own message (thinking blocks, citations,
+        // the matched stop sequence), which the chat shape cannot hold.
+        if call.request.anthropic.is_some()
+            && let Some(body) = resp.body.as_object_mut()
+        {
+            body.insert(crate::anthropic::NATIVE.into(), answer);
+        }
+        Ok(resp)
     }
 
     /// The timeout bounds only the wait for response headers: a long answer streamed steadily is
@@ -88,7 +113,7 @@ impl AnthropicProvider {
         let req = self
             .http
             .post(self.url.clone())
-            .headers(self.headers.clone())
+            .headers(self.headers(call))
             .json(&body);
         let resp = tokio::time::timeout(self.timeout, send(req))
             .await
@@ -102,33 +127,7 @@ impl AnthropicProvider {
             resp,
             call.model.to_string(),
             call.stream_usage,
+            call.request.anthropic.is_some(),
         ))
-    }
-}
-
-/// Anthropic's `stop_reason` as an OpenAI `finish_reason`. Unknown future reasons become "stop"
-/// rather than an error: the answer itself is complete and usable.
-fn finish_reason(stop_reason: &str) -> &'static str {
-    match stop_reason {
-        "max_tokens" | "model_context_window_exceeded" => "length",
-        "tool_use" => "tool_calls",
-        "refusal" => "content_filter",
-        // end_turn, stop_sequence, pause_turn and anything newer.
-        _ => "stop",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn maps_stop_reasons_to_finish_reasons() {
-        assert_eq!(finish_reason("end_turn"), "stop");
-        assert_eq!(finish_reason("stop_sequence"), "stop");
-        assert_eq!(finish_reason("max_tokens"), "length");
-        assert_eq!(finish_reason("tool_use"), "tool_calls");
-        assert_eq!(finish_reason("refusal"), "content_filter");
-        assert_eq!(finish_reason("something_new"), "stop");
     }
 }

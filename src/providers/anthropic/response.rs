@@ -1,24 +1,9 @@
 //! Anthropic message → OpenAI `chat.completion`.
 
 use super::super::{ChatResponse, ProviderError};
-use super::finish_reason;
-use crate::openai::{Usage, unix_now};
+use crate::anthropic::{finish_reason, usage};
+use crate::openai::unix_now;
 use serde_json::{Value, json};
-
-/// Anthropic counts cache reads and cache writes separately from `input_tokens`; OpenAI's
-/// `prompt_tokens` includes every prompt token, with cached ones reported as a subset. Summing
-/// them keeps cost accounting and client-side budgets comparable across providers.
-pub(super) fn usage(u: &Value) -> Usage {
-    let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let cache_read = n("cache_read_input_tokens");
-    Usage {
-        prompt_tokens: n("input_tokens")
-            .saturating_add(cache_read)
-            .saturating_add(n("cache_creation_input_tokens")),
-        completion_tokens: n("output_tokens"),
-        cached_tokens: cache_read,
-    }
-}
 
 /// OpenAI's tool call shape for an Anthropic `tool_use` block (the call's `arguments` are a JSON
 /// string, not an object).
@@ -104,6 +89,7 @@ pub(super) fn to_openai(msg: &Value, fallback_model: &str) -> Result<ChatRespons
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::openai::Usage;
     use crate::providers::ErrorKind;
 
     #[test]

@@ -6,15 +6,23 @@
 
 use super::super::sse::{self, SseEvent};
 use super::super::{ChunkStream, ProviderError};
-use super::{finish_reason, response};
+use crate::anthropic::{NATIVE, error_status, finish_reason, usage};
 use crate::openai::unix_now;
 use futures_util::{Stream, StreamExt};
 use reqwest::header::HeaderMap;
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, VecDeque};
 
-pub(super) fn chunks(resp: reqwest::Response, model: String, stream_usage: bool) -> ChunkStream {
-    let translator = Translator::new(model, stream_usage, unix_now());
+/// `native`: the client speaks Anthropic's format, so each event also travels whole (see
+/// [`crate::anthropic::NATIVE`]).
+pub(super) fn chunks(
+    resp: reqwest::Response,
+    model: String,
+    stream_usage: bool,
+    native: bool,
+) -> ChunkStream {
+    let mut translator = Translator::new(model, stream_usage, unix_now());
+    translator.native = native;
     translate(Box::pin(sse::events(resp)), translator)
 }
 
@@ -86,6 +94,8 @@ pub(super) struct Translator {
     tools: HashMap<u64, usize>,
     finished: bool,
     done: bool,
+    /// Each event is also carried whole, on its first chunk or on a chunk of its own.
+    native: bool,
 }
 
 impl Translator {
@@ -100,6 +110,7 @@ impl Translator {
             tools: HashMap::new(),
             finished: false,
             done: false,
+            native: false,
         }
     }
 
@@ -144,18 +155,36 @@ impl Translator {
             ))
         })?;
         let kind = v.get("type").and_then(Value::as_str).unwrap_or(event);
+        let mut out = self.translate(kind, &v)?;
+        if self.native && self.started {
+            match out.first_mut().and_then(Value::as_object_mut) {
+                Some(first) => {
+                    first.insert(NATIVE.into(), v);
+                }
+                None => {
+                    let mut carrier = self.chunk(Value::Null, Value::Null);
+                    carrier["choices"] = json!([]);
+                    carrier[NATIVE] = v;
+                    out.push(carrier);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn translate(&mut self, kind: &str, v: &Value) -> Result<Vec<Value>, ProviderError> {
         match kind {
             "ping" => return Ok(Vec::new()),
-            "error" => return Err(stream_error(&v)),
-            "message_start" => return self.start(&v),
+            "error" => return Err(stream_error(v)),
+            "message_start" => return self.start(v),
             _ => {}
         }
         if !self.started {
             return Err(malformed(kind, "arrived before message_start"));
         }
         match kind {
-            "content_block_start" => self.block_start(&v),
-            "content_block_delta" => self.block_delta(&v),
+            "content_block_start" => self.block_start(v),
+            "content_block_delta" => self.block_delta(v),
             "message_delta" => {
                 self.merge_usage(v.get("usage"));
                 let stop = v
@@ -178,7 +207,7 @@ impl Translator {
                     out.push(self.chunk(json!({}), json!("stop")));
                 }
                 if self.stream_usage {
-                    let usage = response::usage(&Value::Object(self.usage.clone()));
+                    let usage = usage(&Value::Object(self.usage.clone()));
                     out.push(json!({
                         "id": self.id,
                         "object": "chat.completion.chunk",
@@ -309,17 +338,7 @@ fn stream_error(v: &Value) -> ProviderError {
         .and_then(|e| e.get("type"))
         .and_then(Value::as_str)
         .unwrap_or("");
-    let status = match err_type {
-        "invalid_request_error" => 400,
-        "authentication_error" => 401,
-        "permission_error" => 403,
-        "not_found_error" => 404,
-        "request_too_large" => 413,
-        "rate_limit_error" => 429,
-        "timeout_error" => 408,
-        "overloaded_error" => 529,
-        _ => 500,
-    };
+    let status = error_status(err_type);
     let has_message = v
         .get("error")
         .and_then(|e| e.get("message"))

@@ -7,11 +7,13 @@
 //! This file owns the body's assembly and the order its parts are checked in (the first problem
 //! found is the one reported); `params` the top-level settings, `messages` the conversation,
 //! `content` the content parts inside a message, `tools` the tool definitions, the choice among
-//! them, and the calls and results in the conversation. None of them imports anything outside
-//! the provider layer and the OpenAI wire types.
+//! them, and the calls and results in the conversation; `native` a request that arrived in
+//! Anthropic's own format and needs no translation. None of them imports anything outside
+//! the provider layer and the OpenAI and Anthropic wire types.
 
 mod content;
 mod messages;
+mod native;
 mod params;
 mod tools;
 
@@ -32,6 +34,9 @@ fn field<'a>(extra: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
 
 /// Builds the body for `POST /v1/messages`.
 pub(super) fn build(call: &Call<'_>, stream: bool) -> Result<Value, ProviderError> {
+    if let Some(sent) = &call.request.anthropic {
+        return native::body(sent, call, stream);
+    }
     let extra = &call.request.extra;
     params::reject_unsupported(extra)?;
     let (system, messages) = messages::conversation(&call.request.messages)?;

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 /// Sent when neither the client nor the model's config gives a limit. Anthropic requires one, and
 /// 4096 is accepted by every current Claude model.
-const DEFAULT_MAX_TOKENS: u64 = 4096;
+pub(super) const DEFAULT_MAX_TOKENS: u64 = 4096;
 
 /// Fields whose meaning Claude cannot deliver. Silently dropping them would hand the client an
 /// answer that breaks its assumptions (one choice instead of several, free text instead of a
