@@ -3,13 +3,13 @@
 //! tables: the outbound provider (`providers::anthropic`) and the inbound `/v1/messages` handler
 //! (`api::messages`), so the two translations cannot drift apart.
 //!
-//! Wire types only: must not import anything but `openai`.
+//! Wire types only: must not import anything of switchyard's (the usage conversions live on
+//! `openai::Usage`, which every format's counts become).
 
 pub mod request;
 
 pub use request::MessagesRequest;
 
-use crate::openai::Usage;
 use serde_json::{Value, json};
 
 /// Where an Anthropic upstream's own answer travels beside its chat translation, for a client
@@ -41,32 +41,6 @@ pub fn stop_reason(finish_reason: &str) -> &'static str {
         "content_filter" => "refusal",
         _ => "end_turn",
     }
-}
-
-/// Anthropic counts cache reads and cache writes separately from `input_tokens`; OpenAI's
-/// `prompt_tokens` includes every prompt token, with cached ones reported as a subset. Summing
-/// them keeps cost accounting and client-side budgets comparable across providers.
-pub fn usage(u: &Value) -> Usage {
-    let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let cache_read = n("cache_read_input_tokens");
-    Usage {
-        prompt_tokens: n("input_tokens")
-            .saturating_add(cache_read)
-            .saturating_add(n("cache_creation_input_tokens")),
-        completion_tokens: n("output_tokens"),
-        cached_tokens: cache_read,
-    }
-}
-
-/// The inverse of [`usage`]: the cached part of the prompt is reported as cache reads, the rest
-/// as `input_tokens` (a cache write cannot be told apart from uncached input once summed).
-pub fn usage_json(u: Usage) -> Value {
-    json!({
-        "input_tokens": u.prompt_tokens.saturating_sub(u.cached_tokens),
-        "output_tokens": u.completion_tokens,
-        "cache_read_input_tokens": u.cached_tokens,
-        "cache_creation_input_tokens": 0,
-    })
 }
 
 /// The HTTP status Anthropic answers an error type with, for an error that arrived without one
@@ -125,17 +99,6 @@ mod tests {
             assert_eq!(stop_reason(finish_reason(r)), r);
         }
         assert_eq!(stop_reason("function_call"), "tool_use");
-    }
-
-    #[test]
-    fn usage_round_trips_without_cache_writes() {
-        let u = json!({"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 100});
-        let openai = usage(&u);
-        assert_eq!(openai.prompt_tokens, 110);
-        let back = usage_json(openai);
-        assert_eq!(back["input_tokens"], 10);
-        assert_eq!(back["cache_read_input_tokens"], 100);
-        assert_eq!(back["output_tokens"], 5);
     }
 
     #[test]

@@ -219,6 +219,34 @@ impl Usage {
         })
     }
 
+    /// Reads an Anthropic `usage` object. Anthropic counts cache reads and cache writes apart
+    /// from `input_tokens`; OpenAI's `prompt_tokens` includes every prompt token, with cached ones
+    /// reported as a subset. Summing them keeps cost accounting and client-side budgets comparable
+    /// across providers.
+    pub fn from_anthropic(u: &Value) -> Usage {
+        let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let cache_read = n("cache_read_input_tokens");
+        Usage {
+            prompt_tokens: n("input_tokens")
+                .saturating_add(cache_read)
+                .saturating_add(n("cache_creation_input_tokens")),
+            completion_tokens: n("output_tokens"),
+            cached_tokens: cache_read,
+        }
+    }
+
+    /// The inverse of [`Usage::from_anthropic`]: the cached part of the prompt is reported as
+    /// cache reads, the rest as `input_tokens` (a cache write cannot be told apart from uncached
+    /// input once summed).
+    pub fn to_anthropic(self) -> Value {
+        serde_json::json!({
+            "input_tokens": self.prompt_tokens.saturating_sub(self.cached_tokens),
+            "output_tokens": self.completion_tokens,
+            "cache_read_input_tokens": self.cached_tokens,
+            "cache_creation_input_tokens": 0,
+        })
+    }
+
     pub fn total(&self) -> u64 {
         self.prompt_tokens + self.completion_tokens
     }
@@ -242,4 +270,22 @@ pub fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Usage;
+    use serde_json::json;
+
+    #[test]
+    fn anthropic_usage_round_trips_without_cache_writes() {
+        let u = json!({"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 100});
+        let ours = Usage::from_anthropic(&u);
+        assert_eq!(ours.prompt_tokens, 110);
+        assert_eq!(ours.cached_tokens, 100);
+        let back = ours.to_anthropic();
+        assert_eq!(back["input_tokens"], 10);
+        assert_eq!(back["cache_read_input_tokens"], 100);
+        assert_eq!(back["output_tokens"], 5);
+    }
 }

@@ -3,7 +3,7 @@
 //!
 //! Must not import `providers`: the tables it shares with them live in `crate::anthropic`.
 
-use crate::anthropic::{NATIVE, stop_reason, usage_json};
+use crate::anthropic::{NATIVE, stop_reason};
 use crate::openai::Usage;
 use serde_json::{Value, json};
 
@@ -79,7 +79,7 @@ pub fn to_message(body: &Value, requested_model: &str) -> Value {
         "content": content,
         "stop_reason": stop_reason(finish),
         "stop_sequence": null,
-        "usage": usage_json(usage),
+        "usage": usage.to_anthropic(),
     })
 }
 

@@ -12,7 +12,7 @@
 use super::super::pipeline::{Event, Feed};
 use super::super::sse;
 use super::response::message_id;
-use crate::anthropic::{NATIVE, error_body, error_type, stop_reason, usage_json};
+use crate::anthropic::{NATIVE, error_body, error_type, stop_reason};
 use crate::openai::{ErrorBody, Usage};
 use axum::response::Response;
 use bytes::Bytes;
@@ -193,7 +193,7 @@ impl Translator {
         out.push(json!({
             "type": "message_delta",
             "delta": { "stop_reason": self.stop.unwrap_or("end_turn"), "stop_sequence": null },
-            "usage": usage_json(usage),
+            "usage": usage.to_anthropic(),
         }));
         out.push(json!({ "type": "message_stop" }));
         out

@@ -1,8 +1,8 @@
 //! Anthropic message → OpenAI `chat.completion`.
 
 use super::super::{ChatResponse, ProviderError};
-use crate::anthropic::{finish_reason, usage};
-use crate::openai::unix_now;
+use crate::anthropic::finish_reason;
+use crate::openai::{Usage, unix_now};
 use serde_json::{Value, json};
 
 /// OpenAI's tool call shape for an Anthropic `tool_use` block (the call's `arguments` are a JSON
@@ -63,7 +63,10 @@ pub(super) fn to_openai(msg: &Value, fallback_model: &str) -> Result<ChatRespons
         message["tool_calls"] = Value::Array(tool_calls);
     }
 
-    let usage = msg.get("usage").filter(|u| u.is_object()).map(usage);
+    let usage = msg
+        .get("usage")
+        .filter(|u| u.is_object())
+        .map(Usage::from_anthropic);
     let finish = msg
         .get("stop_reason")
         .and_then(Value::as_str)

@@ -6,8 +6,8 @@
 
 use super::super::sse::{self, SseEvent};
 use super::super::{ChunkStream, ProviderError};
-use crate::anthropic::{NATIVE, error_status, finish_reason, usage};
-use crate::openai::unix_now;
+use crate::anthropic::{NATIVE, error_status, finish_reason};
+use crate::openai::{Usage, unix_now};
 use futures_util::{Stream, StreamExt};
 use reqwest::header::HeaderMap;
 use serde_json::{Map, Value, json};
@@ -207,7 +207,7 @@ impl Translator {
                     out.push(self.chunk(json!({}), json!("stop")));
                 }
                 if self.stream_usage {
-                    let usage = usage(&Value::Object(self.usage.clone()));
+                    let usage = Usage::from_anthropic(&Value::Object(self.usage.clone()));
                     out.push(json!({
                         "id": self.id,
                         "object": "chat.completion.chunk",
