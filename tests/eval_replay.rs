@@ -309,6 +309,65 @@ routing:
     switchyard::config::Config::from_yaml(&edited, "t.yaml").unwrap();
 }
 
+/// Without `--method` (and without a table) each fold's training prompts choose the method, and
+/// the report says which; a method named is used in every fold.
+#[test]
+fn the_method_is_chosen_on_the_training_folds_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    // Twenty prompts of the fixture's two kinds (eight hard, twelve easy), enough for the
+    // cross-validation inside each fold's training prompts.
+    let rows: Vec<String> = std::fs::read_to_string(fixture(dir.path()))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut text = String::new();
+    for copy in 0..2 {
+        for line in &rows {
+            let mut row: Value = serde_json::from_str(line).unwrap();
+            row["id"] = json!(format!("{}/{copy}", row["id"].as_str().unwrap()));
+            text.push_str(&format!("{row}\n"));
+        }
+    }
+    let file = dir.path().join("twenty.jsonl");
+    std::fs::write(&file, text).unwrap();
+    // Three folds keep the inner cross-validations few in a debug build.
+    let e = eval_json(&["--test", file.to_str().unwrap(), "--k", "3", "--folds", "3"]);
+    let per_fold: Vec<&str> = e["method_per_fold"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert_eq!(per_fold.len(), 3, "{e}");
+    assert!(
+        per_fold
+            .iter()
+            .all(|m| ["knn", "linear", "ensemble"].contains(m)),
+        "{per_fold:?}"
+    );
+    let method = e["method"].as_str().unwrap();
+    assert!(method.starts_with("auto: "), "{method}");
+    assert!(per_fold.iter().all(|m| method.contains(m)), "{method}");
+    // The kinds are separable: whichever method the folds chose ranks near the oracle (0.8),
+    // far from random (0.5).
+    let two = &e["two_model"];
+    assert!(two["apgr"].as_f64().unwrap() > 0.7, "{two}");
+
+    let e = eval_json(&[
+        "--test",
+        file.to_str().unwrap(),
+        "--k",
+        "3",
+        "--folds",
+        "3",
+        "--method",
+        "ensemble",
+    ]);
+    assert_eq!(e["method"], "ensemble");
+    assert_eq!(e["method_per_fold"], json!(vec!["ensemble"; 3]));
+}
+
 #[test]
 fn a_public_set_end_to_end() {
     let file =

@@ -121,6 +121,30 @@ async fn neighbours_that_succeed_cheaply_keep_a_request_cheap_and_failures_send_
 }
 
 #[tokio::test]
+async fn the_ensemble_method_and_the_category_weight_route_by_the_outcomes() {
+    let mock = Mock::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("outcomes.jsonl");
+    std::fs::write(&file, outcomes(1.0, 0.0)).unwrap();
+    let yaml = table(&mock.url(), &file, "").replace(
+        "    k: 4\n",
+        "    k: 4\n    method: ensemble\n    category_weight: 1.0\n",
+    );
+    let gw = Gateway::start(&yaml).await;
+    let (tier, route) = tier_of(&gw, "Translate 'good night' into Spanish").await;
+    assert_eq!(tier, "budget", "{route}");
+    let (tier, route) = tier_of(&gw, "Prove that the square root of three is irrational").await;
+    assert_eq!(tier, "premium", "{route}");
+    // With the category's record alone deciding, a translation sent as a proof goes up.
+    let body = json!({"model": "auto",
+        "messages": [{"role": "user", "content": "Translate 'good night' into Spanish"}],
+        "metadata": {"task_type": "proof"}});
+    let resp = post(&gw, &body).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-switchyard-tier"], "premium");
+}
+
+#[tokio::test]
 async fn a_reload_with_new_outcomes_changes_the_decision() {
     let mock = Mock::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -259,4 +283,11 @@ async fn config_errors_name_the_line_and_key() {
     let err = switchyard::config::Config::from_yaml(&yaml, "t.yaml").unwrap_err();
     assert_eq!(err.path, "routing.learned.tiers.mid");
     assert!(err.message.contains("unknown tier `mid`"), "{err}");
+
+    // `auto` is for `switchyard eval`, which prints the method to write here.
+    let yaml = table("http://127.0.0.1:9/v1", &file, "")
+        .replace("    k: 4\n", "    k: 4\n    method: auto\n");
+    let err = switchyard::config::Config::from_yaml(&yaml, "t.yaml").unwrap_err();
+    assert!(err.to_string().contains("method"), "{err}");
+    assert!(err.to_string().contains("ensemble"), "{err}");
 }

@@ -31,6 +31,12 @@ pub struct LearnedConfig {
     /// half the data.
     #[serde(default)]
     pub ignore_models: Vec<String>,
+    /// Weight of a request's task type's recorded mean against the prompt's own prediction,
+    /// when the request names one (`metadata.task_type`) that the outcome files have as a
+    /// `category`: 0 ignores the category, 1 routes by it alone. `switchyard eval --method auto`
+    /// reports the weight the data prefers.
+    #[serde(default = "default_category_weight")]
+    pub category_weight: f32,
     /// Neighbours consulted per request (the `knn` method, and the nearest prompts shown by
     /// `switchyard route`).
     #[serde(default = "default_k")]
@@ -50,11 +56,16 @@ fn default_bar() -> Spanned<f64> {
     let loc = serde_saphyr::Location::UNKNOWN;
     Spanned::new(DEFAULT_BAR, loc, loc)
 }
+fn default_category_weight() -> f32 {
+    DEFAULT_CATEGORY_WEIGHT
+}
 fn default_k() -> usize {
     DEFAULT_K
 }
 
 pub const DEFAULT_BAR: f64 = 0.9;
+/// A task type's history is the steadier signal, the prompt tells cases apart within it.
+pub const DEFAULT_CATEGORY_WEIGHT: f32 = 0.6;
 pub const DEFAULT_K: usize = 24;
 
 /// How each tier's score is predicted.
@@ -63,9 +74,13 @@ pub const DEFAULT_K: usize = 24;
 pub enum LearnedMethod {
     /// Similarity-weighted mean score of the `k` most similar recorded prompts.
     Knn,
-    /// A logistic model per model on the embedding, blended with the neighbours' mean.
+    /// A logistic model per model on the embedding and the prompt's difficulty features.
     #[default]
     Linear,
+    /// The mean of the `knn` and `linear` predictions: the neighbours' record and the weights'
+    /// trend err in different places, so their average ranks prompts better than either on
+    /// most data.
+    Ensemble,
 }
 
 impl LearnedMethod {
@@ -73,7 +88,19 @@ impl LearnedMethod {
         match self {
             LearnedMethod::Knn => "knn",
             LearnedMethod::Linear => "linear",
+            LearnedMethod::Ensemble => "ensemble",
         }
+    }
+
+    /// Whether the method reads the nearest neighbours (and so every recorded vector) for each
+    /// prediction.
+    pub fn uses_neighbours(self) -> bool {
+        matches!(self, LearnedMethod::Knn | LearnedMethod::Ensemble)
+    }
+
+    /// Whether the method trains the logistic weights.
+    pub fn uses_weights(self) -> bool {
+        matches!(self, LearnedMethod::Linear | LearnedMethod::Ensemble)
     }
 }
 

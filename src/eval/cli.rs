@@ -1,6 +1,6 @@
 //! `switchyard eval` on the command line: flags → [`Options`](super::Options), outputs written.
 
-use super::Options;
+use super::{MethodChoice, Options};
 use crate::config::{BarKind, EmbedderConfig, EmbedderKind, LearnedMethod};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +23,8 @@ pub struct EvalArgs {
     pub folds: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// How the learned layer predicts (default: the table's method; without a table, `auto`:
+    /// each fold's training prompts choose among knn, linear and ensemble).
     #[arg(long, value_enum)]
     pub method: Option<MethodArg>,
     #[arg(long, value_enum)]
@@ -64,6 +66,8 @@ pub struct EvalArgs {
 pub enum MethodArg {
     Knn,
     Linear,
+    Ensemble,
+    Auto,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -113,8 +117,10 @@ impl EvalArgs {
             folds: self.folds,
             seed: self.seed,
             method: self.method.map(|m| match m {
-                MethodArg::Knn => LearnedMethod::Knn,
-                MethodArg::Linear => LearnedMethod::Linear,
+                MethodArg::Knn => MethodChoice::Fixed(LearnedMethod::Knn),
+                MethodArg::Linear => MethodChoice::Fixed(LearnedMethod::Linear),
+                MethodArg::Ensemble => MethodChoice::Fixed(LearnedMethod::Ensemble),
+                MethodArg::Auto => MethodChoice::Auto,
             }),
             bar_kind: self.bar_kind.map(|b| match b {
                 BarKindArg::ShareOfBest => BarKind::ShareOfBest,

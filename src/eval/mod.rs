@@ -40,8 +40,9 @@ pub struct Options {
     pub train: Vec<PathBuf>,
     pub folds: usize,
     pub seed: u64,
-    /// Overrides of the learned layer's settings (or its defaults, without a table).
-    pub method: Option<LearnedMethod>,
+    /// Overrides of the learned layer's settings (or its defaults, without a table). No method:
+    /// the table's, or without a table `auto`.
+    pub method: Option<MethodChoice>,
     pub bar_kind: Option<BarKind>,
     pub k: Option<usize>,
     pub embedder: Option<EmbedderConfig>,
@@ -52,6 +53,52 @@ pub struct Options {
     /// (`responses`): without a table, agreement cascades offered to the learned layer; with
     /// one, the table's own `routing.cascade`.
     pub cascade: bool,
+}
+
+/// The learned layer's method in an evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodChoice {
+    Fixed(LearnedMethod),
+    /// Each fold's training prompts choose among [`AUTO_METHODS`] by the cross-validation that
+    /// also chooses the operating point: the method whose curve is best there (see
+    /// [`method_merit`]) is trained on the fold and replayed on its test prompts.
+    Auto,
+}
+
+/// The methods `auto` chooses among.
+pub const AUTO_METHODS: [LearnedMethod; 3] = [
+    LearnedMethod::Knn,
+    LearnedMethod::Linear,
+    LearnedMethod::Ensemble,
+];
+
+/// `knn`, or with `auto` what the folds chose: `auto: linear` (every fold the same) or
+/// `auto: knn ×2, linear ×3`; `weighted`: with the category weight, where it was chosen too.
+fn describe_methods(auto: bool, weighted: bool, per_fold: &[Variant]) -> String {
+    let name = |v: &Variant| {
+        if weighted {
+            format!(
+                "{} (category weight {})",
+                v.method.as_str(),
+                v.category_weight
+            )
+        } else {
+            v.method.as_str().to_string()
+        }
+    };
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for v in per_fold {
+        *counts.entry(name(v)).or_default() += 1;
+    }
+    if !auto {
+        return counts.into_keys().next().unwrap_or_default();
+    }
+    let parts: Vec<String> = if counts.len() == 1 {
+        counts.into_keys().collect()
+    } else {
+        counts.iter().map(|(m, n)| format!("{m} ×{n}")).collect()
+    };
+    format!("auto: {}", parts.join(", "))
 }
 
 /// One candidate: a tier of the table (or, without a table, a model of the outcome files), and
@@ -76,7 +123,13 @@ pub struct Evaluation {
     /// `in-domain (k-fold cross-validation)` or `held-out`.
     pub setting: String,
     pub folds: Option<usize>,
+    /// The method used; with `auto`, the one chosen and how (`auto: linear`), or per fold.
     pub method: String,
+    /// The method each fold's training prompts chose (all the same unless `auto`).
+    pub method_per_fold: Vec<&'static str>,
+    /// The weight of the category's record each fold used (chosen under `auto` where the prompts
+    /// have categories).
+    pub category_weight_per_fold: Vec<f64>,
     pub embedder: String,
     pub bar_kind: String,
     /// Candidates, cheapest first.
@@ -196,10 +249,32 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
         .clone()
         .or_else(|| table_learned.as_ref().map(|l| l.embedder.clone()))
         .unwrap_or_default();
-    let method = o
-        .method
-        .or(table_learned.as_ref().map(|l| l.method))
-        .unwrap_or_default();
+    // Without a method named, a table's own; without a table, the one the training folds prefer.
+    let table_weight = table_learned
+        .as_ref()
+        .map_or(learned::CATEGORY_WEIGHT, |l| l.category_weight);
+    let fixed_variant = |method| {
+        vec![Variant {
+            method,
+            category_weight: table_weight,
+        }]
+    };
+    let auto = match o.method {
+        Some(MethodChoice::Fixed(_)) => false,
+        Some(MethodChoice::Auto) => true,
+        None => table_learned.is_none(),
+    };
+    let mut variants: Vec<Variant> = match o.method {
+        Some(MethodChoice::Fixed(m)) => fixed_variant(m),
+        _ if !auto => fixed_variant(table_learned.as_ref().map(|l| l.method).unwrap_or_default()),
+        _ => AUTO_METHODS
+            .iter()
+            .map(|&method| Variant {
+                method,
+                category_weight: table_weight,
+            })
+            .collect(),
+    };
     let bar_kind = o
         .bar_kind
         .or(table_learned.as_ref().map(|l| l.bar_kind))
@@ -277,6 +352,26 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
     }
     let test = align(&test, &models);
     let train = align(&train, &models);
+    // Where the prompts fall in several categories, `auto` also chooses how much a category's
+    // record counts (with one, it would only shrink every prediction by the same amount).
+    let distinct: HashSet<&str> = train
+        .categories
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    let weighted = auto && distinct.len() > 1;
+    if weighted {
+        variants = variants
+            .iter()
+            .flat_map(|v| {
+                AUTO_CATEGORY_WEIGHTS.iter().map(move |&w| Variant {
+                    method: v.method,
+                    category_weight: w,
+                })
+            })
+            .collect();
+    }
     let mut notes = Vec::new();
 
     // Candidates: the table's tiers mapped to outcome models, or every model.
@@ -407,6 +502,7 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
 
     let mut plans: Vec<Plan> = fixed.iter().map(|f| Plan::Fixed(f.unwrap_or(0))).collect();
     let mut per_fold_bars = Vec::new();
+    let mut per_fold_variants: Vec<Variant> = Vec::new();
     let mut selected_tier: Vec<usize> = vec![0; test.len()];
     let mut top: Vec<Option<usize>> = vec![None; test.len()];
     let groups: Vec<Vec<usize>> = if in_domain {
@@ -580,35 +676,13 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
         let fold_default = default_idx.and_then(|d| order.iter().position(|&t| t == d));
         let tier_cols: Vec<Vec<usize>> =
             fold_candidates.iter().map(|c| c.columns.clone()).collect();
-        if needs_learned {
-            let predictor = Predictor::train(fold_train.clone(), method, k);
-            for &i in group {
-                if fixed[i].is_some() {
-                    continue;
-                }
-                plans[i] = match plan_for(
-                    &predictor,
-                    test.vector(i),
-                    test.lengths[i],
-                    test.categories[i].as_deref(),
-                    &tier_cols,
-                    min_similarity,
-                    default_idx,
-                ) {
-                    Plan::Learned(p) if bar_kind == BarKind::Value => {
-                        Plan::Priced(p, order.clone(), fold_costs.clone())
-                    }
-                    Plan::Learned(p) if cascades.is_some() => Plan::Ranked(p, order.clone()),
-                    p => p,
-                };
-            }
-        }
-        // The operating point, chosen on this fold's training rows by cross-validation inside them.
-        let bar = choose_on_train(
+        // The operating point (and, with `auto`, the method), chosen on this fold's training rows
+        // by cross-validation inside them.
+        let (bar, fold_variant) = choose_on_train(
             &fold_train,
             &fold_candidates,
             &fold_single,
-            method,
+            &variants,
             k,
             bar_kind,
             folds,
@@ -620,6 +694,34 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
             train_cascade,
         )?;
         per_fold_bars.push(bar);
+        per_fold_variants.push(fold_variant);
+        if needs_learned {
+            let predictor = Predictor::train(fold_train.clone(), fold_variant.method, k);
+            for &i in group {
+                if fixed[i].is_some() {
+                    continue;
+                }
+                let plan = plans_for(
+                    &predictor,
+                    &[fold_variant],
+                    test.vector(i),
+                    test.features(i),
+                    test.categories[i].as_deref(),
+                    &tier_cols,
+                    min_similarity,
+                    default_idx,
+                )
+                .pop()
+                .unwrap_or(Plan::Fixed(0));
+                plans[i] = match plan {
+                    Plan::Learned(p) if bar_kind == BarKind::Value => {
+                        Plan::Priced(p, order.clone(), fold_costs.clone())
+                    }
+                    Plan::Learned(p) if cascades.is_some() => Plan::Ranked(p, order.clone()),
+                    p => p,
+                };
+            }
+        }
         // The top end of the curve: the single candidate with the best record on this fold's
         // training prompts.
         let best = best_on(&fold_train, &candidates[..singles_n]);
@@ -838,7 +940,15 @@ pub async fn evaluate(o: &Options) -> Result<Evaluation, String> {
             "held-out (trained on --train, tested on --test)".into()
         },
         folds: in_domain.then_some(folds),
-        method: method.as_str().into(),
+        method: describe_methods(auto, weighted, &per_fold_variants),
+        method_per_fold: per_fold_variants
+            .iter()
+            .map(|v| v.method.as_str())
+            .collect(),
+        category_weight_per_fold: per_fold_variants
+            .iter()
+            .map(|v| f64::from(v.category_weight))
+            .collect(),
         embedder: embedder.name().into(),
         bar_kind: match bar_kind {
             BarKind::ShareOfBest => "share-of-best".into(),
@@ -1067,7 +1177,7 @@ fn concat(mut a: Dataset, b: Dataset) -> Dataset {
     a.ids.extend(b.ids);
     a.previews.extend(b.previews);
     a.categories.extend(b.categories);
-    a.lengths.extend(b.lengths);
+    a.features.extend(b.features);
     a.scores.extend(b.scores);
     a.costs.extend(b.costs);
     a.vectors.extend(b.vectors);
@@ -1108,6 +1218,7 @@ fn no_learned_config() -> crate::config::LearnedConfig {
         tiers: BTreeMap::new(),
         ignore_models: Vec::new(),
         k: crate::config::DEFAULT_K,
+        category_weight: crate::config::DEFAULT_CATEGORY_WEIGHT,
         min_similarity: None,
         cache: crate::config::CacheSetting::Off,
     }
@@ -1232,28 +1343,62 @@ async fn fixed_decision(
     }
 }
 
-fn plan_for(
+/// A way of predicting that `auto` compares: a method and the weight of the category's record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Variant {
+    pub method: LearnedMethod,
+    pub category_weight: f32,
+}
+
+/// Category weights `auto` tries where the prompts have categories.
+const AUTO_CATEGORY_WEIGHTS: [f32; 4] = [0.0, 0.3, 0.6, 0.9];
+
+/// One plan per variant (see [`Predictor::predict_methods`]).
+#[allow(clippy::too_many_arguments)]
+fn plans_for(
     predictor: &Predictor,
+    variants: &[Variant],
     v: &[f32],
-    length: f32,
+    features: &[f32],
     category: Option<&str>,
     tier_cols: &[Vec<usize>],
     min_similarity: f32,
     default_idx: Option<usize>,
-) -> Plan {
+) -> Vec<Plan> {
     let look = usize::from(min_similarity.is_finite());
-    let p = predictor.predict_with(v, length, category, look);
-    if p.nearest < min_similarity {
-        if let Some(d) = default_idx {
-            return Plan::Fixed(d);
+    let mut methods: Vec<LearnedMethod> = Vec::new();
+    for x in variants {
+        if !methods.contains(&x.method) {
+            methods.push(x.method);
         }
     }
-    Plan::Learned(
-        tier_cols
-            .iter()
-            .map(|c| learned::tier_score(&p.scores, c))
-            .collect(),
-    )
+    let (all, nearest, _) = predictor.predict_methods(v, features, category, look, &methods, None);
+    variants
+        .iter()
+        .map(|x| {
+            if nearest < min_similarity {
+                if let Some(d) = default_idx {
+                    return Plan::Fixed(d);
+                }
+            }
+            let m = methods.iter().position(|&m| m == x.method).unwrap_or(0);
+            let scores = predictor.blend(&all[m], category, x.category_weight);
+            Plan::Learned(
+                tier_cols
+                    .iter()
+                    .map(|c| learned::tier_score(&scores, c))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// What the predictor is trained as to serve every variant at once.
+fn training_method(variants: &[Variant]) -> LearnedMethod {
+    match variants.first() {
+        Some(first) if variants.iter().all(|v| v.method == first.method) => first.method,
+        _ => LearnedMethod::Ensemble,
+    }
 }
 
 /// Fold of each prompt: a hash of its id and the seed, so folds do not depend on file order.
@@ -1271,16 +1416,17 @@ fn fold_assignment(ids: &[String], folds: usize, seed: u64) -> Vec<usize> {
     out
 }
 
-/// The bar to deploy, chosen on `train` alone: its prompts are predicted by cross-validation
-/// ([`INNER_REPEATS`] times, with other folds each time), the bar swept over all those
-/// predictions, and the cheapest point whose quality is within one standard error of the best
-/// single candidate (on these prompts) taken.
+/// The bar to deploy, and the method, chosen on `train` alone: its prompts are predicted by
+/// cross-validation ([`INNER_REPEATS`] times, with other folds each time) by every method in
+/// `methods`, the one whose curve over those predictions is best ([`method_merit`]) kept, its bar
+/// swept, and the cheapest point whose quality is within one standard error of the best single
+/// candidate (on these prompts) taken.
 #[allow(clippy::too_many_arguments)]
 fn choose_on_train(
     train: &Dataset,
     candidates: &[Candidate],
     is_single: &[bool],
-    method: LearnedMethod,
+    variants: &[Variant],
     k: usize,
     kind: BarKind,
     folds: usize,
@@ -1293,7 +1439,11 @@ fn choose_on_train(
         &table_cascade::Replay,
         &HashMap<&str, &crate::outcomes::Outcome>,
     )>,
-) -> Result<f64, String> {
+) -> Result<(f64, Variant), String> {
+    let first = variants.first().copied().unwrap_or(Variant {
+        method: LearnedMethod::default(),
+        category_weight: learned::CATEGORY_WEIGHT,
+    });
     let usable: Vec<usize> = (0..train.len())
         .filter(|&i| {
             candidates
@@ -1302,7 +1452,7 @@ fn choose_on_train(
         })
         .collect();
     if usable.len() < folds * 2 {
-        return Ok(crate::config::DEFAULT_BAR);
+        return Ok((crate::config::DEFAULT_BAR, first));
     }
     let data = train.subset(&usable);
     let tier_cols: Vec<Vec<usize>> = candidates.iter().map(|c| c.columns.clone()).collect();
@@ -1310,22 +1460,26 @@ fn choose_on_train(
     // with other folds; the curve swept over all of them is the mean of the repeats' curves.
     let repeats = INNER_REPEATS;
     let n = data.len();
-    let mut plans = vec![Plan::Fixed(0); n * repeats];
+    let mut plans = vec![vec![Plan::Fixed(0); n * repeats]; variants.len()];
     for r in 0..repeats {
         let fold_of = fold_assignment(&data.ids, folds, seed.wrapping_add(1 + r as u64));
         for f in 0..folds {
             let inner: Vec<usize> = (0..n).filter(|&i| fold_of[i] != f).collect();
-            let predictor = Predictor::train(data.subset(&inner), method, k);
+            let predictor = Predictor::train(data.subset(&inner), training_method(variants), k);
             for i in (0..n).filter(|&i| fold_of[i] == f) {
-                plans[r * n + i] = plan_for(
+                let per_method = plans_for(
                     &predictor,
+                    variants,
                     data.vector(i),
-                    data.lengths[i],
+                    data.features(i),
                     data.categories[i].as_deref(),
                     &tier_cols,
                     min_similarity,
                     default_idx,
                 );
+                for (m, p) in per_method.into_iter().enumerate() {
+                    plans[m][r * n + i] = p;
+                }
             }
         }
     }
@@ -1354,15 +1508,12 @@ fn choose_on_train(
             .map(|t| costs.iter().map(|r| r[t]).sum::<f64>() / costs.len().max(1) as f64)
             .collect();
         let identity: Vec<usize> = (0..candidates.len()).collect();
-        for p in &mut plans {
+        for p in plans.iter_mut().flatten() {
             if let Plan::Learned(pred) = p {
                 *p = Plan::Priced(std::mem::take(pred), identity.clone(), per_call.clone());
             }
         }
     }
-    let mut order: Vec<usize> = (0..candidates.len()).collect();
-    let mean = |t: usize| costs.iter().map(|r| r[t]).sum::<f64>();
-    order.sort_by(|&a, &b| mean(a).total_cmp(&mean(b)));
     let mut served: Vec<Vec<Served>> = (0..data.len())
         .map(|i| {
             (0..candidates.len())
@@ -1395,32 +1546,100 @@ fn choose_on_train(
         }
     }
     let served: Vec<Vec<Served>> = (0..repeats).flat_map(|_| served.iter().cloned()).collect();
-    let mut points = sweep::sweep(&plans, &served, kind, candidates.len() - 1);
     let singles: Vec<Candidate> = candidates
         .iter()
         .zip(is_single)
         .filter(|(_, s)| **s)
         .map(|(c, _)| c.clone())
         .collect();
-    // The top end, as on the test prompts: the best single candidate of these prompts.
-    if let Some(best) = best_on(&data, &singles) {
-        let at = candidates
-            .iter()
-            .position(|c| c.name == singles[best].name)
-            .unwrap_or(best);
-        let top: Vec<Option<usize>> = plans
-            .iter()
-            .map(|p| (!matches!(p, Plan::Fixed(_))).then_some(at))
-            .collect();
-        points.push(sweep::top_point(
-            &plans,
-            &served,
-            &top,
-            kind,
-            candidates.len() - 1,
-        ));
+    let strong = candidates.len() - 1;
+    let curve_of = |plans: &[Plan]| {
+        let mut points = sweep::sweep(plans, &served, kind, strong);
+        // The top end, as on the test prompts: the best single candidate of these prompts.
+        if let Some(best) = best_on(&data, &singles) {
+            let at = candidates
+                .iter()
+                .position(|c| c.name == singles[best].name)
+                .unwrap_or(best);
+            let top: Vec<Option<usize>> = plans
+                .iter()
+                .map(|p| (!matches!(p, Plan::Fixed(_))).then_some(at))
+                .collect();
+            points.push(sweep::top_point(plans, &served, &top, kind, strong));
+        }
+        points
+    };
+    let curves: Vec<Vec<Point>> = plans.iter().map(|p| curve_of(p)).collect();
+    let single_points: Vec<(f64, f64)> = (0..candidates.len())
+        .filter(|&t| is_single.get(t).copied().unwrap_or(true))
+        .map(|t| {
+            let q = served.iter().map(|r| r[t].quality).sum::<f64>() / served.len().max(1) as f64;
+            let c = served.iter().map(|r| r[t].cost).sum::<f64>();
+            (c, q)
+        })
+        .collect();
+    let chosen = (0..variants.len())
+        .max_by(|&a, &b| {
+            method_merit(&curves[a], &single_points, best_single, candidates.len())
+                .partial_cmp(&method_merit(
+                    &curves[b],
+                    &single_points,
+                    best_single,
+                    candidates.len(),
+                ))
+                .unwrap_or(std::cmp::Ordering::Equal)
+                // The earlier variant of equal merit (max_by keeps the last of equals).
+                .then(b.cmp(&a))
+        })
+        .unwrap_or(0);
+    let bar =
+        curve::cheapest_reaching(&curves[chosen], best_single).map_or(sweep::TOP, |p| p.point);
+    Ok((bar, variants.get(chosen).copied().unwrap_or(first)))
+}
+
+/// How good a method's cross-validated curve is, for `auto` (higher is better). With two
+/// candidates, the APGR of the curve, the measure the two-model report leads with. With more,
+/// what the operating point is chosen for: the cost of the cheapest point within one standard
+/// error of the best single candidate (`bound`), lower better; curves that reach it beat those
+/// that do not, and between equals (or those that never reach it) the mean quality over the
+/// cost range of the single candidates (`singles`: their (cost, quality)) decides.
+fn method_merit(
+    points: &[Point],
+    singles: &[(f64, f64)],
+    bound: f64,
+    candidates: usize,
+) -> (f64, f64) {
+    let (lo, hi) = singles
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), s| {
+            (lo.min(s.0), hi.max(s.0))
+        });
+    let floor = singles
+        .iter()
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map_or(0.0, |s| s.1);
+    if let ([a, b], 2) = (singles, candidates) {
+        let (weak, strong) = if a.0 <= b.0 { (a, b) } else { (b, a) };
+        return (
+            curve::apgr(&curve::pgr_curve(points, weak.1, strong.1)),
+            0.0,
+        );
     }
-    Ok(curve::cheapest_reaching(&points, best_single).map_or(sweep::TOP, |p| p.point))
+    let front = curve::frontier(points);
+    let steps = 100;
+    let area = if hi > lo {
+        (0..=steps)
+            .map(|j| {
+                let c = lo + (hi - lo) * f64::from(j) / f64::from(steps);
+                curve::quality_at(&front, c).unwrap_or(floor).max(floor)
+            })
+            .sum::<f64>()
+            / f64::from(steps + 1)
+    } else {
+        0.0
+    };
+    let reach = curve::cheapest_reaching(points, bound).map_or(f64::NEG_INFINITY, |p| -p.cost_usd);
+    (reach, area)
 }
 
 /// Repeats of the cross-validation inside the training data that chooses the operating point:
@@ -1506,4 +1725,61 @@ fn thin_pairs(v: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
         return v.to_vec();
     }
     (0..max).map(|j| v[j * (v.len() - 1) / (max - 1)]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pt(cost: f64, quality: f64, strong_share: f64) -> Point {
+        Point {
+            point: 0.0,
+            quality,
+            cost_usd: cost,
+            strong_share,
+        }
+    }
+
+    #[test]
+    fn auto_prefers_the_method_whose_training_curve_is_better() {
+        // Two models (weak 0.5 at cost 1, strong 1.0 at cost 10): a curve that recovers the gap
+        // early beats one that climbs like random routing.
+        let singles = [(1.0, 0.5), (10.0, 1.0)];
+        let early = [pt(1.0, 0.5, 0.0), pt(3.0, 0.9, 0.2), pt(10.0, 1.0, 1.0)];
+        let random = [pt(1.0, 0.5, 0.0), pt(10.0, 1.0, 1.0)];
+        let m = |p: &[Point]| method_merit(p, &singles, 0.95, 2);
+        assert!(m(&early) > m(&random), "{:?} {:?}", m(&early), m(&random));
+        assert!((m(&random).0 - 0.5).abs() < 1e-9);
+        // More models: the cheaper point within reach of the best wins; one that never reaches
+        // it loses whatever its area.
+        let (s3, bound) = ([(1.0, 0.5), (5.0, 0.7), (10.0, 1.0)], 0.95);
+        let m3 = |p: &[Point]| method_merit(p, &s3, bound, 3);
+        let cheap = [pt(1.0, 0.5, 0.0), pt(4.0, 0.96, 0.3)];
+        let dear = [pt(1.0, 0.5, 0.0), pt(2.0, 0.94, 0.1), pt(8.0, 0.96, 0.7)];
+        let never = [pt(1.0, 0.9, 0.0), pt(2.0, 0.94, 0.1)];
+        assert!(m3(&cheap) > m3(&dear));
+        assert!(m3(&dear) > m3(&never));
+    }
+
+    #[test]
+    fn the_report_names_the_method_auto_chose() {
+        use LearnedMethod::{Ensemble, Knn, Linear};
+        let v = |method, category_weight| Variant {
+            method,
+            category_weight,
+        };
+        assert_eq!(describe_methods(false, false, &[v(Knn, 0.6); 2]), "knn");
+        assert_eq!(
+            describe_methods(true, false, &[v(Linear, 0.6); 2]),
+            "auto: linear"
+        );
+        assert_eq!(
+            describe_methods(
+                true,
+                true,
+                &[v(Ensemble, 0.3), v(Knn, 0.6), v(Ensemble, 0.3)]
+            ),
+            "auto: ensemble (category weight 0.3) ×2, knn (category weight 0.6) ×1"
+        );
+    }
 }

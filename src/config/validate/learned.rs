@@ -51,6 +51,10 @@ pub(super) fn check(c: &Config, ck: &Checker<'_>) -> Result<(), ConfigError> {
             format!("{b} is outside 0.0–1.0 (scores and shares of the best score are in [0, 1])"),
         ));
     }
+    let w = l.category_weight;
+    if !(w.is_finite() && (0.0..=1.0).contains(&w)) {
+        return Err(key("category_weight", format!("{w} is outside 0.0–1.0")));
+    }
     if l.k == 0 {
         return Err(key("k", "must be at least 1".into()));
     }
@@ -99,6 +103,13 @@ mod tests {
             "routing.learned.k",
             9,
             "must be at least 1",
+        );
+        fails(
+            check,
+            &learned("    category_weight: 1.5\n"),
+            "routing.learned.category_weight",
+            9,
+            "1.5 is outside 0.0–1.0",
         );
     }
 }

@@ -19,8 +19,9 @@ pub struct Dataset {
     pub ids: Vec<String>,
     pub previews: Vec<String>,
     pub categories: Vec<Option<String>>,
-    /// `ln(1 + characters)` of each prompt: longer prompts tend to be harder ones.
-    pub lengths: Vec<f32>,
+    /// Each prompt's [`prompt_features`], [`FEATURES`] per row: longer prompts, and prompts with
+    /// more numbers or steps, tend to be harder ones.
+    pub features: Vec<f32>,
     pub scores: Vec<f32>,
     /// Recorded USD per call, `NaN` where unknown.
     pub costs: Vec<f32>,
@@ -43,6 +44,10 @@ impl Dataset {
 
     pub fn score(&self, i: usize, m: usize) -> f32 {
         self.scores[i * self.models.len() + m]
+    }
+
+    pub fn features(&self, i: usize) -> &[f32] {
+        &self.features[i * FEATURES..(i + 1) * FEATURES]
     }
 
     pub fn cost(&self, i: usize, m: usize) -> f32 {
@@ -115,7 +120,7 @@ impl Dataset {
             }
             d.ids.push(r.id.clone());
             let prompt = r.prompt();
-            d.lengths.push(length_feature(&prompt));
+            d.features.extend_from_slice(&prompt_features(&prompt));
             d.previews.push(preview(&prompt));
             d.categories.push(r.category.clone());
         }
@@ -148,7 +153,7 @@ impl Dataset {
             d.ids.push(self.ids[i].clone());
             d.previews.push(self.previews[i].clone());
             d.categories.push(self.categories[i].clone());
-            d.lengths.push(self.lengths[i]);
+            d.features.extend_from_slice(self.features(i));
             d.scores.extend_from_slice(&self.scores[i * m..(i + 1) * m]);
             d.costs.extend_from_slice(&self.costs[i * m..(i + 1) * m]);
             d.vectors.extend_from_slice(self.vector(i));
@@ -157,10 +162,59 @@ impl Dataset {
     }
 }
 
-/// The prompt-length input of the predictors.
-pub fn length_feature(text: &str) -> f32 {
-    (1.0 + text.chars().count() as f32).ln()
+/// How many numbers [`prompt_features`] gives per prompt.
+pub const FEATURES: usize = 6;
+
+/// What a prompt's text says about its difficulty apart from its meaning, as the predictors'
+/// inputs beside the embedding: `ln(1 + n)` of its characters, numbers, sentences, question
+/// marks and lines, and whether it holds code. Counts are logs so that a few-shot prompt ten
+/// times as long does not weigh ten times as much; the `linear` method standardises them on its
+/// training data.
+pub fn prompt_features(text: &str) -> [f32; FEATURES] {
+    let (mut chars, mut numbers, mut sentences, mut questions, mut lines) =
+        (0u32, 0u32, 0u32, 0u32, 1u32);
+    let mut in_number = false;
+    let mut prev = ' ';
+    for c in text.chars() {
+        chars += 1;
+        let digit = c.is_ascii_digit();
+        if digit && !in_number {
+            numbers += 1;
+        }
+        // `3.5` and `1,000` stay one number.
+        in_number = digit || (in_number && (c == '.' || c == ',') && prev.is_ascii_digit());
+        if c.is_whitespace() && matches!(prev, '.' | '!' | '?') {
+            sentences += 1;
+        }
+        questions += u32::from(c == '?');
+        lines += u32::from(c == '\n');
+        prev = c;
+    }
+    if matches!(prev, '.' | '!' | '?') {
+        sentences += 1;
+    }
+    let code = CODE_MARKS.iter().any(|m| text.contains(m));
+    let ln = |n: u32| (1.0 + n as f32).ln();
+    [
+        ln(chars),
+        ln(numbers),
+        ln(sentences),
+        ln(questions),
+        ln(lines),
+        f32::from(u8::from(code)),
+    ]
 }
+
+/// Text that marks a prompt as holding code.
+const CODE_MARKS: &[&str] = &[
+    "```",
+    "def ",
+    "return ",
+    "#include",
+    "function ",
+    "=>",
+    "};",
+];
 
 fn preview(text: &str) -> String {
     let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -288,4 +342,25 @@ fn parallel(
         out.extend(p?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_features_count_what_makes_a_prompt_hard() {
+        let ln = |n: f32| (1.0 + n).ln();
+        let f = prompt_features("Tom has 3.5 apples and buys 1,000 more. How many now? Why?");
+        assert_eq!(f[0], ln(58.0), "characters");
+        assert_eq!(f[1], ln(2.0), "numbers: 3.5 and 1,000");
+        assert_eq!(f[2], ln(3.0), "sentences");
+        assert_eq!(f[3], ln(2.0), "question marks");
+        assert_eq!(f[4], ln(1.0), "lines");
+        assert_eq!(f[5], 0.0, "no code");
+        let code = prompt_features("Fix this:\n```\ndef f(x):\n    return x\n```");
+        assert_eq!(code[4], ln(5.0));
+        assert_eq!(code[5], 1.0);
+        assert_eq!(prompt_features(""), [0.0, 0.0, 0.0, 0.0, ln(1.0), 0.0]);
+    }
 }

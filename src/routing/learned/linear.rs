@@ -6,20 +6,21 @@
 //!
 //! Trained with mini-batch Adam from a fixed seed, so the same data always gives the same model.
 
-use super::data::Dataset;
+use super::data::{Dataset, FEATURES};
 
 const MIN_STEPS: usize = 400;
-const MAGIC: &[u8; 8] = b"SWYDLIN1";
+const MAGIC: &[u8; 8] = b"SWYDLIN2";
 const MAX_EPOCHS: usize = 400;
 
 #[derive(Debug, Clone)]
 pub struct Linear {
     dims: usize,
-    /// Per model: `dims` weights for the embedding, one for the standardised prompt length, then
-    /// the bias.
+    /// Per model: `dims` weights for the embedding, one per standardised prompt feature
+    /// (`data::prompt_features`), then the bias.
     weights: Vec<Vec<f32>>,
-    length_mean: f32,
-    length_scale: f32,
+    /// Per feature: the training data's mean and `1 / standard deviation` (0 for a constant one).
+    feature_mean: Vec<f32>,
+    feature_scale: Vec<f32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,18 +49,22 @@ fn sigmoid(z: f32) -> f32 {
 impl Linear {
     pub fn train(data: &Dataset, p: Params) -> Linear {
         let n = data.len();
-        let (length_mean, length_scale) = {
-            let mean = data.lengths.iter().sum::<f32>() / n.max(1) as f32;
-            let var =
-                data.lengths.iter().map(|l| (l - mean).powi(2)).sum::<f32>() / n.max(1) as f32;
-            (mean, if var > 1e-12 { 1.0 / var.sqrt() } else { 0.0 })
-        };
-        // Inputs: the embedding and the standardised length, laid out as one row per prompt.
-        let d = data.dims + 1;
+        let (feature_mean, feature_scale): (Vec<f32>, Vec<f32>) = (0..FEATURES)
+            .map(|f| {
+                let col = || (0..n).map(|i| data.features(i)[f]);
+                let mean = col().sum::<f32>() / n.max(1) as f32;
+                let var = col().map(|x| (x - mean).powi(2)).sum::<f32>() / n.max(1) as f32;
+                (mean, if var > 1e-12 { 1.0 / var.sqrt() } else { 0.0 })
+            })
+            .unzip();
+        // Inputs: the embedding and the standardised features, laid out as one row per prompt.
+        let d = data.dims + FEATURES;
         let inputs: Vec<f32> = (0..n)
             .flat_map(|i| {
-                data.vector(i).iter().copied().chain(std::iter::once(
-                    (data.lengths[i] - length_mean) * length_scale,
+                data.vector(i).iter().copied().chain(standardise(
+                    data.features(i),
+                    &feature_mean,
+                    &feature_scale,
                 ))
             })
             .collect();
@@ -82,8 +87,8 @@ impl Linear {
             return Linear {
                 dims: data.dims,
                 weights,
-                length_mean,
-                length_scale,
+                feature_mean,
+                feature_scale,
             };
         }
         let mut first = vec![vec![0.0f32; d + 1]; m];
@@ -142,8 +147,8 @@ impl Linear {
         Linear {
             dims: data.dims,
             weights,
-            length_mean,
-            length_scale,
+            feature_mean,
+            feature_scale,
         }
     }
 
@@ -154,7 +159,7 @@ impl Linear {
         h.update(MAGIC);
         h.update(format!("{p:?}/{}/{}", data.dims, data.models.join("\u{1}")).as_bytes());
         let mut buf = Vec::with_capacity(1 << 16);
-        for block in [&data.scores, &data.vectors, &data.lengths] {
+        for block in [&data.scores, &data.vectors, &data.features] {
             h.update(&(block.len() as u64).to_le_bytes());
             for chunk in block.chunks(1 << 14) {
                 buf.clear();
@@ -165,17 +170,18 @@ impl Linear {
         h.digest()
     }
 
-    /// The weights as bytes: `SWYDLIN1`, models, row width, dims (u64 LE), then the length
-    /// mean and scale and every weight (f32 LE).
+    /// The weights as bytes: `SWYDLIN2`, models, row width, dims (u64 LE), then the
+    /// [`FEATURES`] means and scales and every weight (f32 LE).
     pub fn to_bytes(&self) -> Vec<u8> {
         let width = self.weights.first().map_or(0, Vec::len);
-        let mut out = Vec::with_capacity(40 + self.weights.len() * width * 4);
+        let mut out = Vec::with_capacity(32 + (2 * FEATURES + self.weights.len() * width) * 4);
         out.extend_from_slice(MAGIC);
         for v in [self.weights.len(), width, self.dims] {
             out.extend_from_slice(&(v as u64).to_le_bytes());
         }
-        out.extend_from_slice(&self.length_mean.to_le_bytes());
-        out.extend_from_slice(&self.length_scale.to_le_bytes());
+        for x in self.feature_mean.iter().chain(&self.feature_scale) {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
         for w in &self.weights {
             for x in w {
                 out.extend_from_slice(&x.to_le_bytes());
@@ -197,39 +203,56 @@ impl Linear {
         let float = |at: usize| -> Option<f32> {
             Some(f32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
         };
-        let body = 40;
-        if width != dims + 2 || b.len() != body + models.checked_mul(width)?.checked_mul(4)? {
+        let floats = |from: usize, n: usize| -> Option<Vec<f32>> {
+            (0..n).map(|j| float(from + j * 4)).collect()
+        };
+        let body = 32 + 2 * FEATURES * 4;
+        if width != dims + FEATURES + 1
+            || b.len() != body + models.checked_mul(width)?.checked_mul(4)?
+        {
             return None;
         }
         let weights = (0..models)
-            .map(|m| {
-                (0..width)
-                    .map(|j| float(body + (m * width + j) * 4))
-                    .collect::<Option<Vec<f32>>>()
-            })
+            .map(|m| floats(body + m * width * 4, width))
             .collect::<Option<Vec<Vec<f32>>>>()?;
         Some(Linear {
             dims,
             weights,
-            length_mean: float(32)?,
-            length_scale: float(36)?,
+            feature_mean: floats(32, FEATURES)?,
+            feature_scale: floats(32 + FEATURES * 4, FEATURES)?,
         })
     }
 
-    /// Predicted score per model for an embedded prompt of `length` (see `length_feature`).
-    pub fn predict(&self, v: &[f32], length: f32) -> Vec<f32> {
+    /// Predicted score per model for an embedded prompt with these `data::prompt_features`.
+    pub fn predict(&self, v: &[f32], features: &[f32]) -> Vec<f32> {
         let d = self.dims;
-        let x_len = (length - self.length_mean) * self.length_scale;
+        let x: Vec<f32> = standardise(features, &self.feature_mean, &self.feature_scale).collect();
         self.weights
             .iter()
             .map(|w| {
-                if v.len() != d {
-                    return sigmoid(w[d + 1]);
+                let bias = w[d + FEATURES];
+                if v.len() != d || x.len() != FEATURES {
+                    return sigmoid(bias);
                 }
-                sigmoid(crate::embed::cosine(&w[..d], v) + w[d] * x_len + w[d + 1])
+                sigmoid(
+                    crate::embed::cosine(&w[..d], v)
+                        + crate::embed::cosine(&w[d..d + FEATURES], &x)
+                        + bias,
+                )
             })
             .collect()
     }
+}
+
+fn standardise<'a>(
+    features: &'a [f32],
+    mean: &'a [f32],
+    scale: &'a [f32],
+) -> impl Iterator<Item = f32> + 'a {
+    features
+        .iter()
+        .zip(mean.iter().zip(scale))
+        .map(|(x, (m, s))| (x - m) * s)
 }
 
 #[cfg(test)]
@@ -244,7 +267,9 @@ mod tests {
             ids: vec!["1".into(), "2".into(), "3".into()],
             previews: vec![String::new(); 3],
             categories: vec![None; 3],
-            lengths: vec![1.0, 2.0, 3.0],
+            features: (0..3)
+                .flat_map(|i| super::super::data::prompt_features(&"x. ".repeat(i + 1)))
+                .collect(),
             scores: vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0],
             costs: vec![f32::NAN; 6],
             vectors: vec![1.0, 0.0, 0.0, 1.0, 0.7, 0.7],
@@ -253,7 +278,8 @@ mod tests {
         let p = Params::default();
         let l = Linear::train(&data, p);
         let back = Linear::from_bytes(&l.to_bytes()).unwrap();
-        assert_eq!(back.predict(&[1.0, 0.0], 1.5), l.predict(&[1.0, 0.0], 1.5));
+        let f = super::super::data::prompt_features("What is 2 + 2?");
+        assert_eq!(back.predict(&[1.0, 0.0], &f), l.predict(&[1.0, 0.0], &f));
         assert!(Linear::from_bytes(&l.to_bytes()[..20]).is_none());
         let mut other = data.clone();
         other.scores[0] = 0.0;

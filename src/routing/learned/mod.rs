@@ -5,7 +5,8 @@
 //!
 //! - `data`: outcome files → columns of scores and costs, prompts embedded once (`cache`).
 //! - `knn`: the nearest recorded prompts and their similarity-weighted scores.
-//! - `linear`: a logistic model per model on the embedding.
+//! - `linear`: a logistic model per model on the embedding and the prompt's difficulty features.
+//! - `ensemble`: the mean of the two.
 //! - here: the trained predictor, the tier table, and the choice against the bar.
 //!
 //! Prediction and choice are pure functions of vectors, so `switchyard eval` trains the same
@@ -38,15 +39,17 @@ pub struct Predictor {
     shrink: Option<knn::Shrinkage>,
     method: LearnedMethod,
     k: usize,
+    category_weight: f32,
 }
 
 /// Pseudo-count of the overall mean in each category's mean: a category with five prompts says
 /// half of what it would with many.
 const CATEGORY_SHRINK: f32 = 5.0;
-/// Weight of the category's mean against the prompt's own prediction, when the request names a
-/// category the data has: a task type's record is the steadier signal, the prompt's neighbours
-/// tell it apart within the type (chosen on the public sets; see the README's figures).
-const CATEGORY_WEIGHT: f32 = 0.6;
+/// Default weight of the category's mean against the prompt's own prediction, when the request
+/// names a category the data has: a task type's record is the steadier signal, the prompt's
+/// neighbours tell it apart within the type. `routing.learned.category_weight` sets it, and
+/// `switchyard eval --method auto` chooses it on the training folds.
+pub const CATEGORY_WEIGHT: f32 = crate::config::DEFAULT_CATEGORY_WEIGHT;
 
 /// What the predictor says about one prompt.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,9 +77,9 @@ impl Predictor {
     ) -> Predictor {
         let prior = knn::model_means(&data);
         let categories = category_means(&data, &prior);
-        let linear = match method {
-            LearnedMethod::Knn => None,
-            LearnedMethod::Linear => {
+        let linear = match method.uses_weights() {
+            false => None,
+            true => {
                 let params = linear::Params::default();
                 let key = cache_dir.map(|d| (d, linear::Linear::key(&data, params)));
                 let cached = key
@@ -96,8 +99,9 @@ impl Predictor {
                 }))
             }
         };
-        let shrink =
-            (method == LearnedMethod::Knn).then(|| knn::shrinkage(&data, k.max(1), &prior));
+        let shrink = method
+            .uses_neighbours()
+            .then(|| knn::shrinkage(&data, k.max(1), &prior));
         Predictor {
             data,
             prior,
@@ -106,6 +110,36 @@ impl Predictor {
             shrink,
             method,
             k: k.max(1),
+            category_weight: CATEGORY_WEIGHT,
+        }
+    }
+
+    /// The same predictor with another weight of the category's record (clamped to [0, 1]).
+    #[must_use]
+    pub fn with_category_weight(mut self, w: f32) -> Predictor {
+        self.category_weight = if w.is_finite() {
+            w.clamp(0.0, 1.0)
+        } else {
+            CATEGORY_WEIGHT
+        };
+        self
+    }
+
+    /// Whether any recorded prompt has a category (only then does the category weight matter).
+    pub fn has_categories(&self) -> bool {
+        !self.categories.is_empty()
+    }
+
+    /// `scores` with the category's record blended in at `weight`; unchanged when the category
+    /// is not in the data.
+    pub fn blend(&self, scores: &[f32], category: Option<&str>, weight: f32) -> Vec<f32> {
+        match category.and_then(|c| self.categories.get(c)) {
+            Some(cat) => scores
+                .iter()
+                .zip(cat)
+                .map(|(s, c)| weight * c + (1.0 - weight) * s)
+                .collect(),
+            None => scores.to_vec(),
         }
     }
 
@@ -117,8 +151,8 @@ impl Predictor {
         self.method
     }
 
-    /// Predicted scores for an embedded prompt of `length` (`data::length_feature`), of
-    /// `category` when the request names one.
+    /// Predicted scores for an embedded prompt with these `features` (`data::prompt_features`),
+    /// of `category` when the request names one.
     ///
     /// `neighbours`: how many of the most similar recorded prompts to return (and, for `knn`, to
     /// predict from). Finding them reads every recorded vector, so the `linear` method asks for
@@ -126,13 +160,44 @@ impl Predictor {
     pub fn predict_with(
         &self,
         v: &[f32],
-        length: f32,
+        features: &[f32],
         category: Option<&str>,
         neighbours: usize,
     ) -> ModelScores {
-        let want = match self.method {
-            LearnedMethod::Knn => self.k.max(neighbours),
-            LearnedMethod::Linear => neighbours,
+        let (mut all, nearest, found) = self.predict_methods(
+            v,
+            features,
+            category,
+            neighbours,
+            &[self.method],
+            Some(self.category_weight),
+        );
+        ModelScores {
+            scores: all.pop().unwrap_or_default(),
+            nearest,
+            neighbours: found,
+        }
+    }
+
+    /// The predictions of several methods at once, each one that this predictor was trained
+    /// for (an `ensemble` predictor serves all three); the neighbours are looked up once. Used
+    /// to compare methods on the same folds. A method it was not trained for predicts the prior.
+    /// `weight`: the category's record blended in at this weight, or (`None`) not at all, for
+    /// the caller to [`blend`](Self::blend) at several.
+    pub fn predict_methods(
+        &self,
+        v: &[f32],
+        features: &[f32],
+        category: Option<&str>,
+        neighbours: usize,
+        methods: &[LearnedMethod],
+        weight: Option<f32>,
+    ) -> (Vec<Vec<f32>>, f32, Vec<Neighbour>) {
+        let need_knn = methods.iter().any(|m| m.uses_neighbours()) && self.shrink.is_some();
+        let want = if need_knn {
+            self.k.max(neighbours)
+        } else {
+            neighbours
         };
         let found = if want > 0 {
             knn::nearest(&self.data, v, want)
@@ -140,31 +205,38 @@ impl Predictor {
             Vec::new()
         };
         let nearest = found.first().map_or(f32::NAN, |n| n.similarity);
-        let scores = match &self.linear {
-            Some(l) => l.predict(v, length),
-            None => {
-                let k = self.k.min(found.len());
-                knn::predict(&self.data, &found[..k], &self.prior, self.shrink.as_ref())
-            }
-        };
-        let scores = match category.and_then(|c| self.categories.get(c)) {
-            Some(cat) => scores
-                .iter()
-                .zip(cat)
-                .map(|(s, c)| CATEGORY_WEIGHT * c + (1.0 - CATEGORY_WEIGHT) * s)
-                .collect(),
-            None => scores,
-        };
-        ModelScores {
-            scores,
-            nearest,
-            neighbours: found,
-        }
+        let by_knn = need_knn.then(|| {
+            let k = self.k.min(found.len());
+            knn::predict(&self.data, &found[..k], &self.prior, self.shrink.as_ref())
+        });
+        let by_linear = self
+            .linear
+            .as_ref()
+            .filter(|_| methods.iter().any(|m| m.uses_weights()))
+            .map(|l| l.predict(v, features));
+        let all = methods
+            .iter()
+            .map(|m| {
+                let scores = match (m, &by_knn, &by_linear) {
+                    (LearnedMethod::Knn, Some(k), _) => k.clone(),
+                    (LearnedMethod::Linear, _, Some(l)) => l.clone(),
+                    (LearnedMethod::Ensemble, Some(k), Some(l)) => {
+                        k.iter().zip(l).map(|(a, b)| (a + b) / 2.0).collect()
+                    }
+                    _ => self.prior.clone(),
+                };
+                match weight {
+                    Some(w) => self.blend(&scores, category, w),
+                    None => scores,
+                }
+            })
+            .collect();
+        (all, nearest, found)
     }
 
     /// Predicted scores, with the nearest recorded prompts only where the method needs them.
-    pub fn predict(&self, v: &[f32], length: f32, category: Option<&str>) -> ModelScores {
-        self.predict_with(v, length, category, 0)
+    pub fn predict(&self, v: &[f32], features: &[f32], category: Option<&str>) -> ModelScores {
+        self.predict_with(v, features, category, 0)
     }
 }
 
@@ -383,7 +455,8 @@ impl Learned {
             }
         }
         tiers.sort_by(|a, b| a.cost.total_cmp(&b.cost).then_with(|| a.name.cmp(&b.name)));
-        let predictor = Predictor::train_cached(data, cfg.method, cfg.k, cache_dir.as_deref());
+        let predictor = Predictor::train_cached(data, cfg.method, cfg.k, cache_dir.as_deref())
+            .with_category_weight(cfg.category_weight);
         Ok(Learned {
             embedder,
             predictor,
@@ -444,14 +517,15 @@ impl Learned {
         neighbours: usize,
     ) -> Result<Verdict, EmbedError> {
         let v = self.embedder.embed(text).await?;
-        Ok(self.decide_vector(&v, data::length_feature(text), category, neighbours))
+        let features = data::prompt_features(text);
+        Ok(self.decide_vector(&v, &features, category, neighbours))
     }
 
     /// The verdict on an already embedded prompt (what the benchmark measures, and eval replays).
     pub fn decide_vector(
         &self,
         v: &[f32],
-        length: f32,
+        features: &[f32],
         category: Option<&str>,
         neighbours: usize,
     ) -> Verdict {
@@ -460,7 +534,7 @@ impl Learned {
         } else {
             neighbours
         };
-        let p = self.predictor.predict_with(v, length, category, look);
+        let p = self.predictor.predict_with(v, features, category, look);
         let tiers: Vec<(Arc<str>, f32)> = self
             .tiers
             .iter()
@@ -666,5 +740,58 @@ mod tests {
             choose(&[0.5, 0.75], &[0.0, 1.0], bar(0.8, BarKind::Value)),
             Some(0)
         );
+    }
+
+    fn two_kinds() -> Dataset {
+        // Four prompts of one kind that the cheap model fails, four of another it gets right.
+        let rows: Vec<crate::outcomes::Outcome> = (0..8)
+            .map(|i| {
+                let hard = i < 4;
+                serde_json::from_value(serde_json::json!({
+                    "id": format!("r{i}"),
+                    "messages": [{"role": "user", "content": if hard { "prove 1 + 1 = 2?" } else { "say hi" }}],
+                    "scores": {"cheap": if hard { 0.0 } else { 1.0 }, "strong": 1.0},
+                }))
+                .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect();
+        let vectors = (0..8)
+            .map(|i| {
+                if i < 4 {
+                    vec![1.0, 0.0]
+                } else {
+                    vec![0.0, 1.0]
+                }
+            })
+            .collect();
+        Dataset::from_rows(&rows, vectors)
+    }
+
+    #[test]
+    fn the_ensemble_predicts_the_mean_of_knn_and_linear() {
+        let data = two_kinds();
+        let (v, f) = ([1.0, 0.0], data::prompt_features("prove 2 + 2 = 4?"));
+        let knn = Predictor::train(data.clone(), LearnedMethod::Knn, 3).predict(&v, &f, None);
+        let lin = Predictor::train(data.clone(), LearnedMethod::Linear, 3).predict(&v, &f, None);
+        let both = Predictor::train(data, LearnedMethod::Ensemble, 3);
+        let ens = both.predict(&v, &f, None);
+        for c in 0..2 {
+            assert!((ens.scores[c] - (knn.scores[c] + lin.scores[c]) / 2.0).abs() < 1e-6);
+        }
+        assert!(ens.scores[0] < 0.5 && ens.scores[1] > 0.5, "{ens:?}");
+        // One ensemble predictor answers for each method, as `eval --method auto` compares them.
+        let (all, _, _) = both.predict_methods(
+            &v,
+            &f,
+            None,
+            0,
+            &[
+                LearnedMethod::Knn,
+                LearnedMethod::Linear,
+                LearnedMethod::Ensemble,
+            ],
+            Some(CATEGORY_WEIGHT),
+        );
+        assert_eq!(all, vec![knn.scores, lin.scores, ens.scores]);
     }
 }
