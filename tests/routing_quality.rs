@@ -554,36 +554,3 @@ async fn instruction_cv() {
         );
     }
 }
-
-/// The tuning prompts the layer alone routes wrong with `SEM_WEIGHT` (utterances only).
-#[tokio::test]
-#[ignore = "prints the layer's tuning misses; run with --ignored instruction_misses --nocapture"]
-async fn instruction_misses() {
-    use switchyard::embed::{Embedder, builtin_model};
-    use switchyard::routing::Semantic;
-    let labels = labels("tuning");
-    let mut cfg = table("config/example.yaml", Layers::SemanticOnly, None)
-        .routing
-        .semantic
-        .unwrap();
-    cfg.instruction_weight = std::env::var("SEM_WEIGHT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    let sem = Semantic::with_examples(&cfg, Embedder::Builtin(builtin_model().unwrap()), &[])
-        .await
-        .unwrap();
-    for l in &labels {
-        let s = sem.score(&l.prompt).await.unwrap();
-        let got = s.chosen.map_or("mid".to_string(), |(t, _)| t.to_string());
-        if got != l.tier {
-            println!(
-                "  want {} got {got} [{}]: {:.90} | {:?}",
-                l.tier,
-                l.kind,
-                l.prompt.replace('\n', " / "),
-                switchyard::routing::instruction::instruction(&l.prompt)
-            );
-        }
-    }
-}

@@ -33,8 +33,7 @@ pub fn instruction(text: &str) -> Option<String> {
     }
     let out = kept
         .iter()
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
+        .flat_map(|s| s.split_whitespace())
         .collect::<Vec<_>>()
         .join(" ");
     if out.is_empty() || words(&out) >= words(text) {
@@ -103,9 +102,13 @@ fn strip_material(text: &str) -> String {
 /// Quoted spans: a quote mark that opens (at the start, or after a space or an opening bracket or
 /// a colon) up to the matching mark that closes (before the end, a space or punctuation). An
 /// apostrophe inside a word ("don't") neither opens nor closes.
+///
+/// Linear in the text: a span that is set aside is skipped, and a mark that finds no closing one
+/// stops that mark opening any later span (none of them could find one either).
 fn strip_quotes(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
+    let mut unclosed: Vec<char> = Vec::new();
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
@@ -117,7 +120,7 @@ fn strip_quotes(text: &str) -> String {
             '\u{2018}' => Some('\u{2019}'),
             _ => None,
         };
-        if let (true, Some(close)) = (opens, close) {
+        if let (true, Some(close)) = (opens && !unclosed.contains(&c), close) {
             let end = (i + 1..chars.len()).find(|&j| {
                 chars[j] == close
                     && j > i + 1
@@ -130,6 +133,7 @@ fn strip_quotes(text: &str) -> String {
                 i = end + 1;
                 continue;
             }
+            unclosed.push(c);
         }
         out.push(c);
         i += 1;
@@ -197,7 +201,7 @@ mod tests {
         );
         assert_eq!(
             instruction("Translate 'Where is the nearest train station?' into Spanish.").as_deref(),
-            Some("Translate  into Spanish.")
+            Some("Translate into Spanish.")
         );
     }
 
@@ -240,5 +244,12 @@ mod tests {
         assert_eq!(instruction("```\nonly code\n```"), None);
         assert_eq!(instruction("don't split it's apostrophes"), None);
         assert_eq!(instruction(""), None);
+        // A quote mark that is never closed is text.
+        assert_eq!(
+            instruction("Check 'one' and 'two\nfine").as_deref(),
+            Some("Check and 'two fine")
+        );
+        let many = "'a ".repeat(20_000) + "\nsummarize it";
+        assert_eq!(instruction(&many), None, "nothing set aside");
     }
 }

@@ -6,7 +6,9 @@
 //! a tier scores the mean of its N most similar utterances instead of its closest one, and with
 //! `scoring: centroid` the mean direction of all of them. With `scoring: linear` a logistic
 //! regression fitted on all the examples gives each tier's probability (`tier_classifier`).
-//! Labelled prompts from `examples` join their tier's utterances in every scoring.
+//! Labelled prompts from `examples` join their tier's utterances in every scoring. With
+//! `instruction_weight`, every text's vector is mixed with its request's (`instruction`), so that a
+//! long pasted text does not outweigh what is asked of it.
 
 use super::instruction::instruction;
 use super::tier_classifier::TierClassifier;
