@@ -608,6 +608,11 @@ pub struct SemanticConfig {
     /// folder) used as further examples of their tiers beside `utterances`.
     #[serde(default)]
     pub examples: Option<Spanned<String>>,
+    /// How much of a text's vector comes from its instruction (its first sentence up to a colon,
+    /// its last sentence and its questions, without quotes or code) rather than from the whole
+    /// text: 0 (the default) embeds the whole text only; see `routing::instruction`.
+    #[serde(default)]
+    pub instruction_weight: f32,
 }
 
 fn default_threshold() -> f32 {

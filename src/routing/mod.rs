@@ -8,6 +8,7 @@
 //! Must not import `dispatch`, `providers`, `api` or `cost`.
 
 mod facts;
+pub mod instruction;
 pub mod learned;
 mod rules;
 pub mod semantic;

@@ -6,8 +6,11 @@
 //! a tier scores the mean of its N most similar utterances instead of its closest one, and with
 //! `scoring: centroid` the mean direction of all of them. With `scoring: linear` a logistic
 //! regression fitted on all the examples gives each tier's probability (`tier_classifier`).
-//! Labelled prompts from `examples` join their tier's utterances in every scoring.
+//! Labelled prompts from `examples` join their tier's utterances in every scoring. With
+//! `instruction_weight`, every text's vector is mixed with its request's (`instruction`), so that a
+//! long pasted text does not outweigh what is asked of it.
 
+use super::instruction::instruction;
 use super::tier_classifier::TierClassifier;
 use crate::config::{SemanticConfig, SemanticScoring};
 use crate::embed::{EmbedError, Embedder};
@@ -44,6 +47,8 @@ pub struct Semantic {
     centre: Vec<f32>,
     /// With `scoring: linear`, the fitted model (the rows are then unused).
     classifier: Option<TierClassifier>,
+    /// The share of a text's vector taken from its instruction (`routing.semantic.instruction_weight`).
+    instruction_weight: f32,
 }
 
 /// The layer's verdict on one text.
@@ -117,8 +122,7 @@ impl Semantic {
             texts.push(text);
             row_tier.push(idx);
         }
-        let vectors = embedder
-            .embed_batch(&texts)
+        let vectors = embed_all(&embedder, &texts, cfg.instruction_weight)
             .await
             .map_err(|e| format!("routing.semantic: embedding the utterances failed: {e}"))?;
         let dims = vectors.first().map_or(0, Vec::len);
@@ -179,6 +183,7 @@ impl Semantic {
             },
             row_tier,
             centre,
+            instruction_weight: cfg.instruction_weight,
         })
     }
 
@@ -192,6 +197,12 @@ impl Semantic {
 
     pub async fn score(&self, text: &str) -> Result<Scores, EmbedError> {
         let mut v = self.embedder.embed(text).await?;
+        if self.instruction_weight > 0.0 {
+            if let Some(i) = instruction(text) {
+                let u = self.embedder.embed(&i).await?;
+                mix(&mut v, &u, self.instruction_weight);
+            }
+        }
         if v.len() == self.centre.len() {
             for (x, c) in v.iter_mut().zip(&self.centre) {
                 *x -= c;
@@ -256,6 +267,42 @@ impl Semantic {
             })
             .collect()
     }
+}
+
+/// Every text's vector, with its instruction's mixed in by `weight` (the instructions embedded
+/// as one more batch).
+async fn embed_all(
+    embedder: &Embedder,
+    texts: &[&str],
+    weight: f32,
+) -> Result<Vec<Vec<f32>>, EmbedError> {
+    let mut vectors = embedder.embed_batch(texts).await?;
+    if weight > 0.0 {
+        let found: Vec<(usize, String)> = texts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| instruction(t).map(|s| (i, s)))
+            .collect();
+        let parts: Vec<&str> = found.iter().map(|(_, s)| s.as_str()).collect();
+        let embedded = embedder.embed_batch(&parts).await?;
+        for ((i, _), u) in found.iter().zip(&embedded) {
+            if let Some(v) = vectors.get_mut(*i) {
+                mix(v, u, weight);
+            }
+        }
+    }
+    Ok(vectors)
+}
+
+/// `v ← normalise((1 − weight)·v + weight·u)`, both unit length; left alone when the sizes differ.
+fn mix(v: &mut [f32], u: &[f32], weight: f32) {
+    if v.len() != u.len() {
+        return;
+    }
+    v.iter_mut()
+        .zip(u)
+        .for_each(|(x, y)| *x = (1.0 - weight) * *x + weight * y);
+    crate::embed::normalize(v);
 }
 
 #[cfg(test)]

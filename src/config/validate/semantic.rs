@@ -1,5 +1,5 @@
-//! `routing.semantic`: utterances for defined tiers, none empty; thresholds, margin and scoring
-//! in range; then its embedder (`embedder`).
+//! `routing.semantic`: utterances for defined tiers, none empty; thresholds, margin, scoring and
+//! instruction weight in range; then its embedder (`embedder`).
 
 use super::{Checker, base_dir, embedder, list};
 use crate::config::error::ConfigError;
@@ -64,6 +64,12 @@ pub(super) fn check(c: &Config, ck: &Checker<'_>) -> Result<(), ConfigError> {
     }
     if !(0.0..=2.0).contains(&sem.margin) {
         return Err(ck.path(loc("margin"), format!("{} is outside 0.0–2.0", sem.margin)));
+    }
+    if !(0.0..=1.0).contains(&sem.instruction_weight) {
+        return Err(ck.path(
+            loc("instruction_weight"),
+            format!("{} is outside 0.0–1.0", sem.instruction_weight),
+        ));
     }
     if let Some(f) = &sem.examples {
         let full = base_dir(ck.file).join(&f.value);
@@ -133,6 +139,13 @@ mod tests {
             "routing.semantic.margin",
             7,
             "3 is outside 0.0–2.0",
+        );
+        fails(
+            check,
+            &semantic("    instruction_weight: 1.5\n    utterances:\n      u: [hello]\n"),
+            "routing.semantic.instruction_weight",
+            7,
+            "1.5 is outside 0.0–1.0",
         );
     }
 
