@@ -13,20 +13,16 @@ mod request;
 mod response;
 mod stream;
 
-use super::auth::CallerKey;
 use super::error::ApiError;
 use super::pipeline::{self, Answer, Ctx};
-use super::request_id::RequestId;
 use super::{AppState, headers, request as body};
 use crate::anthropic::MessagesRequest;
 use crate::openai::ChatRequest;
-use axum::Extension;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 use serde_json::json;
-use std::net::SocketAddr;
 
 /// The body as a chat request, or a 400 naming the offending field.
 fn parse(bytes: &[u8], needs_max_tokens: bool, h: &HeaderMap) -> Result<ChatRequest, ApiError> {
@@ -39,24 +35,13 @@ fn parse(bytes: &[u8], needs_max_tokens: bool, h: &HeaderMap) -> Result<ChatRequ
         .map_err(|(param, msg)| ApiError::invalid_request(format!("{param}: {msg}"), Some(param)))
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    key: Option<Extension<CallerKey>>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-    raw: Body,
-) -> Response {
-    let ctx = Ctx::start(&state, request_id, key.map(|Extension(k)| k), headers);
-    let read = body::read_bytes(ctx.headers(), raw, ctx.body_limits(), state.drain_started())
+pub async fn create(ctx: Ctx, raw: Body) -> Response {
+    let read = body::read_bytes(ctx.headers(), raw, ctx.body_limits(), ctx.drain_started())
         .await
         .and_then(|b| parse(&b, true, ctx.headers()));
     let req = match read {
         Ok(r) => r,
-        Err(e) => {
-            let peer = peer.map(|Extension(ConnectInfo(p))| p);
-            return ctx.unreadable(e, peer).respond(|a| write(a, "", None));
-        }
+        Err(e) => return ctx.unreadable(e).respond(|a| write(a, "", None)),
     };
     // `message_start` leaves before the upstream reports usage; it carries the gateway's count.
     let stream = req

@@ -6,6 +6,7 @@
 //! the [`Reply`] back in its own format; it never routes, dispatches or prices. One [`Ctx`] per
 //! request carries what the phases learn, so a new inbound format adds a translation, not a path.
 
+mod extract;
 mod feed;
 mod key;
 
@@ -39,6 +40,8 @@ pub struct Ctx {
     state: AppState,
     /// The virtual key the caller presented, when switchyard issued it.
     key: Option<key::KeyCtx>,
+    /// The client's address, for the log line of a body that never arrived.
+    peer: Option<SocketAddr>,
 }
 
 /// What the pipeline produced, for the handler to write in its wire format.
@@ -104,7 +107,13 @@ impl Ctx {
             headers,
             state: state.clone(),
             key,
+            peer: None,
         }
+    }
+
+    /// Resolves when shutdown starts, so a body still arriving stops being waited for.
+    pub async fn drain_started(&self) {
+        self.state.drain_started().await;
     }
 
     pub fn headers(&self) -> &HeaderMap {
@@ -119,7 +128,8 @@ impl Ctx {
     /// A request whose body could not be read or understood. A body that stopped arriving, or
     /// that shutdown interrupted, leaves the connection unusable: the answer closes it, and both
     /// are counted.
-    pub fn unreadable(self, e: ApiError, peer: Option<SocketAddr>) -> Reply {
+    pub fn unreadable(self, e: ApiError) -> Reply {
+        let peer = self.peer;
         let edge = &self.state.metrics().edge;
         let close = match e.body.error.code.as_deref() {
             Some(request::BODY_TIMEOUT) => {
