@@ -8,6 +8,10 @@
 //! `BENCH_GATEWAY_BIN` runs another build of the gateway instead of this one (for A/B runs
 //! against a baseline). `--semantic builtin|hashed-ngrams` adds a semantic layer (the example
 //! table's 103 utterances) with that embedder; the one prompt no rule matches is then routed by it.
+//! `--state memory|redis` (`BENCH_STATE`) sends every request with a virtual key that has a budget
+//! and an rpm limit (both far from reached), its counters in process memory or in Redis
+//! (`BENCH_REDIS_URL`, default `redis://127.0.0.1:6379`, under a prefix of the run's own); the
+//! difference between the two runs' added latency is what shared state costs.
 //!
 //! - The mock upstream is an axum server on 127.0.0.1:0 with its own single-threaded tokio runtime
 //!   on its own thread. It answers `POST /v1/chat/completions` at once with a fixed
@@ -112,7 +116,30 @@ struct Opts {
     log: GatewayLog,
     /// Run by `cargo test`: a short, light run to check the setup; nothing is written.
     smoke: bool,
+    /// Requests carry a limited virtual key, its state kept here.
+    state: KeyState,
 }
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeyState {
+    /// No key: the gateway as it is benchmarked otherwise.
+    Off,
+    Memory,
+    Redis,
+}
+
+impl KeyState {
+    fn name(self) -> &'static str {
+        match self {
+            KeyState::Off => "off",
+            KeyState::Memory => "memory",
+            KeyState::Redis => "redis",
+        }
+    }
+}
+
+/// The virtual key requests are sent with, when `--state` is on.
+static KEY: std::sync::OnceLock<http::HeaderValue> = std::sync::OnceLock::new();
 
 fn parse_opts() -> Res<Opts> {
     // `cargo bench` passes --bench; `cargo test --benches` (or --all-targets) runs this binary
@@ -125,6 +152,7 @@ fn parse_opts() -> Res<Opts> {
     let mut segment = env("BENCH_SEGMENT");
     let mut log = env("BENCH_GATEWAY_LOG");
     let mut semantic = env("BENCH_SEMANTIC");
+    let mut state = env("BENCH_STATE");
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let (key, inline) = match a.split_once('=') {
@@ -140,9 +168,10 @@ fn parse_opts() -> Res<Opts> {
             "--segment" => &mut segment,
             "--gateway-log" => &mut log,
             "--semantic" => &mut semantic,
+            "--state" => &mut state,
             "-h" | "--help" => {
                 println!(
-                    "cargo bench --bench gateway_load -- [--rate REQ_PER_S] [--duration SECONDS] [--warmup SECONDS] [--segment SECONDS] [--gateway-log info|quiet] [--semantic off|builtin|hashed-ngrams]"
+                    "cargo bench --bench gateway_load -- [--rate REQ_PER_S] [--duration SECONDS] [--warmup SECONDS] [--segment SECONDS] [--gateway-log info|quiet] [--semantic off|builtin|hashed-ngrams] [--state off|memory|redis]"
                 );
                 std::process::exit(0);
             }
@@ -194,7 +223,14 @@ fn parse_opts() -> Res<Opts> {
             return Err(format!("--semantic: off, builtin or hashed-ngrams, not {other}").into());
         }
     };
+    let state = match state.as_deref() {
+        None | Some("off") => KeyState::Off,
+        Some("memory") => KeyState::Memory,
+        Some("redis") => KeyState::Redis,
+        Some(other) => return Err(format!("--state: off, memory or redis, not {other}").into()),
+    };
     Ok(Opts {
+        state,
         rate,
         semantic,
         duration,
@@ -415,6 +451,57 @@ fn request_bodies(semantic: bool) -> Res<Vec<(&'static str, Bytes)>> {
             Ok((route, Bytes::from(serde_json::to_vec(&body)?)))
         })
         .collect()
+}
+
+/// The `keys:` and `state:` sections for `--state`: keys in a SQLite file in `dir`, state in
+/// memory or in Redis under a prefix of this run's own.
+fn state_yaml(state: KeyState, dir: &Path) -> String {
+    let keys = format!(
+        "keys: {{ database: \"sqlite://{}\" }}\n",
+        dir.join("keys.db").display()
+    );
+    match state {
+        KeyState::Off => String::new(),
+        KeyState::Memory => keys,
+        KeyState::Redis => {
+            let url = std::env::var("BENCH_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+            let prefix = format!("bench-{}-{}", std::process::id(), fastrand::u64(..));
+            format!("{keys}state: {{ backend: redis, url: \"{url}\", prefix: \"{prefix}\" }}\n")
+        }
+    }
+}
+
+/// Issues the run's key with `switchyard keys create`: a budget and an rpm limit neither of which
+/// the run reaches, so every request pays for both checks and none is refused.
+fn create_key(config: &Path) -> Res<String> {
+    let bin = std::env::var_os("BENCH_GATEWAY_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_switchyard").into());
+    let out = Command::new(bin)
+        .args(["keys", "--json", "--config"])
+        .arg(config)
+        .args([
+            "create",
+            "bench",
+            "--budget-usd",
+            "1000000",
+            "--budget-period",
+            "day",
+        ])
+        .args(["--rpm", "100000000"])
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "switchyard keys create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let v: Value = serde_json::from_slice(&out.stdout)?;
+    Ok(v["key"]
+        .as_str()
+        .ok_or("switchyard keys create printed no key")?
+        .to_string())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -932,11 +1019,14 @@ async fn one(
         Some(Err(_)) => return stats.borrow_mut().error("connect"),
         None => return stats.borrow_mut().error("too many in flight"),
     };
-    let req = match http::Request::post(CHAT_PATH)
+    let req = http::Request::post(CHAT_PATH)
         .header(http::header::HOST, pool.host.clone())
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(body))
-    {
+        .header(http::header::CONTENT_TYPE, "application/json");
+    let req = match KEY.get() {
+        Some(k) => req.header(http::header::AUTHORIZATION, k.clone()),
+        None => req,
+    };
+    let req = match req.body(Full::new(body)) {
         Ok(r) => r,
         Err(_) => return stats.borrow_mut().error("request"),
     };
@@ -1166,10 +1256,13 @@ fn run() -> Res<bool> {
     let mock = Mock::start()?;
     let dir = tempfile::tempdir()?;
     let config_path = dir.path().join("switchyard-bench.yaml");
-    std::fs::write(
-        &config_path,
-        config_yaml(mock.addr, opts.semantic.as_deref()),
-    )?;
+    let mut yaml = config_yaml(mock.addr, opts.semantic.as_deref());
+    yaml.push_str(&state_yaml(opts.state, dir.path()));
+    std::fs::write(&config_path, yaml)?;
+    if opts.state != KeyState::Off {
+        let key = create_key(&config_path)?;
+        let _ = KEY.set(http::HeaderValue::from_str(&format!("Bearer {key}"))?);
+    }
     let started = Instant::now();
     let gateway = Gateway::start(&config_path, opts.log)?;
     let pid = gateway.pid();
@@ -1190,7 +1283,7 @@ fn run() -> Res<bool> {
     }
     println!(
         "gateway_load: {} req/s, {:.0} s per target (after {:.1} s warm-up) in turns of {:.1} s; {} bodies of ~{avg_body} B; \
-         gateway log: {}; semantic layer: {}; mock {}, gateway {} (pid {pid})",
+         gateway log: {}; semantic layer: {}; key state: {}; mock {}, gateway {} (pid {pid})",
         opts.rate,
         opts.duration.as_secs_f64(),
         opts.warmup.as_secs_f64(),
@@ -1198,6 +1291,7 @@ fn run() -> Res<bool> {
         bodies.len(),
         opts.log.name(),
         opts.semantic.as_deref().unwrap_or("off"),
+        opts.state.name(),
         mock.addr,
         gateway.addr,
     );
@@ -1424,6 +1518,7 @@ fn report(
         "segment_s": opts.segment.as_secs_f64(),
         "gateway_log": opts.log.name(),
         "semantic": opts.semantic.as_deref().unwrap_or("off"),
+        "key_state": opts.state.name(),
         "request_body_bytes_avg": avg_body,
         "response_body_bytes": MOCK_ANSWER.len(),
         "cores": cores,

@@ -158,6 +158,7 @@ impl Gateway {
             None => None,
         };
         let keys_db = crate::config::keys::target(&config, base_dir)?;
+        let store = crate::state::StateStore::from_config(&config.state)?;
         Ok(Gateway {
             keys_db,
             keys_refresh: config
@@ -190,7 +191,10 @@ impl Gateway {
                 fallbacks,
                 context_fallbacks,
                 policies: Policies::new(&config.reliability),
-                state: Arc::default(),
+                state: Arc::new(crate::dispatch::DispatchState {
+                    store,
+                    loads: Default::default(),
+                }),
             },
             config,
         })
@@ -218,7 +222,11 @@ impl Gateway {
     /// Keeps the previous config's deployment state (cooldowns, usage, load) and the cascade's
     /// escalation window, so a reload neither forgives a failing deployment, forgets this minute's
     /// usage, nor lifts a cascade cap that is holding.
+    /// A changed `state:` section is not applied: the key ledger holds the store it started with.
     pub fn inherit(&mut self, previous: &Gateway) {
+        if self.config.state != previous.config.state {
+            tracing::warn!("state: changes take effect when the gateway restarts");
+        }
         self.tables.state = previous.tables.state.clone();
         if let (Some(c), Some(p)) = (self.cascade.as_mut(), previous.cascade.as_ref()) {
             c.inherit(p);

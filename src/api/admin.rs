@@ -35,6 +35,12 @@ pub async fn refresh_gauges(state: &AppState) {
         let up = matches!(h.status, Status::Healthy | Status::ProbeReady);
         gauge.with_label_values(&[&m.name]).set(i64::from(up));
     }
+    if let crate::state::Backing::Shared(s) = gw.tables.state.store.backing() {
+        let m = state.metrics();
+        m.state_degraded.set(i64::from(!s.up));
+        m.state_errors
+            .inc_by(s.errors.saturating_sub(m.state_errors.get()));
+    }
 }
 
 /// Sets `switchyard_team_budget_remaining_usd`: per team, what its active keys' budgets have left

@@ -10,7 +10,8 @@ pub async fn live() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// The process accepts new traffic: a config is loaded and shutdown has not begun.
+/// The process accepts new traffic: a config is loaded and shutdown has not begun. With shared
+/// state unreachable it still does (requests are served on local state), and says `degraded`.
 pub async fn ready(State(state): State<AppState>) -> Response {
     if state.is_draining() {
         return (
@@ -20,7 +21,14 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             .into_response();
     }
     let gw = state.gateway();
-    Json(json!({"status": "ready", "tiers": gw.tables.tiers.len(), "models": gw.tables.models.len()}))
+    let (status, shared) = match gw.tables.state.store.backing() {
+        crate::state::Backing::Local => ("ready", json!("memory")),
+        crate::state::Backing::Shared(s) => (
+            if s.up { "ready" } else { "degraded" },
+            json!({"backend": "redis", "reachable": s.up}),
+        ),
+    };
+    Json(json!({"status": status, "tiers": gw.tables.tiers.len(), "models": gw.tables.models.len(), "state": shared}))
         .into_response()
 }
 

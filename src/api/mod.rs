@@ -61,6 +61,12 @@ impl AppState {
 
     /// Like `new`, exporting a span per chat request through `spans`.
     pub fn with_spans(gateway: Gateway, metrics: Metrics, spans: Spans) -> Self {
+        // The ledger reaches Redis through the gateway's state store when it is shared; like the
+        // store, it is kept across reloads.
+        let ledger = match gateway.tables.state.store.link() {
+            Some(link) => crate::state::ledger::Ledger::shared(link),
+            None => crate::state::ledger::Ledger::default(),
+        };
         AppState {
             inner: Arc::new(Shared {
                 gateway: ArcSwap::from_pointee(gateway),
@@ -68,7 +74,7 @@ impl AppState {
                 draining: AtomicBool::new(false),
                 drain_started: tokio::sync::Notify::new(),
                 keys: std::sync::OnceLock::new(),
-                ledger: Arc::default(),
+                ledger: Arc::new(ledger),
             }),
         }
     }

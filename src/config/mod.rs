@@ -20,6 +20,7 @@ mod reliability;
 mod schema;
 pub(crate) mod semantic_examples;
 pub mod spend_log;
+pub mod state;
 mod telemetry;
 mod validate;
 
@@ -167,6 +168,7 @@ impl Config {
                 out.push(pw);
             }
         }
+        out.extend(self.state.secret());
         // Span export headers usually carry the receiver's credentials (Langfuse: Basic auth).
         if let Some(o) = &self.telemetry.otlp {
             out.extend(o.value.headers.values().map(|v| v.value.0.clone()));

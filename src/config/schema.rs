@@ -38,6 +38,9 @@ pub struct Config {
     /// Where virtual keys are stored (see `keys.rs`).
     #[serde(default)]
     pub keys: super::keys::KeysConfig,
+    /// Where breakers, counters and budgets live (see `state.rs`).
+    #[serde(default)]
+    pub state: super::state::StateConfig,
     /// Span export (see `telemetry.rs`).
     #[serde(default, deserialize_with = "super::env::telemetry_section")]
     pub telemetry: super::telemetry::TelemetryConfig,

@@ -56,10 +56,10 @@ pub async fn seed_from_log(
     let mut seeded = 0;
     for k in keys {
         let Some(b) = k.budget else { continue };
-        let (start, _) = b.period.window(now);
+        let (start, reset) = b.period.window(now);
         let usd = log.store().key_spend(table, &k.name, start).await?;
         if usd > 0.0 {
-            ledger.seed(&k.id, start, usd);
+            ledger.seed(&k.id, (start, reset), usd).await;
             seeded += 1;
         }
     }

@@ -17,7 +17,6 @@ use crate::state::window::SlidingRate;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 pub struct Cascade {
     pub tiers: CascadeTiers,
@@ -128,16 +127,27 @@ impl Cascade {
         self.escalate_on.contains(&r)
     }
 
+    /// The window's name in shared state: one per pair of tiers, as every replica cascades.
+    fn window_name(&self) -> String {
+        format!("cascade:{}>{}", self.tiers.from, self.tiers.to)
+    }
+
     /// Escalations so far in the window exceed the cap (once there is enough traffic to tell).
-    fn over_cap(&self, now: Instant) -> bool {
-        let (events, hits) = self.window.lock().map(|w| w.counts(now)).unwrap_or((0, 0));
+    /// With shared state the window is every replica's.
+    async fn over_cap(&self, store: &crate::state::StateStore) -> bool {
+        let (events, hits) = store
+            .window_counts(&self.window_name(), self.window_len, &self.window)
+            .await;
         events >= self.min_requests && events > 0 && (hits as f64 / events as f64) > self.max_rate
     }
 
-    fn record(&self, now: Instant, escalated: bool) {
-        if let Ok(mut w) = self.window.lock() {
-            w.record(now, escalated);
-        }
+    fn record(&self, store: &crate::state::StateStore, escalated: bool) {
+        store.window_record(
+            &self.window_name(),
+            self.window_len,
+            &self.window,
+            escalated,
+        );
     }
 
     /// The plan's restrictions hold for every call; a request whose escalation tier it does not
@@ -216,7 +226,7 @@ impl Cascade {
                 }
             }
         };
-        let now = Instant::now();
+        let store = &t.state.store;
         let step = |outcome, reason: Option<EscalateOn>| Step {
             tiers: self.tiers.clone(),
             outcome,
@@ -224,15 +234,15 @@ impl Cascade {
         };
         let Some(reason) = reason else {
             if result.is_ok() {
-                self.record(now, false);
+                self.record(store, false);
                 out.cascade = Some(step(StepOutcome::Accepted, None));
             }
             return (result.map(|r| strip_logprobs(r, add_logprobs)), out);
         };
         // Errors escalate even over the cap: with a healthy tier left, failing the request would
         // trade reliability for cost, which the cap is not for.
-        if reason != EscalateOn::Error && self.over_cap(now) {
-            self.record(now, false);
+        if reason != EscalateOn::Error && self.over_cap(store).await {
+            self.record(store, false);
             if !self.capped.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     from = %self.tiers.from, to = %self.tiers.to, max_rate = self.max_rate,
@@ -245,7 +255,7 @@ impl Cascade {
         if self.capped.swap(false, Ordering::Relaxed) {
             tracing::info!(from = %self.tiers.from, to = %self.tiers.to, "cascade escalation rate is back under the cap");
         }
-        self.record(now, true);
+        self.record(store, true);
         // The cheap answer was paid for even though the client will not see it.
         if let (Ok(cheap), Some(c)) = (&result, &out.served) {
             out.discarded.push(Discarded {

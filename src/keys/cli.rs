@@ -186,6 +186,13 @@ pub async fn run(args: KeysArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // A change made here is announced to running replicas that share state in Redis.
+    if let Some(link) = crate::state::StateStore::from_config(&config.state)
+        .ok()
+        .and_then(|s| s.link())
+    {
+        keys.share_changes(link);
+    }
     let result = op(&keys, &config, args.op, args.json).await;
     keys.close().await;
     match result {

@@ -3,7 +3,9 @@
 //! each with a name, team, metadata, the tiers and models it may use, a budget per period, rate
 //! limits, an expiry and a disabled flag. The gateway keeps them in memory and re-reads the table
 //! when it changes (checked every `keys.refresh`, 500 ms by default), so a revocation through
-//! another process takes effect within a second and one through this process at once.
+//! another process takes effect within a second and one through this process at once. With shared
+//! state in Redis, a change also bumps a counter there that every replica reads every
+//! [`NUDGE_EVERY`], so the others re-read the table at once instead of at their next check.
 //!
 //! Must not import `dispatch`: the pipeline turns a key's allowed tiers into plain data for it.
 
@@ -25,6 +27,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub const DEFAULT_REFRESH: Duration = Duration::from_millis(500);
+/// How often a replica with shared state looks at the keys' change counter in Redis.
+pub const NUDGE_EVERY: Duration = Duration::from_millis(100);
+const CHANGES: &str = "keys";
 
 /// The keys as this process last read them.
 #[derive(Default)]
@@ -72,6 +77,8 @@ pub struct Keys {
     read: std::sync::atomic::AtomicBool,
     /// Until the keys were read, ask every caller for one (`keys.database` was set explicitly).
     fail_closed: bool,
+    /// Shared state, where changes are announced to the other replicas.
+    changes: std::sync::OnceLock<Arc<crate::state::redis::Link>>,
 }
 
 impl Keys {
@@ -88,7 +95,22 @@ impl Keys {
             schema_ready: std::sync::atomic::AtomicBool::new(false),
             read: std::sync::atomic::AtomicBool::new(false),
             fail_closed,
+            changes: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Announces this process's changes through `link`, and listens for the other replicas'.
+    /// Set once, before [`Keys::spawn_refresher`].
+    pub fn share_changes(&self, link: Arc<crate::state::redis::Link>) {
+        let _ = self.changes.set(link);
+    }
+
+    /// Tells the other replicas to re-read the keys now. Best effort: they also re-read on their
+    /// own schedule.
+    async fn announce(&self) {
+        if let Some(link) = self.changes.get() {
+            crate::state::redis::signal::bump(link, CHANGES).await;
+        }
     }
 
     /// Re-reads the table when it changed since the last read.
@@ -136,17 +158,36 @@ impl Keys {
         }
     }
 
-    /// Refreshes every `every` until the process ends. A store that cannot be read keeps the keys
-    /// last read (and says so once per outage).
+    /// Refreshes every `every` until the process ends, and sooner when another replica announced
+    /// a change. A store that cannot be read keeps the keys last read (and says so once per
+    /// outage).
     pub fn spawn_refresher(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
         let keys = Arc::downgrade(self);
+        let nudged = self.changes.get().is_some();
         tokio::spawn(async move {
             let mut failing = false;
-            let mut tick = tokio::time::interval(every);
+            let mut tick = tokio::time::interval(if nudged {
+                every.min(NUDGE_EVERY)
+            } else {
+                every
+            });
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_check = tokio::time::Instant::now();
+            let mut seen: Option<i64> = None;
             loop {
                 tick.tick().await;
                 let Some(k) = keys.upgrade() else { return };
+                if let Some(link) = k.changes.get() {
+                    let now = crate::state::redis::signal::read(link, CHANGES).await;
+                    let announced = now.is_some() && seen.is_some() && now != seen;
+                    if now.is_some() {
+                        seen = now;
+                    }
+                    if !announced && last_check.elapsed() < every {
+                        continue;
+                    }
+                }
+                last_check = tokio::time::Instant::now();
                 match k.refresh().await {
                     Ok(()) if failing => {
                         failing = false;
@@ -222,6 +263,7 @@ impl Keys {
         change.apply(&mut k).map_err(OpError::Invalid)?;
         self.store.insert(&k).await?;
         self.reload().await;
+        self.announce().await;
         Ok((k, secret))
     }
 
@@ -231,6 +273,7 @@ impl Keys {
         k.updated_ms = now_ms().max(k.updated_ms + 1);
         self.store.update(&k).await?;
         self.reload().await;
+        self.announce().await;
         Ok(k)
     }
 
@@ -244,6 +287,7 @@ impl Keys {
             self.store.update(&k).await?;
         }
         self.reload().await;
+        self.announce().await;
         Ok(k)
     }
 

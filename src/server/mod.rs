@@ -77,6 +77,9 @@ impl Server {
                 tracing::warn!(store = %keys.describe, "key store did not answer at start; retrying in the background");
             }
         }
+        if let Some(link) = gateway.tables.state.store.link() {
+            keys.share_changes(link);
+        }
         keys.spawn_refresher(gateway.keys_refresh);
         let state = AppState::with_spans(gateway, metrics, spans);
         if let Some(log) = spend_log {

@@ -32,6 +32,10 @@ pub struct Metrics {
     pub retries: IntCounterVec,
     pub cooldowns: IntCounterVec,
     pub deployment_healthy: IntGaugeVec,
+    /// 1 while `state.backend: redis` is unreachable and requests are served on local state.
+    pub state_degraded: IntGauge,
+    /// Shared-state calls that failed or timed out (set from the store at each scrape).
+    pub state_errors: IntCounter,
     /// Virtual keys' requests turned away, by team and why; never by key.
     pub key_refusals: IntCounterVec,
     /// What the budgets of a team's keys have left this period, summed (set at each scrape).
@@ -172,9 +176,19 @@ impl Metrics {
             &["deployment"],
         )?;
         registry.register(Box::new(deployment_healthy.clone()))?;
+        let state_degraded = IntGauge::new(
+            "switchyard_state_degraded",
+            "1 while the shared state store (state.backend: redis) is unreachable and requests are served on this replica's local state; 0 otherwise.",
+        )?;
+        registry.register(Box::new(state_degraded.clone()))?;
+        let state_errors = IntCounter::new(
+            "switchyard_state_errors_total",
+            "Calls to the shared state store that failed or timed out (each outage is also logged once).",
+        )?;
+        registry.register(Box::new(state_errors.clone()))?;
         let key_refusals = counter(
             "switchyard_key_refusals_total",
-            "Requests with a virtual key turned away, by the key's team (none without one) and reason (revoked, disabled, expired, rate_limit, parallel_limit, budget, not_allowed).",
+            "Requests with a virtual key turned away, by the key's team (none without one) and reason (revoked, disabled, expired, rate_limit, parallel_limit, budget, state_unavailable, not_allowed).",
             &["team", "reason"],
         )?;
         let team_budget_remaining = prometheus::GaugeVec::new(
@@ -248,6 +262,8 @@ impl Metrics {
         registry.register(Box::new(spend_write_failures.clone()))?;
         let edge = super::EdgeMetrics::register(&registry)?;
         Ok(Metrics {
+            state_degraded,
+            state_errors,
             edge,
             cost,
             counterfactual_cost,

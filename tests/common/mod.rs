@@ -924,3 +924,105 @@ pub fn postgres_url() -> Option<String> {
     eprintln!("skipping: PostgreSQL is not reachable at {url}");
     None
 }
+
+/// The Redis server for tests of shared state (`SWITCHYARD_TEST_REDIS`, else the local one), or
+/// `None` when it is down: such tests are skipped, except under `CI`, where they fail.
+pub fn redis_url() -> Option<String> {
+    let url =
+        std::env::var("SWITCHYARD_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let hostport = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .rsplit('@')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let up = std::net::ToSocketAddrs::to_socket_addrs(&hostport)
+        .into_iter()
+        .flatten()
+        .any(|addr| std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok());
+    if up {
+        return Some(url);
+    }
+    assert!(
+        std::env::var("CI").is_err(),
+        "Redis is not reachable at {url}, and CI requires it"
+    );
+    eprintln!("skipping: Redis is not reachable at {url}");
+    None
+}
+
+/// A key prefix no other test (or run) uses, so tests sharing one Redis never see each other's
+/// state.
+pub fn redis_prefix() -> String {
+    format!("sytest-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A `redis-server` of the test's own on a free loopback port, killed when dropped: for tests
+/// that stop Redis mid-run.
+pub struct RedisServer {
+    child: Option<Child>,
+    pub port: u16,
+}
+
+impl RedisServer {
+    /// `None` (the test is skipped) when `redis-server` is not installed, except under `CI`.
+    pub fn start() -> Option<RedisServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        RedisServer::on_port(port)
+    }
+
+    pub fn on_port(port: u16) -> Option<RedisServer> {
+        let spawned = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(
+                    std::env::var("CI").is_err(),
+                    "redis-server cannot be started ({e}), and CI requires it"
+                );
+                eprintln!("skipping: redis-server cannot be started: {e}");
+                return None;
+            }
+        };
+        let s = RedisServer {
+            child: Some(child),
+            port,
+        };
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        poll_blocking(Duration::from_secs(10), || {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+        })
+        .unwrap_or_else(|| panic!("redis-server did not listen on {port}"));
+        Some(s)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

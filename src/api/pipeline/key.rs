@@ -10,7 +10,7 @@ use crate::gateway::Gateway;
 use crate::keys::{VirtualKey, rfc3339};
 use crate::openai::ChatRequest;
 use crate::routing::{Decision, Layer};
-use crate::state::ledger::{Ledger, Limits, Minute, Refused};
+use crate::state::ledger::{Ledger, Limits, Minute, NoRoom, Refused};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde_json::json;
 use std::sync::Arc;
@@ -60,7 +60,7 @@ impl KeyCtx {
 
     /// Counts the request against the key's rpm, tpm and parallel limits; a request over one is
     /// a 429 with `Retry-After`.
-    pub fn admit(&mut self, req: &ChatRequest) -> Result<Hold, ApiError> {
+    pub async fn admit(&mut self, req: &ChatRequest) -> Result<Hold, ApiError> {
         let k = &self.key;
         if k.rpm.is_none() && k.tpm.is_none() && k.max_parallel.is_none() {
             return Ok(Hold::default());
@@ -75,7 +75,7 @@ impl KeyCtx {
         } else {
             0
         };
-        let entered = self.ledger.enter(&k.id, limits, tokens);
+        let entered = self.ledger.enter(&k.id, limits, tokens).await;
         match &entered {
             Err(Refused::Parallel) => self.refused("parallel_limit"),
             Err(_) => self.refused("rate_limit"),
@@ -184,7 +184,7 @@ impl KeyCtx {
     /// Reserves the request's worst case against the key's budget: refused with
     /// `budget_exceeded` when the period's spend and open reservations leave no room. A request
     /// only free deployments can answer reserves nothing and is never refused.
-    pub fn reserve(
+    pub async fn reserve(
         &self,
         gw: &Gateway,
         req: &ChatRequest,
@@ -198,12 +198,32 @@ impl KeyCtx {
         let answers = if d.cascade.is_some() { 3 } else { 1 };
         let worst = budget::worst_case(req, &reach, answers);
         let (start, reset) = b.period.window(crate::keys::now_ms());
-        match self.ledger.reserve(&self.key.id, start, b.usd, worst) {
+        match self
+            .ledger
+            .reserve(&self.key.id, (start, reset), b.usd, worst)
+            .await
+        {
             Ok(r) => Ok(Hold {
                 slot: None,
                 reservation: Some(r),
             }),
-            Err(spent) => {
+            Err(NoRoom::Unavailable) => {
+                self.refused("state_unavailable");
+                // 503: the condition is temporary (the shared store is being reconnected), so
+                // a client's retry is what should happen.
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "service_unavailable_error",
+                    format!(
+                        "Key {} has a budget, and the shared state that tracks budgets is unreachable; with state.on_state_error: deny such keys are refused until it is back.",
+                        self.key.name
+                    ),
+                )
+                .with_code("budget_state_unavailable");
+                e.retry_after = Some(Duration::from_secs(1));
+                Err(e)
+            }
+            Err(NoRoom::Spent(spent)) => {
                 self.refused("budget");
                 // 402, not 429: the SDKs retry a 429 (and a 5xx) on their own, and no retry
                 // within the period can succeed. 402 is retried by none of them and says why.

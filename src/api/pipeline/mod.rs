@@ -155,21 +155,21 @@ impl Ctx {
 
     /// Who is calling and what they asked for, noted on the account before anything is decided;
     /// a virtual key is counted against its rate limits.
-    fn admit(&mut self, req: &ChatRequest) -> Result<(), ApiError> {
+    async fn admit(&mut self, req: &ChatRequest) -> Result<(), ApiError> {
         self.account.request(req);
         self.account.requested_model = Some(req.model.clone());
         self.account.stream = req.is_stream();
         if let Some(k) = &mut self.key {
-            self.account.hold(k.admit(req)?);
+            self.account.hold(k.admit(req).await?);
         }
         Ok(())
     }
 
     /// The worst case of the routed request reserved against its key's budget.
-    fn reserve(&mut self, req: &ChatRequest, r: &Routed) -> Result<(), ApiError> {
+    async fn reserve(&mut self, req: &ChatRequest, r: &Routed) -> Result<(), ApiError> {
         if let Some(k) = &self.key {
             self.account
-                .hold(k.reserve(&self.gw, req, &r.decision, &r.plan)?);
+                .hold(k.reserve(&self.gw, req, &r.decision, &r.plan).await?);
         }
         Ok(())
     }
@@ -331,14 +331,14 @@ impl Reply {
 
 /// Admit, route, dispatch, account: one request from its parsed body to the answer.
 pub async fn run(mut ctx: Ctx, req: ChatRequest) -> Reply {
-    if let Err(e) = ctx.admit(&req) {
+    if let Err(e) = ctx.admit(&req).await {
         return ctx.refuse(e, None);
     }
     let routed = match ctx.route(&req).await {
         Ok(r) => r,
         Err(e) => return ctx.refuse(e, None),
     };
-    if let Err(e) = ctx.reserve(&req, &routed) {
+    if let Err(e) = ctx.reserve(&req, &routed).await {
         return ctx.refuse(e, None);
     }
     if req.is_stream() {

@@ -19,6 +19,7 @@ mod rules;
 mod semantic;
 mod server;
 mod spend_log;
+mod state;
 mod tiers;
 
 use super::error::ConfigError;
@@ -40,6 +41,7 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
     tiers::check(c, &ck)?;
     routing::check_targets(c, &ck)?;
     spend_log::check(c, &ck)?;
+    state::check(c, &ck)?;
     routing::check_aliases(c, &ck)?;
     rules::check(c, &ck)?;
     semantic::check(c, &ck)?;
