@@ -7,7 +7,7 @@ use super::policy::Policies;
 use super::walk::log_cooldown;
 use super::{Deployment, DispatchState};
 use crate::providers::{ChunkStream, ErrorKind, ProviderError};
-use crate::state::{CallResult, Cooled};
+use crate::state::{CallResult, Cooled, Ended};
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
 use std::pin::Pin;
@@ -72,18 +72,18 @@ async fn report(
     e: &ProviderError,
 ) -> Option<Cooled> {
     let p = policies.for_kind(e.kind);
+    let call = Ended {
+        result: CallResult::Failure {
+            class: e.kind.class(),
+            mode: p.cooldown,
+            retry_after: e.retry_after,
+        },
+        // The stream's start was reported already; a break after it is no probe's verdict.
+        probe: false,
+    };
     let cooled = state
         .store
-        .report(
-            deployment,
-            CallResult::Failure {
-                class: e.kind.class(),
-                mode: p.cooldown,
-                retry_after: e.retry_after,
-            },
-            false,
-            &policies.breaker,
-        )
+        .report(deployment, call, &policies.breaker)
         .await;
     if let Some(c) = &cooled {
         log_cooldown(deployment, c);

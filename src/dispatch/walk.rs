@@ -8,7 +8,7 @@ use super::pick::{self, Pick, Tried, UNAVAILABLE_CODE, Unavailable};
 use super::{Candidate, Deployment, Hop, HopReason, Outcome, Plan, Progress, Tables};
 use crate::openai::ChatRequest;
 use crate::providers::{ErrorKind, ProviderError};
-use crate::state::{CallResult, Cooled};
+use crate::state::{CallResult, Cooled, Ended};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -210,9 +210,11 @@ impl Walk<'_> {
         match &r {
             Ok(_) => {
                 load.observe(took);
-                ds.store
-                    .report(&m.name, CallResult::Success, probe, &pol.breaker)
-                    .await;
+                let call = Ended {
+                    result: CallResult::Success,
+                    probe,
+                };
+                ds.store.report(&m.name, call, &pol.breaker).await;
             }
             Err(e) => {
                 self.out.failed(tier, m, e);
@@ -221,7 +223,8 @@ impl Walk<'_> {
                     mode: pol.for_kind(e.kind).cooldown,
                     retry_after: e.retry_after,
                 };
-                if let Some(c) = ds.store.report(&m.name, result, probe, &pol.breaker).await {
+                let call = Ended { result, probe };
+                if let Some(c) = ds.store.report(&m.name, call, &pol.breaker).await {
                     log_cooldown(&m.name, &c);
                     self.out.cooldowns.push((m.name.clone(), c.class.label()));
                 }

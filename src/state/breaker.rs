@@ -50,6 +50,14 @@ pub enum Admission {
     Probing(Duration, Option<ErrorClass>),
 }
 
+/// What a store records of one call: how it ended, and whether it was the single probe let
+/// through after a cooldown (whose result closes or reopens the breaker).
+#[derive(Debug, Clone, Copy)]
+pub struct Ended {
+    pub result: CallResult,
+    pub probe: bool,
+}
+
 /// How one call ended, as far as the deployment's health is concerned.
 #[derive(Debug, Clone, Copy)]
 pub enum CallResult {

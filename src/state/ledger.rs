@@ -33,13 +33,7 @@ struct Entry {
     period: (i64, f64, f64),
 }
 
-/// A key's rate limits; `None` is unlimited.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Limits {
-    pub rpm: Option<u64>,
-    pub tpm: Option<u64>,
-    pub max_parallel: Option<u64>,
-}
+pub use super::limits::Limits;
 
 /// This minute's count after admission, for the `x-ratelimit-*` headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! The single-replica backend: a mutex per deployment, so deployments never contend with each
 //! other and the map lock is held only to find the entry.
 
-use super::breaker::{Admission, Breaker, CallResult, Cooled, Settings};
+use super::breaker::{Admission, Breaker, Cooled, Ended, Settings};
 use super::{Health, MinuteUsage};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -71,15 +71,9 @@ impl MemoryState {
         self.with(deployment, s, |e| e.breaker.admit(Instant::now(), s))
     }
 
-    pub fn report(
-        &self,
-        deployment: &str,
-        result: CallResult,
-        probe: bool,
-        s: &Settings,
-    ) -> Option<Cooled> {
+    pub fn report(&self, deployment: &str, call: Ended, s: &Settings) -> Option<Cooled> {
         self.with(deployment, s, |e| {
-            e.breaker.report(Instant::now(), result, probe, s)
+            e.breaker.report(Instant::now(), call.result, call.probe, s)
         })
     }
 

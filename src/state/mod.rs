@@ -8,15 +8,17 @@
 //! Must not import `dispatch` or anything above it.
 
 pub mod breaker;
+mod health;
 pub mod ledger;
+mod limits;
 mod memory;
 pub mod redis;
 pub mod window;
 
-pub use breaker::{Admission, CallResult, Cooled, Settings, Status};
+pub use breaker::{Admission, CallResult, Cooled, Ended, Settings, Status};
+pub use health::{Health, MinuteUsage};
 
 use crate::config::state::{OnStateError, StateBackend, StateConfig};
-use crate::providers::ErrorClass;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use window::SlidingRate;
@@ -26,28 +28,6 @@ pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// Requests and tokens a deployment has taken in the current minute.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MinuteUsage {
-    pub requests: u64,
-    pub tokens: u64,
-    /// Until the counters start over.
-    pub resets_in: Duration,
-}
-
-/// One deployment's health as `/admin/deployments` shows it.
-#[derive(Debug, Clone)]
-pub struct Health {
-    pub status: Status,
-    /// Calls and failures within the breaker's window.
-    pub calls: u64,
-    pub failures: u64,
-    pub cooldowns: u64,
-    pub last_class: Option<ErrorClass>,
-    pub last_cooldown: Option<Duration>,
-    pub usage: MinuteUsage,
 }
 
 pub enum StateStore {
@@ -140,16 +120,10 @@ impl StateStore {
     }
 
     /// Records how a call ended; returns the cooldown it started, if any.
-    pub async fn report(
-        &self,
-        deployment: &str,
-        result: CallResult,
-        probe: bool,
-        s: &Settings,
-    ) -> Option<Cooled> {
+    pub async fn report(&self, deployment: &str, call: Ended, s: &Settings) -> Option<Cooled> {
         match self {
-            StateStore::Memory(m) => m.report(deployment, result, probe, s),
-            StateStore::Redis(r) => r.report(deployment, result, probe, s).await,
+            StateStore::Memory(m) => m.report(deployment, call, s),
+            StateStore::Redis(r) => r.report(deployment, call, s).await,
         }
     }
 

@@ -11,6 +11,7 @@ use super::window;
 use crate::config::CoolingMode;
 use crate::providers::ErrorClass;
 use crate::state::breaker::{Admission, CallResult, Cooled, Settings, Status};
+use crate::state::health::{Health, MinuteUsage};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -210,17 +211,9 @@ pub async fn report(
     })
 }
 
-/// A breaker as Redis holds it.
-pub struct Shown {
-    pub status: Status,
-    pub calls: u64,
-    pub failures: u64,
-    pub cooldowns: u64,
-    pub last_class: Option<ErrorClass>,
-    pub last_cooldown: Option<Duration>,
-}
-
-pub async fn health(link: &Link, deployment: &str, s: &Settings) -> Option<Shown> {
+/// The breaker's part of a deployment's health, as Redis holds it; the minute's usage is read
+/// apart and filled in by the caller.
+pub async fn health(link: &Link, deployment: &str, s: &Settings) -> Option<Health> {
     let (b, w) = keys(link, deployment, s);
     let now = crate::state::now_ms();
     let mut conn = link.conn();
@@ -239,12 +232,13 @@ pub async fn health(link: &Link, deployment: &str, s: &Settings) -> Option<Shown
         2 => Status::ProbeReady,
         _ => Status::Healthy,
     };
-    Some(Shown {
+    Some(Health {
         status,
         calls,
         failures,
         cooldowns,
         last_class: class(&label),
         last_cooldown: (last >= 0).then(|| dur(last)),
+        usage: MinuteUsage::default(),
     })
 }

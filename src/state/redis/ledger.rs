@@ -8,7 +8,7 @@
 //! Dollars travel as strings: Lua numbers returned to Redis become integers.
 
 use super::link::Link;
-use crate::state::ledger::Limits;
+use crate::state::limits::Limits;
 use std::sync::{Arc, LazyLock};
 
 const MINUTE_MS: i64 = 60_000;

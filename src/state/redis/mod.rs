@@ -15,7 +15,7 @@ pub mod window;
 
 pub use link::{Link, LinkStatus};
 
-use super::breaker::{Admission, CallResult, Cooled, Settings};
+use super::breaker::{Admission, Cooled, Ended, Settings};
 use super::memory::MemoryState;
 use super::{Health, MinuteUsage};
 use std::sync::Arc;
@@ -40,14 +40,9 @@ impl RedisState {
         }
     }
 
-    pub async fn report(
-        &self,
-        deployment: &str,
-        result: CallResult,
-        probe: bool,
-        s: &Settings,
-    ) -> Option<Cooled> {
-        let local = self.local.report(deployment, result, probe, s);
+    pub async fn report(&self, deployment: &str, call: Ended, s: &Settings) -> Option<Cooled> {
+        let local = self.local.report(deployment, call, s);
+        let Ended { result, probe } = call;
         if breaker::only_records(&result) {
             breaker::record(&self.link, deployment, result, probe, s);
             return None;
@@ -81,15 +76,10 @@ impl RedisState {
             usage::usage(&self.link, deployment)
         );
         match shown {
-            Some(b) => Health {
-                status: b.status,
-                calls: b.calls,
-                failures: b.failures,
-                cooldowns: b.cooldowns,
-                last_class: b.last_class,
-                last_cooldown: b.last_cooldown,
-                usage: usage.unwrap_or(local.usage),
-            },
+            Some(mut h) => {
+                h.usage = usage.unwrap_or(local.usage);
+                h
+            }
             None => local,
         }
     }
