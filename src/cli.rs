@@ -1,5 +1,7 @@
 //! Command line: `serve`, `check`, `route`, `report`, `bench`, `eval`, `calibrate`, `distill`,
 //! `import`, `keys`.
+//!
+//! Nothing imports it but `main`; it may import any module.
 
 use crate::config::{Config, ConfigError, EnvString, Uses};
 use crate::console::{error, print_to_stdout};

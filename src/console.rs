@@ -1,5 +1,7 @@
 //! What the commands print. A closed pipe (`switchyard check | head -1`) is a normal end, not a
 //! panic: the reader has what it wanted.
+//!
+//! Must not import anything of switchyard's: every command's output goes through it.
 
 use std::io::Write;
 use std::process::ExitCode;

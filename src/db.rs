@@ -1,6 +1,8 @@
 //! The two databases switchyard writes to (the spend log and the key store), opened and extended
 //! the same way, so that a setting such as the acquire timeout or WAL mode cannot drift between
 //! them. Below `cost` and `keys`; it knows only the config's `Target`.
+//!
+//! Must not import anything above `config`: the spend log and the key store both sit on it.
 
 use crate::config::spend_log::{Target, redact_url};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};

@@ -2,6 +2,8 @@
 //! an `Arc` of it at arrival and keeps it to the end, so a reload never changes a request midway.
 //!
 //! Above `dispatch` (it holds dispatch's tables) and `routing`, below `api` and `cost`.
+//!
+//! Must not import `api`, `server` or `cost`: it sits below the request path's stages.
 
 use crate::config::{Config, ConfigError, Uses};
 use crate::dispatch::cascade::Cascade;

@@ -19,6 +19,8 @@
 //! `judge_costs_usd` (model → what grading its answer cost); they are kept in `extra`.
 //!
 //! This module sits below routing, bench and eval and imports none of them.
+//!
+//! Must not import anything but `openai`: `bench`, `eval` and the learned layer all read it.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -1,6 +1,8 @@
 //! Scrubs configured secrets (provider keys, gateway keys) from any text that leaves the process:
 //! error bodies, log lines. Providers sometimes echo the key they were sent in their error messages.
 //! Where a key must be named (spend rows, key lists), only its `tail` is shown.
+//!
+//! Must not import anything of switchyard's.
 
 use aho_corasick::AhoCorasick;
 

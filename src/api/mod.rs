@@ -3,6 +3,8 @@
 //!
 //! It translates and sequences: routing decides, dispatch calls, `cost::account` prices and
 //! records. Nothing below imports `api`.
+//!
+//! Must not import `server` or `cli`, nor price anything itself: it calls the account.
 
 mod admin;
 mod admin_keys;

@@ -6,6 +6,8 @@
 //! `serve` and a hot reload.
 //!
 //! The ground floor: config imports no other switchyard module but `openai`'s constants.
+//!
+//! Must not import anything but the wire types (`openai`): everything else reads config.
 
 mod duration;
 mod embedder;

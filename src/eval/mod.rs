@@ -12,6 +12,8 @@
 //!
 //! When the learned layer's own data is the test set, each prompt is predicted by a layer trained
 //! on the other folds (k-fold cross-validation), and the report says the result is in-domain.
+//!
+//! Must not import `api`, `server`, `dispatch` or `providers`: an offline replay calls no provider.
 
 pub mod calibrate;
 pub mod cli;

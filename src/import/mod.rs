@@ -5,6 +5,8 @@
 //! The path is one way: `yaml` (a tree that remembers lines and what was read) → `litellm` (the
 //! config's shape, and its errors) → `map` (LiteLLM's concepts in switchyard's terms, with
 //! `providers` and `prices`) → `table` → `write`; `report` collects what the mapping could not say.
+//!
+//! Must not import the request path (`api`, `dispatch`, `providers`, `cost`): it reads and writes tables, and compiles one (`gateway`) only to check it.
 
 mod litellm;
 mod map;

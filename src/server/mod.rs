@@ -1,5 +1,7 @@
 //! Running the gateway: bind, serve, reload the config in place, drain on shutdown. How each
 //! connection is served (timeouts, limits, the drain) is in `conn.rs`.
+//!
+//! Must not import `cli`: commands start the server, not the other way round.
 
 mod conn;
 

@@ -5,6 +5,8 @@
 //! **account** (the bill, metrics, spend row, the reservation settled). A handler reads its wire format into a [`ChatRequest`], calls [`run`], and writes
 //! the [`Reply`] back in its own format; it never routes, dispatches or prices. One [`Ctx`] per
 //! request carries what the phases learn, so a new inbound format adds a translation, not a path.
+//!
+//! Must not import a format's handler (`api::chat`, `api::messages`): they call it.
 
 mod extract;
 mod feed;

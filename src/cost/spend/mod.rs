@@ -6,6 +6,8 @@
 //! it up. Every row that does not reach the table (queue full, batch failed, log closed) is
 //! counted in `switchyard_spend_log_dropped_total{reason}` and written to the log as a warning
 //! carrying the whole row, so no record disappears silently and none is lost for good.
+//!
+//! Must not import `api`, `dispatch` or `gateway`: a row is all it needs.
 
 mod line;
 mod store;

@@ -2,6 +2,8 @@
 //! retries, falls back and cools down per group, and tiers are where switchyard does those),
 //! each deployment a `models` entry on a provider; the router's settings become `fallbacks` and
 //! `reliability`. Whatever has no equivalent, or carries over with a difference, goes to the report.
+//!
+//! Must not import the request path: it maps parsed LiteLLM settings onto a table.
 
 mod deployments;
 mod fallbacks;

@@ -4,6 +4,8 @@
 //!
 //! `request` builds the Messages body, `response` turns a message into a `chat.completion`, and
 //! `stream` turns Anthropic's typed events into `chat.completion.chunk`s. This file only does HTTP.
+//!
+//! Must not import `dispatch`, `routing` or anything above `providers`.
 
 mod request;
 mod response;

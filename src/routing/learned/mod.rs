@@ -11,6 +11,8 @@
 //!
 //! Prediction and choice are pure functions of vectors, so `switchyard eval` trains the same
 //! predictor on cross-validation folds and replays the same choice without an embedder call.
+//!
+//! Must not import `dispatch`, `providers` or anything above `routing`.
 
 pub mod cache;
 pub mod data;
