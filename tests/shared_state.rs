@@ -90,10 +90,16 @@ fn header(r: &reqwest::Response, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Waits until `gw` knows the key (it re-reads the shared key store on its own schedule).
+/// Waits until `gw` knows the key (it re-reads the shared key store on its own schedule). A
+/// gateway that has read no key yet serves everyone, so answering the key proves nothing until
+/// it also refuses one it never issued.
 async fn known_by(gw: &Binary, key: &str) {
     common::eventually_async("the other gateway to know the key", DEADLINE, || async {
-        chat(gw, key, &chat_body("auto", "hi")).await.status() == 200
+        chat(gw, "sk-sy-never-issued", &chat_body("auto", "hi"))
+            .await
+            .status()
+            == 401
+            && chat(gw, key, &chat_body("auto", "hi")).await.status() == 200
     })
     .await;
 }

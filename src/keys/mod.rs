@@ -179,7 +179,10 @@ impl Keys {
                 let Some(k) = keys.upgrade() else { return };
                 if let Some(link) = k.changes.get() {
                     let now = crate::state::redis::signal::read(link, CHANGES).await;
-                    let announced = now.is_some() && seen.is_some() && now != seen;
+                    // The first value read counts as news too: a change announced between
+                    // this process's first read of the table and its first read of the counter
+                    // would otherwise wait for the schedule.
+                    let announced = now.is_some() && now != seen;
                     if now.is_some() {
                         seen = now;
                     }
