@@ -167,12 +167,34 @@ fn bench_builtin(c: &mut Criterion) {
         .replace("${ANTHROPIC_API_KEY}", "sk-ant-test");
     let cfg = switchyard::config::Config::from_yaml(&text, "config/example.yaml").unwrap();
     let sem_cfg = cfg.routing.semantic.unwrap();
+    // The table's own embedder: the built-in model with its `ngrams` weight.
+    let embedder = || {
+        Embedder::build(
+            &sem_cfg.embedder,
+            &std::collections::BTreeMap::new(),
+            &reqwest::Client::new(),
+            Path::new("config"),
+        )
+        .unwrap()
+    };
+    let with_ngrams = embedder();
+    let utts_ngrams: Vec<Vec<f32>> = utterances()
+        .iter()
+        .map(|u| rt.block_on(with_ngrams.embed(u)).unwrap())
+        .collect();
+    g.bench_function(
+        "embed 200-token prompt + score 100, example table's n-grams",
+        |b| {
+            b.iter(|| {
+                best(
+                    &rt.block_on(with_ngrams.embed(black_box(PROMPT))).unwrap(),
+                    &utts_ngrams,
+                )
+            })
+        },
+    );
     let sem = rt
-        .block_on(Semantic::with_examples(
-            &sem_cfg,
-            Embedder::Builtin(model.clone()),
-            &[],
-        ))
+        .block_on(Semantic::with_examples(&sem_cfg, embedder(), &[]))
         .unwrap();
     g.bench_function(
         "example table layer (linear): embed 200-token prompt + score",

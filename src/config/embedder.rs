@@ -44,4 +44,8 @@ pub struct EmbedderConfig {
     /// openai: limit per embedding call; on timeout the semantic layer abstains.
     #[serde(default)]
     pub timeout: Option<Dur>,
+    /// Any kind but hashed-ngrams: the weight of hashed character n-grams appended to the model's
+    /// vector (0 or absent: none).
+    #[serde(default)]
+    pub ngrams: Option<f32>,
 }

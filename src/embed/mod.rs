@@ -47,11 +47,39 @@ pub enum Embedder {
     /// Shared so the CPU-heavy forward pass can run on the blocking pool.
     #[cfg(feature = "bert")]
     Bert(std::sync::Arc<BertEmbedder>),
+    /// A model's vector with hashed character n-grams appended at a weight (`ngrams:`): the
+    /// model's averaged token vectors say what a text is about, the n-grams which words and word
+    /// forms it shares with an utterance; on the routing labels the two together beat either.
+    WithNgrams(Box<Embedder>, HashedNgrams, f32),
 }
 
 impl Embedder {
     /// `base_dir` is the config file's folder, against which relative model paths resolve.
     pub fn build(
+        cfg: &EmbedderConfig,
+        providers: &BTreeMap<String, ProviderConfig>,
+        http: &reqwest::Client,
+        base_dir: &Path,
+    ) -> Result<Embedder, String> {
+        let base = Self::build_model(cfg, providers, http, base_dir)?;
+        match cfg.ngrams {
+            None => Ok(base),
+            Some(0.0) => Ok(base),
+            Some(w) if !(w.is_finite() && w > 0.0 && w <= 10.0) => Err(format!(
+                "semantic.embedder.ngrams is {w}: a weight between 0 and 10"
+            )),
+            Some(_) if cfg.kind == EmbedderKind::HashedNgrams => Err(
+                "semantic.embedder.ngrams: kind hashed-ngrams is n-grams already; `ngrams` adds them to a model".into(),
+            ),
+            Some(w) => Ok(Embedder::WithNgrams(
+                Box::new(base),
+                HashedNgrams::new(HashedNgrams::DEFAULT_DIMS),
+                w,
+            )),
+        }
+    }
+
+    fn build_model(
         cfg: &EmbedderConfig,
         providers: &BTreeMap<String, ProviderConfig>,
         http: &reqwest::Client,
@@ -130,6 +158,7 @@ impl Embedder {
             Embedder::Remote(_) => "openai",
             #[cfg(feature = "bert")]
             Embedder::Bert(_) => "bert",
+            Embedder::WithNgrams(inner, _, _) => inner.name(),
         }
     }
 
@@ -142,6 +171,7 @@ impl Embedder {
             Embedder::Remote(r) => r.dims(),
             #[cfg(feature = "bert")]
             Embedder::Bert(b) => Some(b.dims()),
+            Embedder::WithNgrams(inner, h, _) => inner.dims().map(|d| d + h.dims()),
         }
     }
 
@@ -162,6 +192,14 @@ impl Embedder {
                 })
                 .await
             }
+            Embedder::WithNgrams(inner, h, w) => {
+                let vs = Box::pin(inner.embed_batch(texts)).await?;
+                Ok(vs
+                    .into_iter()
+                    .zip(texts)
+                    .map(|(v, t)| with_ngrams(v, h, *w, t))
+                    .collect())
+            }
         }
     }
 
@@ -178,8 +216,20 @@ impl Embedder {
                 let text = text.to_string();
                 blocking(move || b.embed(&text)).await
             }
+            Embedder::WithNgrams(inner, h, w) => {
+                let v = Box::pin(inner.embed(text)).await?;
+                Ok(with_ngrams(v, h, *w, text))
+            }
         }
     }
+}
+
+/// `v` (unit length) followed by the text's n-gram vector (unit length) times `w`, renormalised:
+/// a dot product of two such vectors is `(model cosine + w² · n-gram cosine) / (1 + w²)`.
+fn with_ngrams(mut v: Vec<f32>, h: &HashedNgrams, w: f32, text: &str) -> Vec<f32> {
+    v.extend(h.embed(text).into_iter().map(|x| x * w));
+    normalize(&mut v);
+    v
 }
 
 #[cfg(feature = "bert")]
@@ -314,5 +364,29 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.contains("feature `bert`"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn ngrams_append_spelling_to_a_model_and_are_checked() {
+        let base = Path::new(".");
+        let plain = build("kind: builtin", base).unwrap();
+        let both = build("{ kind: builtin, ngrams: 0.4 }", base).unwrap();
+        assert_eq!(
+            both.dims(),
+            Some(plain.dims().unwrap() + HashedNgrams::DEFAULT_DIMS)
+        );
+        let v = both.embed("summarise this").await.unwrap();
+        let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4);
+        assert_eq!(
+            build("{ kind: builtin, ngrams: 0 }", base).unwrap().dims(),
+            plain.dims()
+        );
+        for bad in ["-1", "11", ".nan"] {
+            let e = build(&format!("{{ kind: builtin, ngrams: {bad} }}"), base).unwrap_err();
+            assert!(e.contains("ngrams"), "{e}");
+        }
+        let e = build("{ kind: hashed-ngrams, ngrams: 0.4 }", base).unwrap_err();
+        assert!(e.contains("n-grams already"), "{e}");
     }
 }
