@@ -1,7 +1,7 @@
 //! Budgets at admission: what a request could cost at worst, reserved against its key's budget
-//! before it is dispatched and settled to what it did cost when its account closes (a stream's
-//! when it finishes or is cut). The reservation, and the key's parallel slot, travel in the
-//! request's account as a [`Hold`].
+//! (and its team's, when the team has one) before it is dispatched and settled to what it did
+//! cost when its account closes (a stream's when it finishes or is cut). The reservations, and
+//! the key's parallel slot, travel in the request's account as a [`Hold`].
 
 use crate::dispatch::Deployment;
 use crate::openai::ChatRequest;
@@ -66,17 +66,44 @@ pub async fn seed_from_log(
     Ok(seeded)
 }
 
+/// Starts each team budget's current period at what the spend log recorded for the team's
+/// keys, as [`seed_from_log`] does for keys. Teams are matched by name.
+pub async fn seed_teams_from_log(
+    ledger: &crate::state::ledger::Ledger,
+    teams: &[Arc<crate::keys::Team>],
+    log: &crate::cost::spend::SpendLog,
+) -> Result<usize, sqlx::Error> {
+    let table = &log.settings().table;
+    log.store().ensure_schema(table).await?;
+    let now = crate::keys::now_ms();
+    let mut seeded = 0;
+    for t in teams {
+        let (start, reset) = t.budget.period.window(now);
+        let usd = log.store().team_spend(table, &t.name, start).await?;
+        if usd > 0.0 {
+            ledger.seed(&t.ledger_id(), (start, reset), usd).await;
+            seeded += 1;
+        }
+    }
+    Ok(seeded)
+}
+
 /// What a request holds of its key's limits until its account closes.
 #[derive(Default)]
 pub struct Hold {
     pub slot: Option<Slot>,
     pub reservation: Option<Reservation>,
+    /// Held against the key's team's budget, for the same worst case.
+    pub team: Option<Reservation>,
 }
 
 impl Hold {
-    /// Replaces the reservation with the real cost and counts the answer's tokens.
+    /// Replaces the reservations with the real cost and counts the answer's tokens.
     pub fn settle(self, usd: f64, output_tokens: u64) {
         if let Some(r) = self.reservation {
+            r.settle(usd);
+        }
+        if let Some(r) = self.team {
             r.settle(usd);
         }
         if let Some(s) = self.slot {

@@ -102,6 +102,20 @@ impl Server {
                     "budgets could not be resumed from the spend log in time; they start from zero"
                 ),
             }
+            let teams = keys.cached_teams();
+            let seeded = crate::cost::budget::seed_teams_from_log(state.ledger(), &teams, log);
+            match tokio::time::timeout(KEYS_AT_START, seeded).await {
+                Ok(Ok(n)) if n > 0 => {
+                    tracing::info!(teams = n, "team budgets resumed from the spend log")
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "team budgets could not be resumed from the spend log; they start from zero")
+                }
+                Err(_) => tracing::warn!(
+                    "team budgets could not be resumed from the spend log in time; they start from zero"
+                ),
+            }
         }
         state.set_keys(keys);
         Ok(Server {
