@@ -521,8 +521,18 @@ async fn the_teams_command_sets_a_budget_a_running_gateway_holds_and_a_restart_r
     assert!(!ok && err.contains("budget_usd"), "{err}");
     let (ok, _, err) = run(&["set", "data", "--budget-period", "week"]);
     assert!(!ok && err.contains("budget_usd"), "{err}");
-    // Room for two answers. The team has spent one already, which the running gateway does not
-    // count (it counts from the budget's arrival) but a restart reads from the spend log.
+    // The team's first answer is in the spend log before the team gets a budget.
+    common::wait_for("the first spend row", DEADLINE, || async {
+        let (n, usd) = recorded(&dir, "data").await;
+        if n == 1 {
+            Ok(usd)
+        } else {
+            Err(format!("{n} rows"))
+        }
+    })
+    .await;
+    // Room for two answers, one of which the team has spent already: the running gateway reads
+    // that from the spend log when the budget arrives.
     let budget = 2.0 * ANSWER_USD;
     let (ok, out, err) = run(&[
         "set",
@@ -540,17 +550,17 @@ async fn the_teams_command_sets_a_budget_a_running_gateway_holds_and_a_restart_r
         (Some("data"), Some("week"))
     );
     let set = Instant::now();
-    eventually_async(
-        "the gateway to know the team's budget",
+    common::wait_for(
+        "the gateway to hold the team's budget",
         Duration::from_secs(1),
-        || {
-            let (gw, key, small) = (&gw, key.clone(), small.clone());
-            async move {
-                header(
-                    &chat_as(gw, &key, &small).await,
-                    "x-switchyard-team-budget-usd",
-                )
-                .is_some()
+        || async {
+            let left = common::metric(
+                &gw.metrics().await,
+                "switchyard_team_budget_remaining_usd{team=\"data\"}",
+            );
+            match left {
+                Some(l) if (l - ANSWER_USD).abs() < 1e-12 => Ok(()),
+                other => Err(format!("{other:?} left")),
             }
         },
     )
@@ -563,26 +573,29 @@ async fn the_teams_command_sets_a_budget_a_running_gateway_holds_and_a_restart_r
     assert!(ok && out.contains("data") && out.contains("/week"), "{out}");
     let (ok, out, _) = run(&["show", "data"]);
     assert!(ok && out.contains("budget_usd"), "{out}");
-    // Whatever the probe above spent, the budget is used up within two more answers.
-    let mut refused = false;
-    for _ in 0..3 {
-        if chat_as(&gw, &key, &small).await.status() == 402 {
-            refused = true;
-            break;
-        }
-    }
-    assert!(refused, "a budget for two answers let more through");
-    // Every answered request is in the spend log before the restart.
-    let answered = common::wait_for("the spend rows", DEADLINE, || async {
+    let r = chat_as(&gw, &key, &small).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        header(&r, "x-switchyard-team-budget-usd"),
+        Some(budget.to_string().as_str())
+    );
+    let r = chat_as(&gw, &key, &small).await;
+    assert_eq!(
+        r.status(),
+        402,
+        "a budget for two answers let a third through"
+    );
+    assert_team_refusal(&r.json().await.unwrap(), "data", budget);
+    // Both answers are in the spend log before the restart.
+    common::wait_for("the spend rows", DEADLINE, || async {
         let (n, usd) = recorded(&dir, "data").await;
-        if usd >= budget - 1e-12 {
-            Ok(n)
+        if (usd - budget).abs() < 1e-12 {
+            Ok(())
         } else {
             Err(format!("{n} rows, ${usd}"))
         }
     })
     .await;
-    assert!(answered >= 2);
     gw.shutdown();
     (&mut gw.handle).await.unwrap().unwrap();
 

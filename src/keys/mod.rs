@@ -93,7 +93,12 @@ pub struct Keys {
     fail_closed: bool,
     /// Shared state, where changes are announced to the other replicas.
     changes: std::sync::OnceLock<Arc<crate::state::redis::Link>>,
+    /// Told of teams that got a budget, or a new period, since the last read.
+    new_teams: std::sync::OnceLock<NewTeams>,
 }
+
+/// What [`Keys::on_new_teams`] registers.
+pub type NewTeams = Box<dyn Fn(Vec<Arc<Team>>) + Send + Sync>;
 
 impl Keys {
     /// `fail_closed`: until the store could be read, requests need a key (see [`Keys::any`]).
@@ -112,6 +117,7 @@ impl Keys {
             read: std::sync::atomic::AtomicBool::new(false),
             fail_closed,
             changes: std::sync::OnceLock::new(),
+            new_teams: std::sync::OnceLock::new(),
         })
     }
 
@@ -119,6 +125,12 @@ impl Keys {
     /// Set once, before [`Keys::spawn_refresher`].
     pub fn share_changes(&self, link: Arc<crate::state::redis::Link>) {
         let _ = self.changes.set(link);
+    }
+
+    /// Calls `f` with the teams that got a budget (or a new period) at each later read, whether
+    /// the change came through this process or another. Set once.
+    pub fn on_new_teams(&self, f: NewTeams) {
+        let _ = self.new_teams.set(f);
     }
 
     /// Tells the other replicas to re-read the keys now. Best effort: they also re-read on their
@@ -162,11 +174,25 @@ impl Keys {
             .into_iter()
             .map(|t| (t.name.clone(), Arc::new(t)))
             .collect();
+        let teams: HashMap<String, Arc<Team>> = teams;
+        let old = self.cache.load();
+        let new: Vec<Arc<Team>> = teams
+            .values()
+            .filter(|t| {
+                old.teams
+                    .get(&t.name)
+                    .is_none_or(|o| o.budget.period != t.budget.period)
+            })
+            .cloned()
+            .collect();
         self.cache.store(Arc::new(Cache {
             by_hash,
             teams,
             version,
         }));
+        if let (Some(f), false) = (self.new_teams.get(), new.is_empty()) {
+            f(new);
+        }
         Ok(())
     }
 

@@ -102,9 +102,12 @@ impl Server {
                     "budgets could not be resumed from the spend log in time; they start from zero"
                 ),
             }
+            let seeder = std::sync::Arc::new(crate::cost::budget::TeamSeeder::new(
+                state.ledger().clone(),
+                log,
+            ));
             let teams = keys.cached_teams();
-            let seeded = crate::cost::budget::seed_teams_from_log(state.ledger(), &teams, log);
-            match tokio::time::timeout(KEYS_AT_START, seeded).await {
+            match tokio::time::timeout(KEYS_AT_START, seeder.seed(&teams)).await {
                 Ok(Ok(n)) if n > 0 => {
                     tracing::info!(teams = n, "team budgets resumed from the spend log")
                 }
@@ -116,6 +119,15 @@ impl Server {
                     "team budgets could not be resumed from the spend log in time; they start from zero"
                 ),
             }
+            // A team given a budget later resumes what its keys spent this period, too.
+            keys.on_new_teams(Box::new(move |teams| {
+                let seeder = seeder.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = seeder.seed(&teams).await {
+                        tracing::warn!(error = %e, "a new team budget could not be resumed from the spend log; it counts from now");
+                    }
+                });
+            }));
         }
         state.set_keys(keys);
         Ok(Server {
