@@ -1,5 +1,5 @@
 //! Command line: `serve`, `check`, `route`, `report`, `bench`, `eval`, `calibrate`, `distill`,
-//! `import`, `keys`.
+//! `import`, `keys`, `teams`.
 //!
 //! Nothing imports it but `main`; it may import any module.
 
@@ -107,6 +107,8 @@ enum Command {
     },
     /// Virtual keys: create, list, show, update, revoke.
     Keys(crate::keys::cli::KeysArgs),
+    /// Team budgets above the keys' own: set, list, show, remove.
+    Teams(crate::keys::team_cli::TeamsArgs),
     /// Write a switchyard routing table from another gateway's config, and list what did not carry over.
     Import {
         #[command(subcommand)]
@@ -249,6 +251,7 @@ pub fn main() -> ExitCode {
             } => crate::cost::report::run(&since, &config, database, table, format).await,
             Command::Import { source } => crate::import::run(source).await,
             Command::Keys(args) => crate::keys::cli::run(args).await,
+            Command::Teams(args) => crate::keys::team_cli::run(args).await,
             Command::Bench(b) => bench(b).await,
             Command::Eval(args) => crate::eval::cli::run(args).await,
             Command::Calibrate(args) => crate::eval::calibrate::run(args).await,

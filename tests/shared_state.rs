@@ -1,6 +1,6 @@
 //! Shared state in Redis across replicas: two real gateway processes pointed at one Redis (each
 //! test under its own key prefix) agree on cooldowns, a key's rpm limit, its revocation and its
-//! budget; a Redis that dies mid-run fails no request, turns readiness to `degraded`, and is used
+//! budget, and a team's budget and its changes; a Redis that dies mid-run fails no request, turns readiness to `degraded`, and is used
 //! again once a server is back on its port; `on_state_error: deny` refuses budget-limited keys
 //! meanwhile.
 //!
@@ -244,6 +244,87 @@ async fn a_key_revoked_through_one_gateway_is_refused_by_the_other_within_a_seco
     .await;
     eprintln!("B refused the revoked key {took:?} after the revocation");
     assert!(took < Duration::from_secs(1), "B took {took:?}");
+}
+
+/// Sets a team's budget through `gw`'s admin API.
+async fn set_team(gw: &Binary, name: &str, body: Value) {
+    let r = reqwest::Client::new()
+        .put(gw.url(&format!("/admin/teams/{name}")))
+        .bearer_auth(ADMIN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+/// How long after `since` `gw` first answers `key` with `want`.
+async fn answered_after(gw: &Binary, key: &str, want: u16, since: Instant) -> Duration {
+    common::wait_for("B to see the team change", DEADLINE, || async {
+        let s = chat(gw, key, &chat_body("auto", "hi")).await.status();
+        if s == want {
+            Ok(since.elapsed())
+        } else {
+            Err(s.to_string())
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_team_budget_set_through_one_gateway_holds_on_the_other_within_a_second() {
+    let Some(redis) = redis_url() else { return };
+    let mock = Mock::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = pair(&dir, &mock, &redis, "");
+    let key = issue(
+        &a,
+        json!({"name": "member", "team": "ops", "budget_usd": 5}),
+    )
+    .await;
+    known_by(&b, &key).await;
+    // A budget of nothing refuses every priced request.
+    set_team(&a, "ops", json!({"budget_usd": 0})).await;
+    let set = Instant::now();
+    assert_eq!(chat(&a, &key, &chat_body("auto", "hi")).await.status(), 402);
+    let took = answered_after(&b, &key, 402, set).await;
+    eprintln!("B held the new team budget {took:?} after it was set");
+    assert!(took < Duration::from_secs(1), "B took {took:?}");
+    let r = chat(&b, &key, &chat_body("auto", "hi")).await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "budget_exceeded", "{v}");
+    assert_eq!(v["error"]["team"], "ops", "{v}");
+
+    // Raised through A, B admits again within a second, and both count the team's spend in
+    // Redis: B's answers come to show what A's requests spent on top of B's own.
+    set_team(&a, "ops", json!({"budget_usd": 5})).await;
+    let raised = Instant::now();
+    let took = answered_after(&b, &key, 200, raised).await;
+    eprintln!("B admitted again {took:?} after the budget was raised");
+    assert!(took < Duration::from_secs(1), "B took {took:?}");
+    for _ in 0..3 {
+        assert_eq!(chat(&a, &key, &chat_body("auto", "hi")).await.status(), 200);
+    }
+    let mut by_b = 1.0;
+    common::wait_for("B to see A's spend", DEADLINE, || {
+        let before = by_b;
+        by_b += 1.0;
+        let b = &b;
+        let key = key.clone();
+        async move {
+            let r = chat(b, &key, &chat_body("auto", "hi")).await;
+            let spent: f64 = header(&r, "x-switchyard-team-spend-usd")
+                .ok_or("no team header")?
+                .parse()
+                .map_err(|_| "not a number")?;
+            if spent >= (3.0 + before) * ANSWER_USD - 1e-12 {
+                Ok(())
+            } else {
+                Err(format!("B saw ${spent}"))
+            }
+        }
+    })
+    .await;
 }
 
 /// Sums what a spend log recorded for a key.

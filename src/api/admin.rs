@@ -43,22 +43,36 @@ pub async fn refresh_gauges(state: &AppState) {
     }
 }
 
-/// Sets `switchyard_team_budget_remaining_usd`: per team, what its active keys' budgets have left
-/// this period.
+/// Sets `switchyard_team_budget_remaining_usd`: per team, what its own budget has left this
+/// period when it has one (the limit its keys share), else what its active keys' budgets have
+/// left. Labelled by team only, whose number the operator controls, never by key.
 pub fn refresh_key_gauges(state: &AppState) {
     let Some(keys) = state.keys() else { return };
     let now = crate::keys::now_ms();
+    let ledger = state.ledger();
     let mut teams: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
+    let own: std::collections::BTreeMap<String, f64> = keys
+        .cached_teams()
+        .iter()
+        .map(|t| {
+            let (start, _) = t.budget.period.window(now);
+            let left = (t.budget.usd - ledger.spent(&t.ledger_id(), start)).max(0.0);
+            (t.name.clone(), left)
+        })
+        .collect();
     for k in keys.cached() {
         let Some(b) = k.budget.filter(|_| k.unusable(now).is_none()) else {
             continue;
         };
+        let team = k.team.clone().unwrap_or_else(|| "none".into());
+        if own.contains_key(&team) {
+            continue;
+        }
         let (start, _) = b.period.window(now);
-        let left = (b.usd - state.ledger().spent(&k.id, start)).max(0.0);
-        *teams
-            .entry(k.team.clone().unwrap_or_else(|| "none".into()))
-            .or_default() += left;
+        let left = (b.usd - ledger.spent(&k.id, start)).max(0.0);
+        *teams.entry(team).or_default() += left;
     }
+    teams.extend(own);
     let gauge = &state.metrics().team_budget_remaining;
     gauge.reset();
     for (team, left) in teams {

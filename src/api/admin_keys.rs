@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 /// Runs one operation on the key store and answers with what it returns or why it failed; a
 /// gateway without a key store says so before anything else is read.
-async fn with_keys(
+pub(super) async fn with_keys(
     state: &AppState,
     op: impl AsyncFnOnce(&Keys) -> Result<Response, Box<Response>>,
 ) -> Response {
@@ -35,13 +35,16 @@ fn shown(r: Result<VirtualKey, OpError>) -> Result<Response, Box<Response>> {
     Ok(Json(r.map_err(failed)?.to_json()).into_response())
 }
 
-fn failed(e: OpError) -> Box<Response> {
+pub(super) fn failed(e: OpError) -> Box<Response> {
     Box::new(match e {
         OpError::Invalid(i) => ApiError::invalid_request(i.message, Some(i.field))
             .with_code("invalid_key_setting")
             .into_response(),
         OpError::NotFound(n) => ApiError::not_found(format!("There is no key named {n:?}."))
             .with_code("key_not_found")
+            .into_response(),
+        OpError::NoTeam(n) => ApiError::not_found(format!("There is no team named {n:?}."))
+            .with_code("team_not_found")
             .into_response(),
         OpError::Duplicate(n) => {
             let mut e = ApiError::new(

@@ -8,6 +8,7 @@
 
 mod admin;
 mod admin_keys;
+mod admin_teams;
 mod auth;
 mod chat;
 mod cors;
@@ -250,6 +251,13 @@ pub fn router(state: AppState) -> Router {
             get(admin_keys::show)
                 .patch(admin_keys::update)
                 .delete(admin_keys::revoke),
+        )
+        .route("/admin/teams", get(admin_teams::list))
+        .route(
+            "/admin/teams/{name}",
+            get(admin_teams::show)
+                .put(admin_teams::set)
+                .delete(admin_teams::remove),
         )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -1,7 +1,7 @@
 //! Budgets at admission: what a request could cost at worst, reserved against its key's budget
-//! before it is dispatched and settled to what it did cost when its account closes (a stream's
-//! when it finishes or is cut). The reservation, and the key's parallel slot, travel in the
-//! request's account as a [`Hold`].
+//! (and its team's, when the team has one) before it is dispatched and settled to what it did
+//! cost when its account closes (a stream's when it finishes or is cut). The reservations, and
+//! the key's parallel slot, travel in the request's account as a [`Hold`].
 
 use crate::dispatch::Deployment;
 use crate::openai::ChatRequest;
@@ -66,17 +66,79 @@ pub async fn seed_from_log(
     Ok(seeded)
 }
 
+/// Team budgets resumed from the spend log's rows for the team: at start, and when a team gets a
+/// budget (or a new period length) while the gateway runs, since its keys may have spent already
+/// this period. Each team's period is seeded at most once per process, so a team that is removed
+/// and set again is not counted twice.
+pub struct TeamSeeder {
+    ledger: Arc<crate::state::ledger::Ledger>,
+    store: crate::cost::spend::Store,
+    table: String,
+    /// (team, period start) seeded or being seeded.
+    claimed: std::sync::Mutex<std::collections::HashSet<(String, i64)>>,
+}
+
+impl TeamSeeder {
+    pub fn new(
+        ledger: Arc<crate::state::ledger::Ledger>,
+        log: &crate::cost::spend::SpendLog,
+    ) -> TeamSeeder {
+        TeamSeeder {
+            ledger,
+            store: log.store().clone(),
+            table: log.settings().table.clone(),
+            claimed: std::sync::Mutex::default(),
+        }
+    }
+
+    fn claim(&self, team: &str, start: i64, take: bool) -> bool {
+        let mut c = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
+        let k = (team.to_string(), start);
+        if take { c.insert(k) } else { c.remove(&k) }
+    }
+
+    /// Seeds the current period of each of `teams` not seeded yet; returns how many had spend.
+    pub async fn seed(&self, teams: &[Arc<crate::keys::Team>]) -> Result<usize, sqlx::Error> {
+        self.store.ensure_schema(&self.table).await?;
+        let now = crate::keys::now_ms();
+        let mut seeded = 0;
+        for t in teams {
+            let (start, reset) = t.budget.period.window(now);
+            if !self.claim(&t.name, start, true) {
+                continue;
+            }
+            let usd = match self.store.team_spend(&self.table, &t.name, start).await {
+                Ok(usd) => usd,
+                Err(e) => {
+                    self.claim(&t.name, start, false);
+                    return Err(e);
+                }
+            };
+            if usd > 0.0 {
+                self.ledger.seed(&t.ledger_id(), (start, reset), usd).await;
+                seeded += 1;
+            }
+        }
+        Ok(seeded)
+    }
+}
+
 /// What a request holds of its key's limits until its account closes.
 #[derive(Default)]
 pub struct Hold {
     pub slot: Option<Slot>,
     pub reservation: Option<Reservation>,
+    /// Held against the key's team's budget, for the same worst case.
+    pub team: Option<Reservation>,
 }
 
 impl Hold {
-    /// Replaces the reservation with the real cost and counts the answer's tokens.
+    /// Replaces the reservations with the real cost and counts the answer's tokens.
     pub fn settle(self, usd: f64, output_tokens: u64) {
         if let Some(r) = self.reservation {
+            r.settle(usd);
+        }
+        if let Some(r) = self.team {
             r.settle(usd);
         }
         if let Some(s) = self.slot {

@@ -6,6 +6,8 @@
 //! another process takes effect within a second and one through this process at once. With shared
 //! state in Redis, a change also bumps a counter there that every replica reads every
 //! [`NUDGE_EVERY`], so the others re-read the table at once instead of at their next check.
+//! Team budgets ([`Team`]) live in a table beside the keys' and are cached, re-read and
+//! announced with them.
 //!
 //! Must not import `dispatch`: the pipeline turns a key's allowed tiers into plain data for it.
 
@@ -15,11 +17,17 @@ mod period;
 mod record;
 pub mod secret;
 mod store;
+mod team;
+pub mod team_cli;
+mod team_ops;
+mod team_store;
 
 pub use change::{Change, Invalid, Known, check_name};
 pub use period::Period;
 pub use record::{Budget, Unusable, VirtualKey, now_ms, rfc3339};
 pub use store::{DEFAULT_TABLE, Store, StoreError};
+pub use team::{Team, TeamChange, check_team_name};
+pub use team_store::teams_table;
 
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -35,7 +43,10 @@ const CHANGES: &str = "keys";
 #[derive(Default)]
 struct Cache {
     by_hash: HashMap<String, Arc<VirtualKey>>,
-    version: (i64, i64),
+    /// Teams with a budget, by name.
+    teams: HashMap<String, Arc<Team>>,
+    /// The keys table's version, then the teams table's.
+    version: [i64; 4],
 }
 
 /// What went wrong with an admin operation, for a CLI message or an HTTP status.
@@ -45,6 +56,8 @@ pub enum OpError {
     Invalid(Invalid),
     #[error("no key named {0:?}")]
     NotFound(String),
+    #[error("no team named {0:?}")]
+    NoTeam(String),
     #[error("a key named {0:?} already exists")]
     Duplicate(String),
     #[error("the key store could not be used: {0}")]
@@ -68,6 +81,7 @@ impl From<sqlx::Error> for OpError {
 
 pub struct Keys {
     store: Store,
+    teams: team_store::TeamStore,
     /// Where the keys live, for log lines (never a password).
     pub describe: String,
     cache: ArcSwap<Cache>,
@@ -79,7 +93,12 @@ pub struct Keys {
     fail_closed: bool,
     /// Shared state, where changes are announced to the other replicas.
     changes: std::sync::OnceLock<Arc<crate::state::redis::Link>>,
+    /// Told of teams that got a budget, or a new period, since the last read.
+    new_teams: std::sync::OnceLock<NewTeams>,
 }
+
+/// What [`Keys::on_new_teams`] registers.
+pub type NewTeams = Box<dyn Fn(Vec<Arc<Team>>) + Send + Sync>;
 
 impl Keys {
     /// `fail_closed`: until the store could be read, requests need a key (see [`Keys::any`]).
@@ -88,14 +107,17 @@ impl Keys {
         table: &str,
         fail_closed: bool,
     ) -> Result<Keys, String> {
+        let store = Store::connect_lazy(target, table)?;
         Ok(Keys {
-            store: Store::connect_lazy(target, table)?,
+            teams: store.teams(),
+            store,
             describe: target.describe(),
             cache: ArcSwap::from_pointee(Cache::default()),
             schema_ready: std::sync::atomic::AtomicBool::new(false),
             read: std::sync::atomic::AtomicBool::new(false),
             fail_closed,
             changes: std::sync::OnceLock::new(),
+            new_teams: std::sync::OnceLock::new(),
         })
     }
 
@@ -103,6 +125,12 @@ impl Keys {
     /// Set once, before [`Keys::spawn_refresher`].
     pub fn share_changes(&self, link: Arc<crate::state::redis::Link>) {
         let _ = self.changes.set(link);
+    }
+
+    /// Calls `f` with the teams that got a budget (or a new period) at each later read, whether
+    /// the change came through this process or another. Set once.
+    pub fn on_new_teams(&self, f: NewTeams) {
+        let _ = self.new_teams.set(f);
     }
 
     /// Tells the other replicas to re-read the keys now. Best effort: they also re-read on their
@@ -113,10 +141,17 @@ impl Keys {
         }
     }
 
-    /// Re-reads the table when it changed since the last read.
+    /// Both tables' versions, which move whenever a key or a team changes.
+    async fn version(&self) -> Result<[i64; 4], sqlx::Error> {
+        let (a, b) = self.store.version().await?;
+        let (c, d) = self.teams.version().await?;
+        Ok([a, b, c, d])
+    }
+
+    /// Re-reads the tables when they changed since the last read.
     pub async fn refresh(&self) -> Result<(), sqlx::Error> {
         self.ready().await?;
-        let version = self.store.version().await?;
+        let version = self.version().await?;
         if version != self.cache.load().version {
             self.reload_at(version).await?;
         }
@@ -124,7 +159,7 @@ impl Keys {
         Ok(())
     }
 
-    async fn reload_at(&self, version: (i64, i64)) -> Result<(), sqlx::Error> {
+    async fn reload_at(&self, version: [i64; 4]) -> Result<(), sqlx::Error> {
         let by_hash = self
             .store
             .all()
@@ -132,7 +167,32 @@ impl Keys {
             .into_iter()
             .map(|k| (k.hash.clone(), Arc::new(k)))
             .collect();
-        self.cache.store(Arc::new(Cache { by_hash, version }));
+        let teams = self
+            .teams
+            .all()
+            .await?
+            .into_iter()
+            .map(|t| (t.name.clone(), Arc::new(t)))
+            .collect();
+        let teams: HashMap<String, Arc<Team>> = teams;
+        let old = self.cache.load();
+        let new: Vec<Arc<Team>> = teams
+            .values()
+            .filter(|t| {
+                old.teams
+                    .get(&t.name)
+                    .is_none_or(|o| o.budget.period != t.budget.period)
+            })
+            .cloned()
+            .collect();
+        self.cache.store(Arc::new(Cache {
+            by_hash,
+            teams,
+            version,
+        }));
+        if let (Some(f), false) = (self.new_teams.get(), new.is_empty()) {
+            f(new);
+        }
         Ok(())
     }
 
@@ -143,12 +203,18 @@ impl Keys {
             return Ok(());
         }
         self.store.ensure_schema().await?;
+        self.teams.ensure_schema().await?;
         self.schema_ready.store(true, Ordering::Relaxed);
         Ok(())
     }
 
     async fn reload(&self) {
-        match self.store.version().await {
+        // The first write may have just made the file: both tables must exist before reading.
+        if let Err(e) = self.ready().await {
+            tracing::warn!(error = %e, "key store: re-reading the keys failed");
+            return;
+        }
+        match self.version().await {
             Ok(v) => {
                 if let Err(e) = self.reload_at(v).await {
                     tracing::warn!(error = %e, "key store: re-reading the keys failed");

@@ -142,6 +142,15 @@ impl Store {
         })
     }
 
+    /// The teams table beside this keys table, in the same database.
+    pub fn teams(&self) -> super::team_store::TeamStore {
+        super::team_store::TeamStore {
+            db: self.db.clone(),
+            file: self.file.clone(),
+            table: super::team_store::teams_table(&self.table),
+        }
+    }
+
     /// A SQLite store whose file does not exist yet holds no keys.
     pub fn absent(&self) -> bool {
         self.file.as_ref().is_some_and(|p| !p.exists())

@@ -102,6 +102,32 @@ impl Server {
                     "budgets could not be resumed from the spend log in time; they start from zero"
                 ),
             }
+            let seeder = std::sync::Arc::new(crate::cost::budget::TeamSeeder::new(
+                state.ledger().clone(),
+                log,
+            ));
+            let teams = keys.cached_teams();
+            match tokio::time::timeout(KEYS_AT_START, seeder.seed(&teams)).await {
+                Ok(Ok(n)) if n > 0 => {
+                    tracing::info!(teams = n, "team budgets resumed from the spend log")
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "team budgets could not be resumed from the spend log; they start from zero")
+                }
+                Err(_) => tracing::warn!(
+                    "team budgets could not be resumed from the spend log in time; they start from zero"
+                ),
+            }
+            // A team given a budget later resumes what its keys spent this period, too.
+            keys.on_new_teams(Box::new(move |teams| {
+                let seeder = seeder.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = seeder.seed(&teams).await {
+                        tracing::warn!(error = %e, "a new team budget could not be resumed from the spend log; it counts from now");
+                    }
+                });
+            }));
         }
         state.set_keys(keys);
         Ok(Server {

@@ -38,7 +38,8 @@ pub struct Metrics {
     pub state_errors: IntCounter,
     /// Virtual keys' requests turned away, by team and why; never by key.
     pub key_refusals: IntCounterVec,
-    /// What the budgets of a team's keys have left this period, summed (set at each scrape).
+    /// What a team may still spend this period: its own budget's remainder when it has one, else
+    /// what its keys' budgets have left, summed (set at each scrape).
     pub team_budget_remaining: prometheus::GaugeVec,
     pub config_reloads: IntCounterVec,
     pub stream_errors: IntCounterVec,
@@ -188,13 +189,13 @@ impl Metrics {
         registry.register(Box::new(state_errors.clone()))?;
         let key_refusals = counter(
             "switchyard_key_refusals_total",
-            "Requests with a virtual key turned away, by the key's team (none without one) and reason (revoked, disabled, expired, rate_limit, parallel_limit, budget, state_unavailable, not_allowed).",
+            "Requests with a virtual key turned away, by the key's team (none without one) and reason (revoked, disabled, expired, rate_limit, parallel_limit, budget, team_budget, state_unavailable, not_allowed).",
             &["team", "reason"],
         )?;
         let team_budget_remaining = prometheus::GaugeVec::new(
             Opts::new(
                 "switchyard_team_budget_remaining_usd",
-                "Dollars left this period in the budgets of a team's active keys, summed (team none: keys without a team).",
+                "Dollars a team may still spend this period: what its own budget has left when it has one (switchyard teams), else what the budgets of its active keys have left, summed (team none: keys without a team).",
             ),
             &["team"],
         )?;

@@ -1,16 +1,17 @@
 //! The pipeline's part for a virtual key: its rate limits at admission, its tier and model
 //! restrictions applied to the routing decision (and handed to dispatch as plain
 //! [`Allowed`](crate::dispatch::Allowed) names), the worst-case reservation against its budget
-//! once the plan is known, and the `x-ratelimit-*` / `x-switchyard-key-*` headers.
+//! once the plan is known (and against its team's, see [`super::team`]), and the
+//! `x-ratelimit-*` / `x-switchyard-key-*` headers.
 
 use super::super::error::ApiError;
 use crate::cost::budget::{self, Hold};
 use crate::dispatch::{self, Allowed, Plan};
 use crate::gateway::Gateway;
-use crate::keys::{VirtualKey, rfc3339};
+use crate::keys::{Budget, Team, VirtualKey, rfc3339};
 use crate::openai::ChatRequest;
 use crate::routing::{Decision, Layer};
-use crate::state::ledger::{Ledger, Limits, Minute, NoRoom, Refused};
+use crate::state::ledger::{Ledger, Limits, Minute, NoRoom, Refused, Reservation};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde_json::json;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ const BUDGET: HeaderName = HeaderName::from_static("x-switchyard-key-budget-usd"
 /// The admitted key and what admission learned, for the headers.
 pub struct KeyCtx {
     pub key: Arc<VirtualKey>,
+    /// The key's team, when the team has a budget of its own.
+    team: Option<Arc<Team>>,
     ledger: Arc<Ledger>,
     minute: Option<Minute>,
     /// Tiers the routing decision or its cascade would have used but the key does not allow.
@@ -40,11 +43,13 @@ fn limited(message: String, code: &str, retry_after: Duration) -> ApiError {
 impl KeyCtx {
     pub fn new(
         key: Arc<VirtualKey>,
+        team: Option<Arc<Team>>,
         ledger: Arc<Ledger>,
         refusals: prometheus::IntCounterVec,
     ) -> KeyCtx {
         KeyCtx {
             key,
+            team,
             ledger,
             minute: None,
             skipped: Vec::new(),
@@ -87,7 +92,7 @@ impl KeyCtx {
                 self.minute = Some(minute);
                 Ok(Hold {
                     slot: Some(slot),
-                    reservation: None,
+                    ..Hold::default()
                 })
             }
             Err(Refused::Requests { retry_after }) => Err(limited(
@@ -181,9 +186,9 @@ impl KeyCtx {
         Ok(Some(allowed))
     }
 
-    /// Reserves the request's worst case against the key's budget: refused with
-    /// `budget_exceeded` when the period's spend and open reservations leave no room. A request
-    /// only free deployments can answer reserves nothing and is never refused.
+    /// Reserves the request's worst case against the key's budget and its team's: refused with
+    /// `budget_exceeded` when either period's spend and open reservations leave no room. A
+    /// request only free deployments can answer reserves nothing and is never refused.
     pub async fn reserve(
         &self,
         gw: &Gateway,
@@ -191,22 +196,40 @@ impl KeyCtx {
         d: &Decision,
         plan: &Plan,
     ) -> Result<Hold, ApiError> {
-        let Some(b) = self.key.budget else {
+        if self.key.budget.is_none() && self.team.is_none() {
             return Ok(Hold::default());
-        };
+        }
         let reach = dispatch::reach(&gw.tables, plan, d.cascade.as_ref().map(|c| &c.to));
         let answers = if d.cascade.is_some() { 3 } else { 1 };
         let worst = budget::worst_case(req, &reach, answers);
+        let mut hold = Hold::default();
+        if let Some(b) = self.key.budget {
+            hold.reservation = Some(self.reserve_key(b, worst).await?);
+        }
+        if let Some(t) = &self.team {
+            match super::team::reserve(&self.ledger, t, worst).await {
+                Ok(r) => hold.team = Some(r),
+                Err((reason, e)) => {
+                    self.refused(reason);
+                    // Never sent: the key's hold is let go, not spent.
+                    if let Some(r) = hold.reservation.take() {
+                        r.settle(0.0);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(hold)
+    }
+
+    async fn reserve_key(&self, b: Budget, worst: f64) -> Result<Reservation, ApiError> {
         let (start, reset) = b.period.window(crate::keys::now_ms());
         match self
             .ledger
             .reserve(&self.key.id, (start, reset), b.usd, worst)
             .await
         {
-            Ok(r) => Ok(Hold {
-                slot: None,
-                reservation: Some(r),
-            }),
+            Ok(r) => Ok(r),
             Err(NoRoom::Unavailable) => {
                 self.refused("state_unavailable");
                 // 503: the condition is temporary (the shared store is being reconnected), so
@@ -305,6 +328,9 @@ impl KeyCtx {
                 crate::cost::format_usd(self.ledger.spent(&k.id, start)),
             );
             set(BUDGET, format!("{}", b.usd));
+        }
+        if let Some(t) = &self.team {
+            super::team::headers(&self.ledger, t, h);
         }
     }
 }

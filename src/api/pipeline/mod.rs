@@ -11,6 +11,7 @@
 mod extract;
 mod feed;
 mod key;
+mod team;
 
 pub use feed::{Event, Feed};
 
@@ -97,8 +98,13 @@ impl Ctx {
             account.caller_key(Some(k.suffix));
             let vk = k.key?;
             account.virtual_key(&vk.name, vk.team.as_deref());
+            let team = vk
+                .team
+                .as_deref()
+                .and_then(|t| state.keys().and_then(|keys| keys.team(t)));
             Some(key::KeyCtx::new(
                 vk,
+                team,
                 state.ledger().clone(),
                 state.metrics().key_refusals.clone(),
             ))

@@ -177,6 +177,9 @@ impl Account {
                 if h.reservation.is_some() {
                     held.reservation = h.reservation;
                 }
+                if h.team.is_some() {
+                    held.team = h.team;
+                }
             }
             None => self.hold = Some(h),
         }

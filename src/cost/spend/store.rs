@@ -207,9 +207,31 @@ impl Store {
         key_name: &str,
         since_ms: i64,
     ) -> Result<f64, sqlx::Error> {
+        self.spend_where(table, "key_name", key_name, since_ms)
+            .await
+    }
+
+    /// What the team's keys spent since `since_ms`, whatever their own budgets.
+    pub async fn team_spend(
+        &self,
+        table: &str,
+        team: &str,
+        since_ms: i64,
+    ) -> Result<f64, sqlx::Error> {
+        self.spend_where(table, "team", team, since_ms).await
+    }
+
+    /// The dollars of rows whose `column` (a name fixed in this file) is `value`.
+    async fn spend_where(
+        &self,
+        table: &str,
+        column: &str,
+        key_name: &str,
+        since_ms: i64,
+    ) -> Result<f64, sqlx::Error> {
         let sql = format!(
             "SELECT CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) FROM {table} \
-             WHERE key_name = $1 AND unix_ms >= $2"
+             WHERE {column} = $1 AND unix_ms >= $2"
         );
         let (usd,): (f64,) = match self {
             Store::Sqlite(p) => {
