@@ -165,14 +165,17 @@ async fn an_rpm_limit_shared_by_two_gateways_lets_exactly_its_number_through() {
     // or two, so the second round cannot straddle one too).
     for round in 0..2 {
         let key = issue(&a, json!({"name": format!("rpm-{round}"), "rpm": 60})).await;
+        // Listing models spends none of the key's requests. B knows the key once it answers it
+        // and refuses one never issued (a gateway that has read no key yet serves everyone).
         common::eventually_async("B to know the key", DEADLINE, || async {
-            let r = reqwest::Client::new()
-                .get(b.url("/v1/models"))
-                .bearer_auth(&key)
-                .send()
-                .await
-                .unwrap();
-            r.status() == 200
+            let models = |k: String| {
+                reqwest::Client::new()
+                    .get(b.url("/v1/models"))
+                    .bearer_auth(k)
+                    .send()
+            };
+            models("sk-sy-never-issued".into()).await.unwrap().status() == 401
+                && models(key.clone()).await.unwrap().status() == 200
         })
         .await;
         let started = switchyard_minute();

@@ -5,15 +5,15 @@
 //! `x-ratelimit-*` / `x-switchyard-key-*` headers.
 
 use super::super::error::ApiError;
+use super::budget::Owner;
 use crate::cost::budget::{self, Hold};
 use crate::dispatch::{self, Allowed, Plan};
 use crate::gateway::Gateway;
-use crate::keys::{Budget, Team, VirtualKey, rfc3339};
+use crate::keys::{Budget, Team, VirtualKey};
 use crate::openai::ChatRequest;
 use crate::routing::{Decision, Layer};
-use crate::state::ledger::{Ledger, Limits, Minute, NoRoom, Refused, Reservation};
+use crate::state::ledger::{Ledger, Limits, Minute, Refused, Reservation};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -223,56 +223,21 @@ impl KeyCtx {
     }
 
     async fn reserve_key(&self, b: Budget, worst: f64) -> Result<Reservation, ApiError> {
-        let (start, reset) = b.period.window(crate::keys::now_ms());
-        match self
-            .ledger
-            .reserve(&self.key.id, (start, reset), b.usd, worst)
+        let owner = Owner {
+            kind: "Key",
+            name: &self.key.name,
+            ledger_id: &self.key.id,
+        };
+        super::budget::reserve(&self.ledger, owner, b, worst)
             .await
-        {
-            Ok(r) => Ok(r),
-            Err(NoRoom::Unavailable) => {
-                self.refused("state_unavailable");
-                // 503: the condition is temporary (the shared store is being reconnected), so
-                // a client's retry is what should happen.
-                let mut e = ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "service_unavailable_error",
-                    format!(
-                        "Key {} has a budget, and the shared state that tracks budgets is unreachable; with state.on_state_error: deny such keys are refused until it is back.",
-                        self.key.name
-                    ),
-                )
-                .with_code("budget_state_unavailable");
-                e.retry_after = Some(Duration::from_secs(1));
-                Err(e)
-            }
-            Err(NoRoom::Spent(spent)) => {
-                self.refused("budget");
-                // 402, not 429: the SDKs retry a 429 (and a 5xx) on their own, and no retry
-                // within the period can succeed. 402 is retried by none of them and says why.
-                let mut e = ApiError::new(
-                    StatusCode::PAYMENT_REQUIRED,
-                    "budget_exceeded_error",
-                    format!(
-                        "Key {} has used its budget of ${} per {}: ${:.6} spent and ${:.6} held by requests in flight. It resets at {}.",
-                        self.key.name,
-                        b.usd,
-                        b.period.label(),
-                        spent.spent,
-                        spent.reserved,
-                        rfc3339(reset)
-                    ),
-                )
-                .with_code("budget_exceeded");
-                let x = e.body.error.extra.get_or_insert_with(Box::default);
-                x.insert("budget_usd".into(), json!(b.usd));
-                x.insert("spend_usd".into(), json!(spent.spent));
-                x.insert("reserved_usd".into(), json!(spent.reserved));
-                x.insert("budget_period".into(), json!(b.period.label()));
-                x.insert("resets_at".into(), json!(rfc3339(reset)));
-                Err(e)
-            }
-        }
+            .map_err(|r| {
+                self.refused(if r.unavailable {
+                    "state_unavailable"
+                } else {
+                    "budget"
+                });
+                r.error
+            })
     }
 
     /// OpenAI's `x-ratelimit-*` headers for the key's limits, its period's spend and budget, and

@@ -8,6 +8,7 @@
 //!
 //! Must not import a format's handler (`api::chat`, `api::messages`): they call it.
 
+mod budget;
 mod extract;
 mod feed;
 mod key;

@@ -3,12 +3,11 @@
 //! team, and the `x-switchyard-team-*` headers.
 
 use super::super::error::ApiError;
-use crate::keys::{Team, rfc3339};
-use crate::state::ledger::{Ledger, NoRoom, Reservation};
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use serde_json::json;
+use super::budget::Owner;
+use crate::keys::Team;
+use crate::state::ledger::{Ledger, Reservation};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::Arc;
-use std::time::Duration;
 
 const SPEND: HeaderName = HeaderName::from_static("x-switchyard-team-spend-usd");
 const BUDGET: HeaderName = HeaderName::from_static("x-switchyard-team-budget-usd");
@@ -20,52 +19,22 @@ pub async fn reserve(
     team: &Team,
     worst: f64,
 ) -> Result<Reservation, (&'static str, ApiError)> {
-    let b = team.budget;
-    let (start, reset) = b.period.window(crate::keys::now_ms());
-    match ledger
-        .reserve(&team.ledger_id(), (start, reset), b.usd, worst)
+    let id = team.ledger_id();
+    let owner = Owner {
+        kind: "Team",
+        name: &team.name,
+        ledger_id: &id,
+    };
+    super::budget::reserve(ledger, owner, team.budget, worst)
         .await
-    {
-        Ok(r) => Ok(r),
-        Err(NoRoom::Unavailable) => {
-            let mut e = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "service_unavailable_error",
-                format!(
-                    "Team {} has a budget, and the shared state that tracks budgets is unreachable; with state.on_state_error: deny its keys are refused until it is back.",
-                    team.name
-                ),
-            )
-            .with_code("budget_state_unavailable");
-            e.retry_after = Some(Duration::from_secs(1));
-            Err(("state_unavailable", e))
-        }
-        Err(NoRoom::Spent(spent)) => {
-            // 402 as for a key's budget: no retry within the period can succeed.
-            let mut e = ApiError::new(
-                StatusCode::PAYMENT_REQUIRED,
-                "budget_exceeded_error",
-                format!(
-                    "Team {} has used its budget of ${} per {}: ${:.6} spent and ${:.6} held by requests in flight. It resets at {}.",
-                    team.name,
-                    b.usd,
-                    b.period.label(),
-                    spent.spent,
-                    spent.reserved,
-                    rfc3339(reset)
-                ),
-            )
-            .with_code("budget_exceeded");
-            let x = e.body.error.extra.get_or_insert_with(Box::default);
-            x.insert("team".into(), json!(team.name));
-            x.insert("budget_usd".into(), json!(b.usd));
-            x.insert("spend_usd".into(), json!(spent.spent));
-            x.insert("reserved_usd".into(), json!(spent.reserved));
-            x.insert("budget_period".into(), json!(b.period.label()));
-            x.insert("resets_at".into(), json!(rfc3339(reset)));
-            Err(("team_budget", e))
-        }
-    }
+        .map_err(|r| {
+            let reason = if r.unavailable {
+                "state_unavailable"
+            } else {
+                "team_budget"
+            };
+            (reason, r.error)
+        })
 }
 
 /// The team's spend this period and its budget.
