@@ -43,6 +43,21 @@ pub fn worst_case(req: &ChatRequest, reach: &[Arc<Deployment>], answers: u32) ->
     one * f64::from(answers.max(1))
 }
 
+/// The most an embeddings request could cost on any of `reach`: its input tokens (with the same
+/// margin as a prompt's when they are text, counted exactly when they are token ids) at each
+/// deployment's input price. Embeddings have no output tokens.
+pub fn worst_case_input(tokens: u64, exact: bool, reach: &[Arc<Deployment>]) -> f64 {
+    let tokens = if exact {
+        tokens
+    } else {
+        tokens + tokens / 4 + 16
+    };
+    reach
+        .iter()
+        .map(|m| tokens as f64 * m.price.input / 1_000_000.0)
+        .fold(0.0, f64::max)
+}
+
 /// Starts each budgeted key's current period at what the spend log recorded for it, so that a
 /// restart does not hand every key a fresh budget. Keys are matched by name.
 pub async fn seed_from_log(

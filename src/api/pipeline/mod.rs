@@ -8,10 +8,12 @@
 //!
 //! Must not import a format's handler (`api::chat`, `api::messages`): they call it.
 
+mod embed;
 mod extract;
 mod feed;
 mod key;
 
+pub use embed::embed;
 pub use feed::{Event, Feed};
 
 use super::AppState;
@@ -162,7 +164,8 @@ impl Ctx {
         self.account.requested_model = Some(req.model.clone());
         self.account.stream = req.is_stream();
         if let Some(k) = &mut self.key {
-            self.account.hold(k.admit(req).await?);
+            self.account
+                .hold(k.admit(|| crate::tokens::estimate_prompt(req)).await?);
         }
         Ok(())
     }
@@ -193,6 +196,17 @@ impl Ctx {
             team: k.key.team.as_deref(),
             metadata: Some(&k.key.metadata),
         });
+        if self.gw.router.is_embedding(&req.model) {
+            let e = ApiError::invalid_request(
+                format!(
+                    "`{}` is an embedding model; it answers POST /v1/embeddings, not chat requests.",
+                    req.model
+                ),
+                Some("model".into()),
+            )
+            .with_code("model_not_chat");
+            return Err(e);
+        }
         let decided = self.gw.router.decide_for(req, &self.headers, caller).await;
         let Some(mut decision) = decided else {
             return Err(unknown_model(&self.gw, &req.model));
