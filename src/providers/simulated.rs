@@ -372,6 +372,66 @@ mod tests {
         );
     }
 
+    async fn embed(p: &SimulatedProvider, body: serde_json::Value) -> Result<Value, ProviderError> {
+        let req: crate::openai::EmbeddingRequest = serde_json::from_value(body).unwrap();
+        let call = EmbedCall {
+            request: &req,
+            model: "sim-embed-1",
+        };
+        p.embed(&call).await.map(|r| r.body)
+    }
+
+    #[tokio::test]
+    async fn embeddings_are_deterministic_unit_vectors() {
+        use base64::Engine;
+        let p = provider(0.5);
+        let a = embed(
+            &p,
+            json!({"model": "e", "input": ["alpha", "beta", "alpha"]}),
+        )
+        .await
+        .unwrap();
+        let v = |i: usize| -> Vec<f64> {
+            a["data"][i]["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        };
+        assert_eq!(v(0).len() as u64, EMBEDDING_DIMENSIONS);
+        assert_eq!(v(0), v(2), "the same input, the same vector");
+        assert_ne!(v(0), v(1));
+        let norm: f64 = v(1).iter().map(|x| x * x).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "{norm}");
+        assert_eq!(a["data"][2]["index"], 2);
+        // "alpha" and "beta": two tokens at four characters a token, for each input.
+        assert_eq!(a["usage"]["prompt_tokens"], 2 + 1 + 2);
+
+        let b = embed(
+            &p,
+            json!({"model": "e", "input": [[1, 2, 3]], "dimensions": 4, "encoding_format": "base64"}),
+        )
+        .await
+        .unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b["data"][0]["embedding"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(raw.len(), 4 * 4, "four little-endian f32s");
+        assert_eq!(b["usage"]["prompt_tokens"], 3);
+
+        let e = embed(
+            &p,
+            json!({"model": "e", "input": "x", "dimensions": 100000}),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            (e.kind, e.param.as_deref()),
+            (ErrorKind::BadRequest, Some("dimensions"))
+        );
+    }
+
     #[test]
     fn wrong_answers_look_like_answers() {
         assert_eq!(wrong_answer("positive", 3), "unsure");

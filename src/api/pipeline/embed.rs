@@ -67,7 +67,11 @@ impl Ctx {
         self.account.dispatched(&outcome);
         match result {
             Ok(answer) => {
-                let input = crate::tokens::embedding_input(&req).0;
+                // Counted only when the provider reported no usage.
+                let input = match answer.usage {
+                    Some(_) => 0,
+                    None => crate::tokens::embedding_input(&req).0,
+                };
                 self.account.answered_embedding(answer.usage, input);
                 self.account.finish(200, None);
                 let cost = self.account.cost().copied();
