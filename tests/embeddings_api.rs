@@ -452,3 +452,93 @@ async fn virtual_keys_limits_apply() {
         .unwrap();
     assert!(close(spent, 40.0 * 0.02 / 1e6), "{spent}");
 }
+
+/// An input longer than the model's context window is refused before any call, naming `input`;
+/// a Messages request naming an embedding model is refused in Anthropic's shape.
+#[tokio::test]
+async fn each_input_must_fit_the_window_and_messages_cannot_name_one() {
+    let mock = Mock::start().await;
+    answer_embeddings(&mock);
+    let text = yaml(&mock, "").replace(
+        "price: { input: 0.02 }, kind: embedding",
+        "price: { input: 0.02 }, context_window: 8, kind: embedding",
+    );
+    let gw = Gateway::start(&text).await;
+    // Two short inputs fit even though together they are longer than the window.
+    let fits =
+        json!({"model": "emb", "input": ["one two three four five", "six seven eight nine ten"]});
+    assert_eq!(embed(&gw, &fits).await.status(), 200);
+    let long = json!({"model": "emb", "input": ["short", "word ".repeat(40)]});
+    let resp = embed(&gw, &long).await;
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "context_length_exceeded", "{v}");
+    assert_eq!(v["error"]["param"], "input", "{v}");
+    assert_eq!(mock.calls(), 1);
+
+    let resp = reqwest::Client::new()
+        .post(gw.url("/v1/messages"))
+        .json(&json!({"model": "emb", "max_tokens": 10,
+                      "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+    assert_eq!(mock.calls(), 1);
+}
+
+/// The simulated provider (the demo's embedding model) answers without a network: the same input
+/// gets the same unit vector, `dimensions` sets its length, base64 is four bytes a component.
+#[tokio::test]
+async fn the_simulated_provider_answers_deterministically() {
+    let gw = Gateway::start(
+        "providers: { sim: { kind: simulated, simulate: { latency: 1ms } } }\nmodels:\n  - { name: chat, provider: sim }\n  - { name: vec, provider: sim, price: { input: 0.02 }, kind: embedding }\ntiers: { t: { models: [chat] } }\nrouting: { default: t }\n",
+    )
+    .await;
+    let vectors = |v: &Value| -> Vec<Vec<f64>> {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                d["embedding"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect()
+            })
+            .collect()
+    };
+    let body = json!({"model": "vec", "input": ["alpha", "beta"], "dimensions": 16});
+    let a: Value = embed(&gw, &body).await.json().await.unwrap();
+    let b: Value = embed(&gw, &body).await.json().await.unwrap();
+    let (va, vb) = (vectors(&a), vectors(&b));
+    assert_eq!(va, vb, "same input, same vectors");
+    assert_eq!(va.len(), 2);
+    assert_eq!(va[0].len(), 16);
+    assert_ne!(va[0], va[1]);
+    let norm: f64 = va[0].iter().map(|x| x * x).sum::<f64>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-5, "{norm}");
+    let resp = embed(
+        &gw,
+        &json!({"model": "vec", "input": "alpha", "dimensions": 16, "encoding_format": "base64"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    let text = v["data"][0]["embedding"].as_str().unwrap();
+    // 16 f32s are 64 bytes: 88 base64 characters with padding.
+    assert_eq!(text.len(), 88, "{text}");
+    let resp = embed(
+        &gw,
+        &json!({"model": "vec", "input": "x", "dimensions": 100000}),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["param"], "dimensions", "{v}");
+}
