@@ -177,6 +177,28 @@ async fn fields_pass_through_and_the_answer_is_priced_and_logged() {
         ("embeddings", "emb", "alice", 40, 0, "model:emb", 200)
     );
     assert!(close(row.5, cost) && close(row.6, cost), "{row:?}");
+
+    // A body refused before it was understood still leaves an embeddings row.
+    let resp = embed(&gw, &json!({"model": "emb", "input": 5})).await;
+    assert_eq!(resp.status(), 400);
+    let refused: i64 = wait_for("the refused request's row", DEADLINE, || {
+        let store = store.clone();
+        async move {
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM spend WHERE endpoint = 'embeddings' AND status = 400",
+            )
+            .fetch_one(&store)
+            .await
+            .map_err(|e| e.to_string())?;
+            if n == 1 {
+                Ok(n)
+            } else {
+                Err(format!("{n} rows"))
+            }
+        }
+    })
+    .await;
+    assert_eq!(refused, 1);
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 
 pub async fn create(ctx: Ctx, body: Body) -> Response {
+    let ctx = ctx.endpoint(crate::cost::account::EMBEDDINGS);
     let read = request::read_bytes(ctx.headers(), body, ctx.body_limits(), ctx.drain_started())
         .await
         .and_then(|bytes| parse(&bytes));

@@ -115,6 +115,13 @@ impl Ctx {
         }
     }
 
+    /// Names the API the request came in on (`chat/completions`, `messages`, `embeddings`) for
+    /// its account, before the body is read.
+    pub fn endpoint(mut self, endpoint: &'static str) -> Ctx {
+        self.account.endpoint(endpoint);
+        self
+    }
+
     /// Resolves when shutdown starts, so a body still arriving stops being waited for.
     pub async fn drain_started(&self) {
         self.state.drain_started().await;

@@ -111,6 +111,9 @@ impl StreamEnd {
     }
 }
 
+/// The `endpoint` of an embeddings request's spend row.
+pub const EMBEDDINGS: &str = "embeddings";
+
 /// Status recorded for a stream the client abandoned (nginx's convention).
 pub const CLIENT_CLOSED: u16 = 499;
 
@@ -188,6 +191,13 @@ impl Account {
     /// Notes the request's caller and metadata (task type, expected tier) for the account.
     pub fn request(&mut self, req: &ChatRequest) {
         self.facts.read(req, &self.gw);
+    }
+
+    /// The API the request came in on, known before its body is read (the spend row's
+    /// `endpoint`, also for a body that is refused).
+    pub fn endpoint(&mut self, endpoint: &'static str) {
+        self.facts.endpoint = Some(endpoint);
+        self.embedding = endpoint == EMBEDDINGS;
     }
 
     /// Notes an embeddings request. Its counterfactual is its own cost: the counterfactual tier

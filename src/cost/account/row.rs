@@ -74,7 +74,7 @@ impl RequestFacts {
 impl RequestFacts {
     /// An embeddings request has no metadata: its caller is its `user`.
     pub fn read_embedding(&mut self, req: &EmbeddingRequest) {
-        self.endpoint = Some("embeddings");
+        self.endpoint = Some(super::EMBEDDINGS);
         self.caller = req.user.as_deref().map(clip);
     }
 }

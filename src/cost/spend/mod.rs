@@ -57,8 +57,7 @@ pub struct SpendRecord {
     pub upstream_ms: f64,
     pub attempts: i32,
     pub status: i32,
-    /// The API the request came in on: `chat/completions`, `messages` or `embeddings`; `None`
-    /// for a request refused before its body was read.
+    /// The API the request came in on: `chat/completions`, `messages` or `embeddings`.
     pub endpoint: Option<String>,
 }
 
