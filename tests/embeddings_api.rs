@@ -473,6 +473,28 @@ async fn virtual_keys_limits_apply() {
         .parse()
         .unwrap();
     assert!(close(spent, 40.0 * 0.02 / 1e6), "{spent}");
+
+    // A key is admitted while its period's spend and reservations leave room: the first request
+    // (40 tokens × $0.02/M = $0.0000008) spends a $0.0000001 budget, the next is refused.
+    let tiny = issue(json!({"name": "tiny", "budget_usd": 0.0000001})).await;
+    let send = |input: Value| {
+        let (url, key) = (gw.url("/v1/embeddings"), tiny.clone());
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"model": "emb", "input": input}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(send(json!([1, 2, 3])).await.status(), 200);
+    let r = send(json!("hello")).await;
+    assert_eq!(r.status(), 402);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "budget_exceeded", "{v}");
+    assert_eq!(mock.calls(), 2, "the refused request reached no upstream");
 }
 
 /// An input longer than the model's context window is refused before any call, naming `input`;
