@@ -165,6 +165,24 @@ mod tests {
         );
         fails(
             check,
+            &with_embedding("").replace(
+                "{default: t}",
+                "{default: t, rules: [{name: r, tier: emb, when: {keywords: [x]}}]}",
+            ),
+            "routing.rules[0].tier",
+            4,
+            "`emb` is an embedding model or tier; chat routing sends requests to chat tiers only (embeddings are served by POST /v1/embeddings, which names its model)",
+        );
+        fails(
+            check,
+            &with_embedding("")
+                .replace("{default: t}", "{default: t, cascade: {from: t, to: emb}}"),
+            "routing.cascade.to",
+            4,
+            "`emb` is an embedding model or tier; chat routing sends requests to chat tiers only (embeddings are served by POST /v1/embeddings, which names its model)",
+        );
+        fails(
+            check,
             &with_embedding("fallbacks: {t: [emb]}\n"),
             "fallbacks.t[0]",
             5,
