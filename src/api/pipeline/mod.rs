@@ -2,11 +2,14 @@
 //! **admit** (who is calling, what they asked for, a virtual key's rate limits), **route** (the
 //! decision and the walk it allows, within the key's tiers and models), then the key's budget
 //! reservation for that walk's worst case, **dispatch** (plain or cascade, streaming or not) and
-//! **account** (the bill, metrics, spend row, the reservation settled). A handler reads its wire format into a [`ChatRequest`], calls [`run`], and writes
-//! the [`Reply`] back in its own format; it never routes, dispatches or prices. One [`Ctx`] per
-//! request carries what the phases learn, so a new inbound format adds a translation, not a path.
+//! **account** (the bill, metrics, spend row, the reservation settled). A handler reads its wire
+//! format into a [`ChatRequest`], calls [`run`], and writes the [`Reply`] back in its own format;
+//! it never routes, dispatches or prices. Embeddings take the same phases with their own request
+//! type ([`embed`]): no routing layers, no streams, input tokens only. One [`Ctx`] per request
+//! carries what the phases learn, so a new inbound format adds a translation, not a path.
 //!
-//! Must not import a format's handler (`api::chat`, `api::messages`): they call it.
+//! Must not import a format's handler (`api::chat`, `api::messages`, `api::embeddings`): they
+//! call it.
 
 mod embed;
 mod extract;
