@@ -158,3 +158,26 @@ pub(crate) async fn read_json(resp: reqwest::Response) -> Result<Value, Provider
         ProviderError::invalid_response(format!("the provider's answer is not valid JSON: {e}"))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The config refuses an embedding model on an Anthropic provider; should one be called
+    /// anyway, the answer is the client's 400 naming `model`, with no network call.
+    #[tokio::test]
+    async fn anthropic_has_no_embeddings() {
+        let mut cfg = ProviderConfig::simulated();
+        cfg.kind = ProviderKind::Anthropic;
+        let p = Provider::build("claude", &cfg, reqwest::Client::new()).unwrap();
+        let req: EmbeddingRequest =
+            serde_json::from_value(serde_json::json!({"model": "e", "input": "x"})).unwrap();
+        let call = EmbedCall {
+            request: &req,
+            model: "claude-x",
+        };
+        let e = p.embed(&call).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadRequest);
+        assert_eq!((e.status, e.param.as_deref()), (Some(400), Some("model")));
+    }
+}
