@@ -454,11 +454,19 @@ fn summary(out: &mut dyn Write, path: &Path, gw: &Gateway) -> std::io::Result<()
             m.provider.value,
             m.model.as_ref().map_or(m.name.as_str(), |x| x.as_str())
         );
-        writeln!(
-            out,
-            "    {:<20} {:<40} ${}/M in, ${}/M out",
-            m.name, target, m.price.input, m.price.output
-        )?;
+        if m.kind == crate::config::ModelKind::Embedding {
+            writeln!(
+                out,
+                "    {:<20} {:<40} ${}/M in, embeddings",
+                m.name, target, m.price.input
+            )?;
+        } else {
+            writeln!(
+                out,
+                "    {:<20} {:<40} ${}/M in, ${}/M out",
+                m.name, target, m.price.input, m.price.output
+            )?;
+        }
     }
     writeln!(out, "  tiers")?;
     for (name, t) in &c.tiers {

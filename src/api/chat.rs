@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 
 pub async fn completions(ctx: Ctx, body: Body) -> Response {
+    let ctx = ctx.endpoint("chat/completions");
     let read = request::read(ctx.headers(), body, ctx.body_limits(), ctx.drain_started()).await;
     let req = match read {
         Ok(r) => r,

@@ -1,4 +1,4 @@
-//! The HTTP surface: OpenAI-compatible routes and Anthropic's Messages API (with and without the
+//! The HTTP surface: OpenAI-compatible routes (chat completions, embeddings, models) and Anthropic's Messages API (with and without the
 //! `/v1` prefix), health, metrics.
 //!
 //! It translates and sequences: routing decides, dispatch calls, `cost::account` prices and
@@ -12,6 +12,7 @@ mod admin_teams;
 mod auth;
 mod chat;
 mod cors;
+mod embeddings;
 mod error;
 pub mod headers;
 mod health;
@@ -218,6 +219,7 @@ pub fn router(state: AppState) -> Router {
     let gw = state.gateway();
     let api = Router::new()
         .route("/chat/completions", post(chat::completions))
+        .route("/embeddings", post(embeddings::create))
         .route("/models", get(models::list))
         .route("/models/{*id}", get(models::get))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -312,7 +314,7 @@ fn finish(app: Router<AppState>, state: AppState) -> Router {
 
 async fn not_found(uri: http::Uri) -> ApiError {
     ApiError::not_found(format!(
-        "Unknown route {}. switchyard serves POST /v1/chat/completions, POST /v1/messages, GET /v1/models, /admin/spend, /health/live, /health/ready and /metrics.",
+        "Unknown route {}. switchyard serves POST /v1/chat/completions, POST /v1/embeddings, POST /v1/messages, GET /v1/models, /admin/spend, /health/live, /health/ready and /metrics.",
         uri.path()
     ))
     .with_code("unknown_url")

@@ -1,4 +1,6 @@
 //! `GET /v1/models`: what a client may put in `model`: `auto`, each tier, each concrete model.
+//! Embedding models and tiers are listed too, their description saying so (they answer
+//! `/v1/embeddings` only).
 
 use super::AppState;
 use super::error::ApiError;
@@ -36,6 +38,11 @@ fn entry(gw: &Gateway, id: &str) -> Option<Value> {
             )
         }
         Requested::Unknown => return None,
+    };
+    let description = if gw.router.is_embedding(id) {
+        format!("embeddings: {description}")
+    } else {
+        description
     };
     Some(
         json!({"id": id, "object": "model", "created": 0, "owned_by": owner, "description": description}),

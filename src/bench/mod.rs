@@ -328,9 +328,11 @@ fn select(
         wanted.extend(list.iter().map(|m| &*m.name));
     }
     let pick_all = models.is_empty() && tiers.is_empty();
+    // Benchmarks are chat prompts: embedding models have no answer to score.
     Ok(all
         .iter()
         .filter(|n| pick_all || wanted.contains(n))
+        .filter(|n| !gw.config.is_embedding(n))
         .filter_map(|n| gw.tables.models.get(*n).cloned())
         .collect())
 }

@@ -144,6 +144,20 @@ impl Config {
         self.models.iter().find(|m| m.name == name)
     }
 
+    /// Whether `name` is an embedding model, or a tier of them (tiers do not mix kinds).
+    pub fn is_embedding(&self, name: &str) -> bool {
+        let model = |m: &str| {
+            self.model(m)
+                .is_some_and(|m| m.kind == ModelKind::Embedding)
+        };
+        model(name)
+            || self
+                .tiers
+                .get(name)
+                .and_then(|t| t.models.first())
+                .is_some_and(|m| model(&m.value))
+    }
+
     /// Every secret the config holds, so they can be scrubbed from anything shown to clients or logs.
     pub fn secrets(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();

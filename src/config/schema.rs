@@ -325,6 +325,29 @@ pub struct ModelConfig {
     /// Anthropic requires `max_tokens`; this is sent when the client gives none.
     #[serde(default)]
     pub max_output_tokens: Option<u32>,
+    /// What the model answers: chat completions (the default) or embeddings.
+    #[serde(default)]
+    pub kind: ModelKind,
+}
+
+/// `models[].kind`. An embedding model serves `POST /v1/embeddings` only; chat routing never
+/// chooses it, and its tiers hold embedding models only, since one model's vectors cannot stand in
+/// for a chat answer (nor, usually, for another embedding model's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    #[default]
+    Chat,
+    Embedding,
+}
+
+impl ModelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Chat => "chat",
+            ModelKind::Embedding => "embedding",
+        }
+    }
 }
 
 /// USD per million tokens.

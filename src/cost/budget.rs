@@ -43,6 +43,21 @@ pub fn worst_case(req: &ChatRequest, reach: &[Arc<Deployment>], answers: u32) ->
     one * f64::from(answers.max(1))
 }
 
+/// The most an embeddings request could cost on any of `reach`: its input tokens (with the same
+/// margin as a prompt's when they are text, counted exactly when they are token ids) at each
+/// deployment's input price. Embeddings have no output tokens.
+pub fn worst_case_input(tokens: u64, exact: bool, reach: &[Arc<Deployment>]) -> f64 {
+    let tokens = if exact {
+        tokens
+    } else {
+        tokens + tokens / 4 + 16
+    };
+    reach
+        .iter()
+        .map(|m| tokens as f64 * m.price.input / 1_000_000.0)
+        .fold(0.0, f64::max)
+}
+
 /// Starts each budgeted key's current period at what the spend log recorded for it, so that a
 /// restart does not hand every key a fresh budget. Keys are matched by name.
 pub async fn seed_from_log(
@@ -144,5 +159,50 @@ impl Hold {
         if let Some(s) = self.slot {
             s.release(output_tokens);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Price, ProviderConfig};
+    use crate::providers::{Provider, simulated::SimulatedProvider};
+
+    fn deployment(name: &str, input: f64) -> Arc<Deployment> {
+        let provider = Provider::Simulated(SimulatedProvider::new(&ProviderConfig::simulated()));
+        Arc::new(Deployment {
+            name: name.into(),
+            upstream: name.into(),
+            provider: Arc::new(provider),
+            provider_name: "sim".into(),
+            price: Price {
+                input,
+                output: 0.0,
+                cached_input: None,
+            },
+            context_window: None,
+            weight: 1.0,
+            rpm: None,
+            tpm: None,
+            max_output_tokens: None,
+            stream_usage: true,
+            timeout: std::time::Duration::from_secs(1),
+            idle_timeout: std::time::Duration::from_secs(1),
+        })
+    }
+
+    #[test]
+    fn an_embeddings_reservation_is_its_input_at_the_priciest_input_price() {
+        let reach = [deployment("a", 0.02), deployment("b", 0.13)];
+        // Token ids are counted exactly: 1000 × $0.13/M.
+        let exact = worst_case_input(1000, true, &reach);
+        assert!((exact - 1000.0 * 0.13 / 1e6).abs() < 1e-15, "{exact}");
+        // Text gets the prompt margin: 1000 + 250 + 16 tokens.
+        let text = worst_case_input(1000, false, &reach);
+        assert!((text - 1266.0 * 0.13 / 1e6).abs() < 1e-15, "{text}");
+        assert_eq!(
+            worst_case_input(1000, false, &[deployment("free", 0.0)]),
+            0.0
+        );
     }
 }

@@ -27,11 +27,14 @@ pub use progress::Progress;
 pub use stream::{Broken, Rest};
 pub use tables::Tables;
 
-use crate::openai::ChatRequest;
-use crate::providers::{Call, ChatResponse, ChunkStream, ErrorKind, ProviderError};
+use crate::openai::{ChatRequest, EmbeddingRequest};
+use crate::providers::{
+    Call, ChatResponse, ChunkStream, EmbedCall, EmbeddingResponse, ErrorKind, ProviderError,
+};
 use crate::routing::Decision;
 use crate::state::StateStore;
 use balance::Loads;
+use fit::Estimate;
 use futures_util::StreamExt;
 use serde_json::Value;
 use std::sync::Arc;
@@ -330,7 +333,7 @@ pub async fn chat(
     plan: &Plan,
     progress: &Progress,
 ) -> (Result<ChatResponse, ProviderError>, Outcome) {
-    walk::walk(t, req, plan, progress, |m| async move {
+    walk::walk(t, Estimate::new(req), plan, progress, |m| async move {
         let r = m.provider.chat(&call(req, &m)).await;
         if let (Ok(resp), Some(_)) = (&r, m.tpm) {
             // The prompt was counted when the call went out; the answer's tokens count now.
@@ -339,6 +342,31 @@ pub async fn chat(
         }
         r
     })
+    .await
+}
+
+/// Vectors for an embeddings request: the same walk as [`chat`] (balancing, retries, breakers,
+/// fallbacks within the plan), each attempt one embeddings call. The input's tokens count against
+/// a deployment's tpm when the call goes out; an embedding has no output tokens to add after.
+pub async fn embed(
+    t: &Tables,
+    req: &EmbeddingRequest,
+    plan: &Plan,
+    progress: &Progress,
+) -> (Result<EmbeddingResponse, ProviderError>, Outcome) {
+    walk::walk(
+        t,
+        Estimate::embedding(req),
+        plan,
+        progress,
+        |m| async move {
+            let call = EmbedCall {
+                request: req,
+                model: &m.upstream,
+            };
+            m.provider.embed(&call).await
+        },
+    )
     .await
 }
 
@@ -372,7 +400,7 @@ async fn first_chunk(
     plan: &Plan,
     progress: &Progress,
 ) -> (Result<(Value, ChunkStream), ProviderError>, Outcome) {
-    walk::walk(t, req, plan, progress, |m| async move {
+    walk::walk(t, Estimate::new(req), plan, progress, |m| async move {
         let first = async {
             let mut stream = m.provider.chat_stream(&call(req, &m)).await?;
             match stream.next().await {

@@ -6,7 +6,6 @@
 use super::fit::Estimate;
 use super::pick::{self, Pick, Tried, UNAVAILABLE_CODE, Unavailable};
 use super::{Candidate, Deployment, Hop, HopReason, Outcome, Plan, Progress, Tables};
-use crate::openai::ChatRequest;
 use crate::providers::{ErrorKind, ProviderError};
 use crate::state::{CallResult, Cooled, Ended};
 use std::future::Future;
@@ -39,7 +38,7 @@ enum TierEnd<T> {
 /// budget. `attempt` makes one upstream call to the deployment it is given.
 pub(super) async fn walk<T, F, Fut>(
     t: &Tables,
-    req: &ChatRequest,
+    est: Estimate<'_>,
     plan: &Plan,
     progress: &Progress,
     mut attempt: F,
@@ -65,7 +64,7 @@ where
         t,
         plan,
         progress,
-        est: Estimate::new(req),
+        est,
         next_tiers,
         hops: 0,
         out: Outcome {
@@ -311,16 +310,16 @@ pub(super) fn log_cooldown(deployment: &str, c: &Cooled) {
 
 fn too_long(tier: &str, pool: &[Arc<Deployment>], est: &Estimate<'_>) -> ProviderError {
     let largest = pool.iter().filter_map(|m| m.context_window).max();
+    let (tokens, what, param) = est.too_long();
     let mut e = ProviderError::new(
         ErrorKind::ContextWindow,
         format!(
-            "the prompt (about {} tokens) does not fit the context window of any deployment of tier `{tier}` (largest: {} tokens)",
-            est.prompt_tokens(),
+            "{what} (about {tokens} tokens) does not fit the context window of any deployment of tier `{tier}` (largest: {} tokens)",
             largest.map_or_else(|| "unknown".into(), |l| l.to_string())
         ),
     );
     e.code = Some("context_length_exceeded".into());
-    e.param = Some("messages".into());
+    e.param = Some(param.into());
     e
 }
 

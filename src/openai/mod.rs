@@ -3,8 +3,10 @@
 //! Only the fields switchyard acts on are typed; everything else is kept in `extra` and forwarded
 //! unchanged, so a provider feature released tomorrow passes through without a gateway upgrade.
 
+pub mod embeddings;
 mod error;
 
+pub use embeddings::EmbeddingRequest;
 pub use error::ErrorBody;
 
 use serde::{Deserialize, Serialize};

@@ -16,7 +16,7 @@ mod sse;
 pub use error::{CLASSES, ErrorClass, ErrorKind, ProviderError, retry_after};
 
 use crate::config::{ProviderConfig, ProviderKind};
-use crate::openai::{ChatRequest, Usage};
+use crate::openai::{ChatRequest, EmbeddingRequest, Usage};
 use futures_util::Stream;
 use serde_json::Value;
 use std::pin::Pin;
@@ -31,6 +31,20 @@ pub struct Call<'a> {
     pub max_output_tokens: Option<u32>,
     /// Ask for usage in the stream even when the client did not, so cost accounting is exact.
     pub stream_usage: bool,
+}
+
+/// One upstream embeddings call: the client's request, aimed at one concrete upstream model.
+pub struct EmbedCall<'a> {
+    pub request: &'a EmbeddingRequest,
+    /// The provider's model id.
+    pub model: &'a str,
+}
+
+/// An embeddings answer in OpenAI's shape (`{object: list, data: [...], usage}`).
+#[derive(Debug, Clone)]
+pub struct EmbeddingResponse {
+    pub body: Value,
+    pub usage: Option<Usage>,
 }
 
 /// A non-streaming answer, already in OpenAI's `chat.completion` shape.
@@ -84,6 +98,27 @@ impl Provider {
     }
 }
 
+impl Provider {
+    /// Vectors for the request's inputs. Anthropic's API has none: that is the client's mistake
+    /// (a 400 naming `model`), never retried elsewhere.
+    pub async fn embed(&self, call: &EmbedCall<'_>) -> Result<EmbeddingResponse, ProviderError> {
+        match self {
+            Provider::OpenAi(p) => p.embed(call).await,
+            Provider::Anthropic(_) => {
+                let mut e = ProviderError::new(
+                    ErrorKind::BadRequest,
+                    "this model's provider speaks Anthropic's API, which has no embeddings",
+                );
+                e.status = Some(400);
+                e.param = Some("model".into());
+                e.code = Some("model_not_embedding".into());
+                Err(e)
+            }
+            Provider::Simulated(p) => p.embed(call).await,
+        }
+    }
+}
+
 /// Marked sensitive so the value never shows up in debug output or logs of the request.
 pub(crate) fn secret_header(
     provider: &str,
@@ -122,4 +157,27 @@ pub(crate) async fn read_json(resp: reqwest::Response) -> Result<Value, Provider
     serde_json::from_slice(&bytes).map_err(|e| {
         ProviderError::invalid_response(format!("the provider's answer is not valid JSON: {e}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The config refuses an embedding model on an Anthropic provider; should one be called
+    /// anyway, the answer is the client's 400 naming `model`, with no network call.
+    #[tokio::test]
+    async fn anthropic_has_no_embeddings() {
+        let mut cfg = ProviderConfig::simulated();
+        cfg.kind = ProviderKind::Anthropic;
+        let p = Provider::build("claude", &cfg, reqwest::Client::new()).unwrap();
+        let req: EmbeddingRequest =
+            serde_json::from_value(serde_json::json!({"model": "e", "input": "x"})).unwrap();
+        let call = EmbedCall {
+            request: &req,
+            model: "claude-x",
+        };
+        let e = p.embed(&call).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadRequest);
+        assert_eq!((e.status, e.param.as_deref()), (Some(400), Some("model")));
+    }
 }

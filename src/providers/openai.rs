@@ -3,8 +3,8 @@
 //! fields switchyard does not know still reach the provider.
 
 use super::{
-    Call, ChatResponse, ChunkStream, DEFAULT_TIMEOUT, ProviderError, read_json, secret_header,
-    send, sse,
+    Call, ChatResponse, ChunkStream, DEFAULT_TIMEOUT, EmbedCall, EmbeddingResponse, ProviderError,
+    read_json, secret_header, send, sse,
 };
 use crate::config::{ProviderConfig, ProviderKind, StreamEndRule};
 use crate::openai::Usage;
@@ -17,6 +17,8 @@ use std::time::Duration;
 pub struct OpenAiProvider {
     http: reqwest::Client,
     url: reqwest::Url,
+    /// `…/embeddings` beside `…/chat/completions`.
+    embeddings_url: reqwest::Url,
     headers: HeaderMap,
     timeout: Duration,
     stream_usage: bool,
@@ -114,9 +116,11 @@ impl serde::Serialize for UpstreamBody<'_> {
 impl OpenAiProvider {
     pub fn new(name: &str, cfg: &ProviderConfig, http: reqwest::Client) -> Result<Self, String> {
         let (url, headers) = endpoint(name, cfg, "chat/completions")?;
+        let (embeddings_url, _) = endpoint(name, cfg, "embeddings")?;
         Ok(OpenAiProvider {
             http,
             url,
+            embeddings_url,
             headers,
             timeout: cfg.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0),
             stream_usage: cfg.stream_usage,
@@ -177,6 +181,52 @@ impl OpenAiProvider {
                 )
             })??;
         Ok(Box::pin(chunks(sse::events(resp), self.stream_end)))
+    }
+}
+
+/// The client's embeddings request as the provider receives it: `model` replaced, every other
+/// field (`encoding_format`, `dimensions`, `user`, ones switchyard does not know) as sent.
+struct EmbedBody<'a>(&'a EmbedCall<'a>);
+
+impl serde::Serialize for EmbedBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let req = self.0.request;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("model", self.0.model)?;
+        m.serialize_entry("input", &req.input)?;
+        if let Some(f) = &req.encoding_format {
+            m.serialize_entry("encoding_format", f)?;
+        }
+        if let Some(d) = req.dimensions {
+            m.serialize_entry("dimensions", &d)?;
+        }
+        if let Some(u) = &req.user {
+            m.serialize_entry("user", u)?;
+        }
+        for (k, v) in &req.extra {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl OpenAiProvider {
+    pub async fn embed(&self, call: &EmbedCall<'_>) -> Result<EmbeddingResponse, ProviderError> {
+        let req = self
+            .http
+            .post(self.embeddings_url.clone())
+            .headers(self.headers.clone())
+            .timeout(self.timeout)
+            .json(&EmbedBody(call));
+        let body = read_json(send(req).await?).await?;
+        if !body.get("data").is_some_and(Value::is_array) {
+            return Err(ProviderError::invalid_response(
+                "the provider's embeddings answer has no `data` array",
+            ));
+        }
+        let usage = body.get("usage").and_then(Usage::from_openai);
+        Ok(EmbeddingResponse { body, usage })
     }
 }
 

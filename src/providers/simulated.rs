@@ -7,7 +7,9 @@
 //! a plausible wrong answer. The draw is a hash of the seed, the model and the prompt, so a run is
 //! reproducible and a resumed run sees the same answers.
 
-use super::{Call, ChatResponse, ChunkStream, ErrorKind, ProviderError};
+use super::{
+    Call, ChatResponse, ChunkStream, EmbedCall, EmbeddingResponse, ErrorKind, ProviderError,
+};
 use crate::config::{ProviderConfig, SimulateConfig};
 use crate::openai::{Usage, unix_now};
 use futures_util::StreamExt;
@@ -193,6 +195,98 @@ impl SimulatedProvider {
     }
 }
 
+/// Vector size when the request does not ask for `dimensions`.
+pub const EMBEDDING_DIMENSIONS: u64 = 256;
+/// The largest `dimensions` the simulated provider answers (real models stop near 4096 too).
+pub const MAX_EMBEDDING_DIMENSIONS: u64 = 8192;
+
+impl SimulatedProvider {
+    /// A unit vector per input, drawn from a hash of the model and the input: the same input
+    /// always gets the same vector, different inputs almost orthogonal ones. Base64 is the
+    /// little-endian `f32`s, as OpenAI encodes them.
+    pub async fn embed(&self, call: &EmbedCall<'_>) -> Result<EmbeddingResponse, ProviderError> {
+        use crate::openai::embeddings::Inputs;
+        use base64::Engine;
+        tokio::time::sleep(self.cfg.latency.0).await;
+        self.maybe_fail()?;
+        let req = call.request;
+        let dims = req.dimensions.unwrap_or(EMBEDDING_DIMENSIONS);
+        if dims > MAX_EMBEDDING_DIMENSIONS {
+            let mut e = ProviderError::new(
+                ErrorKind::BadRequest,
+                format!(
+                    "dimensions {dims} is more than the {MAX_EMBEDDING_DIMENSIONS} this model supports"
+                ),
+            );
+            e.status = Some(400);
+            e.param = Some("dimensions".into());
+            return Err(e);
+        }
+        // (the bytes hashed, the tokens billed) per input; text at about four characters a token.
+        let items: Vec<(Vec<u8>, u64)> = match req.inputs() {
+            Inputs::Texts(t) => t
+                .iter()
+                .map(|s| (s.as_bytes().to_vec(), (s.len() as u64).div_ceil(4).max(1)))
+                .collect(),
+            Inputs::Tokens(t) => t
+                .iter()
+                .map(|ids| {
+                    let text: Vec<String> = ids.iter().map(ToString::to_string).collect();
+                    (text.join(",").into_bytes(), ids.len() as u64)
+                })
+                .collect(),
+        };
+        let mut data = Vec::with_capacity(items.len());
+        let mut tokens = 0;
+        for (i, (bytes, n)) in items.iter().enumerate() {
+            tokens += n;
+            let v = vector(call.model, bytes, dims);
+            let embedding = if req.base64() {
+                let raw: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                Value::String(base64::engine::general_purpose::STANDARD.encode(raw))
+            } else {
+                json!(v)
+            };
+            data.push(json!({"object": "embedding", "index": i, "embedding": embedding}));
+        }
+        let usage = Usage {
+            prompt_tokens: tokens,
+            completion_tokens: 0,
+            cached_tokens: 0,
+        };
+        let body = json!({
+            "object": "list",
+            "data": data,
+            "model": call.model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        });
+        Ok(EmbeddingResponse {
+            body,
+            usage: Some(usage),
+        })
+    }
+}
+
+/// `dims` components in [-1, 1], each a hash of the model, the input and its index, scaled to
+/// unit length.
+fn vector(model: &str, input: &[u8], dims: u64) -> Vec<f32> {
+    let seed = xxhash_rust::xxh3::xxh3_64(model.as_bytes());
+    let base = xxhash_rust::xxh3::xxh3_64_with_seed(input, seed);
+    let mut v: Vec<f32> = (0..dims)
+        .map(|j| {
+            let h = xxhash_rust::xxh3::xxh3_64_with_seed(&j.to_le_bytes(), base);
+            ((h >> 40) as f32 / (1u64 << 23) as f32) - 1.0
+        })
+        .collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        for x in &mut v {
+            *x /= norm;
+        }
+    }
+    v
+}
+
 /// A plausible wrong answer: another option, a number that is off, a label the task does not have,
 /// or, for a long reference (a summary), only its first third.
 fn wrong_answer(reference: &str, h: u64) -> String {
@@ -275,6 +369,66 @@ mod tests {
         assert!(
             (70..=130).contains(&right),
             "{right} of 200 right at skill 0.5"
+        );
+    }
+
+    async fn embed(p: &SimulatedProvider, body: serde_json::Value) -> Result<Value, ProviderError> {
+        let req: crate::openai::EmbeddingRequest = serde_json::from_value(body).unwrap();
+        let call = EmbedCall {
+            request: &req,
+            model: "sim-embed-1",
+        };
+        p.embed(&call).await.map(|r| r.body)
+    }
+
+    #[tokio::test]
+    async fn embeddings_are_deterministic_unit_vectors() {
+        use base64::Engine;
+        let p = provider(0.5);
+        let a = embed(
+            &p,
+            json!({"model": "e", "input": ["alpha", "beta", "alpha"]}),
+        )
+        .await
+        .unwrap();
+        let v = |i: usize| -> Vec<f64> {
+            a["data"][i]["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        };
+        assert_eq!(v(0).len() as u64, EMBEDDING_DIMENSIONS);
+        assert_eq!(v(0), v(2), "the same input, the same vector");
+        assert_ne!(v(0), v(1));
+        let norm: f64 = v(1).iter().map(|x| x * x).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "{norm}");
+        assert_eq!(a["data"][2]["index"], 2);
+        // "alpha" and "beta": two tokens at four characters a token, for each input.
+        assert_eq!(a["usage"]["prompt_tokens"], 2 + 1 + 2);
+
+        let b = embed(
+            &p,
+            json!({"model": "e", "input": [[1, 2, 3]], "dimensions": 4, "encoding_format": "base64"}),
+        )
+        .await
+        .unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b["data"][0]["embedding"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(raw.len(), 4 * 4, "four little-endian f32s");
+        assert_eq!(b["usage"]["prompt_tokens"], 3);
+
+        let e = embed(
+            &p,
+            json!({"model": "e", "input": "x", "dimensions": 100000}),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            (e.kind, e.param.as_deref()),
+            (ErrorKind::BadRequest, Some("dimensions"))
         );
     }
 

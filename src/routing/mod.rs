@@ -7,6 +7,7 @@
 //!
 //! Must not import `dispatch`, `providers`, `api` or `cost`.
 
+mod embedding;
 mod facts;
 pub mod instruction;
 pub mod learned;
@@ -14,6 +15,7 @@ mod rules;
 pub mod semantic;
 mod tier_classifier;
 
+pub use embedding::Embedding;
 pub use facts::{Caller, Facts};
 pub use learned::Learned;
 pub use rules::Rules;
@@ -134,8 +136,11 @@ pub struct Router {
     learned: Option<Arc<Learned>>,
     cascade: Option<CascadePlan>,
     tiers: Vec<Arc<str>>,
-    /// Concrete model name → the tier it is reported under (its first tier, else the default).
+    /// Concrete model name → the tier it is reported under (its first tier, else the default;
+    /// an embedding model in no tier, its own name).
     model_tiers: Vec<(Arc<str>, Arc<str>)>,
+    /// Embedding models and their tiers: never chosen for a chat request.
+    embedding: Vec<Arc<str>>,
 }
 
 impl Router {
@@ -155,11 +160,25 @@ impl Router {
                     .iter()
                     .find(|(_, t)| t.models.iter().any(|x| x.value == m.name))
                     .map_or_else(
-                        || default_tier.clone(),
+                        || {
+                            if m.kind == crate::config::ModelKind::Embedding {
+                                Arc::from(m.name.as_str())
+                            } else {
+                                default_tier.clone()
+                            }
+                        },
                         |(name, _)| Arc::from(name.as_str()),
                     );
                 (Arc::from(m.name.as_str()), tier)
             })
+            .collect();
+        let embedding = config
+            .models
+            .iter()
+            .map(|m| &m.name)
+            .chain(config.tiers.keys())
+            .filter(|n| config.is_embedding(n))
+            .map(|n| Arc::from(n.as_str()))
             .collect();
         let cascade = config.routing.cascade.as_ref().map(|c| CascadePlan {
             tiers: CascadeTiers::of(c),
@@ -174,6 +193,7 @@ impl Router {
             default_tier,
             tiers,
             model_tiers,
+            embedding,
         })
     }
 

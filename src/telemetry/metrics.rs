@@ -92,7 +92,7 @@ impl Metrics {
         };
         let requests = counter(
             "switchyard_requests_total",
-            "Chat requests answered, by the tier and model that served them and the HTTP status.",
+            "Requests answered (chat, Messages and embeddings), by the tier and model that served them and the HTTP status.",
             &["tier", "model", "status"],
         )?;
         let request_duration = histogram(
@@ -125,7 +125,7 @@ impl Metrics {
         registry.register(Box::new(retry_wait.clone()))?;
         let in_flight = IntGauge::new(
             "switchyard_in_flight_requests",
-            "Chat requests being processed now.",
+            "Requests (chat, Messages and embeddings) being processed now.",
         )?;
         registry.register(Box::new(in_flight.clone()))?;
         let tokens = counter(

@@ -10,6 +10,7 @@ mod split;
 mod vocab;
 
 use crate::openai::ChatRequest;
+use crate::openai::embeddings::{EmbeddingRequest, Inputs};
 use serde_json::Value;
 use vocab::Vocab;
 
@@ -43,6 +44,18 @@ pub fn estimate_prompt(req: &ChatRequest) -> u64 {
             total += count(&tools.to_string());
         }
         total
+    })
+}
+
+/// An embeddings request's input as (all tokens, tokens of its longest item): token ids count one
+/// each, texts as o200k counts them. Counted once per request.
+pub fn embedding_input(req: &EmbeddingRequest) -> (u64, u64) {
+    req.input_tokens.get_or_init(|| {
+        let sizes: Vec<u64> = match req.inputs() {
+            Inputs::Texts(t) => t.iter().map(|s| count(s)).collect(),
+            Inputs::Tokens(t) => t.iter().map(|ids| ids.len() as u64).collect(),
+        };
+        (sizes.iter().sum(), sizes.iter().copied().max().unwrap_or(0))
     })
 }
 

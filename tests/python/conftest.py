@@ -12,6 +12,7 @@ The binary is ``$SWITCHYARD_BIN``, by default ``target/debug/switchyard`` under 
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -19,6 +20,7 @@ import queue
 import re
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -43,6 +45,9 @@ GATEWAY_KEY = "sk-gateway-accepted-key-0b8e44"
 FAST, FAST_UPSTREAM = "fast-model", "upstream-fast-001"
 SMART, SMART_UPSTREAM = "smart-model", "upstream-smart-002"
 SLOW, SLOW_UPSTREAM = "slow-model", "upstream-slow-003"
+EMBED, EMBED_UPSTREAM = "embed-model", "upstream-embed-004"
+# Vector size the mock answers with when a request names no `dimensions`.
+EMBED_DIMENSIONS = 8
 
 # How long a gateway may take to print its listening line and to report ready.
 START_DEADLINE_S = 30.0
@@ -165,6 +170,14 @@ class _Handler(BaseHTTPRequestHandler):
         mock = self.server.mock
         body, headers = self._receive()
         try:
+            if self.command == "POST" and self.path == "/v1/embeddings":
+                action = mock._next(body.get("model") if isinstance(body, dict) else None)
+                if isinstance(action, Fail):
+                    err = _error_body(action.message, action.type, action.code, action.param)
+                    self._json(action.status, err, action.headers)
+                else:
+                    self._json(200, _embeddings(body))
+                return
             if self.command != "POST" or self.path != "/v1/chat/completions":
                 self._json(404, _error_body(f"mock: no route {self.command} {self.path}", "not_found"))
                 return
@@ -244,6 +257,33 @@ def _last_user_text(body: Any) -> str:
 
 def _error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def _embeddings(body: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's embeddings answer: vector ``i`` is ``[i, i + 0.5, ...]`` (``dimensions`` long),
+    base64-encoded little-endian float32s when asked; one token per word or token id."""
+    raw = body.get("input")
+    if isinstance(raw, str) or (isinstance(raw, list) and raw and isinstance(raw[0], int)):
+        items = [raw]
+    else:
+        items = list(raw or [])
+    dims = int(body.get("dimensions") or EMBED_DIMENSIONS)
+    data = []
+    tokens = 0
+    for i, item in enumerate(items):
+        tokens += len(item.split()) if isinstance(item, str) else len(item)
+        vector = [i + j * 0.5 for j in range(dims)]
+        if body.get("encoding_format") == "base64":
+            embedding: Any = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode()
+        else:
+            embedding = vector
+        data.append({"object": "embedding", "index": i, "embedding": embedding})
+    return {
+        "object": "list",
+        "data": data,
+        "model": body.get("model"),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
 
 
 def _completion(body: Any, reply: Reply) -> dict[str, Any]:
@@ -353,6 +393,9 @@ class MockUpstream:
     def chat_requests(self) -> list[Recorded]:
         return [r for r in self.requests() if r.path == "/v1/chat/completions"]
 
+    def embedding_requests(self) -> list[Recorded]:
+        return [r for r in self.requests() if r.path == "/v1/embeddings"]
+
     def only_chat_request(self) -> Recorded:
         calls = self.chat_requests()
         assert len(calls) == 1, f"expected exactly one upstream call, got {len(calls)}: {calls}"
@@ -427,6 +470,7 @@ models:
   - {{ name: {FAST}, provider: mock, model: {FAST_UPSTREAM}, price: {{ input: 0.15, output: 0.60 }} }}
   - {{ name: {SMART}, provider: mock, model: {SMART_UPSTREAM}, price: {{ input: 3.00, output: 15.00 }} }}
   - {{ name: {SLOW}, provider: mock-slow, model: {SLOW_UPSTREAM}, price: {{ input: 0.10, output: 0.40 }} }}
+  - {{ name: {EMBED}, provider: mock, model: {EMBED_UPSTREAM}, price: {{ input: 0.02 }}, kind: embedding }}
 
 tiers:
   cheap:  {{ models: [{FAST}], description: "routine work" }}

@@ -8,7 +8,9 @@ received.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import struct
 import threading
 import urllib.error
 import urllib.request
@@ -19,6 +21,9 @@ import pytest
 from conftest import (
     CLIENT_KEY,
     DEFAULT_USAGE,
+    EMBED,
+    EMBED_DIMENSIONS,
+    EMBED_UPSTREAM,
     FAST,
     FAST_UPSTREAM,
     GATEWAY_KEY,
@@ -35,7 +40,7 @@ from conftest import (
 )
 
 USER_ONLY = [{"role": "user", "content": "What is the capital of France?"}]
-ALL_NAMES = ["auto", "cheap", "edge", "strong", FAST, SMART, SLOW]
+ALL_NAMES = ["auto", "cheap", "edge", "strong", FAST, SMART, SLOW, EMBED]
 
 WEATHER_TOOLS = [
     {
@@ -749,9 +754,95 @@ def test_gateway_key_missing(auth_gateway, mock_upstream):
 
 def test_unsupported_endpoint_is_not_found(client, mock_upstream):
     with pytest.raises(openai.NotFoundError) as info:
-        client.embeddings.create(model="auto", input="hello")
+        client.completions.create(model="auto", prompt="hello")
     body = assert_openai_error_shape(info.value, 404, "invalid_request_error", "unknown_url")
-    assert "/v1/embeddings" in body["message"]
+    assert "/v1/completions" in body["message"]
+    assert mock_upstream.requests() == []
+
+
+# --------------------------------------------------------------------------------------------------
+# Embeddings
+# --------------------------------------------------------------------------------------------------
+
+
+def mock_vector(i: int, dims: int = EMBED_DIMENSIONS) -> list[float]:
+    """The mock's vector for input ``i`` (see ``conftest._embeddings``)."""
+    return [i + j * 0.5 for j in range(dims)]
+
+
+def test_embeddings_single_input(client, mock_upstream):
+    raw = client.embeddings.with_raw_response.create(model=EMBED, input="the quick brown fox")
+    result = raw.parse()
+    assert result.object == "list"
+    assert [d.index for d in result.data] == [0]
+    # The SDK asks for base64 on its own and decodes it: the vector arrives intact.
+    assert result.data[0].embedding == mock_vector(0)
+    assert result.usage.prompt_tokens == 4 and result.usage.total_tokens == 4
+    (call,) = mock_upstream.embedding_requests()
+    assert call.body == {"model": EMBED_UPSTREAM, "input": "the quick brown fox", "encoding_format": "base64"}
+    assert call.headers["authorization"] == f"Bearer {PROVIDER_KEY}"
+    assert raw.headers["x-switchyard-model"] == EMBED
+    assert raw.headers["x-switchyard-route"] == f"model:{EMBED}"
+    # 4 tokens at $0.02 per million, and an embedding is its own counterfactual.
+    assert raw.headers["x-switchyard-cost-usd"] == "0.0000000800"
+    assert raw.headers["x-switchyard-counterfactual-usd"] == "0.0000000800"
+    assert mock_upstream.chat_requests() == []
+
+
+def test_embeddings_batch_keeps_the_order(client, mock_upstream):
+    texts = ["one", "two words", "three more words"]
+    result = client.embeddings.create(model=EMBED, input=texts, user="batch-job")
+    assert [d.index for d in result.data] == [0, 1, 2]
+    assert [d.embedding for d in result.data] == [mock_vector(i) for i in range(3)]
+    assert result.usage.prompt_tokens == 6
+    (call,) = mock_upstream.embedding_requests()
+    assert call.body["input"] == texts
+    assert call.body["user"] == "batch-job"
+
+
+def test_embeddings_base64_when_asked(client, mock_upstream):
+    result = client.embeddings.create(model=EMBED, input=["a", "b"], encoding_format="base64")
+    # Asked for explicitly, the SDK hands the base64 text back as it came.
+    for i, d in enumerate(result.data):
+        assert isinstance(d.embedding, str)
+        decoded = list(struct.unpack(f"<{EMBED_DIMENSIONS}f", base64.b64decode(d.embedding)))
+        assert decoded == mock_vector(i)
+    (call,) = mock_upstream.embedding_requests()
+    assert call.body["encoding_format"] == "base64"
+
+
+def test_embeddings_dimensions_and_token_ids(client, mock_upstream):
+    result = client.embeddings.create(model=EMBED, input=[[1, 2, 3], [4, 5]], dimensions=3, encoding_format="float")
+    assert [d.embedding for d in result.data] == [mock_vector(0, 3), mock_vector(1, 3)]
+    assert result.usage.prompt_tokens == 5
+    (call,) = mock_upstream.embedding_requests()
+    assert call.body == {
+        "model": EMBED_UPSTREAM,
+        "input": [[1, 2, 3], [4, 5]],
+        "dimensions": 3,
+        "encoding_format": "float",
+    }
+
+
+def test_embeddings_refusals_name_the_field(client, mock_upstream):
+    with pytest.raises(openai.BadRequestError) as info:
+        client.embeddings.create(model=FAST, input="hello")
+    body = assert_openai_error_shape(info.value, 400, "invalid_request_error", "model_not_embedding")
+    assert body["param"] == "model" and EMBED in body["message"]
+    with pytest.raises(openai.NotFoundError) as info:
+        client.embeddings.create(model="text-embedding-9", input="hello")
+    body = assert_openai_error_shape(info.value, 404, "invalid_request_error", "model_not_found")
+    assert body["param"] == "model"
+    with pytest.raises(openai.BadRequestError) as info:
+        client.embeddings.create(model=EMBED, input=[])
+    assert assert_openai_error_shape(info.value, 400, "invalid_request_error", None)["param"] == "input"
+    with pytest.raises(openai.BadRequestError) as info:
+        client.embeddings.create(model=EMBED, input=["ok", 7])  # type: ignore[list-item]
+    assert assert_openai_error_shape(info.value, 400, "invalid_request_error", None)["param"] == "input[1]"
+    # And a chat request cannot name the embedding model.
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model=EMBED, messages=USER_ONLY)
+    assert assert_openai_error_shape(info.value, 400, "invalid_request_error", "model_not_chat")["param"] == "model"
     assert mock_upstream.requests() == []
 
 

@@ -36,6 +36,7 @@ fn parse(bytes: &[u8], needs_max_tokens: bool, h: &HeaderMap) -> Result<ChatRequ
 }
 
 pub async fn create(ctx: Ctx, raw: Body) -> Response {
+    let ctx = ctx.endpoint("messages");
     let read = body::read_bytes(ctx.headers(), raw, ctx.body_limits(), ctx.drain_started())
         .await
         .and_then(|b| parse(&b, true, ctx.headers()));

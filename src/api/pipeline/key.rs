@@ -64,8 +64,8 @@ impl KeyCtx {
     }
 
     /// Counts the request against the key's rpm, tpm and parallel limits; a request over one is
-    /// a 429 with `Retry-After`.
-    pub async fn admit(&mut self, req: &ChatRequest) -> Result<Hold, ApiError> {
+    /// a 429 with `Retry-After`. `prompt_tokens` is asked only when the key has a tpm limit.
+    pub async fn admit(&mut self, prompt_tokens: impl FnOnce() -> u64) -> Result<Hold, ApiError> {
         let k = &self.key;
         if k.rpm.is_none() && k.tpm.is_none() && k.max_parallel.is_none() {
             return Ok(Hold::default());
@@ -75,11 +75,7 @@ impl KeyCtx {
             tpm: k.tpm,
             max_parallel: k.max_parallel,
         };
-        let tokens = if k.tpm.is_some() {
-            crate::tokens::estimate_prompt(req)
-        } else {
-            0
-        };
+        let tokens = if k.tpm.is_some() { prompt_tokens() } else { 0 };
         let entered = self.ledger.enter(&k.id, limits, tokens).await;
         match &entered {
             Err(Refused::Parallel) => self.refused("parallel_limit"),
@@ -196,12 +192,25 @@ impl KeyCtx {
         d: &Decision,
         plan: &Plan,
     ) -> Result<Hold, ApiError> {
+        let answers = if d.cascade.is_some() { 3 } else { 1 };
+        self.reserve_worst(gw, d, plan, |reach| budget::worst_case(req, reach, answers))
+            .await
+    }
+
+    /// [`KeyCtx::reserve`] for any wire format: `worst` prices the request's worst case on the
+    /// deployments the plan can reach. Reserved against the key's budget and its team's.
+    pub async fn reserve_worst(
+        &self,
+        gw: &Gateway,
+        d: &Decision,
+        plan: &Plan,
+        worst: impl FnOnce(&[Arc<crate::dispatch::Deployment>]) -> f64,
+    ) -> Result<Hold, ApiError> {
         if self.key.budget.is_none() && self.team.is_none() {
             return Ok(Hold::default());
         }
         let reach = dispatch::reach(&gw.tables, plan, d.cascade.as_ref().map(|c| &c.to));
-        let answers = if d.cascade.is_some() { 3 } else { 1 };
-        let worst = budget::worst_case(req, &reach, answers);
+        let worst = worst(&reach);
         let mut hold = Hold::default();
         if let Some(b) = self.key.budget {
             hold.reservation = Some(self.reserve_key(b, worst).await?);

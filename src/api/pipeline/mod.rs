@@ -2,18 +2,23 @@
 //! **admit** (who is calling, what they asked for, a virtual key's rate limits), **route** (the
 //! decision and the walk it allows, within the key's tiers and models), then the key's budget
 //! reservation for that walk's worst case, **dispatch** (plain or cascade, streaming or not) and
-//! **account** (the bill, metrics, spend row, the reservation settled). A handler reads its wire format into a [`ChatRequest`], calls [`run`], and writes
-//! the [`Reply`] back in its own format; it never routes, dispatches or prices. One [`Ctx`] per
-//! request carries what the phases learn, so a new inbound format adds a translation, not a path.
+//! **account** (the bill, metrics, spend row, the reservation settled). A handler reads its wire
+//! format into a [`ChatRequest`], calls [`run`], and writes the [`Reply`] back in its own format;
+//! it never routes, dispatches or prices. Embeddings take the same phases with their own request
+//! type ([`embed`]): no routing layers, no streams, input tokens only. One [`Ctx`] per request
+//! carries what the phases learn, so a new inbound format adds a translation, not a path.
 //!
-//! Must not import a format's handler (`api::chat`, `api::messages`): they call it.
+//! Must not import a format's handler (`api::chat`, `api::messages`, `api::embeddings`): they
+//! call it.
 
 mod budget;
+mod embed;
 mod extract;
 mod feed;
 mod key;
 mod team;
 
+pub use embed::embed;
 pub use feed::{Event, Feed};
 
 use super::AppState;
@@ -120,6 +125,13 @@ impl Ctx {
         }
     }
 
+    /// Names the API the request came in on (`chat/completions`, `messages`, `embeddings`) for
+    /// its account, before the body is read.
+    pub fn endpoint(mut self, endpoint: &'static str) -> Ctx {
+        self.account.endpoint(endpoint);
+        self
+    }
+
     /// Resolves when shutdown starts, so a body still arriving stops being waited for.
     pub async fn drain_started(&self) {
         self.state.drain_started().await;
@@ -169,7 +181,8 @@ impl Ctx {
         self.account.requested_model = Some(req.model.clone());
         self.account.stream = req.is_stream();
         if let Some(k) = &mut self.key {
-            self.account.hold(k.admit(req).await?);
+            self.account
+                .hold(k.admit(|| crate::tokens::estimate_prompt(req)).await?);
         }
         Ok(())
     }
@@ -200,6 +213,17 @@ impl Ctx {
             team: k.key.team.as_deref(),
             metadata: Some(&k.key.metadata),
         });
+        if self.gw.router.is_embedding(&req.model) {
+            let e = ApiError::invalid_request(
+                format!(
+                    "`{}` is an embedding model; it answers POST /v1/embeddings, not chat requests.",
+                    req.model
+                ),
+                Some("model".into()),
+            )
+            .with_code("model_not_chat");
+            return Err(e);
+        }
         let decided = self.gw.router.decide_for(req, &self.headers, caller).await;
         let Some(mut decision) = decided else {
             return Err(unknown_model(&self.gw, &req.model));

@@ -10,6 +10,7 @@ mod cascade;
 mod deployments;
 mod embedder;
 mod fallbacks;
+mod kinds;
 mod learned;
 mod models;
 mod providers;
@@ -48,6 +49,7 @@ pub(super) fn validate(c: &Config, file: &str, text: &str) -> Result<(), ConfigE
     learned::check(c, &ck)?;
     cascade::check(c, &ck)?;
     fallbacks::check(c, &ck)?;
+    kinds::check(c, &ck)?;
     deployments::check(c, &ck)?;
     reliability::check(c, &ck)?;
     alerts::check(c, &ck)

@@ -65,6 +65,13 @@ pub(in crate::config) fn included_rules(
                 ),
             ));
         }
+        if c.is_embedding(&r.tier.value) {
+            return Err(ck.spanned(
+                &r.tier,
+                format!("{path}.tier"),
+                super::kinds::embedding_target(&r.tier.value),
+            ));
+        }
         check_condition(&r.when.value, &format!("{path}.when"), &routed_names)
             .map_err(|(p, m)| ck.spanned(&r.when, p, m))?;
     }

@@ -96,6 +96,15 @@ pub(super) fn check(c: &Config, ck: &Checker<'_>) -> Result<(), ConfigError> {
                     ),
                 ));
             }
+            if c.is_embedding(&ex.tier.value) {
+                return Err(crate::config::semantic_examples::tier_error(
+                    &shown,
+                    &text,
+                    i,
+                    ex,
+                    super::kinds::embedding_target(&ex.tier.value),
+                ));
+            }
         }
     }
     embedder::check(c, ck, &sem.embedder, "semantic")

@@ -18,7 +18,7 @@ use crate::cost::Cost;
 use crate::dispatch::Deployment;
 use crate::dispatch::{Outcome, Progress};
 use crate::gateway::Gateway;
-use crate::openai::{ChatRequest, Usage};
+use crate::openai::{ChatRequest, EmbeddingRequest, Usage};
 use crate::routing::Decision;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,6 +64,8 @@ pub struct Account {
     discarded: Vec<Bill>,
     /// The caller's key's reservation and parallel slot, settled when the account closes.
     hold: Option<crate::cost::budget::Hold>,
+    /// An embeddings request: it is its own counterfactual (see [`Account::embedding_request`]).
+    embedding: bool,
 }
 
 /// One answer paid for but not returned (a cascade's cheap answer that was escalated).
@@ -109,6 +111,9 @@ impl StreamEnd {
     }
 }
 
+/// The `endpoint` of an embeddings request's spend row.
+pub const EMBEDDINGS: &str = "embeddings";
+
 /// Status recorded for a stream the client abandoned (nginx's convention).
 pub const CLIENT_CLOSED: u16 = 499;
 
@@ -131,6 +136,7 @@ impl Account {
             cost: None,
             discarded: Vec::new(),
             hold: None,
+            embedding: false,
             request_id,
             start,
             decision: None,
@@ -188,6 +194,36 @@ impl Account {
     /// Notes the request's caller and metadata (task type, expected tier) for the account.
     pub fn request(&mut self, req: &ChatRequest) {
         self.facts.read(req, &self.gw);
+    }
+
+    /// The API the request came in on, known before its body is read (the spend row's
+    /// `endpoint`, also for a body that is refused).
+    pub fn endpoint(&mut self, endpoint: &'static str) {
+        self.facts.endpoint = Some(endpoint);
+        self.embedding = endpoint == EMBEDDINGS;
+    }
+
+    /// Notes an embeddings request. Its counterfactual is its own cost: the counterfactual tier
+    /// is a chat tier, which cannot produce vectors, and no other embedding model's vectors are
+    /// a substitute for the ones asked for, so there is no cheaper or dearer way it could have
+    /// been served and nothing routing saved.
+    pub fn embedding_request(&mut self, req: &EmbeddingRequest) {
+        self.embedding = true;
+        self.requested_model = Some(req.model.clone());
+        self.facts.read_embedding(req);
+    }
+
+    /// An embeddings answer: its usage, or, when the provider reported none, `input_tokens`
+    /// (switchyard's count of the input).
+    pub fn answered_embedding(&mut self, usage: Option<Usage>, input_tokens: u64) {
+        self.answered = true;
+        self.usage = usage;
+        if usage.is_none() {
+            self.facts.estimated = Some(Usage {
+                prompt_tokens: input_tokens,
+                ..Usage::default()
+            });
+        }
     }
 
     /// A non-streaming answer: its usage, or, when the provider reported none, an estimate.
@@ -402,7 +438,7 @@ impl Account {
                 &price,
                 self.tier.as_deref(),
                 self.model.as_deref(),
-                self.gw.counterfactual.as_ref(),
+                self.gw.counterfactual.as_ref().filter(|_| !self.embedding),
             )
         });
         // Metrics carry each model's own share; the request's cost (headers, log, spend log)
@@ -478,7 +514,12 @@ impl Account {
             estimated_reason,
             stream_end,
             error,
-            "chat completion"
+            "{}",
+            if self.embedding {
+                "embeddings"
+            } else {
+                "chat completion"
+            }
         );
         if let Some(log) = self.sinks.spend_log() {
             log.append(row::spend_record(

@@ -4,7 +4,7 @@
 use super::Account;
 use crate::cost::spend::SpendRecord;
 use crate::gateway::Gateway;
-use crate::openai::{ChatRequest, Usage};
+use crate::openai::{ChatRequest, EmbeddingRequest, Usage};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,6 +27,8 @@ pub struct RequestFacts {
     pub expected_tier: Option<Arc<str>>,
     /// Usage counted locally for a non-streaming answer without usage.
     pub estimated: Option<Usage>,
+    /// The API the request came in on (the spend row's `endpoint`).
+    pub endpoint: Option<&'static str>,
 }
 
 fn clip(s: &str) -> String {
@@ -48,6 +50,11 @@ impl RequestFacts {
     }
 
     pub fn read(&mut self, req: &ChatRequest, gw: &Gateway) {
+        self.endpoint = Some(if req.anthropic.is_some() {
+            "messages"
+        } else {
+            "chat/completions"
+        });
         self.task_type = req.metadata_str("task_type").map(clip);
         self.caller = req
             .extra
@@ -61,6 +68,14 @@ impl RequestFacts {
                 .get_key_value(t)
                 .map_or_else(|| Arc::from(UNKNOWN_TIER), |(k, _)| k.clone())
         });
+    }
+}
+
+impl RequestFacts {
+    /// An embeddings request has no metadata: its caller is its `user`.
+    pub fn read_embedding(&mut self, req: &EmbeddingRequest) {
+        self.endpoint = Some(super::EMBEDDINGS);
+        self.caller = req.user.as_deref().map(clip);
     }
 }
 
@@ -119,6 +134,7 @@ pub(super) fn spend_record(
         upstream_ms: ms(upstream),
         attempts: i32::try_from(rec.attempts).unwrap_or(i32::MAX),
         status: i32::from(status),
+        endpoint: f.endpoint.map(str::to_string),
     }
 }
 

@@ -57,6 +57,8 @@ pub struct SpendRecord {
     pub upstream_ms: f64,
     pub attempts: i32,
     pub status: i32,
+    /// The API the request came in on: `chat/completions`, `messages` or `embeddings`.
+    pub endpoint: Option<String>,
 }
 
 /// Attempts per batch before its rows are dropped, and the pause before each retry.

@@ -23,6 +23,7 @@ const ADDED_COLUMNS: &[(&str, &str)] = &[
     ("stream_end", "TEXT"),
     ("key_name", "TEXT"),
     ("team", "TEXT"),
+    ("endpoint", "TEXT"),
 ];
 
 impl Store {
@@ -64,7 +65,8 @@ impl Store {
                 attempts INTEGER NOT NULL,
                 status INTEGER NOT NULL,
                 key_name TEXT,
-                team TEXT
+                team TEXT,
+                endpoint TEXT
             )"
         );
         let index = format!("CREATE INDEX IF NOT EXISTS {table}_unix_ms ON {table} (unix_ms)");
@@ -96,7 +98,7 @@ impl Store {
             "INSERT INTO {table} (unix_ms, request_id, api_key, caller, task_type, tier, model, \
              deployment, route_layer, route, stream, stream_end, prompt_tokens, completion_tokens, cached_tokens, \
              cost_usd, counterfactual_usd, cost_estimated, latency_ms, upstream_ms, attempts, status, \
-             key_name, team) "
+             key_name, team, endpoint) "
         );
         // The same binding code for both databases; only the builder's type differs.
         macro_rules! run {
@@ -126,7 +128,8 @@ impl Store {
                         .push_bind(r.attempts)
                         .push_bind(r.status)
                         .push_bind(&r.key_name)
-                        .push_bind(&r.team);
+                        .push_bind(&r.team)
+                        .push_bind(&r.endpoint);
                 });
                 let mut tx = $pool.begin().await?;
                 qb.build().execute(&mut *tx).await?;

@@ -112,11 +112,17 @@ impl Mapper<'_> {
         let mode = d.info.mode.as_ref().map(|m| m.value.as_str());
         match mode {
             None | Some("chat") => {}
+            Some("embedding") => {
+                return Some((
+                    "mode `embedding`".into(),
+                    "model_info.mode `embedding`: the import carries chat deployments only; the deployment is not imported (add it by hand as a model with `kind: embedding`, which POST /v1/embeddings serves)".into(),
+                ));
+            }
             Some(m) => {
                 return Some((
                     format!("mode `{m}`"),
                     format!(
-                        "model_info.mode `{m}`: switchyard serves chat completions only; the deployment is not imported"
+                        "model_info.mode `{m}`: switchyard serves chat completions and embeddings only; the deployment is not imported"
                     ),
                 ));
             }
@@ -126,7 +132,7 @@ impl Mapper<'_> {
             return Some((
                 "an embedding model".into(),
                 format!(
-                    "`{}` looks like an embedding model (no model_info.mode says otherwise): switchyard serves chat completions only; the deployment is not imported",
+                    "`{}` looks like an embedding model (no model_info.mode says otherwise): the import carries chat deployments only; the deployment is not imported (add it by hand as a model with `kind: embedding`)",
                     d.model.value
                 ),
             ));
